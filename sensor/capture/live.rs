@@ -1,0 +1,1 @@
+//! Live capture through libpcap. (Being written.)

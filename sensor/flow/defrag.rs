@@ -1,0 +1,1 @@
+//! IP fragment reassembly. (Being written.)

@@ -1,0 +1,1 @@
+//! Host inventory and verdicts. (Being written.)

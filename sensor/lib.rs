@@ -1,0 +1,30 @@
+//! ksensor: a passive sensor that finds hosts running Kaspersky antivirus.
+//!
+//! The pipeline is a chain of stages, each a module with one job:
+//!
+//! ```text
+//! capture ─► decode ─► flow (defrag, TCP reassembly, flow table) ─► proto (dns, tls, http, quic)
+//!         ─► rules (name matching) ─► inventory (hosts, verdicts) ─► output / metrics
+//! ```
+//!
+//! * [`capture`] turns files or interfaces into timestamped packets ([`capture::PacketSource`]).
+//! * [`decode`] walks link, IP and tunnel headers of one packet without copying it.
+//! * [`flow`] owns per-worker state: IP fragments, TCP streams, QUIC Initial buffers.
+//! * [`proto`] holds the pure parsers: bytes in, names out; they never format output.
+//! * [`rules`] loads rule files and matches names at label boundaries.
+//! * [`inventory`] accumulates per-host evidence and decides verdicts.
+//! * [`pipeline`] wires the stages on one or several cores.
+//! * [`output`] and [`metrics`] write events, reports and Prometheus metrics; they never parse.
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod inventory;
+pub mod metrics;
+pub mod output;
+pub mod pipeline;
+pub mod proto;
+pub mod reason;
+pub mod rules;
+pub mod time;

@@ -1,0 +1,1 @@
+//! Counters and Prometheus exposition. (Being written.)

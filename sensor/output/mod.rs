@@ -1,0 +1,1 @@
+//! Events, reports and summaries. (Being written.)

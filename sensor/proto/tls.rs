@@ -1,0 +1,1 @@
+//! TLS ClientHello SNI. (Being written.)

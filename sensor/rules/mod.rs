@@ -1,0 +1,1 @@
+//! Rules: which names are Kaspersky infrastructure. (Being written.)
