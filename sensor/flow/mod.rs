@@ -1,4 +1,319 @@
-//! Flow stage: per-worker flow table, IP defragmentation and TCP stream reassembly.
+//! Flow stage: per-worker flow table, IP defragmentation, TCP stream reassembly, and the choice
+//! of parser for each datagram or stream.
+//!
+//! Contract: [`FlowEngine::on_packet`] takes one decoded packet (borrowed) and reports what it
+//! finds through an [`Emitter`]. All state is owned by the engine (one per worker, nothing
+//! shared) and bounded by named caps: flows ([`MAX_FLOWS_PER_WORKER`]), IP fragments
+//! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
+//! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
+//! packets cost one table lookup.
 
 pub mod defrag;
+pub mod emit;
 pub mod reassembly;
+pub mod table;
+pub mod tcp;
+pub mod udp;
+
+use std::time::Duration;
+
+use crate::decode::{self, Decoded, L4};
+use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
+use crate::proto::dns::{self, DnsSkip};
+use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
+use crate::proto::tls::ClientHelloOutcome;
+use crate::reason::ReasonCounts;
+use crate::time::Timestamp;
+
+use defrag::{DefragOutcome, DefragSkip, Defragmenter};
+use emit::Emitter;
+use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
+use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
+use udp::Scratch;
+
+/// Flows tracked per worker. The enterprise profile keeps ~20 000 flows open at once; a busy
+/// span port a few hundred thousand. 2^18 entries of ~100 bytes (bypassed flows hold no
+/// buffers) stay under ~60 MB per worker even when full.
+pub const MAX_FLOWS_PER_WORKER: usize = 1 << 18;
+/// A bypassed flow is forgotten after this much silence; if it speaks again it is picked up
+/// mid-stream and bypassed again after a few segments.
+pub const BYPASSED_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A flow that saw FIN or RST lingers this long to absorb retransmissions.
+pub const CLOSED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A QUIC connection has this long to complete its ClientHello (clients retransmit Initials
+/// within a second or two).
+pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the table holds for a flow.
+pub enum FlowState {
+    Tcp(Box<TcpFlow>),
+    Quic(Box<InitialState>),
+    /// Nothing more to learn from this flow.
+    Bypassed { closed: bool },
+}
+
+/// A flow table entry.
+pub struct Flow {
+    pub last_seen: Timestamp,
+    pub state: FlowState,
+}
+
+impl FlowEntry for Flow {
+    fn last_seen(&self) -> Timestamp {
+        self.last_seen
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        match self.state {
+            FlowState::Tcp(_) => tcp::ACTIVE_IDLE_TIMEOUT,
+            FlowState::Quic(_) => QUIC_IDLE_TIMEOUT,
+            FlowState::Bypassed { closed: false } => BYPASSED_IDLE_TIMEOUT,
+            FlowState::Bypassed { closed: true } => CLOSED_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Everything the flow stage counts.
+#[derive(Clone, Debug, Default)]
+pub struct FlowCounters {
+    pub table: TableCounters,
+    pub tcp: ReasonCounts<TcpSkip>,
+    pub dns: ReasonCounts<DnsSkip>,
+    pub quic: ReasonCounts<QuicSkip>,
+    pub defrag: ReasonCounts<DefragSkip>,
+    /// Datagrams rebuilt from fragments.
+    pub reassembled_datagrams: u64,
+    /// TCP/UDP checksums found wrong (parsed anyway: capture-host offloading produces them).
+    pub bad_checksums: u64,
+    /// Packets of bypassed flows (the fast path).
+    pub bypassed_packets: u64,
+    /// Flows that went to the bypass state.
+    pub flows_bypassed: u64,
+    /// Packets handled by a parser.
+    pub parsed_packets: u64,
+}
+
+impl FlowCounters {
+    pub fn merge(&mut self, o: &FlowCounters) {
+        self.table.created += o.table.created;
+        self.table.expired += o.table.expired;
+        self.table.evicted_under_pressure += o.table.evicted_under_pressure;
+        self.table.refused_table_full += o.table.refused_table_full;
+        self.tcp.merge(&o.tcp);
+        self.dns.merge(&o.dns);
+        self.quic.merge(&o.quic);
+        self.defrag.merge(&o.defrag);
+        self.reassembled_datagrams += o.reassembled_datagrams;
+        self.bad_checksums += o.bad_checksums;
+        self.bypassed_packets += o.bypassed_packets;
+        self.flows_bypassed += o.flows_bypassed;
+        self.parsed_packets += o.parsed_packets;
+    }
+}
+
+/// Gauges of the state a worker holds now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowGauges {
+    pub flows: usize,
+    pub fragments_in_flight: usize,
+    pub buffered_fragment_bytes: usize,
+}
+
+/// One worker's flow stage.
+pub struct FlowEngine {
+    table: FlowTable<Flow>,
+    defrag: Defragmenter,
+    scratch: Scratch,
+    pub counters: FlowCounters,
+}
+
+impl Default for FlowEngine {
+    fn default() -> Self {
+        Self::new(MAX_FLOWS_PER_WORKER)
+    }
+}
+
+impl FlowEngine {
+    pub fn new(max_flows: usize) -> Self {
+        FlowEngine {
+            table: FlowTable::new(max_flows),
+            defrag: Defragmenter::new(),
+            scratch: Scratch::default(),
+            counters: FlowCounters::default(),
+        }
+    }
+
+    pub fn gauges(&self) -> FlowGauges {
+        FlowGauges {
+            flows: self.table.len(),
+            fragments_in_flight: self.defrag.in_flight(),
+            buffered_fragment_bytes: self.defrag.buffered_bytes(),
+        }
+    }
+
+    /// Advances the capture clock: expires idle flows and fragments.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.table.tick(now);
+        self.defrag.expire(now);
+    }
+
+    /// Handles one decoded packet captured at `now`.
+    pub fn on_packet(&mut self, d: &Decoded<'_>, now: Timestamp, emit: &mut Emitter<'_>) {
+        let FlowEngine { table, defrag, scratch, counters } = self;
+        if let L4::Fragment(frag) = &d.l4 {
+            match defrag.push(now, d.ip.src, d.ip.dst, frag) {
+                DefragOutcome::Incomplete => {}
+                DefragOutcome::Dropped(reason) => counters.defrag.incr(reason),
+                DefragOutcome::Complete { proto, payload } => {
+                    counters.reassembled_datagrams += 1;
+                    match decode::decode_ip_payload(d, d.ip.src, d.ip.dst, proto, payload) {
+                        // A fragment of a fragment cannot happen: reassembly removed it.
+                        Ok(inner) if !matches!(inner.l4, L4::Fragment(_)) => {
+                            on_transport(table, scratch, counters, &inner, now, false, emit)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            return;
+        }
+        on_transport(table, scratch, counters, d, now, true, emit);
+    }
+
+    /// Counters to publish; the state stays.
+    pub fn take_counters(&mut self) -> FlowCounters {
+        self.counters.table = std::mem::take(&mut self.table.counters);
+        std::mem::take(&mut self.counters)
+    }
+}
+
+fn on_transport(
+    table: &mut FlowTable<Flow>,
+    scratch: &mut Scratch,
+    counters: &mut FlowCounters,
+    d: &Decoded<'_>,
+    now: Timestamp,
+    checksum_checkable: bool,
+    emit: &mut Emitter<'_>,
+) {
+    match &d.l4 {
+        L4::Tcp(seg) => {
+            let src = Endpoint { ip: d.ip.src, port: seg.src_port };
+            let dst = Endpoint { ip: d.ip.dst, port: seg.dst_port };
+            let (key, side) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 6);
+            let closing = seg.flags & (decode::TcpSegment::FIN | decode::TcpSegment::RST) != 0;
+            let flow = match table.get_mut(&key, now) {
+                Some(flow) => flow,
+                None => {
+                    // Pure ACKs of a flow we don't know carry nothing: no state for them.
+                    let opens = seg.flags & decode::TcpSegment::SYN != 0;
+                    if !opens && seg.payload.is_empty() {
+                        return;
+                    }
+                    let fresh = Flow { last_seen: now, state: FlowState::Tcp(Box::default()) };
+                    match table.insert(key, fresh, now) {
+                        Some(flow) => flow,
+                        None => return,
+                    }
+                }
+            };
+            flow.last_seen = now;
+            match &mut flow.state {
+                FlowState::Bypassed { closed } => {
+                    counters.bypassed_packets += 1;
+                    *closed |= closing;
+                }
+                FlowState::Tcp(tcp) => {
+                    if !seg.payload.is_empty() {
+                        counters.parsed_packets += 1;
+                        if checksum_checkable && decode::transport_checksum_ok(d) == Some(false) {
+                            counters.bad_checksums += 1;
+                        }
+                    }
+                    let mut cx = SegmentCtx { side, src, dst, scratch, skips: &mut counters.tcp };
+                    tcp.on_segment(seg, &mut cx, emit);
+                    if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
+                        flow.state = FlowState::Bypassed { closed: closing };
+                        counters.flows_bypassed += 1;
+                    }
+                }
+                FlowState::Quic(_) => {}
+            }
+        }
+        L4::Udp(dgram) => {
+            let src = Endpoint { ip: d.ip.src, port: dgram.src_port };
+            let dst = Endpoint { ip: d.ip.dst, port: dgram.dst_port };
+            if dns::is_dns_port(src.port) || dns::is_dns_port(dst.port) {
+                counters.parsed_packets += 1;
+                if checksum_checkable && decode::transport_checksum_ok(d) == Some(false) {
+                    counters.bad_checksums += 1;
+                }
+                let parsed = dns::parse_message(dgram.payload, &mut scratch.dns.message);
+                if let Err(reason) = parsed {
+                    counters.dns.incr(reason);
+                }
+                udp::emit_dns(scratch, src, dst, 17, emit);
+                return;
+            }
+            if KSC_UDP_PORTS.contains(&dst.port) {
+                emit.ksc_contact(src, dst, true);
+            }
+            if quic::looks_like_initial(dgram.payload) {
+                on_quic(table, counters, src, dst, dgram.payload, now, emit);
+            }
+        }
+        L4::Fragment(_) | L4::Other { .. } => {}
+    }
+}
+
+fn on_quic(
+    table: &mut FlowTable<Flow>,
+    counters: &mut FlowCounters,
+    src: Endpoint,
+    dst: Endpoint,
+    payload: &[u8],
+    now: Timestamp,
+    emit: &mut Emitter<'_>,
+) {
+    let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 17);
+    let flow = match table.get_mut(&key, now) {
+        Some(flow) => flow,
+        None => {
+            let fresh = Flow { last_seen: now, state: FlowState::Quic(Box::default()) };
+            match table.insert(key, fresh, now) {
+                Some(flow) => flow,
+                None => return,
+            }
+        }
+    };
+    flow.last_seen = now;
+    let FlowState::Quic(state) = &mut flow.state else {
+        counters.bypassed_packets += 1;
+        return;
+    };
+    counters.parsed_packets += 1;
+    let finished = match state.process_datagram(payload) {
+        QuicOutcome::ClientHello(outcome) => {
+            match outcome {
+                ClientHelloOutcome::Sni { name, .. } => {
+                    emit.name(name, NameSource::QuicSni, src, dst, &[], None)
+                }
+                ClientHelloOutcome::NoSni { ech } => {
+                    let reason = if ech { NamelessReason::TlsEch } else { NamelessReason::TlsNoSni };
+                    emit.nameless(src, dst, reason);
+                }
+                _ => emit.nameless(src, dst, NamelessReason::TlsNoSni),
+            }
+            true
+        }
+        QuicOutcome::Failed(reason) => {
+            counters.quic.incr(reason);
+            true
+        }
+        _ => false,
+    };
+    if finished {
+        flow.state = FlowState::Bypassed { closed: false };
+        counters.flows_bypassed += 1;
+    }
+}

@@ -1,0 +1,152 @@
+//! Where the flow stage puts what it finds.
+
+use std::net::IpAddr;
+
+use crate::pipeline::observation::{
+    Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
+    PacketContext,
+};
+use crate::proto::http::UpdateMagic;
+use crate::proto::{HostName, NameKind};
+use crate::rules::RuleSet;
+
+/// Names extracted per kind, and detections, counted by the worker.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameCounters {
+    /// Indexed like [`NameKind::ALL`].
+    pub extracted: [u64; 4],
+    /// Names that matched a rule, per kind.
+    pub matched: [u64; 4],
+}
+
+impl NameCounters {
+    pub fn merge(&mut self, other: &NameCounters) {
+        for (a, b) in self.extracted.iter_mut().zip(other.extracted) {
+            *a += b;
+        }
+        for (a, b) in self.matched.iter_mut().zip(other.matched) {
+            *a += b;
+        }
+    }
+}
+
+fn kind_index(kind: NameKind) -> usize {
+    match kind {
+        NameKind::Dns => 0,
+        NameKind::Tls => 1,
+        NameKind::Quic => 2,
+        NameKind::Http => 3,
+    }
+}
+
+/// Collects observations of one packet: matches names against the rules, numbers observations
+/// in packet order, and drops unmatched names unless every name is wanted.
+pub struct Emitter<'a> {
+    pub rules: &'a RuleSet,
+    pub all_names: bool,
+    pub packet: u64,
+    pub ctx: PacketContext,
+    pub out: &'a mut Vec<Observed>,
+    pub names: &'a mut NameCounters,
+    /// Sender of the packet and the MACs of its frame: the client MAC is the source MAC when
+    /// the client sent the packet, the destination MAC otherwise.
+    sender: IpAddr,
+    src_mac: Option<[u8; 6]>,
+    dst_mac: Option<[u8; 6]>,
+    sub: u32,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(
+        rules: &'a RuleSet,
+        all_names: bool,
+        packet: u64,
+        ctx: PacketContext,
+        out: &'a mut Vec<Observed>,
+        names: &'a mut NameCounters,
+        sender: IpAddr,
+        src_mac: Option<[u8; 6]>,
+        dst_mac: Option<[u8; 6]>,
+    ) -> Self {
+        Emitter { rules, all_names, packet, ctx, out, names, sender, src_mac, dst_mac, sub: 0 }
+    }
+
+    fn push(&mut self, client: Endpoint, what: Observation) {
+        let order = ObsOrder { packet: self.packet, sub: self.sub };
+        self.sub = self.sub.saturating_add(1);
+        let mut ctx = self.ctx;
+        ctx.client_mac = if client.ip == self.sender { self.src_mac } else { self.dst_mac };
+        self.out.push(Observed { order, ctx, what });
+    }
+
+    /// Whether `name` matches a rule (without emitting anything).
+    pub fn is_detection(&self, name: &HostName) -> bool {
+        self.rules.lookup(name).is_some()
+    }
+
+    /// A name was seen; `answers`/`ttl` only for DNS responses.
+    pub fn name(
+        &mut self,
+        name: HostName,
+        source: NameSource,
+        client: Endpoint,
+        server: Endpoint,
+        answers: &[IpAddr],
+        ttl: Option<u32>,
+    ) {
+        let rule = self.rules.lookup(&name);
+        let k = kind_index(source.kind());
+        if let Some(slot) = self.names.extracted.get_mut(k) {
+            *slot += 1;
+        }
+        if rule.is_some() {
+            if let Some(slot) = self.names.matched.get_mut(k) {
+                *slot += 1;
+            }
+        } else if !self.all_names {
+            return;
+        }
+        self.push(client, Observation::Name(NameSighting {
+            name,
+            source,
+            client,
+            server,
+            rule,
+            answers: answers.to_vec(),
+            ttl,
+        }));
+    }
+
+    /// Addresses answered for a matched name whose query was already reported.
+    pub fn dns_answer(
+        &mut self,
+        name: HostName,
+        client: Endpoint,
+        server: Endpoint,
+        answers: &[IpAddr],
+        ttl: Option<u32>,
+    ) {
+        if let Some(rule) = self.rules.lookup(&name) {
+            let answers = answers.to_vec();
+            self.push(client, Observation::DnsAnswer { name, rule, client, server, answers, ttl });
+        }
+    }
+
+    pub fn nameless(&mut self, client: Endpoint, server: Endpoint, reason: NamelessReason) {
+        self.push(client, Observation::Nameless { client, server, reason });
+    }
+
+    pub fn ksc_contact(&mut self, client: Endpoint, server: Endpoint, udp: bool) {
+        self.push(client, Observation::KscContact { client, server, udp });
+    }
+
+    pub fn update_payload(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        magic: UpdateMagic,
+        host: Option<HostName>,
+    ) {
+        self.push(client, Observation::UpdatePayload { client, server, magic, host });
+    }
+}

@@ -1,0 +1,257 @@
+//! The per-worker flow table.
+//!
+//! Contract: maps a direction-independent [`FlowKey`] to a value, remembers when each flow was
+//! last seen, expires idle flows as capture time advances and never holds more than its
+//! capacity. Expiry sweeps run at most once per [`SWEEP_INTERVAL`] of capture time, so their cost
+//! is spread over the packets of that interval. When the table is full, flows idle for longer
+//! than [`PRESSURE_IDLE`] are evicted first, then (if still full) the new flow is refused and
+//! counted: a flood of new flows can never push memory past the cap.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+/// How often (in capture time) idle flows are swept out.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Under pressure (table full), flows idle this long are evicted before a new one is refused.
+/// A TCP handshake completes well within a second on any network a span port watches.
+pub const PRESSURE_IDLE: Duration = Duration::from_secs(2);
+
+/// Which endpoint of a [`FlowKey`] sent a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The endpoint with the lower (address, port).
+    Lo,
+    Hi,
+}
+
+impl Side {
+    pub fn index(self) -> usize {
+        match self {
+            Side::Lo => 0,
+            Side::Hi => 1,
+        }
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::Lo => Side::Hi,
+            Side::Hi => Side::Lo,
+        }
+    }
+}
+
+/// A flow's identity, the same whichever side sent the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo_ip: [u8; 16],
+    hi_ip: [u8; 16],
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+impl FlowKey {
+    /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
+    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, Side) {
+        let (s, d) = (ip_bytes(src), ip_bytes(dst));
+        if (s, sport) <= (d, dport) {
+            (FlowKey { lo_ip: s, hi_ip: d, lo_port: sport, hi_port: dport, proto }, Side::Lo)
+        } else {
+            (FlowKey { lo_ip: d, hi_ip: s, lo_port: dport, hi_port: sport, proto }, Side::Hi)
+        }
+    }
+}
+
+/// A hash of the address pair that is the same for both directions. Workers are chosen by it;
+/// ports are left out so that every fragment of a datagram (only the first carries ports) and
+/// every flow between two hosts reach the same worker.
+pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
+    let (a, b) = (ip_bytes(a), ip_bytes(b));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    foldhash::fast::FixedState::with_seed(0x6b73_656e_736f_7221).hash_one((lo, hi))
+}
+
+/// The worker, out of `workers`, that handles packets between `a` and `b`.
+pub fn worker_for(a: IpAddr, b: IpAddr, workers: usize) -> usize {
+    (symmetric_hash(a, b) % workers.max(1) as u64) as usize
+}
+
+/// What the table needs to know about a stored value.
+pub trait FlowEntry {
+    fn last_seen(&self) -> Timestamp;
+    /// How long this flow may stay idle before it is expired (depends on its state).
+    fn idle_timeout(&self) -> Duration;
+}
+
+/// Counters of the table's decisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounters {
+    pub created: u64,
+    pub expired: u64,
+    pub evicted_under_pressure: u64,
+    pub refused_table_full: u64,
+}
+
+/// A bounded flow table. Iteration order is fixed by a fixed hash seed, so that sweeps and
+/// evictions are reproducible from run to run.
+pub struct FlowTable<V> {
+    map: HashMap<FlowKey, V, foldhash::fast::FixedState>,
+    capacity: usize,
+    last_sweep: Timestamp,
+    pub counters: TableCounters,
+}
+
+impl<V: FlowEntry> FlowTable<V> {
+    pub fn new(capacity: usize) -> Self {
+        FlowTable {
+            map: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x666c_6f77)),
+            capacity: capacity.max(1),
+            last_sweep: Timestamp::ZERO,
+            counters: TableCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The live flow for `key`. A flow idle past its timeout counts as gone even before a sweep
+    /// removes it, so that results do not depend on when sweeps happen to run.
+    pub fn get_mut(&mut self, key: &FlowKey, now: Timestamp) -> Option<&mut V> {
+        let expired = match self.map.get(key) {
+            None => return None,
+            Some(v) => now.saturating_sub(v.last_seen()) >= v.idle_timeout(),
+        };
+        if expired {
+            self.map.remove(key);
+            self.counters.expired += 1;
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
+        self.map.remove(key)
+    }
+
+    /// Inserts a new flow, making room if needed. Returns `None` (counted) when the table is
+    /// full of recently active flows.
+    pub fn insert(&mut self, key: FlowKey, value: V, now: Timestamp) -> Option<&mut V> {
+        if self.map.len() >= self.capacity {
+            self.sweep_with(now, |_| PRESSURE_IDLE);
+            if self.map.len() >= self.capacity {
+                self.counters.refused_table_full += 1;
+                return None;
+            }
+        }
+        self.counters.created += 1;
+        Some(self.map.entry(key).insert_entry(value).into_mut())
+    }
+
+    /// Expires idle flows if a sweep interval of capture time has passed since the last sweep.
+    /// Call once per packet (or batch) with the capture clock.
+    pub fn tick(&mut self, now: Timestamp) {
+        if now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL {
+            self.last_sweep = now;
+            let before = self.map.len();
+            self.map.retain(|_, v| now.saturating_sub(v.last_seen()) < v.idle_timeout());
+            self.counters.expired += (before - self.map.len()) as u64;
+        }
+    }
+
+    fn sweep_with(&mut self, now: Timestamp, limit: impl Fn(&V) -> Duration) {
+        let before = self.map.len();
+        self.map.retain(|_, v| now.saturating_sub(v.last_seen()) < limit(v).min(v.idle_timeout()));
+        self.counters.evicted_under_pressure += (before - self.map.len()) as u64;
+    }
+
+    /// Removes every flow (end of input), returning how many there were.
+    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, V)> + '_ {
+        self.map.drain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    struct F(Timestamp);
+    impl FlowEntry for F {
+        fn last_seen(&self) -> Timestamp {
+            self.0
+        }
+        fn idle_timeout(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+    }
+
+    #[test]
+    fn key_is_direction_independent() {
+        let (k1, s1) = FlowKey::new(ip(1), 40000, ip(2), 443, 6);
+        let (k2, s2) = FlowKey::new(ip(2), 443, ip(1), 40000, 6);
+        assert_eq!(k1, k2);
+        assert_eq!(s1, Side::Lo);
+        assert_eq!(s2, Side::Hi);
+        assert_eq!(symmetric_hash(ip(1), ip(2)), symmetric_hash(ip(2), ip(1)));
+        let (k3, _) = FlowKey::new(ip(1), 40001, ip(2), 443, 6);
+        assert_ne!(k1, k3);
+    }
+
+    #[test]
+    fn full_table_refuses_then_evicts_idle() {
+        let mut t = FlowTable::new(2);
+        let t0 = Timestamp::from_secs_nanos(100, 0);
+        for port in 1..=2 {
+            let (k, _) = FlowKey::new(ip(1), port, ip(2), 80, 6);
+            assert!(t.insert(k, F(t0), t0).is_some());
+        }
+        let (k3, _) = FlowKey::new(ip(1), 3, ip(2), 80, 6);
+        assert!(t.insert(k3, F(t0), t0).is_none());
+        assert_eq!(t.counters.refused_table_full, 1);
+        assert_eq!(t.len(), 2);
+        // Three seconds later both old flows are idle past PRESSURE_IDLE and make room.
+        let t1 = t0.saturating_add(Duration::from_secs(3));
+        assert!(t.insert(k3, F(t1), t1).is_some());
+        assert_eq!(t.counters.evicted_under_pressure, 2);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn tick_expires_only_idle_flows() {
+        let mut t = FlowTable::new(10);
+        let t0 = Timestamp::from_secs_nanos(1000, 0);
+        let (old, _) = FlowKey::new(ip(1), 1, ip(2), 80, 6);
+        let (new, _) = FlowKey::new(ip(1), 2, ip(2), 80, 6);
+        t.insert(old, F(t0), t0);
+        let t1 = t0.saturating_add(Duration::from_secs(61));
+        t.insert(new, F(t1), t1);
+        t.tick(t1);
+        assert!(t.get_mut(&old, t1).is_none());
+        assert!(t.get_mut(&new, t1).is_some());
+        assert_eq!(t.counters.expired, 1);
+    }
+}

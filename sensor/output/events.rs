@@ -1,0 +1,130 @@
+//! JSON-lines events: one object per detection (and per name with `--all-names`).
+//!
+//! Fields: `ts` (RFC 3339 UTC, microseconds), `kind` (`dns`, `tls`, `quic`, `http`, or
+//! `correlated` for a nameless connection attributed through a DNS answer, `update-payload` for
+//! an update file seen in an HTTP body), `name`, `source` (which protocol field), `client`
+//! `{ip, port, mac, vlan}`, `server` `{ip, port}`, `rule` `{id, category, confidence}` when a rule
+//! matched, `input` (the capture file or interface), and per kind: `answers`/`ttl` (DNS
+//! responses), `outer` (tunnel endpoints), `correlation` (why a nameless connection counts).
+
+use std::io::{self, Write};
+
+use serde_json::{json, Map, Value};
+
+use crate::inventory::{magic_label, Correlation};
+use crate::pipeline::observation::{Endpoint, Observation, Observed, PacketContext};
+use crate::rules::{RuleIdx, RuleSet};
+
+use super::mac_string;
+
+/// Writes events to a sink, one JSON object per line.
+pub struct EventWriter {
+    out: Box<dyn Write + Send>,
+    inputs: Vec<String>,
+    pub written: u64,
+}
+
+fn client_json(ep: &Endpoint, ctx: &PacketContext) -> Value {
+    json!({
+        "ip": ep.ip.to_string(),
+        "port": ep.port,
+        "mac": ctx.client_mac.as_ref().map(mac_string),
+        "vlan": ctx.vlan,
+    })
+}
+
+fn server_json(ep: &Endpoint) -> Value {
+    json!({ "ip": ep.ip.to_string(), "port": ep.port })
+}
+
+fn rule_json(rules: &RuleSet, idx: RuleIdx, confidence_override: Option<&str>) -> Value {
+    let rule = rules.rule(idx);
+    json!({
+        "id": rule.id,
+        "category": rule.category.label(),
+        "confidence": confidence_override.unwrap_or(rule.confidence.label()),
+    })
+}
+
+impl EventWriter {
+    pub fn new(out: Box<dyn Write + Send>, inputs: Vec<String>) -> Self {
+        EventWriter { out, inputs, written: 0 }
+    }
+
+    fn base(&self, obs: &Observed, kind: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("ts".into(), Value::String(obs.ctx.ts.rfc3339_micros().to_string()));
+        m.insert("kind".into(), Value::String(kind.into()));
+        m
+    }
+
+    fn finish(&mut self, obs: &Observed, mut m: Map<String, Value>) -> io::Result<()> {
+        if let Some((src, dst)) = obs.ctx.outer {
+            m.insert("outer".into(), json!({ "src": src.to_string(), "dst": dst.to_string() }));
+        }
+        let input = self.inputs.get(usize::from(obs.ctx.input)).cloned().unwrap_or_default();
+        m.insert("input".into(), Value::String(input));
+        serde_json::to_writer(&mut self.out, &Value::Object(m))?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes the event for an observation, if it is one. `correlation` is what the inventory
+    /// found for a nameless connection.
+    pub fn write(&mut self, rules: &RuleSet, obs: &Observed, correlation: Option<&Correlation>) -> io::Result<()> {
+        match &obs.what {
+            Observation::Name(s) => {
+                let mut m = self.base(obs, s.source.kind().label());
+                m.insert("name".into(), Value::String(s.name.to_string()));
+                m.insert("source".into(), Value::String(s.source.label().into()));
+                m.insert("client".into(), client_json(&s.client, &obs.ctx));
+                m.insert("server".into(), server_json(&s.server));
+                if let Some(idx) = s.rule {
+                    m.insert("rule".into(), rule_json(rules, idx, None));
+                }
+                if !s.answers.is_empty() {
+                    let answers: Vec<String> = s.answers.iter().map(|a| a.to_string()).collect();
+                    m.insert("answers".into(), json!(answers));
+                    m.insert("ttl".into(), json!(s.ttl));
+                }
+                self.finish(obs, m)
+            }
+            Observation::Nameless { client, server, reason } => {
+                let Some(c) = correlation else { return Ok(()) };
+                let mut m = self.base(obs, "correlated");
+                m.insert("name".into(), Value::String(c.name.to_string()));
+                m.insert("source".into(), Value::String("dns-answer-address".into()));
+                m.insert("client".into(), client_json(client, &obs.ctx));
+                m.insert("server".into(), server_json(server));
+                m.insert("rule".into(), rule_json(rules, c.rule, Some(c.confidence.label())));
+                m.insert(
+                    "correlation".into(),
+                    json!({
+                        "reason": reason.label(),
+                        "answered_at": c.answered_at.rfc3339_micros().to_string(),
+                    }),
+                );
+                self.finish(obs, m)
+            }
+            Observation::UpdatePayload { client, server, magic, host } => {
+                let mut m = self.base(obs, "update-payload");
+                if let Some(h) = host {
+                    m.insert("name".into(), Value::String(h.to_string()));
+                    if let Some(idx) = rules.lookup(h) {
+                        m.insert("rule".into(), rule_json(rules, idx, None));
+                    }
+                }
+                m.insert("magic".into(), Value::String(magic_label(*magic).into()));
+                m.insert("client".into(), client_json(client, &obs.ctx));
+                m.insert("server".into(), server_json(server));
+                self.finish(obs, m)
+            }
+            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => Ok(()),
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

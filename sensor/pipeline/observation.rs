@@ -1,0 +1,151 @@
+//! What workers report to the collector.
+//!
+//! Workers turn packets into [`Observation`]s: names seen (with the rule that matched, if any),
+//! DNS answers for matched names, connections that carried no usable name, contacts with
+//! Kaspersky Security Center ports and update payloads seen in HTTP bodies. Each carries the
+//! global sequence number of the packet that produced it, so the collector can apply them in
+//! capture order whatever the number of workers.
+
+use std::net::IpAddr;
+
+use crate::proto::http::UpdateMagic;
+use crate::proto::{HostName, NameKind};
+use crate::rules::RuleIdx;
+use crate::time::Timestamp;
+
+/// Position of an observation in the capture: the packet's global sequence number (0-based,
+/// over all inputs) and the index of the observation among those of that packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObsOrder {
+    pub packet: u64,
+    pub sub: u32,
+}
+
+/// An address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Link and tunnel context of the packet that carried the observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketContext {
+    pub ts: Timestamp,
+    /// Input (file or interface) index.
+    pub input: u16,
+    /// MAC address of the client side, when the client sent this packet over Ethernet.
+    pub client_mac: Option<[u8; 6]>,
+    pub vlan: Option<u16>,
+    /// Outermost tunnel endpoints, when the packet was decapsulated.
+    pub outer: Option<(IpAddr, IpAddr)>,
+}
+
+/// Which part of a protocol a name came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NameSource {
+    DnsQuery,
+    /// A DNS response whose query was not seen, or a CNAME target in a response.
+    DnsAnswer,
+    TlsSni,
+    /// SNI of a ClientHello that also offered Encrypted Client Hello: the outer, public name.
+    TlsSniEchOuter,
+    QuicSni,
+    HttpHost,
+    /// Authority of an HTTP `CONNECT` (a client talking through a proxy).
+    HttpConnect,
+}
+
+impl NameSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            NameSource::DnsQuery => "dns-query",
+            NameSource::DnsAnswer => "dns-answer",
+            NameSource::TlsSni => "tls-sni",
+            NameSource::TlsSniEchOuter => "tls-sni-ech-outer",
+            NameSource::QuicSni => "quic-sni",
+            NameSource::HttpHost => "http-host",
+            NameSource::HttpConnect => "http-connect",
+        }
+    }
+
+    pub fn kind(self) -> NameKind {
+        match self {
+            NameSource::DnsQuery | NameSource::DnsAnswer => NameKind::Dns,
+            NameSource::TlsSni | NameSource::TlsSniEchOuter => NameKind::Tls,
+            NameSource::QuicSni => NameKind::Quic,
+            NameSource::HttpHost | NameSource::HttpConnect => NameKind::Http,
+        }
+    }
+}
+
+/// Addresses a DNS response gave for a name (bounded).
+pub const MAX_ANSWER_ADDRS: usize = 8;
+
+/// A name seen on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameSighting {
+    pub name: HostName,
+    pub source: NameSource,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub rule: Option<RuleIdx>,
+    /// For DNS responses: A/AAAA addresses answered for this name (after CNAMEs) and the
+    /// smallest TTL among them.
+    pub answers: Vec<IpAddr>,
+    pub ttl: Option<u32>,
+}
+
+/// Why a connection carried no usable name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NamelessReason {
+    /// TLS ClientHello without server_name.
+    TlsNoSni,
+    /// TLS ClientHello with Encrypted Client Hello: the real name is hidden.
+    TlsEch,
+    /// The first client bytes are neither TLS nor HTTP.
+    OtherProtocol,
+    /// The connection ended without client data.
+    NoData,
+}
+
+impl NamelessReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            NamelessReason::TlsNoSni => "tls-without-sni",
+            NamelessReason::TlsEch => "tls-with-ech",
+            NamelessReason::OtherProtocol => "no-tls-or-http",
+            NamelessReason::NoData => "no-client-data",
+        }
+    }
+}
+
+/// One fact from a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    Name(NameSighting),
+    /// Addresses a DNS response gave for a name that matched a rule, when the name itself was
+    /// already reported with its query. Not an event: it feeds DNS-answer correlation.
+    DnsAnswer {
+        name: HostName,
+        rule: RuleIdx,
+        client: Endpoint,
+        server: Endpoint,
+        answers: Vec<IpAddr>,
+        ttl: Option<u32>,
+    },
+    /// A TCP connection (or QUIC without SNI) that gave no usable name.
+    Nameless { client: Endpoint, server: Endpoint, reason: NamelessReason },
+    /// A client contacted a Kaspersky Security Center port (research §1.8).
+    KscContact { client: Endpoint, server: Endpoint, udp: bool },
+    /// An HTTP response body started with a Kaspersky update-file magic.
+    UpdatePayload { client: Endpoint, server: Endpoint, magic: UpdateMagic, host: Option<HostName> },
+}
+
+/// An observation with its position and packet context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub order: ObsOrder,
+    pub ctx: PacketContext,
+    pub what: Observation,
+}
