@@ -98,6 +98,8 @@ pub struct Question {
 }
 
 /// Decoded RDATA of an answer record.
+// The inline `HostName` is what keeps parsing allocation-free; boxing it would allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RData {
     /// Class IN type A (RFC 1035 §3.4.1).
@@ -334,6 +336,8 @@ fn read_rdata(
 }
 
 /// A name read from the wire.
+// Inline on purpose, as for `RData`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WireName {
     Host(HostName),
