@@ -73,6 +73,8 @@ def main():
     if a.proxy and a.upstream:
         host, port = a.upstream.rsplit(":", 1)
         Handler.upstream = (host, int(port))
+    if ":" in a.bind:
+        Server.address_family = socket.AF_INET6
     srv = Server((a.bind, a.port), Handler)
     threading.Timer(a.lifetime, srv.shutdown).start()
     srv.serve_forever()

@@ -53,6 +53,9 @@ ns_setup() {
     ins ip link set lo up
     inc ip link set "$IF_C" mtu "$mtu" up
     ins ip link set "$IF_S" mtu "$mtu" up
+    # Real checksums in the captures: no TX checksum offload on the veths.
+    inc ethtool -K "$IF_C" tx off >/dev/null
+    ins ethtool -K "$IF_S" tx off >/dev/null
     inc ip addr add "$C4/24" dev "$IF_C"
     ins ip addr add "$S4/24" dev "$IF_S"
     if [ "$mtu" -ge 1280 ]; then
