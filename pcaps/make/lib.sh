@@ -147,3 +147,15 @@ http_server_start() {
     bg "$NS_S" timeout 120 python3 "$MAKE_DIR/httpd.py" --bind "$S4" --port "$port" "${@:2}"
     wait_port "$NS_S" tcp "$port"
 }
+
+# chromium_fetch URL RESOLVER_RULES [extra flags]: headless Debian chromium in
+# the client namespace, bounded by a timeout. Its only route is the veth.
+chromium_fetch() {
+    local url=$1 rules=$2; shift 2
+    local prof
+    prof=$(mktemp -d "$WORK/chrome.XXXXXX")
+    inc env HOME="$WORK" timeout -k 2 "${CHROME_TIMEOUT:-20}" chromium --headless --no-sandbox --disable-gpu \
+        --no-first-run --disable-background-networking --disable-component-update \
+        --disable-sync --user-data-dir="$prof" --ignore-certificate-errors \
+        --host-resolver-rules="$rules" "$@" --dump-dom "$url" >/dev/null 2>"$WORK/chromium.log" || true
+}
