@@ -4,7 +4,8 @@ dissector) sees in each capture, one line per occurrence, "kind name", in
 frame order. Kinds:
   dns   dns.qry.name then dns.resp.name (every RR owner name in answer,
         authority, additional; the OPT pseudo-RR "<Root>" is skipped) of
-        every DNS / mDNS / LLMNR message, queries and responses
+        every DNS / mDNS (RFC 6762) / LLMNR (RFC 4795) message, queries and
+        responses
   tls   tls.handshake.extensions_server_name in frames that are not QUIC
   quic  the same field in QUIC frames (tshark decrypts Initial packets)
   http  http.host (the raw Host header value, port included if sent)
@@ -19,7 +20,7 @@ PCAPS = os.path.dirname(HERE)
 FIELDS = ["frame.protocols", "dns.qry.name", "dns.resp.name",
           "tls.handshake.extensions_server_name", "http.host"]
 TSHARK = ["tshark", "-n", "-o", "tcp.reassemble_out_of_order:TRUE",
-          "-Y", "dns || tls.handshake.extensions_server_name || http.host",
+          "-Y", "dns || mdns || llmnr || tls.handshake.extensions_server_name || http.host",
           "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a",
           "-E", "aggregator=,"]
 
