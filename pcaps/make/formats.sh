@@ -11,6 +11,13 @@ python3 "$M/pcaptool.py" be tls-sni.pcap tls-sni-be.pcap
 python3 "$M/pcaptool.py" be tls-sni-nsec.pcap tls-sni-nsec-be.pcap
 python3 "$M/pcaptool.py" rawip tls-sni.pcap tls-sni-rawip.pcap
 # two interfaces with different link types in one pcapng (IDB 0 Ethernet,
-# IDB 1 Linux SLL), packets interleaved by time
-mergecap -F pcapng -w mixed-linktypes.pcapng tls-sni.pcap http-host-sll.pcap
+# IDB 1 Linux SLL). The SLL capture's timestamps are shifted (editcap -t) to
+# start 0.5 ms after tls-sni.pcap, so the two interfaces' packets interleave.
+T1=$(python3 "$M/pcaptool.py" firstts tls-sni.pcap)
+T2=$(python3 "$M/pcaptool.py" firstts http-host-sll.pcap)
+SHIFT=$(python3 -c "print('%.6f' % ($T1 - $T2 + 0.0005))")
+TMP=$(mktemp /tmp/kpcap-sll.XXXXXX.pcap)
+editcap -t "$SHIFT" http-host-sll.pcap "$TMP"
+mergecap -F pcapng -w mixed-linktypes.pcapng tls-sni.pcap "$TMP"
+rm -f "$TMP"
 echo "wrote format variants"

@@ -6,6 +6,7 @@
                              and every record-header field are written
                              big-endian; packet bytes are unchanged. The
                              timestamp precision (usec/nsec magic) is kept.
+  pcaptool.py firstts IN      print the first packet's timestamp (seconds)
   pcaptool.py rawip IN OUT   Ethernet pcap (link type 1) -> raw IP pcap
                              (LINKTYPE_RAW, 101): drop the 14-byte Ethernet
                              header of each IPv4/IPv6 frame, skip others.
@@ -43,8 +44,13 @@ def write_pcap(path, hdr, recs, e):
 
 
 def main():
-    cmd, src, dst = sys.argv[1:4]
+    cmd, src = sys.argv[1:3]
     hdr, recs = read_pcap(src)
+    if cmd == "firstts":
+        div = 1e9 if hdr[0] == MAGIC_NS else 1e6
+        print("%.9f" % (recs[0][0] + recs[0][1] / div))
+        return
+    dst = sys.argv[3]
     if cmd == "be":
         write_pcap(dst, hdr, recs, ">")
     elif cmd == "rawip":
