@@ -12,6 +12,7 @@
 
 pub mod collector;
 pub mod observation;
+pub mod replay;
 pub mod worker;
 
 use std::sync::Arc;
@@ -263,4 +264,17 @@ impl Pipeline {
         self.collector.finish();
         (self.collector, counters)
     }
+}
+
+/// The named caps on state, with their values, for reports (every cap that bounds memory).
+pub fn named_caps() -> Vec<(&'static str, u64)> {
+    vec![
+        ("flows_per_worker", crate::flow::MAX_FLOWS_PER_WORKER as u64),
+        ("tunnel_depth", crate::decode::MAX_TUNNEL_DEPTH as u64),
+        ("inventory_hosts", crate::inventory::MAX_HOSTS as u64),
+        ("evidence_per_host", crate::inventory::MAX_EVIDENCE_PER_HOST as u64),
+        ("dns_answered_addresses", crate::inventory::MAX_ANSWERED_ADDRS as u64),
+        ("batch_packets", BATCH_PACKETS as u64),
+        ("queue_depth_batches", QUEUE_DEPTH as u64),
+    ]
 }
