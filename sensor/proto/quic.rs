@@ -30,6 +30,8 @@ mod cursor;
 mod frames;
 mod keys;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 mod vectors;
 
 pub use crypto_stream::{MAX_CRYPTO_BYTES, MAX_CRYPTO_RANGES};
@@ -89,7 +91,9 @@ crate::reason_enum! {
     }
 }
 
-/// What one datagram did to an [`InitialState`].
+/// What one datagram did to an [`InitialState`]. Large (the host name is inline, as in
+/// [`ClientHelloOutcome`]) so that returning a name never allocates.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuicOutcome {
     /// Not a QUIC long-header packet (a short-header packet cannot be told from noise).
