@@ -94,7 +94,7 @@ impl CryptoStream {
         if self.data.len() < end {
             self.data.resize(end, 0);
         }
-        let source = bytes.get(..end - start);
+        let source = bytes.get(..end.saturating_sub(start));
         let target = self.data.get_mut(start..end);
         if let (Some(source), Some(target)) = (source, target) {
             target.copy_from_slice(source);

@@ -810,3 +810,78 @@ fn looks_like_initial_rejects_others() {
     v2_retry[1..5].copy_from_slice(&VERSION_2.to_be_bytes());
     assert!(!looks_like_initial(&v2_retry));
 }
+
+// --- Hostile bytes --------------------------------------------------------------------------
+
+/// xorshift64: deterministic pseudo-random bytes for the hostile-input loops below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_sample_datagrams_never_panic() {
+    let packet = hex(vectors::V1_CLIENT_INITIAL);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut state = InitialState::new();
+    for _ in 0..3000 {
+        let mut d = packet.clone();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(d.len());
+            d[i] = rng.next() as u8;
+        }
+        d.truncate(rng.below(d.len() + 1));
+        let _ = looks_like_initial(&d);
+        let out = state.process_datagram(&d);
+        assert!(!matches!(out, QuicOutcome::ClientHello(_)) || state.client_hello().is_some());
+        if state.is_finished() {
+            state = InitialState::new();
+        }
+    }
+}
+
+#[test]
+fn authentic_packets_with_random_frames_never_panic() {
+    // Hostile bytes behind valid packet protection: the frame walker and the CRYPTO stream
+    // see arbitrary plaintext.
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let frame_starts = [0x00u8, 0x01, 0x02, 0x03, 0x06, 0x1c, 0x08, 0x40, 0xff];
+    for round in 0..300 {
+        let mut payload = Vec::new();
+        while payload.len() < 40 + rng.below(300) {
+            if rng.below(3) == 0 {
+                payload.push(frame_starts[rng.below(frame_starts.len())]);
+            } else {
+                payload.push(rng.next() as u8);
+            }
+        }
+        let packet = Seal {
+            pn: round,
+            ..Seal::v1()
+        }
+        .seal(&payload);
+        let mut state = InitialState::new();
+        let out = state.process_datagram(&packet);
+        assert!(
+            !matches!(
+                out,
+                QuicOutcome::NotQuic
+                    | QuicOutcome::NotClientInitial
+                    | QuicOutcome::Finished
+                    | QuicOutcome::Failed(QuicSkip::DecryptFailed | QuicSkip::BadHeader)
+            ),
+            "{out:?}"
+        );
+        assert_eq!(state.packets(), 1);
+    }
+}
