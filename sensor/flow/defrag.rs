@@ -555,6 +555,20 @@ mod tests {
     }
 
     #[test]
+    fn two_fragments_split_at_every_8_byte_offset_both_orders() {
+        let data = datagram(600);
+        for split in (8..data.len()).step_by(8) {
+            let pieces = [(0, split, true), (split, data.len() - split, false)];
+            for order in [[0, 1], [1, 0]] {
+                let mut d = Defragmenter::new();
+                let got = reassemble(&mut d, V6_SRC, V6_DST, 1, &data, &pieces, &order);
+                assert_eq!(got, Some((UDP, data.clone())), "split {split}");
+                assert_eq!(d.buffered_bytes(), 0);
+            }
+        }
+    }
+
+    #[test]
     fn ipv6_two_fragments_both_orders() {
         let data = datagram(1500);
         let pieces = cut(data.len(), 1232);

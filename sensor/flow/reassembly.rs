@@ -415,6 +415,7 @@ impl StreamReassembler {
 /// Signed distance from `b` to `a` in sequence space (RFC 9293 §3.4): negative when `a` is
 /// before `b`.
 fn seq_delta(a: u32, b: u32) -> i64 {
+    // Reinterpreting the 32-bit difference as two's complement is the point (RFC 9293 §3.4).
     i64::from(a.wrapping_sub(b) as i32)
 }
 
@@ -461,13 +462,21 @@ pub(crate) fn merge_first_wins(
         }
         // The run touches [at, end): write the gap before it, compare the overlap.
         if run_start > cursor {
-            merge.new_bytes += copy_range(buf, data, at, cursor, run_start.min(end));
+            merge.new_bytes = merge.new_bytes.saturating_add(copy_range(
+                buf,
+                data,
+                at,
+                cursor,
+                run_start.min(end),
+            ));
         }
         let (overlap_start, overlap_end) = (run_start.max(at), run_end.min(end));
         if overlap_end > overlap_start {
-            merge.overlap_bytes += overlap_end - overlap_start;
+            merge.overlap_bytes = merge
+                .overlap_bytes
+                .saturating_add(overlap_end.saturating_sub(overlap_start));
             let held = buf.get(overlap_start..overlap_end);
-            let new = data.get(overlap_start - at..overlap_end - at);
+            let new = data.get(overlap_start.saturating_sub(at)..overlap_end.saturating_sub(at));
             if held != new {
                 merge.conflicting = true;
             }
@@ -475,10 +484,12 @@ pub(crate) fn merge_first_wins(
         cursor = cursor.max(run_end);
         merged_start = merged_start.min(run_start);
         merged_end = merged_end.max(run_end);
-        last += 1;
+        last = last.saturating_add(1);
     }
     if cursor < end {
-        merge.new_bytes += copy_range(buf, data, at, cursor, end);
+        merge.new_bytes = merge
+            .new_bytes
+            .saturating_add(copy_range(buf, data, at, cursor, end));
     }
     if last > first {
         if let Some(run) = runs.get_mut(first) {
@@ -726,6 +737,16 @@ mod tests {
     }
 
     #[test]
+    fn two_pieces_split_at_every_offset_both_orders() {
+        let data = client_hello_like(300);
+        for split in 1..data.len() {
+            let pieces = [(0, split), (split, data.len() - split)];
+            check_pieces_in_order(0xFFFF_FF00, &data, &pieces, &[0, 1]);
+            check_pieces_in_order(0xFFFF_FF00, &data, &pieces, &[1, 0]);
+        }
+    }
+
+    #[test]
     fn ten_pieces_random_orders_with_duplicates_and_overlaps() {
         let data = client_hello_like(4000);
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -766,6 +787,19 @@ mod tests {
             }
             assert_eq!(out.len(), data.len(), "round {round}");
             assert_eq!(out, data, "round {round}");
+
+            // The same segments to a consumer that waits for the whole message.
+            let mut w = StreamReassembler::new();
+            w.on_syn(isn);
+            let mut whole = None;
+            for &(off, len) in &segs {
+                let seq = isn.wrapping_add(1).wrapping_add(off as u32);
+                if let Some(got) = feed_whole(&mut w, data.len(), seq, &data[off..off + len]) {
+                    assert!(whole.is_none(), "delivered twice, round {round}");
+                    whole = Some(got);
+                }
+            }
+            assert_eq!(whole.as_deref(), Some(&data[..]), "round {round}");
             assert_eq!(r.counters().get(ReasmEvent::ConflictingOverlap), 0);
             assert!(
                 r.counters().get(ReasmEvent::Duplicate) >= 3,
