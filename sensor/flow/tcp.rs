@@ -495,16 +495,13 @@ fn feed_http_responses(
                 if let Some(chunked) = chunked {
                     // Chunked: let the decoder find the first data bytes.
                     let progress = chunked.consume(rest);
-                    if let Some(start) = chunked.first_data() {
-                        if start.len() >= MAGIC_LEN || progress.done {
-                            if let Some(magic) = http::update_payload_magic(start) {
-                                emit.update_payload(client, server, magic, *host);
-                            }
-                            let chunked = std::mem::take(chunked);
-                            *state = if progress.done { HttpBody::Head } else { HttpBody::Chunked(chunked) };
+                    let start = chunked.first_data();
+                    if start.len() >= MAGIC_LEN || progress.done {
+                        if let Some(magic) = http::update_payload_magic(start) {
+                            emit.update_payload(client, server, magic, *host);
                         }
-                    } else if progress.done {
-                        *state = HttpBody::Head;
+                        let chunked = std::mem::take(chunked);
+                        *state = if progress.done { HttpBody::Head } else { HttpBody::Chunked(chunked) };
                     }
                     used = used.saturating_add(progress.consumed);
                     if progress.consumed == 0 {

@@ -98,7 +98,7 @@ pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, pro
         };
         loop {
             let status = source.next_packets(READ_CHUNK, &mut |meta, data| pipeline.push(meta, data));
-            progress.tick(pipeline.packets(), bytes_read + source.stats().file_bytes, index as usize, inputs.len());
+            progress.tick(pipeline.packets(), bytes_read + source.stats().bytes_read, index as usize, inputs.len());
             match status {
                 Ok(SourceStatus::More) | Ok(SourceStatus::Idle) => continue,
                 Ok(SourceStatus::End) => break,
@@ -109,12 +109,12 @@ pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, pro
             }
         }
         let stats = source.stats();
-        bytes_read += stats.file_bytes;
+        bytes_read += stats.bytes_read;
         summary.packets = stats.packets;
         summary.captured_bytes = stats.captured_bytes;
-        summary.file_bytes = stats.file_bytes;
-        summary.first_ts = stats.first_ts;
-        summary.last_ts = stats.last_ts;
+        summary.file_bytes = stats.bytes_read;
+        summary.first_ts = stats.earliest_ts;
+        summary.last_ts = stats.latest_ts;
         summary.notes = stats.skipped.iter().filter(|(_, n)| *n > 0).map(|(l, n)| (l.to_string(), n)).collect();
         summary.sha256 = source.sha256_hex();
         summaries.push(summary);
