@@ -25,7 +25,8 @@ use crate::proto::tls::ClientHelloOutcome;
 use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
-use defrag::{DefragOutcome, DefragSkip, Defragmenter};
+use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
+use reassembly::{ReasmEvent, ReasmSkip};
 use emit::Emitter;
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
 use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
@@ -81,6 +82,9 @@ pub struct FlowCounters {
     pub dns: ReasonCounts<DnsSkip>,
     pub quic: ReasonCounts<QuicSkip>,
     pub defrag: ReasonCounts<DefragSkip>,
+    pub defrag_events: ReasonCounts<DefragEvent>,
+    pub reasm: ReasonCounts<ReasmSkip>,
+    pub reasm_events: ReasonCounts<ReasmEvent>,
     /// Datagrams rebuilt from fragments.
     pub reassembled_datagrams: u64,
     /// TCP/UDP checksums found wrong (parsed anyway: capture-host offloading produces them).
@@ -103,6 +107,9 @@ impl FlowCounters {
         self.dns.merge(&o.dns);
         self.quic.merge(&o.quic);
         self.defrag.merge(&o.defrag);
+        self.defrag_events.merge(&o.defrag_events);
+        self.reasm.merge(&o.reasm);
+        self.reasm_events.merge(&o.reasm_events);
         self.reassembled_datagrams += o.reassembled_datagrams;
         self.bad_checksums += o.bad_checksums;
         self.bypassed_packets += o.bypassed_packets;
@@ -163,7 +170,8 @@ impl FlowEngine {
         if let L4::Fragment(frag) = &d.l4 {
             match defrag.push(now, d.ip.src, d.ip.dst, frag) {
                 DefragOutcome::Incomplete => {}
-                DefragOutcome::Dropped(reason) => counters.defrag.incr(reason),
+                // Counted by the defragmenter itself (see `take_counters`).
+                DefragOutcome::Dropped(_) => {}
                 DefragOutcome::Complete { proto, payload } => {
                     counters.reassembled_datagrams += 1;
                     match decode::decode_ip_payload(d, d.ip.src, d.ip.dst, proto, payload) {
@@ -183,6 +191,9 @@ impl FlowEngine {
     /// Counters to publish; the state stays.
     pub fn take_counters(&mut self) -> FlowCounters {
         self.counters.table = std::mem::take(&mut self.table.counters);
+        let (skips, events) = self.defrag.take_counters();
+        self.counters.defrag.merge(&skips);
+        self.counters.defrag_events.merge(&events);
         std::mem::take(&mut self.counters)
     }
 }
@@ -230,7 +241,15 @@ fn on_transport(
                             counters.bad_checksums += 1;
                         }
                     }
-                    let mut cx = SegmentCtx { side, src, dst, scratch, skips: &mut counters.tcp };
+                    let mut cx = SegmentCtx {
+                        side,
+                        src,
+                        dst,
+                        scratch,
+                        skips: &mut counters.tcp,
+                        reasm_skips: &mut counters.reasm,
+                        reasm_events: &mut counters.reasm_events,
+                    };
                     tcp.on_segment(seg, &mut cx, emit);
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
                         flow.state = FlowState::Bypassed { closed: closing };

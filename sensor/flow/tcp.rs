@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::decode::TcpSegment;
 use crate::flow::emit::Emitter;
-use crate::flow::reassembly::{Delivery, StreamReassembler};
+use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
 use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
 use crate::flow::udp::Scratch;
@@ -120,6 +120,8 @@ pub struct SegmentCtx<'s> {
     pub dst: Endpoint,
     pub scratch: &'s mut Scratch,
     pub skips: &'s mut ReasonCounts<TcpSkip>,
+    pub reasm_skips: &'s mut ReasonCounts<ReasmSkip>,
+    pub reasm_events: &'s mut ReasonCounts<ReasmEvent>,
 }
 
 /// State of one TCP connection while it can still yield a name.
@@ -222,13 +224,17 @@ impl TcpFlow {
                 App::Unknown | App::Done => bytes.len(),
             }
         };
-        match reasm.push(seg.seq, seg.payload) {
+        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+        let syn = seg.flags & TcpSegment::SYN != 0;
+        let seq = if syn { seg.seq.wrapping_add(1) } else { seg.seq };
+        match reasm.push(seq, seg.payload) {
             Delivery::InPlace(bytes) => {
                 let used = handler(bytes, cx, emit);
                 if !matches!(app, App::Done) {
                     if let Some(tail) = seg.payload.get(used..) {
-                        if !tail.is_empty() {
-                            reasm.keep(tail);
+                        if !tail.is_empty() && reasm.keep(tail).is_err() {
+                            cx.skips.incr(TcpSkip::ReassemblyOverflow);
+                            *app = App::Done;
                         }
                     }
                 }
@@ -238,10 +244,15 @@ impl TcpFlow {
                 reasm.consume(used);
             }
             Delivery::Nothing => {}
-            Delivery::Overflow(_) => {
+            Delivery::Overflow(reason) => {
                 cx.skips.incr(TcpSkip::ReassemblyOverflow);
+                cx.reasm_skips.incr(reason);
                 *app = App::Done;
             }
+        }
+        let events = reasm.take_counters();
+        if !events.is_zero() {
+            events.add_to(cx.reasm_events);
         }
         if matches!(app, App::Done) {
             reasm.finish();
@@ -302,10 +313,9 @@ impl TcpFlow {
             let client_app_is_http =
                 matches!(self.dirs.get(client.index()).map(|d| &d.app), Some(App::HttpRequests(_)));
             let client_done = self.dirs.get(client.index()).is_some_and(Direction::is_done);
+            let client_is_tls = matches!(self.dirs.get(client.index()).map(|d| &d.app), Some(App::Tls));
             if let Some(server_dir) = self.dirs.get_mut(client.other().index()) {
                 let server_unknown = matches!(server_dir.app, App::Unknown);
-                let client_is_tls =
-                    matches!(self.dirs.get(client.index()).map(|d| &d.app), Some(App::Tls));
                 if server_unknown && (client_is_tls || (client_done && !client_app_is_http)) && !dns_port {
                     server_dir.done();
                 }

@@ -210,6 +210,11 @@ impl<'a> Report<'a> {
                     "tcp": reasons(&c.flow.tcp),
                     "quic": reasons(&c.flow.quic),
                     "ip_fragments": reasons(&c.flow.defrag),
+                    "tcp_reassembly": reasons(&c.flow.reasm),
+                },
+                "stream_events": {
+                    "tcp_reassembly": reasons(&c.flow.reasm_events),
+                    "ip_fragments": reasons(&c.flow.defrag_events),
                 },
                 "bad_checksums": c.flow.bad_checksums,
                 "reassembled_datagrams": c.flow.reassembled_datagrams,
