@@ -27,7 +27,11 @@ use ksensor::pipeline::{self, replay, Collector, PipelineConfig};
 use ksensor::rules::RuleSet;
 
 #[derive(Parser)]
-#[command(name = "ksensor", version, about = "Finds hosts running Kaspersky antivirus in network traffic")]
+#[command(
+    name = "ksensor",
+    version,
+    about = "Finds hosts running Kaspersky antivirus in network traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,7 +97,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
@@ -106,12 +112,18 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Rules { command: RulesCommand::Check { paths } } => rules_check(&paths),
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => rules_check(&paths),
     }
 }
 
 fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
-    let paths = if paths.is_empty() { vec![RuleSet::bundled_dir()] } else { paths.to_vec() };
+    let paths = if paths.is_empty() {
+        vec![RuleSet::bundled_dir()]
+    } else {
+        paths.to_vec()
+    };
     Ok(RuleSet::load(&paths)?)
 }
 

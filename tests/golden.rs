@@ -23,24 +23,36 @@ fn normalise(name: &str) -> String {
     let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     // `http.host` keeps a `:port`.
     match name.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.contains(':') => host.to_string(),
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.contains(':') => {
+            host.to_string()
+        }
         _ => name,
     }
 }
 
 fn tshark_names(capture: &str) -> Names {
-    let path = common::repo_root().join(pcaps_dir()).join("expected").join(format!("{capture}.tshark.txt"));
+    let path = common::repo_root()
+        .join(pcaps_dir())
+        .join("expected")
+        .join(format!("{capture}.tshark.txt"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut names = Names::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (kind, name) = line.split_once(' ').unwrap_or_else(|| panic!("bad oracle line {line:?}"));
-        *names.entry((kind.to_string(), normalise(name))).or_default() += 1;
+        let (kind, name) = line
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("bad oracle line {line:?}"));
+        *names
+            .entry((kind.to_string(), normalise(name)))
+            .or_default() += 1;
     }
     names
 }
 
 fn ksensor_names(capture: &str) -> Names {
-    let events = replay_events(&pcaps_dir().join(capture), &["--all-names", "--workers", "1"]);
+    let events = replay_events(
+        &pcaps_dir().join(capture),
+        &["--all-names", "--workers", "1"],
+    );
     let mut names = Names::new();
     for e in &events {
         let kind = e["kind"].as_str().unwrap_or_default().to_string();
@@ -52,7 +64,11 @@ fn ksensor_names(capture: &str) -> Names {
 }
 
 fn of_kind(names: &Names, kind: &str) -> Names {
-    names.iter().filter(|((k, _), _)| k == kind).map(|(k, v)| (k.clone(), *v)).collect()
+    names
+        .iter()
+        .filter(|((k, _), _)| k == kind)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
 }
 
 fn set(names: &Names) -> BTreeSet<String> {
@@ -63,17 +79,27 @@ fn check_against_oracle(capture: &str) {
     let theirs = tshark_names(capture);
     let ours = ksensor_names(capture);
     for kind in ["tls", "quic", "http"] {
-        assert_eq!(of_kind(&ours, kind), of_kind(&theirs, kind), "{capture}: {kind} names differ from tshark");
+        assert_eq!(
+            of_kind(&ours, kind),
+            of_kind(&theirs, kind),
+            "{capture}: {kind} names differ from tshark"
+        );
     }
     let (our_dns, their_dns) = (set(&of_kind(&ours, "dns")), set(&of_kind(&theirs, "dns")));
     // Every name ksensor reports, tshark saw; every name tshark saw as a question or answer
     // owner, ksensor reports — except authority-section zone names (a parent of a reported name).
     for name in &our_dns {
-        assert!(their_dns.contains(name), "{capture}: ksensor reports DNS name {name} that tshark does not");
+        assert!(
+            their_dns.contains(name),
+            "{capture}: ksensor reports DNS name {name} that tshark does not"
+        );
     }
     for name in &their_dns {
         let parent_zone = our_dns.iter().any(|n| n.ends_with(&format!(".{name}")));
-        assert!(our_dns.contains(name) || parent_zone, "{capture}: ksensor misses DNS name {name}");
+        assert!(
+            our_dns.contains(name) || parent_zone,
+            "{capture}: ksensor misses DNS name {name}"
+        );
     }
 }
 
@@ -91,14 +117,27 @@ fn check_golden(capture: &str) {
     let ev_path = golden.join(format!("{capture}.events.jsonl"));
     let rep_path = golden.join(format!("{capture}.report.json"));
     if std::env::var_os("KSENSOR_BLESS").is_some() {
+        std::fs::create_dir_all(&golden).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&ev_path, &events_text).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&rep_path, &report_text).unwrap_or_else(|e| panic!("{e}"));
         return;
     }
-    let want_events = std::fs::read_to_string(&ev_path).unwrap_or_else(|e| panic!("{}: {e}", ev_path.display()));
-    assert_eq!(events_text, want_events, "{capture}: events differ from {}", ev_path.display());
-    let want_report = std::fs::read_to_string(&rep_path).unwrap_or_else(|e| panic!("{}: {e}", rep_path.display()));
-    assert_eq!(report_text, want_report, "{capture}: report differs from {}", rep_path.display());
+    let want_events =
+        std::fs::read_to_string(&ev_path).unwrap_or_else(|e| panic!("{}: {e}", ev_path.display()));
+    assert_eq!(
+        events_text,
+        want_events,
+        "{capture}: events differ from {}",
+        ev_path.display()
+    );
+    let want_report = std::fs::read_to_string(&rep_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", rep_path.display()));
+    assert_eq!(
+        report_text,
+        want_report,
+        "{capture}: report differs from {}",
+        rep_path.display()
+    );
 }
 
 macro_rules! golden {
@@ -119,6 +158,7 @@ golden! {
     dns_frag => "dns-frag.pcap",
     dns_frag6 => "dns-frag6.pcap",
     tls_sni => "tls-sni.pcap",
+    staged_network => "staged-network.pcap",
     tls_sni_pcapng => "tls-sni.pcapng",
     tls_sni_nsec => "tls-sni-nsec.pcap",
     tls_sni_be => "tls-sni-be.pcap",
@@ -155,11 +195,19 @@ golden! {
 
 #[test]
 fn every_capture_has_a_golden_test() {
-    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden.rs")).unwrap_or_default();
-    for entry in std::fs::read_dir(common::repo_root().join(pcaps_dir())).unwrap_or_else(|e| panic!("{e}")).flatten() {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden.rs"))
+            .unwrap_or_default();
+    for entry in std::fs::read_dir(common::repo_root().join(pcaps_dir()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with(".pcap") || name.ends_with(".pcapng") {
-            assert!(source.contains(&format!("\"{name}\"")), "pcaps/{name} has no golden test");
+            assert!(
+                source.contains(&format!("\"{name}\"")),
+                "pcaps/{name} has no golden test"
+            );
         }
     }
     let _ = ksensor();

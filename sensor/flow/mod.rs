@@ -26,8 +26,8 @@ use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
 use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
-use reassembly::{ReasmEvent, ReasmSkip};
 use emit::Emitter;
+use reassembly::{ReasmEvent, ReasmSkip};
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
 use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
 use udp::Scratch;
@@ -50,7 +50,9 @@ pub enum FlowState {
     Tcp(Box<TcpFlow>),
     Quic(Box<InitialState>),
     /// Nothing more to learn from this flow.
-    Bypassed { closed: bool },
+    Bypassed {
+        closed: bool,
+    },
 }
 
 /// A flow table entry.
@@ -166,7 +168,12 @@ impl FlowEngine {
 
     /// Handles one decoded packet captured at `now`.
     pub fn on_packet(&mut self, d: &Decoded<'_>, now: Timestamp, emit: &mut Emitter<'_>) {
-        let FlowEngine { table, defrag, scratch, counters } = self;
+        let FlowEngine {
+            table,
+            defrag,
+            scratch,
+            counters,
+        } = self;
         if let L4::Fragment(frag) = &d.l4 {
             match defrag.push(now, d.ip.src, d.ip.dst, frag) {
                 DefragOutcome::Incomplete => {}
@@ -209,8 +216,14 @@ fn on_transport(
 ) {
     match &d.l4 {
         L4::Tcp(seg) => {
-            let src = Endpoint { ip: d.ip.src, port: seg.src_port };
-            let dst = Endpoint { ip: d.ip.dst, port: seg.dst_port };
+            let src = Endpoint {
+                ip: d.ip.src,
+                port: seg.src_port,
+            };
+            let dst = Endpoint {
+                ip: d.ip.dst,
+                port: seg.dst_port,
+            };
             let (key, side) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 6);
             let closing = seg.flags & (decode::TcpSegment::FIN | decode::TcpSegment::RST) != 0;
             let flow = match table.get_mut(&key, now) {
@@ -221,7 +234,10 @@ fn on_transport(
                     if !opens && seg.payload.is_empty() {
                         return;
                     }
-                    let fresh = Flow { last_seen: now, state: FlowState::Tcp(Box::default()) };
+                    let fresh = Flow {
+                        last_seen: now,
+                        state: FlowState::Tcp(Box::default()),
+                    };
                     match table.insert(key, fresh, now) {
                         Some(flow) => flow,
                         None => return,
@@ -260,8 +276,14 @@ fn on_transport(
             }
         }
         L4::Udp(dgram) => {
-            let src = Endpoint { ip: d.ip.src, port: dgram.src_port };
-            let dst = Endpoint { ip: d.ip.dst, port: dgram.dst_port };
+            let src = Endpoint {
+                ip: d.ip.src,
+                port: dgram.src_port,
+            };
+            let dst = Endpoint {
+                ip: d.ip.dst,
+                port: dgram.dst_port,
+            };
             if dns::is_dns_port(src.port) || dns::is_dns_port(dst.port) {
                 counters.parsed_packets += 1;
                 if checksum_checkable && decode::transport_checksum_ok(d) == Some(false) {
@@ -298,7 +320,10 @@ fn on_quic(
     let flow = match table.get_mut(&key, now) {
         Some(flow) => flow,
         None => {
-            let fresh = Flow { last_seen: now, state: FlowState::Quic(Box::default()) };
+            let fresh = Flow {
+                last_seen: now,
+                state: FlowState::Quic(Box::default()),
+            };
             match table.insert(key, fresh, now) {
                 Some(flow) => flow,
                 None => return,
@@ -318,7 +343,11 @@ fn on_quic(
                     emit.name(name, NameSource::QuicSni, src, dst, &[], None)
                 }
                 ClientHelloOutcome::NoSni { ech } => {
-                    let reason = if ech { NamelessReason::TlsEch } else { NamelessReason::TlsNoSni };
+                    let reason = if ech {
+                        NamelessReason::TlsEch
+                    } else {
+                        NamelessReason::TlsNoSni
+                    };
                     emit.nameless(src, dst, reason);
                 }
                 _ => emit.nameless(src, dst, NamelessReason::TlsNoSni),

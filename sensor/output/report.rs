@@ -57,12 +57,17 @@ pub struct Report<'a> {
 }
 
 fn ts(t: Option<Timestamp>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(t.rfc3339_micros().to_string()))
+    t.map_or(Value::Null, |t| {
+        Value::String(t.rfc3339_micros().to_string())
+    })
 }
 
 fn reasons<R: Reason>(counts: &ReasonCounts<R>) -> Value {
-    let map: serde_json::Map<String, Value> =
-        counts.iter().filter(|(_, n)| *n > 0).map(|(l, n)| (l.to_string(), json!(n))).collect();
+    let map: serde_json::Map<String, Value> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(l, n)| (l.to_string(), json!(n)))
+        .collect();
     Value::Object(map)
 }
 
@@ -90,7 +95,16 @@ impl<'a> Report<'a> {
             })
             .collect();
         rows.sort_by(|a, b| (a.verdict, a.host.ip).cmp(&(b.verdict, b.host.ip)));
-        Report { version: env!("CARGO_PKG_VERSION"), inputs, rules, counters, inventory, assets, caps, rows }
+        Report {
+            version: env!("CARGO_PKG_VERSION"),
+            inputs,
+            rules,
+            counters,
+            inventory,
+            assets,
+            caps,
+            rows,
+        }
     }
 
     pub fn time_range(&self) -> (Option<Timestamp>, Option<Timestamp>) {
@@ -123,7 +137,9 @@ impl<'a> Report<'a> {
                 };
                 let detail = match key.kind {
                     EvidenceKind::Correlated(reason) => Some(reason.label()),
-                    EvidenceKind::UpdatePayload(magic) => Some(crate::inventory::magic_label(magic)),
+                    EvidenceKind::UpdatePayload(magic) => {
+                        Some(crate::inventory::magic_label(magic))
+                    }
                     _ => None,
                 };
                 json!({
@@ -247,11 +263,21 @@ impl<'a> Report<'a> {
         let mut out = String::from("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence\n");
         for row in &self.rows {
             let h = &row.host;
-            let mut rules: Vec<&str> = h.evidence.keys().filter_map(|k| k.rule).map(|r| self.rules.rule(r).id.as_str()).collect();
+            let mut rules: Vec<&str> = h
+                .evidence
+                .keys()
+                .filter_map(|k| k.rule)
+                .map(|r| self.rules.rule(r).id.as_str())
+                .collect();
             rules.dedup();
             rules.sort_unstable();
             rules.dedup();
-            let mut cats: Vec<&str> = h.evidence.keys().filter_map(|k| k.rule).map(|r| self.rules.rule(r).category.label()).collect();
+            let mut cats: Vec<&str> = h
+                .evidence
+                .keys()
+                .filter_map(|k| k.rule)
+                .map(|r| self.rules.rule(r).category.label())
+                .collect();
             cats.sort_unstable();
             cats.dedup();
             let fields = [
@@ -262,7 +288,11 @@ impl<'a> Report<'a> {
                 h.first_seen.rfc3339_micros().to_string(),
                 h.last_seen.rfc3339_micros().to_string(),
                 h.macs.iter().map(mac_string).collect::<Vec<_>>().join(" "),
-                h.vlans.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "),
+                h.vlans
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 rules.join(" "),
                 cats.join(" "),
                 h.strongest().map_or("", |c| c.label()).to_string(),
@@ -278,11 +308,22 @@ impl<'a> Report<'a> {
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
         let (first, last) = self.time_range();
-        let show = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.rfc3339_micros().to_string());
+        let show =
+            |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.rfc3339_micros().to_string());
         let _ = writeln!(md, "# ksensor audit report\n");
         let _ = writeln!(md, "- Sensor: ksensor {}", self.version);
-        let _ = writeln!(md, "- Rule set: {} rules, SHA-256 `{}`", self.rules.rules().len(), self.rules.sha256());
-        let _ = writeln!(md, "- Capture time range: {} to {}", show(first), show(last));
+        let _ = writeln!(
+            md,
+            "- Rule set: {} rules, SHA-256 `{}`",
+            self.rules.rules().len(),
+            self.rules.sha256()
+        );
+        let _ = writeln!(
+            md,
+            "- Capture time range: {} to {}",
+            show(first),
+            show(last)
+        );
         let _ = writeln!(md, "\n## Inputs\n\n| file | SHA-256 | packets | bytes | first | last | damage |\n|---|---|---|---|---|---|---|");
         for i in self.inputs {
             let _ = writeln!(
@@ -332,9 +373,20 @@ impl<'a> Report<'a> {
                 }
                 let _ = writeln!(md, "| kind | name | rule | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|");
                 for (k, s) in &h.evidence {
-                    let rule = k.rule.map(|r| self.rules.rule(r).id.as_str()).unwrap_or("-");
-                    let name = k.name.map(|n| n.to_string()).or(k.peer.map(|p| p.to_string())).unwrap_or_default();
-                    let input = self.inputs.get(usize::from(k.input)).map(|i| i.name.as_str()).unwrap_or("");
+                    let rule = k
+                        .rule
+                        .map(|r| self.rules.rule(r).id.as_str())
+                        .unwrap_or("-");
+                    let name = k
+                        .name
+                        .map(|n| n.to_string())
+                        .or(k.peer.map(|p| p.to_string()))
+                        .unwrap_or_default();
+                    let input = self
+                        .inputs
+                        .get(usize::from(k.input))
+                        .map(|i| i.name.as_str())
+                        .unwrap_or("");
                     let _ = writeln!(
                         md,
                         "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -353,14 +405,22 @@ impl<'a> Report<'a> {
         }
         let c = self.counters;
         let _ = writeln!(md, "## Counters\n\n| counter | value |\n|---|---|");
-        let _ = writeln!(md, "| packets | {} |\n| decoded | {} |", c.packets.packets, c.packets.decoded);
+        let _ = writeln!(
+            md,
+            "| packets | {} |\n| decoded | {} |",
+            c.packets.packets, c.packets.decoded
+        );
         for (label, n) in c.packets.decode_skips.iter().filter(|(_, n)| *n > 0) {
             let _ = writeln!(md, "| skipped: {label} | {n} |");
         }
         for (kind, n) in NameKind::ALL.iter().zip(c.names.extracted) {
             let _ = writeln!(md, "| names extracted: {} | {n} |", kind.label());
         }
-        let _ = writeln!(md, "| detections | {} |", self.inventory.counters.detections);
+        let _ = writeln!(
+            md,
+            "| detections | {} |",
+            self.inventory.counters.detections
+        );
         md
     }
 }

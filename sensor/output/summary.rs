@@ -10,10 +10,20 @@ use super::report::Report;
 pub fn render(report: &Report<'_>) -> String {
     let mut s = String::new();
     let c = report.counters;
-    let _ = writeln!(s, "ksensor {} — rules: {} ({})", report.version, report.rules.rules().len(), short(report.rules.sha256()));
+    let _ = writeln!(
+        s,
+        "ksensor {} — rules: {} ({})",
+        report.version,
+        report.rules.rules().len(),
+        short(report.rules.sha256())
+    );
     for i in report.inputs {
         let status = i.error.as_deref().unwrap_or("ok");
-        let _ = writeln!(s, "input {}: {} packets, {} bytes, {}", i.name, i.packets, i.file_bytes, status);
+        let _ = writeln!(
+            s,
+            "input {}: {} packets, {} bytes, {}",
+            i.name, i.packets, i.file_bytes, status
+        );
     }
     let names: Vec<String> = NameKind::ALL
         .iter()
@@ -33,10 +43,19 @@ pub fn render(report: &Report<'_>) -> String {
         let _ = writeln!(s, "\nNo host showed Kaspersky evidence.");
         return s;
     }
-    let _ = writeln!(s, "\n{:<18} {:<40} {:>6}  {}", "VERDICT", "HOST", "COUNT", "RULES");
+    let _ = writeln!(
+        s,
+        "\n{:<18} {:<40} {:>6}  {}",
+        "VERDICT", "HOST", "COUNT", "RULES"
+    );
     for row in &report.rows {
         let h = &row.host;
-        let mut rules: Vec<&str> = h.evidence.keys().filter_map(|k| k.rule).map(|r| report.rules.rule(r).id.as_str()).collect();
+        let mut rules: Vec<&str> = h
+            .evidence
+            .keys()
+            .filter_map(|k| k.rule)
+            .map(|r| report.rules.rule(r).id.as_str())
+            .collect();
         rules.sort_unstable();
         rules.dedup();
         let count: u64 = h.evidence.values().map(|e| e.count).sum();
@@ -44,7 +63,14 @@ pub fn render(report: &Report<'_>) -> String {
             Some(label) => format!("{} ({label})", h.ip),
             None => h.ip.to_string(),
         };
-        let _ = writeln!(s, "{:<18} {:<40} {:>6}  {}", row.verdict.label(), host, count, rules.join(" "));
+        let _ = writeln!(
+            s,
+            "{:<18} {:<40} {:>6}  {}",
+            row.verdict.label(),
+            host,
+            count,
+            rules.join(" ")
+        );
     }
     s
 }

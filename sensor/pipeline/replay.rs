@@ -53,7 +53,12 @@ struct Progress {
 impl Progress {
     fn new(enabled: bool) -> Self {
         let now = Instant::now();
-        Progress { enabled: enabled && std::io::stderr().is_terminal(), started: now, last: now, drawn: false }
+        Progress {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            started: now,
+            last: now,
+            drawn: false,
+        }
     }
 
     fn tick(&mut self, packets: u64, bytes: u64, files_done: usize, files: usize) {
@@ -80,13 +85,21 @@ impl Progress {
 }
 
 /// Replays `inputs` in order.
-pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, progress: bool) -> ReplayOutcome {
+pub fn run(
+    inputs: &[String],
+    config: &PipelineConfig,
+    collector: Collector,
+    progress: bool,
+) -> ReplayOutcome {
     let mut pipeline = Pipeline::new(config, collector);
     let mut summaries = Vec::new();
     let mut progress = Progress::new(progress);
     let mut bytes_read = 0u64;
     for (index, name) in inputs.iter().enumerate() {
-        let mut summary = InputSummary { name: name.clone(), ..InputSummary::default() };
+        let mut summary = InputSummary {
+            name: name.clone(),
+            ..InputSummary::default()
+        };
         let index = u16::try_from(index).unwrap_or(u16::MAX);
         let mut source = match open(name, index) {
             Ok(source) => source,
@@ -97,8 +110,14 @@ pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, pro
             }
         };
         loop {
-            let status = source.next_packets(READ_CHUNK, &mut |meta, data| pipeline.push(meta, data));
-            progress.tick(pipeline.packets(), bytes_read + source.stats().bytes_read, index as usize, inputs.len());
+            let status =
+                source.next_packets(READ_CHUNK, &mut |meta, data| pipeline.push(meta, data));
+            progress.tick(
+                pipeline.packets(),
+                bytes_read + source.stats().bytes_read,
+                index as usize,
+                inputs.len(),
+            );
             match status {
                 Ok(SourceStatus::More) | Ok(SourceStatus::Idle) => continue,
                 Ok(SourceStatus::End) => break,
@@ -115,7 +134,12 @@ pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, pro
         summary.file_bytes = stats.bytes_read;
         summary.first_ts = stats.earliest_ts;
         summary.last_ts = stats.latest_ts;
-        summary.notes = stats.skipped.iter().filter(|(_, n)| *n > 0).map(|(l, n)| (l.to_string(), n)).collect();
+        summary.notes = stats
+            .skipped
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| (l.to_string(), n))
+            .collect();
         summary.sha256 = source.sha256_hex();
         summaries.push(summary);
         // Observations of this input are applied before the next input starts.
@@ -123,5 +147,9 @@ pub fn run(inputs: &[String], config: &PipelineConfig, collector: Collector, pro
     }
     progress.done();
     let (collector, counters) = pipeline.finish();
-    ReplayOutcome { inputs: summaries, collector, counters }
+    ReplayOutcome {
+        inputs: summaries,
+        collector,
+        counters,
+    }
 }
