@@ -242,7 +242,8 @@ impl TcpFlow {
             Delivery::InPlace(bytes) => {
                 let used = deliver(facts, app, &mut other.app, bytes, cx, emit);
                 if !matches!(app, App::Done | App::Unknown) {
-                    if let Some(tail) = bytes.get(used..) {
+                    // In place means `bytes` is this segment's payload.
+                    if let Some(tail) = seg.payload.get(used..) {
                         if !tail.is_empty() && reasm.keep(tail).is_err() {
                             cx.skips.incr(TcpSkip::ReassemblyOverflow);
                             *app = App::Done;
