@@ -1083,3 +1083,722 @@ impl<W: Write> PcapWriter<W> {
         Ok(self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// One delivered packet, owned.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Got {
+        ts: u64,
+        link: u32,
+        orig_len: u32,
+        data: Vec<u8>,
+    }
+
+    fn got(ts: u64, link: u32, orig_len: u32, data: &[u8]) -> Got {
+        Got {
+            ts,
+            link,
+            orig_len,
+            data: data.to_vec(),
+        }
+    }
+
+    /// Everything one read of a capture produced.
+    struct Run {
+        packets: Vec<Got>,
+        end: Result<(), CaptureError>,
+        stats: FileStats,
+        sha: Option<String>,
+        format: Option<FileFormat>,
+    }
+
+    /// Reads at most this many batches, so a looping reader fails the test instead of hanging.
+    const TEST_MAX_BATCHES: usize = 1_000_000;
+
+    fn run_reader(reader: Box<dyn Read + Send>, batch: usize) -> Run {
+        let mut source = match FileSource::from_reader(reader, 3) {
+            Ok(source) => source,
+            Err(e) => {
+                return Run {
+                    packets: Vec::new(),
+                    end: Err(e),
+                    stats: FileStats::default(),
+                    sha: None,
+                    format: None,
+                }
+            }
+        };
+        let mut packets = Vec::new();
+        let mut end = Ok(());
+        let mut sink = |meta: PacketMeta, data: &[u8]| {
+            assert_eq!(meta.input, 3);
+            packets.push(got(meta.ts.0, meta.link.0, meta.orig_len, data));
+        };
+        let mut batches = 0;
+        loop {
+            assert!(batches < TEST_MAX_BATCHES, "source never ends");
+            batches += 1;
+            assert_eq!(source.sha256_hex(), None, "hash before the end");
+            match source.next_packets(batch, &mut sink) {
+                Ok(SourceStatus::More) => {}
+                Ok(SourceStatus::Idle) => panic!("a file is never idle"),
+                Ok(SourceStatus::End) => break,
+                Err(e) => {
+                    end = Err(e);
+                    break;
+                }
+            }
+        }
+        // A finished source stays finished.
+        assert_eq!(source.next_packets(batch, &mut sink), Ok(SourceStatus::End));
+        Run {
+            packets,
+            end,
+            stats: source.stats().clone(),
+            sha: source.sha256_hex(),
+            format: Some(source.format()),
+        }
+    }
+
+    fn run(bytes: &[u8]) -> Run {
+        run_reader(Box::new(Cursor::new(bytes.to_vec())), 64)
+    }
+
+    fn sha_hex(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Hands out at most `chunk` bytes per `read()` call.
+    struct ChunkReader {
+        data: Vec<u8>,
+        at: usize,
+        chunk: usize,
+    }
+
+    impl Read for ChunkReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let rest = self.data.get(self.at..).unwrap_or(&[]);
+            let n = rest.len().min(out.len()).min(self.chunk);
+            out[..n].copy_from_slice(&rest[..n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn chunked(bytes: &[u8], chunk: usize) -> Box<dyn Read + Send> {
+        Box::new(ChunkReader {
+            data: bytes.to_vec(),
+            at: 0,
+            chunk,
+        })
+    }
+
+    /// Gives `good` bytes, then fails every read with `kind`.
+    struct FailingReader {
+        good: Cursor<Vec<u8>>,
+        kind: io::ErrorKind,
+    }
+
+    impl Read for FailingReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match self.good.read(out)? {
+                0 => Err(io::Error::new(self.kind, "test")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// Fails every other read with `Interrupted`, and reads 100 bytes at a time.
+    struct InterruptingReader {
+        data: Cursor<Vec<u8>>,
+        interrupt: bool,
+    }
+
+    impl Read for InterruptingReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
+            }
+            let n = out.len().min(100);
+            self.data.read(&mut out[..n])
+        }
+    }
+
+    // ---- classic pcap builders ----
+
+    fn written(resolution: TsResolution, link: LinkType, packets: &[(u64, &[u8], u32)]) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new(), link, 65_535, resolution).unwrap();
+        for (ts, data, orig) in packets {
+            w.write_packet(Timestamp(*ts), data, *orig).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn put16(v: &mut Vec<u8>, order: ByteOrder, x: u16) {
+        match order {
+            ByteOrder::Little => v.extend_from_slice(&x.to_le_bytes()),
+            ByteOrder::Big => v.extend_from_slice(&x.to_be_bytes()),
+        }
+    }
+
+    fn put32(v: &mut Vec<u8>, order: ByteOrder, x: u32) {
+        match order {
+            ByteOrder::Little => v.extend_from_slice(&x.to_le_bytes()),
+            ByteOrder::Big => v.extend_from_slice(&x.to_be_bytes()),
+        }
+    }
+
+    fn put64(v: &mut Vec<u8>, order: ByteOrder, x: u64) {
+        match order {
+            ByteOrder::Little => v.extend_from_slice(&x.to_le_bytes()),
+            ByteOrder::Big => v.extend_from_slice(&x.to_be_bytes()),
+        }
+    }
+
+    fn pcap_header(order: ByteOrder, magic: u32, snaplen: u32, link: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        put32(&mut v, order, magic);
+        put16(&mut v, order, 2);
+        put16(&mut v, order, 4);
+        put32(&mut v, order, 0);
+        put32(&mut v, order, 0);
+        put32(&mut v, order, snaplen);
+        put32(&mut v, order, link);
+        v
+    }
+
+    fn pcap_record(order: ByteOrder, sec: u32, frac: u32, data: &[u8], orig: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        put32(&mut v, order, sec);
+        put32(&mut v, order, frac);
+        put32(&mut v, order, data.len() as u32);
+        put32(&mut v, order, orig);
+        v.extend_from_slice(data);
+        v
+    }
+
+    // ---- pcapng builders (draft-ietf-opsawg-pcapng) ----
+
+    use ByteOrder::{Big, Little};
+
+    fn block(order: ByteOrder, block_type: u32, body: &[u8]) -> Vec<u8> {
+        let padded = (body.len() + 3) & !3;
+        let len = (MIN_BLOCK_LEN + padded) as u32;
+        let mut v = Vec::new();
+        put32(&mut v, order, block_type);
+        put32(&mut v, order, len);
+        v.extend_from_slice(body);
+        v.resize(BLOCK_HEADER_LEN + padded, 0);
+        put32(&mut v, order, len);
+        v
+    }
+
+    fn shb(order: ByteOrder) -> Vec<u8> {
+        let mut body = Vec::new();
+        put32(&mut body, order, PCAPNG_BYTE_ORDER_MAGIC);
+        put16(&mut body, order, 1);
+        put16(&mut body, order, 0);
+        put64(&mut body, order, u64::MAX); // section length unknown
+        block(order, BLOCK_SHB, &body)
+    }
+
+    fn idb(order: ByteOrder, link: u16, snaplen: u32, options: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put16(&mut body, order, link);
+        put16(&mut body, order, 0);
+        put32(&mut body, order, snaplen);
+        for (code, value) in options {
+            put16(&mut body, order, *code);
+            put16(&mut body, order, value.len() as u16);
+            body.extend_from_slice(value);
+            body.resize((body.len() + 3) & !3, 0);
+        }
+        if !options.is_empty() {
+            put32(&mut body, order, 0); // opt_endofopt
+        }
+        block(order, BLOCK_IDB, &body)
+    }
+
+    fn epb(order: ByteOrder, iface: u32, units: u64, data: &[u8], orig: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        put32(&mut body, order, iface);
+        put32(&mut body, order, (units >> 32) as u32);
+        put32(&mut body, order, units as u32);
+        put32(&mut body, order, data.len() as u32);
+        put32(&mut body, order, orig);
+        body.extend_from_slice(data);
+        block(order, BLOCK_EPB, &body)
+    }
+
+    fn pb(order: ByteOrder, iface: u16, units: u64, data: &[u8], orig: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        put16(&mut body, order, iface);
+        put16(&mut body, order, 0); // drops count
+        put32(&mut body, order, (units >> 32) as u32);
+        put32(&mut body, order, units as u32);
+        put32(&mut body, order, data.len() as u32);
+        put32(&mut body, order, orig);
+        body.extend_from_slice(data);
+        block(order, BLOCK_PB, &body)
+    }
+
+    fn spb(order: ByteOrder, orig: u32, data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put32(&mut body, order, orig);
+        body.extend_from_slice(data);
+        block(order, BLOCK_SPB, &body)
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    fn corrupt(offset: u64, packet: u64, what: CorruptKind) -> Result<(), CaptureError> {
+        Err(CaptureError::Corrupt {
+            offset,
+            packet,
+            what,
+        })
+    }
+
+    fn truncated(offset: u64, packet: u64) -> Result<(), CaptureError> {
+        Err(CaptureError::Truncated { offset, packet })
+    }
+
+    // ---- classic pcap ----
+
+    #[test]
+    fn round_trip_micros() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[
+                (1_700_000_000_123_456_000, b"first packet", 60),
+                (1_700_000_001_000_001_000, b"second", 6),
+            ],
+        );
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![
+                got(1_700_000_000_123_456_000, 1, 60, b"first packet"),
+                got(1_700_000_001_000_001_000, 1, 6, b"second"),
+            ]
+        );
+        assert_eq!(
+            r.format,
+            Some(FileFormat::Pcap {
+                resolution: TsResolution::Micros,
+                big_endian: false,
+                modified: false
+            })
+        );
+        assert_eq!(r.stats.packets, 2);
+        assert_eq!(r.stats.captured_bytes, 18);
+        assert_eq!(r.stats.bytes_read, file.len() as u64);
+        assert_eq!(
+            r.stats.earliest_ts,
+            Some(Timestamp(1_700_000_000_123_456_000))
+        );
+        assert_eq!(
+            r.stats.latest_ts,
+            Some(Timestamp(1_700_000_001_000_001_000))
+        );
+        assert_eq!(r.stats.skipped.total(), 0);
+        assert_eq!(r.sha, Some(sha_hex(&file)));
+    }
+
+    #[test]
+    fn writer_drops_sub_microsecond_digits() {
+        let file = written(TsResolution::Micros, LinkType::RAW, &[(1_999, b"x", 1)]);
+        assert_eq!(run(&file).packets, vec![got(1_000, 101, 1, b"x")]);
+    }
+
+    #[test]
+    fn round_trip_nanos() {
+        let file = written(
+            TsResolution::Nanos,
+            LinkType::LINUX_SLL2,
+            &[(1_700_000_000_123_456_789, b"abc", 3)],
+        );
+        assert_eq!(
+            u32::from_le_bytes(file[0..4].try_into().unwrap()),
+            PCAP_MAGIC_NANOS
+        );
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![got(1_700_000_000_123_456_789, 276, 3, b"abc")]
+        );
+    }
+
+    #[test]
+    fn writer_rejects_seconds_past_2106() {
+        let mut w = PcapWriter::new(Vec::new(), LinkType::RAW, 0, TsResolution::Micros).unwrap();
+        let err = w
+            .write_packet(Timestamp::from_secs_nanos(1 << 32, 0), b"x", 1)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn big_endian_micros() {
+        let file = cat(&[
+            &pcap_header(Big, PCAP_MAGIC_MICROS, 65_535, 1),
+            &pcap_record(Big, 10, 20, b"be-us", 5),
+        ]);
+        assert_eq!(file[0..4], [0xa1, 0xb2, 0xc3, 0xd4]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(10_000_020_000, 1, 5, b"be-us")]);
+        assert_eq!(
+            r.format,
+            Some(FileFormat::Pcap {
+                resolution: TsResolution::Micros,
+                big_endian: true,
+                modified: false
+            })
+        );
+    }
+
+    #[test]
+    fn big_endian_nanos() {
+        let file = cat(&[
+            &pcap_header(Big, PCAP_MAGIC_NANOS, 65_535, 101),
+            &pcap_record(Big, 10, 20, b"be-ns", 9),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(10_000_000_020, 101, 9, b"be-ns")]);
+    }
+
+    #[test]
+    fn little_endian_nanos_by_hand() {
+        let file = cat(&[
+            &pcap_header(Little, PCAP_MAGIC_NANOS, 65_535, 1),
+            &pcap_record(Little, 1, 999_999_999, b"le-ns", 5),
+        ]);
+        assert_eq!(run(&file).packets, vec![got(1_999_999_999, 1, 5, b"le-ns")]);
+    }
+
+    #[test]
+    fn modified_kuznetzov_magic_has_longer_record_headers() {
+        let mut file = pcap_header(Little, PCAP_MAGIC_MODIFIED, 65_535, 1);
+        for (sec, data) in [(7u32, &b"one"[..]), (8, b"two!")] {
+            let mut rec = pcap_record(Little, sec, 5, data, data.len() as u32);
+            // ifindex, protocol, pkt_type, pad go between the header and the data.
+            let extra = [2, 0, 0, 0, 0x08, 0x00, 4, 0];
+            rec.splice(16..16, extra);
+            file.extend_from_slice(&rec);
+        }
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![
+                got(7_000_005_000, 1, 3, b"one"),
+                got(8_000_005_000, 1, 4, b"two!")
+            ]
+        );
+    }
+
+    #[test]
+    fn fcs_bits_are_masked_from_link_type() {
+        // FCS length 4 (bits 28-31) and the F bit (26) set on Ethernet.
+        let file = cat(&[
+            &pcap_header(Little, PCAP_MAGIC_MICROS, 65_535, 0x4400_0001),
+            &pcap_record(Little, 1, 0, b"eth", 3),
+        ]);
+        assert_eq!(run(&file).packets, vec![got(1_000_000_000, 1, 3, b"eth")]);
+    }
+
+    #[test]
+    fn unsupported_major_version() {
+        let mut file = pcap_header(Little, PCAP_MAGIC_MICROS, 65_535, 1);
+        file[4] = 1;
+        assert_eq!(run(&file).end, corrupt(0, 0, CorruptKind::Version));
+    }
+
+    #[test]
+    fn empty_file() {
+        assert_eq!(run(&[]).end, Err(CaptureError::Empty));
+    }
+
+    #[test]
+    fn wrong_magic() {
+        assert_eq!(
+            run(b"GET / HTTP/1.1\r\n\r\n").end,
+            Err(CaptureError::NotACapture)
+        );
+        assert_eq!(run(b"GE").end, Err(CaptureError::NotACapture));
+    }
+
+    #[test]
+    fn pcapng_type_with_bad_byte_order_magic_is_not_a_capture() {
+        let mut file = shb(Little);
+        file[8..12].copy_from_slice(b"ABCD");
+        assert_eq!(run(&file).end, Err(CaptureError::NotACapture));
+    }
+
+    #[test]
+    fn truncated_global_header_at_every_offset() {
+        let file = written(TsResolution::Micros, LinkType::ETHERNET, &[]);
+        assert_eq!(file.len(), PCAP_FILE_HEADER_LEN);
+        for cut in 1..PCAP_FILE_HEADER_LEN {
+            assert_eq!(run(&file[..cut]).end, truncated(0, 0), "cut at {cut}");
+        }
+        let r = run(&file);
+        assert_eq!((r.end, r.packets.len()), (Ok(()), 0));
+    }
+
+    #[test]
+    fn truncated_record_at_every_offset() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[
+                (1_000, &[1; 10], 10),
+                (2_000, &[2; 20], 20),
+                (3_000, &[3; 30], 30),
+            ],
+        );
+        // Records start at 24, 50, 86 and the file ends at 132.
+        let starts = [24usize, 50, 86, 132];
+        assert_eq!(file.len(), 132);
+        for cut in PCAP_FILE_HEADER_LEN..=file.len() {
+            let r = run(&file[..cut]);
+            let complete = starts.iter().skip(1).filter(|&&s| s <= cut).count();
+            assert_eq!(r.packets.len(), complete, "cut at {cut}");
+            if starts.contains(&cut) {
+                assert_eq!(r.end, Ok(()), "cut at {cut}");
+            } else {
+                assert_eq!(
+                    r.end,
+                    truncated(starts[complete] as u64, complete as u64 + 1),
+                    "cut at {cut}"
+                );
+            }
+            assert_eq!(r.sha, Some(sha_hex(&file[..cut])), "cut at {cut}");
+            assert_eq!(r.stats.bytes_read, cut as u64);
+        }
+    }
+
+    #[test]
+    fn captured_length_over_cap_stops_reading() {
+        let big = vec![0u8; MAX_PACKET_LEN + 1];
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[
+                (1_000, b"ok", 2),
+                (2_000, &big, 70_000),
+                (3_000, b"never", 5),
+            ],
+        );
+        let r = run(&file);
+        assert_eq!(r.packets, vec![got(1_000, 1, 2, b"ok")]);
+        assert_eq!(r.end, corrupt(42, 2, CorruptKind::CapturedLengthTooLarge));
+        // The hash still covers the whole file.
+        assert_eq!(r.sha, Some(sha_hex(&file)));
+        assert_eq!(r.stats.bytes_read, file.len() as u64);
+    }
+
+    #[test]
+    fn captured_length_at_cap_is_delivered() {
+        let big = vec![0x5a; MAX_PACKET_LEN];
+        let file = written(TsResolution::Micros, LinkType::RAW, &[(0, &big, 300_000)]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(0, 101, 300_000, &big)]);
+    }
+
+    #[test]
+    fn huge_captured_length_is_corrupt_not_allocated() {
+        let mut file = pcap_header(Little, PCAP_MAGIC_MICROS, 65_535, 1);
+        let mut rec = pcap_record(Little, 1, 0, b"", 0);
+        rec[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        file.extend_from_slice(&rec);
+        assert_eq!(
+            run(&file).end,
+            corrupt(24, 1, CorruptKind::CapturedLengthTooLarge)
+        );
+    }
+
+    #[test]
+    fn zero_length_packet_is_skipped_but_numbered() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[(1_000, b"", 0), (2_000, b"x", 1)],
+        );
+        let mut cut = file.clone();
+        cut.extend_from_slice(&[0; 5]); // a third record header cut short
+        let r = run(&cut);
+        assert_eq!(r.packets, vec![got(2_000, 1, 1, b"x")]);
+        assert_eq!(r.stats.skipped.get(FileSkip::ZeroLengthPacket), 1);
+        assert_eq!(r.stats.packets, 1);
+        assert_eq!(r.end, truncated(file.len() as u64, 3));
+    }
+
+    #[test]
+    fn timestamps_going_backwards_are_counted_and_delivered() {
+        let s = 1_000_000_000;
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[(5 * s, b"a", 1), (3 * s, b"b", 1), (4 * s, b"c", 1)],
+        );
+        let r = run(&file);
+        assert_eq!(r.packets.len(), 3);
+        assert_eq!(r.stats.skipped.get(FileSkip::TimestampBackwards), 1);
+        assert_eq!(r.stats.earliest_ts, Some(Timestamp(3 * s)));
+        assert_eq!(r.stats.latest_ts, Some(Timestamp(5 * s)));
+    }
+
+    #[test]
+    fn caplen_over_snaplen_and_orig_len_are_counted_and_delivered() {
+        let file = cat(&[
+            &pcap_header(Little, PCAP_MAGIC_MICROS, 4, 1),
+            &pcap_record(Little, 1, 0, b"12345", 5),
+            &pcap_record(Little, 1, 0, b"123", 2),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.packets.len(), 2);
+        assert_eq!(r.stats.skipped.get(FileSkip::CaplenOverSnaplen), 1);
+        assert_eq!(r.stats.skipped.get(FileSkip::CaplenOverOrigLen), 1);
+    }
+
+    #[test]
+    fn max_bounds_each_batch() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[(1, b"a", 1), (2, b"b", 1), (3, b"c", 1)],
+        );
+        let mut source = FileSource::from_reader(Box::new(Cursor::new(file)), 0).unwrap();
+        let mut n = 0;
+        let mut sink = |_: PacketMeta, _: &[u8]| n += 1;
+        assert_eq!(source.next_packets(2, &mut sink), Ok(SourceStatus::More));
+        assert_eq!(source.next_packets(0, &mut sink), Ok(SourceStatus::More));
+        // The last packet and the end of the file come in the same batch.
+        assert_eq!(source.next_packets(2, &mut sink), Ok(SourceStatus::End));
+        assert_eq!(source.next_packets(2, &mut sink), Ok(SourceStatus::End));
+        assert_eq!(n, 3);
+    }
+
+    /// Several buffers' worth of records, read in odd chunks and small batches, so records
+    /// straddle every kind of buffer boundary.
+    #[test]
+    fn file_larger_than_buffer_reads_whole() {
+        let packets: Vec<(u64, Vec<u8>)> = (0..2_600u64)
+            .map(|i| {
+                (
+                    i * 1_000,
+                    vec![(i % 251) as u8; 600 + (i as usize * 7) % 900],
+                )
+            })
+            .collect();
+        let refs: Vec<(u64, &[u8], u32)> = packets
+            .iter()
+            .map(|(ts, d)| (*ts, d.as_slice(), d.len() as u32))
+            .collect();
+        let file = written(TsResolution::Micros, LinkType::ETHERNET, &refs);
+        assert!(file.len() > 2 * READ_BUF_LEN);
+        let want: Vec<Got> = refs.iter().map(|(ts, d, o)| got(*ts, 1, *o, d)).collect();
+        for r in [
+            run(&file),
+            run_reader(chunked(&file, 4093), 7),
+            run_reader(chunked(&file, 65_536), 1),
+        ] {
+            assert_eq!(r.end, Ok(()));
+            assert_eq!(r.packets.len(), want.len());
+            assert!(r.packets == want);
+            assert_eq!(r.sha, Some(sha_hex(&file)));
+        }
+    }
+
+    #[test]
+    fn one_byte_reads() {
+        let file = written(
+            TsResolution::Nanos,
+            LinkType::ETHERNET,
+            &[(1, b"abc", 3), (2, b"defgh", 5)],
+        );
+        let r = run_reader(chunked(&file, 1), 1);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![got(1, 1, 3, b"abc"), got(2, 1, 5, b"defgh")]
+        );
+        assert_eq!(r.sha, Some(sha_hex(&file)));
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::RAW,
+            &[(1_000, &[9; 300], 300)],
+        );
+        let reader = InterruptingReader {
+            data: Cursor::new(file.clone()),
+            interrupt: false,
+        };
+        let r = run_reader(Box::new(reader), 8);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(1_000, 101, 300, &[9; 300])]);
+    }
+
+    #[test]
+    fn read_error_keeps_earlier_packets_and_has_no_hash() {
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[(1_000, b"a", 1), (2_000, b"b", 1)],
+        );
+        let reader = FailingReader {
+            good: Cursor::new(file[..45].to_vec()),
+            kind: io::ErrorKind::Other,
+        };
+        let r = run_reader(Box::new(reader), 8);
+        assert_eq!(r.packets, vec![got(1_000, 1, 1, b"a")]);
+        assert_eq!(r.end, Err(CaptureError::Io(io::ErrorKind::Other)));
+        assert_eq!(r.sha, None);
+    }
+
+    #[test]
+    fn open_missing_file_is_io_error() {
+        let err = FileSource::open(Path::new("/nonexistent/ksensor.pcap"), 0).err();
+        assert_eq!(err, Some(CaptureError::Io(io::ErrorKind::NotFound)));
+    }
+
+    #[test]
+    fn open_reads_a_file_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        let file = written(
+            TsResolution::Micros,
+            LinkType::ETHERNET,
+            &[(1_000, b"disk", 4)],
+        );
+        std::fs::write(&path, &file).unwrap();
+        let mut source = FileSource::open(&path, 1).unwrap();
+        let mut seen = Vec::new();
+        let status = source.next_packets(10, &mut |meta, data| {
+            seen.push((meta.input, data.to_vec()));
+        });
+        assert_eq!(status, Ok(SourceStatus::End));
+        assert_eq!(seen, vec![(1, b"disk".to_vec())]);
+        assert_eq!(source.sha256_hex(), Some(sha_hex(&file)));
+    }
+}
