@@ -1801,4 +1801,608 @@ mod tests {
         assert_eq!(seen, vec![(1, b"disk".to_vec())]);
         assert_eq!(source.sha256_hex(), Some(sha_hex(&file)));
     }
+
+    // ---- pcapng, hand-built ----
+
+    const OPT_TSRESOL_NS: (u16, &[u8]) = (OPT_IF_TSRESOL, &[9]);
+
+    #[test]
+    fn pcapng_little_endian_default_microseconds() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &epb(Little, 0, 1_500_000, b"packet", 60),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.format, Some(FileFormat::Pcapng));
+        assert_eq!(r.packets, vec![got(1_500_000_000, 1, 60, b"packet")]);
+        assert_eq!((r.stats.sections, r.stats.interfaces), (1, 1));
+        assert_eq!(r.sha, Some(sha_hex(&file)));
+    }
+
+    #[test]
+    fn pcapng_big_endian_section() {
+        let file = cat(&[
+            &shb(Big),
+            &idb(Big, 101, 0, &[OPT_TSRESOL_NS]),
+            &epb(Big, 0, (3 << 32) | 7, b"be", 2),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got((3 << 32) | 7, 101, 2, b"be")]);
+    }
+
+    #[test]
+    fn pcapng_sections_switch_byte_order_and_reset_interfaces() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &epb(Little, 0, 1, b"le", 2),
+            &shb(Big),
+            &idb(Big, 113, 0, &[]),
+            &epb(Big, 0, 2, b"be", 2),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![got(1_000, 1, 2, b"le"), got(2_000, 113, 2, b"be")]
+        );
+        assert_eq!((r.stats.sections, r.stats.interfaces), (2, 2));
+    }
+
+    #[test]
+    fn pcapng_interface_from_previous_section_is_unknown() {
+        let head = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &idb(Little, 1, 0, &[]),
+            &shb(Big),
+            &idb(Big, 1, 0, &[]),
+        ]);
+        let file = cat(&[&head, &epb(Big, 1, 2, b"x", 1)]);
+        let r = run(&file);
+        assert_eq!(r.packets, vec![]);
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::UnknownInterface)
+        );
+    }
+
+    #[test]
+    fn pcapng_mixed_link_types_in_one_section() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &idb(Little, 276, 0, &[OPT_TSRESOL_NS]),
+            &epb(Little, 1, 5, b"sll2", 4),
+            &epb(Little, 0, 5, b"eth", 3),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![got(5, 276, 4, b"sll2"), got(5_000, 1, 3, b"eth")]
+        );
+        assert_eq!(r.stats.skipped.get(FileSkip::TimestampBackwards), 0);
+    }
+
+    fn one_packet_with_idb_options(options: &[(u16, &[u8])], units: u64) -> Run {
+        run(&cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, options),
+            &epb(Little, 0, units, b"p", 1),
+        ]))
+    }
+
+    #[test]
+    fn pcapng_tsresol_powers_of_ten() {
+        let ts = |resol: u8, units| {
+            one_packet_with_idb_options(&[(OPT_IF_TSRESOL, &[resol])], units).packets[0].ts
+        };
+        assert_eq!(ts(0, 7), 7_000_000_000); // seconds
+        assert_eq!(ts(3, 7), 7_000_000); // milliseconds
+        assert_eq!(ts(6, 7), 7_000); // microseconds
+        assert_eq!(ts(9, 7), 7); // nanoseconds
+        assert_eq!(ts(12, 7_000), 7); // picoseconds
+        assert_eq!(ts(28, u64::MAX), 1); // 10^-28 s: 1.8e19 units ≈ 1.8e-9 s
+        assert_eq!(ts(29, u64::MAX), 0); // below any u64 divisor: always 0
+        assert_eq!(ts(127, u64::MAX), 0);
+    }
+
+    #[test]
+    fn pcapng_tsresol_powers_of_two() {
+        let ts = |resol: u8, units| {
+            one_packet_with_idb_options(&[(OPT_IF_TSRESOL, &[resol])], units).packets[0].ts
+        };
+        assert_eq!(ts(0x80 | 10, 1024 * 3), 3_000_000_000); // 2^-10 s
+        assert_eq!(ts(0x80 | 30, 1 << 29), 500_000_000); // 2^-30 s
+        assert_eq!(ts(0x80, 2), 2_000_000_000); // 2^0 s
+        assert_eq!(ts(0x80 | 127, u64::MAX), 0);
+        assert_eq!(ts(0x80, u64::MAX), u64::MAX); // saturates
+    }
+
+    #[test]
+    fn pcapng_tsoffset_shifts_and_clamps() {
+        let plus = 100i64.to_le_bytes();
+        let minus = (-100i64).to_le_bytes();
+        let r = one_packet_with_idb_options(&[(OPT_IF_TSOFFSET, &plus)], 1);
+        assert_eq!(r.packets[0].ts, 100_000_001_000);
+        let r = one_packet_with_idb_options(
+            &[(OPT_IF_TSOFFSET, &minus), OPT_TSRESOL_NS],
+            150_000_000_000,
+        );
+        assert_eq!(r.packets[0].ts, 50_000_000_000);
+        let r = one_packet_with_idb_options(&[(OPT_IF_TSOFFSET, &minus)], 1);
+        assert_eq!(r.packets[0].ts, 0);
+    }
+
+    #[test]
+    fn pcapng_malformed_options_keep_the_interface() {
+        let mut block = idb(Little, 1, 0, &[OPT_TSRESOL_NS]);
+        // Make the option claim 200 bytes: it runs past the block.
+        block[IDB_FIXED_LEN + BLOCK_HEADER_LEN + 2] = 200;
+        let file = cat(&[&shb(Little), &block, &epb(Little, 0, 2, b"p", 1)]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(2_000, 1, 1, b"p")]);
+        assert_eq!(r.stats.skipped.get(FileSkip::MalformedOptions), 1);
+    }
+
+    #[test]
+    fn pcapng_simple_packet_block_uses_interface_zero() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 101, 4, &[]),
+            &idb(Little, 1, 0, &[]),
+            &epb(Little, 1, 9, b"e", 1),
+            &spb(Little, 10, b"0123456789"), // snap length 4 cuts it
+            &spb(Little, 3, b"abc"),         // padding is not data
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![
+                got(9_000, 1, 1, b"e"),
+                got(9_000, 101, 10, b"0123"),
+                got(9_000, 101, 3, b"abc"),
+            ]
+        );
+        assert_eq!(r.stats.skipped.get(FileSkip::TimestampBackwards), 0);
+    }
+
+    #[test]
+    fn pcapng_simple_packet_block_without_interface() {
+        let head = shb(Little);
+        let r = run(&cat(&[&head, &spb(Little, 1, b"x")]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::UnknownInterface)
+        );
+    }
+
+    #[test]
+    fn pcapng_obsolete_packet_block() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &idb(Little, 228, 0, &[]),
+            &pb(Little, 1, 4, b"v4", 2),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(4_000, 228, 2, b"v4")]);
+    }
+
+    #[test]
+    fn pcapng_unknown_and_skipped_blocks_are_counted() {
+        let file = cat(&[
+            &shb(Little),
+            &block(Little, 0x1234_5678, b"unknown!"),
+            &idb(Little, 1, 0, &[]),
+            &block(Little, BLOCK_NRB, &[0; 4]),
+            &block(Little, BLOCK_ISB, &[0; 12]),
+            &block(Little, BLOCK_DSB, &[0; 8]),
+            &block(Little, BLOCK_CUSTOM, &[0; 4]),
+            &block(Little, BLOCK_CUSTOM_NO_COPY, &[]),
+            &epb(Little, 0, 1, b"after", 5),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(r.packets, vec![got(1_000, 1, 5, b"after")]);
+        let s = &r.stats.skipped;
+        assert_eq!(s.get(FileSkip::UnknownBlockType), 1);
+        assert_eq!(s.get(FileSkip::NameResolutionBlock), 1);
+        assert_eq!(s.get(FileSkip::InterfaceStatsBlock), 1);
+        assert_eq!(s.get(FileSkip::DecryptionSecretsBlock), 1);
+        assert_eq!(s.get(FileSkip::CustomBlock), 2);
+        assert_eq!(s.total(), 6);
+    }
+
+    #[test]
+    fn pcapng_block_length_not_multiple_of_four() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let mut bad = epb(Little, 0, 1, b"abcd", 4);
+        bad[4..8].copy_from_slice(&37u32.to_le_bytes());
+        let r = run(&cat(&[&head, &bad]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_block_length_shorter_than_header() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        for len in [0u32, 4, 8] {
+            let mut bad = block(Little, BLOCK_EPB, &[]);
+            bad[4..8].copy_from_slice(&len.to_le_bytes());
+            let r = run(&cat(&[&head, &bad]));
+            assert_eq!(
+                r.end,
+                corrupt(head.len() as u64, 1, CorruptKind::BlockLength),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn pcapng_trailing_length_mismatch() {
+        let head = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &epb(Little, 0, 1, b"ok", 2),
+        ]);
+        let mut bad = epb(Little, 0, 2, b"bad", 3);
+        let n = bad.len();
+        bad[n - 4..].copy_from_slice(&(n as u32 + 4).to_le_bytes());
+        let r = run(&cat(&[&head, &bad, &epb(Little, 0, 3, b"never", 5)]));
+        assert_eq!(r.packets, vec![got(1_000, 1, 2, b"ok")]);
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 2, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_epb_names_undeclared_interface() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let r = run(&cat(&[&head, &epb(Little, 1, 1, b"x", 1)]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::UnknownInterface)
+        );
+        let r = run(&cat(&[&head, &epb(Little, u32::MAX, 1, b"x", 1)]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::UnknownInterface)
+        );
+    }
+
+    #[test]
+    fn pcapng_epb_captured_length_past_block() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let mut bad = epb(Little, 0, 1, b"abcd", 4);
+        // caplen 5 in a block holding 4 data bytes.
+        bad[20..24].copy_from_slice(&5u32.to_le_bytes());
+        let r = run(&cat(&[&head, &bad]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_epb_shorter_than_fixed_fields() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let r = run(&cat(&[&head, &block(Little, BLOCK_EPB, &[0; 8])]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_idb_shorter_than_fixed_fields() {
+        let head = shb(Little);
+        let r = run(&cat(&[&head, &block(Little, BLOCK_IDB, &[1, 0])]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_packet_over_cap_is_skipped_and_numbered() {
+        let big = vec![7u8; MAX_PACKET_LEN + 1];
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let file = cat(&[
+            &head,
+            &epb(Little, 0, 1, &big, big.len() as u32),
+            &epb(Little, 0, 2, b"after", 5),
+            &[0, 0, 0],
+        ]);
+        let r = run(&file);
+        assert_eq!(r.packets, vec![got(2_000, 1, 5, b"after")]);
+        assert_eq!(r.stats.skipped.get(FileSkip::PacketTooLarge), 1);
+        assert_eq!(r.end, truncated(file.len() as u64 - 3, 3));
+    }
+
+    #[test]
+    fn pcapng_block_over_buffer_is_streamed_past() {
+        let huge = vec![0u8; MAX_BLOCK_LEN + 100];
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &block(Little, BLOCK_DSB, &huge),
+            &epb(Little, 0, 1, &huge, 1),
+            &epb(Little, 0, 2, b"after", 5),
+        ]);
+        for r in [run(&file), run_reader(chunked(&file, 10_000), 3)] {
+            assert_eq!(r.end, Ok(()));
+            assert_eq!(r.packets, vec![got(2_000, 1, 5, b"after")]);
+            assert_eq!(r.stats.skipped.get(FileSkip::DecryptionSecretsBlock), 1);
+            assert_eq!(r.stats.skipped.get(FileSkip::PacketTooLarge), 1);
+            assert_eq!(r.stats.bytes_read, file.len() as u64);
+            assert_eq!(r.sha, Some(sha_hex(&file)));
+        }
+    }
+
+    #[test]
+    fn pcapng_streamed_block_checks_its_trailer() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let mut huge = block(Little, 0x4242, &vec![0u8; MAX_BLOCK_LEN]);
+        let n = huge.len();
+        huge[n - 4..].copy_from_slice(&0u32.to_le_bytes());
+        let r = run(&cat(&[&head, &huge]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+        // Cut short inside the streamed body.
+        let r = run(&cat(&[&head, &huge[..n / 2]]));
+        assert_eq!(r.end, truncated(head.len() as u64, 1));
+    }
+
+    #[test]
+    fn pcapng_interface_block_over_buffer_is_corrupt() {
+        let head = shb(Little);
+        let mut body = vec![0u8; MAX_BLOCK_LEN];
+        body[0] = 1;
+        let r = run(&cat(&[&head, &block(Little, BLOCK_IDB, &body)]));
+        assert_eq!(
+            r.end,
+            corrupt(head.len() as u64, 1, CorruptKind::BlockLength)
+        );
+    }
+
+    #[test]
+    fn pcapng_unsupported_section_version() {
+        let mut file = shb(Little);
+        file[12] = 2; // major version 2
+        assert_eq!(run(&file).end, corrupt(0, 1, CorruptKind::Version));
+    }
+
+    #[test]
+    fn pcapng_later_section_with_bad_byte_order_magic() {
+        let head = cat(&[&shb(Little), &idb(Little, 1, 0, &[])]);
+        let mut bad = shb(Little);
+        bad[8..12].copy_from_slice(b"ABCD");
+        assert_eq!(
+            run(&cat(&[&head, &bad])).end,
+            corrupt(head.len() as u64, 1, CorruptKind::Version)
+        );
+    }
+
+    #[test]
+    fn pcapng_zero_length_packet_is_skipped() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 0, &[]),
+            &epb(Little, 0, 1, b"", 0),
+            &epb(Little, 0, 2, b"x", 1),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.packets, vec![got(2_000, 1, 1, b"x")]);
+        assert_eq!(r.stats.skipped.get(FileSkip::ZeroLengthPacket), 1);
+    }
+
+    #[test]
+    fn pcapng_caplen_over_snaplen_is_counted() {
+        let file = cat(&[
+            &shb(Little),
+            &idb(Little, 1, 2, &[]),
+            &epb(Little, 0, 1, b"abc", 3),
+        ]);
+        let r = run(&file);
+        assert_eq!(r.packets, vec![got(1_000, 1, 3, b"abc")]);
+        assert_eq!(r.stats.skipped.get(FileSkip::CaplenOverSnaplen), 1);
+    }
+
+    #[test]
+    fn pcapng_too_many_interfaces() {
+        let mut file = shb(Little);
+        let one = idb(Little, 1, 0, &[]);
+        for _ in 0..=MAX_INTERFACES {
+            file.extend_from_slice(&one);
+        }
+        let at = file.len() as u64;
+        file.extend_from_slice(&epb(Little, (MAX_INTERFACES - 1) as u32, 1, b"last", 4));
+        file.extend_from_slice(&epb(Little, MAX_INTERFACES as u32, 1, b"over", 4));
+        let r = run(&file);
+        assert_eq!(r.packets, vec![got(1_000, 1, 4, b"last")]);
+        assert_eq!(r.stats.interfaces, MAX_INTERFACES as u64 + 1);
+        assert_eq!(r.stats.skipped.get(FileSkip::TooManyInterfaces), 1);
+        assert_eq!(r.end, corrupt(at + 36, 2, CorruptKind::UnknownInterface));
+    }
+
+    #[test]
+    fn pcapng_truncated_at_every_offset() {
+        let parts = [
+            shb(Little),
+            idb(Little, 1, 0, &[OPT_TSRESOL_NS]),
+            epb(Little, 0, 1, b"first", 5),
+            block(Little, BLOCK_ISB, &[0; 12]),
+            epb(Little, 0, 2, b"second!", 7),
+        ];
+        let file = parts.concat();
+        let mut starts = vec![0usize];
+        for p in &parts {
+            starts.push(starts.last().unwrap() + p.len());
+        }
+        let packet_ends = [starts[3], starts[5]];
+        for cut in 1..=file.len() {
+            let r = run(&file[..cut]);
+            let delivered = packet_ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(r.packets.len(), delivered, "cut at {cut}");
+            let block_start = *starts.iter().filter(|&&s| s <= cut).last().unwrap();
+            let want = if cut < 12 {
+                truncated(0, 0)
+            } else if block_start == cut {
+                Ok(())
+            } else {
+                truncated(block_start as u64, delivered as u64 + 1)
+            };
+            assert_eq!(r.end, want, "cut at {cut}");
+            if cut >= 12 {
+                assert_eq!(r.sha, Some(sha_hex(&file[..cut])), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn pcapng_one_byte_reads() {
+        let file = cat(&[
+            &shb(Big),
+            &idb(Big, 1, 0, &[]),
+            &epb(Big, 0, 1, b"first", 5),
+            &spb(Big, 6, b"second"),
+        ]);
+        let r = run_reader(chunked(&file, 1), 1);
+        assert_eq!(r.end, Ok(()));
+        assert_eq!(
+            r.packets,
+            vec![got(1_000, 1, 5, b"first"), got(1_000, 1, 6, b"second")]
+        );
+        assert_eq!(r.sha, Some(sha_hex(&file)));
+    }
+
+    // ---- real captures (see testdata/README.md) ----
+
+    fn fixture(name: &str) -> Run {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sensor/capture/testdata")
+            .join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        let whole = run_reader(Box::new(File::open(&path).unwrap()), 64);
+        let trickled = run_reader(chunked(&bytes, 1), 1);
+        assert_eq!(whole.packets, trickled.packets, "{name}");
+        assert_eq!(whole.sha, trickled.sha, "{name}");
+        whole
+    }
+
+    /// UDP destination port of an IPv4/UDP packet behind `link_header` bytes.
+    fn udp_dst_port(data: &[u8], link_header: usize) -> u16 {
+        let at = link_header + 20 + 2;
+        u16::from_be_bytes([data[at], data[at + 1]])
+    }
+
+    const LO_TS: [u64; 2] = [1_795_938_549_670_888_000, 1_795_938_549_671_793_000];
+    const ANY_TS: [u64; 2] = [1_795_938_549_671_821_000, 1_795_938_549_671_844_000];
+    const SLL2_HEADER_LEN: usize = 20;
+    const ETHERNET_HEADER_LEN: usize = 14;
+
+    #[test]
+    fn fixture_tcpdump_loopback_ethernet_pcap() {
+        let r = fixture("lo.pcap");
+        assert_eq!(r.end, Ok(()));
+        let summary: Vec<_> = r
+            .packets
+            .iter()
+            .map(|p| (p.ts, p.link, p.orig_len, p.data.len()))
+            .collect();
+        assert_eq!(summary, vec![(LO_TS[0], 1, 84, 84), (LO_TS[1], 1, 71, 71)]);
+        assert_eq!(udp_dst_port(&r.packets[0].data, ETHERNET_HEADER_LEN), 5399);
+        assert_eq!(
+            r.sha.as_deref(),
+            Some("ad1f93e20b16dc40b4846156be43d2580d8c0dcd714f21793f27b766a0cb6011")
+        );
+    }
+
+    #[test]
+    fn fixture_tcpdump_any_sll2_pcap() {
+        let r = fixture("any.pcap");
+        assert_eq!(r.end, Ok(()));
+        let summary: Vec<_> = r
+            .packets
+            .iter()
+            .map(|p| (p.ts, p.link, p.orig_len, p.data.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(ANY_TS[0], 276, 99, 99), (ANY_TS[1], 276, 77, 77)]
+        );
+        assert_eq!(udp_dst_port(&r.packets[1].data, SLL2_HEADER_LEN), 5398);
+    }
+
+    #[test]
+    fn fixture_editcap_pcapng_matches_pcap() {
+        let ng = fixture("lo.pcapng");
+        assert_eq!(ng.end, Ok(()));
+        assert_eq!(ng.packets, fixture("lo.pcap").packets);
+        assert_eq!((ng.stats.sections, ng.stats.interfaces), (1, 1));
+        assert_eq!(
+            ng.sha.as_deref(),
+            Some("758bc908467ca162d661ac6927a82110a2c19137428afbe90dff3f5f839efb0f")
+        );
+    }
+
+    #[test]
+    fn fixture_mergecap_two_link_types() {
+        let r = fixture("mixed.pcapng");
+        assert_eq!(r.end, Ok(()));
+        let summary: Vec<_> = r.packets.iter().map(|p| (p.ts, p.link)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (LO_TS[0], 1),
+                (LO_TS[1], 1),
+                (ANY_TS[0], 276),
+                (ANY_TS[1], 276)
+            ]
+        );
+        let lo = fixture("lo.pcap").packets;
+        let any = fixture("any.pcap").packets;
+        assert_eq!(r.packets, [lo, any].concat());
+        assert_eq!((r.stats.sections, r.stats.interfaces), (1, 2));
+        assert_eq!(r.stats.skipped.get(FileSkip::TimestampBackwards), 0);
+    }
+
+    #[test]
+    fn fixture_dumpcap_nanoseconds_and_statistics_block() {
+        let r = fixture("dumpcap_lo.pcapng");
+        assert_eq!(r.end, Ok(()));
+        let summary: Vec<_> = r
+            .packets
+            .iter()
+            .map(|p| (p.ts, p.link, p.orig_len))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1_795_938_549_671_874_661, 1, 76),
+                (1_795_938_549_671_894_277, 1, 71)
+            ]
+        );
+        assert_eq!(udp_dst_port(&r.packets[0].data, ETHERNET_HEADER_LEN), 5397);
+        assert_eq!(r.stats.skipped.get(FileSkip::InterfaceStatsBlock), 1);
+        assert_eq!(r.stats.skipped.total(), 1);
+        assert_eq!(r.stats.bytes_read, 584);
+        assert_eq!(
+            r.sha.as_deref(),
+            Some("6f382c247ca20b96b7f9e73853181249763bfef55fdac325db36900c81600d7c")
+        );
+    }
 }
