@@ -403,7 +403,8 @@ impl Input {
         }
         // Move the partial record (always shorter than `need`) to the front, so that each read
         // gets the whole rest of the buffer.
-        if self.start > 0 {
+        // Invariant start <= end <= buf.len(); checked so that a slip cannot panic.
+        if self.start > 0 && self.start <= self.end && self.end <= self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.buf_offset = self
                 .buf_offset
