@@ -1136,6 +1136,7 @@ mod tests {
         );
     }
 
+    /// Any change to the record or handshake header either yields the original name or no name.
     #[test]
     fn mutated_record_headers_never_yield_another_name() {
         for (bytes, want) in REAL {
@@ -1147,7 +1148,8 @@ mod tests {
                         ClientHelloOutcome::Sni { name: got, .. } => {
                             assert_eq!(Some(got), want.map(name), "at {at} flip {flip:#x}")
                         }
-                        ClientHelloOutcome::NoSni { .. } => assert!(want.is_none()),
+                        // A shortened handshake length can end the hello right after its
+                        // compression methods, which is a valid hello without extensions.
                         _ => {}
                     }
                 }
