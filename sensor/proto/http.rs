@@ -483,8 +483,7 @@ fn final_coding(value: &[u8], previous: Option<Coding>) -> Coding {
     let last = value
         .split(|&b| b == b',')
         .map(trim_ows)
-        .filter(|coding| !coding.is_empty())
-        .last();
+        .rfind(|coding| !coding.is_empty());
     match last {
         Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Coding::Chunked,
         Some(_) => Coding::Other,
@@ -725,13 +724,10 @@ impl ChunkedBody {
                     let Some((&b, tail)) = rest.split_first() else {
                         return self.progress(bytes, rest);
                     };
-                    match self.step(state, b) {
-                        Some(next) => {
-                            self.state = next;
-                            rest = tail;
-                        }
-                        // The byte is not consumed: `consumed` points at it.
-                        None => {}
+                    // On failure the byte is not consumed: `consumed` points at it.
+                    if let Some(next) = self.step(state, b) {
+                        self.state = next;
+                        rest = tail;
                     }
                 }
             }
