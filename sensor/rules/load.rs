@@ -46,9 +46,9 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(text: &str) -> Lines {
+    fn new(text: &[u8]) -> Lines {
         Lines {
-            newlines: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+            newlines: memchr::memchr_iter(b'\n', text).collect(),
         }
     }
 
@@ -66,12 +66,25 @@ struct Defined {
     line: u32,
 }
 
-#[derive(Default)]
 struct Builder {
+    /// [`MAX_RULES`], lowered by tests so that the cap check runs without 100 000 rules.
+    max_rules: usize,
     rules: Vec<Rule>,
     files: Vec<RuleFile>,
     ids: HashMap<String, Defined>,
     matches: HashMap<NameMatch, Defined>,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            max_rules: MAX_RULES,
+            rules: Vec::new(),
+            files: Vec::new(),
+            ids: HashMap::new(),
+            matches: HashMap::new(),
+        }
+    }
 }
 
 pub(super) fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleError> {
@@ -116,7 +129,18 @@ pub(super) fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleError> {
 }
 
 pub(super) fn parse_sources(sources: &[(&str, &str)]) -> Result<RuleSet, RuleError> {
-    let mut builder = Builder::default();
+    parse_sources_capped(sources, MAX_RULES)
+}
+
+/// [`parse_sources`] with a lower rule cap (`max_rules` ≤ [`MAX_RULES`]).
+pub(super) fn parse_sources_capped(
+    sources: &[(&str, &str)],
+    max_rules: usize,
+) -> Result<RuleSet, RuleError> {
+    let mut builder = Builder {
+        max_rules: max_rules.min(MAX_RULES),
+        ..Builder::default()
+    };
     for (origin, text) in sources {
         builder.add_source(origin, text)?;
     }
@@ -161,8 +185,7 @@ fn read_rule_file(path: &Path, origin: &str) -> Result<String, RuleError> {
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
-        let line =
-            Lines::new(&String::from_utf8_lossy(e.as_bytes())).line(e.utf8_error().valid_up_to());
+        let line = Lines::new(e.as_bytes()).line(e.utf8_error().valid_up_to());
         error(
             RuleErrorKind::NotUtf8,
             origin,
@@ -213,7 +236,7 @@ impl Builder {
                 format!("file is larger than {MAX_RULE_FILE_BYTES} bytes"),
             ));
         }
-        let lines = Lines::new(text);
+        let lines = Lines::new(text.as_bytes());
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|span| lines.line(span.start));
             // toml messages may span lines; a rule error is one line.
@@ -254,12 +277,12 @@ impl Builder {
         let at = |span: std::ops::Range<usize>| Some(lines.line(span.start));
         let id_line = lines.line(raw.id.span().start);
         let id = raw.id.get_ref().as_str();
-        if self.rules.len() >= MAX_RULES {
+        if self.rules.len() >= self.max_rules {
             return Err(error(
                 RuleErrorKind::TooMany,
                 origin,
                 Some(id_line),
-                format!("more than {MAX_RULES} rules"),
+                format!("more than {} rules", self.max_rules),
             ));
         }
         check_id(id).map_err(|m| error(RuleErrorKind::BadId, origin, Some(id_line), m))?;

@@ -362,3 +362,6 @@ impl RuleSet {
         best_suffix
     }
 }
+
+#[cfg(test)]
+mod tests;

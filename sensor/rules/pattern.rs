@@ -325,7 +325,7 @@ mod tests {
             err(&long_label),
             format!("match {long_label:?} has a label longer than 63 characters")
         );
-        let long_name = format!("exact:{}b", "a.".repeat(126));
+        let long_name = format!("exact:{}bb", "a.".repeat(126));
         assert_eq!(
             err(&long_name),
             format!("match {long_name:?} is longer than 253 characters")
