@@ -1063,3 +1063,37 @@ fn bundled_rules_every_rule_is_reachable_and_sourced() {
         }
     }
 }
+
+// ---- hostile rule files ---------------------------------------------------------------------
+
+#[test]
+fn truncated_rule_file_at_every_offset_never_panics() {
+    let text = format!(
+        "{ONE_RULE}\n{}",
+        rule_toml(
+            "p",
+            &["pattern:dnl-##.geo.example", "suffix:x.example"],
+            "ignore",
+            "low"
+        )
+    );
+    let total_lines = u32::try_from(text.lines().count()).unwrap();
+    for end in 0..text.len() {
+        let cut = &text[..end];
+        match RuleSet::parse("t.toml", cut) {
+            Ok(set) => assert!(set.rules().len() <= 2, "cut at {end}"),
+            Err(e) => {
+                if let Some(line) = e.line {
+                    assert!(line >= 1 && line <= total_lines + 1, "cut at {end}: {e}");
+                }
+            }
+        }
+    }
+    assert_eq!(set(&text).rules().len(), 2);
+}
+
+#[test]
+fn rule_set_can_be_shared_between_workers() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<RuleSet>();
+}
