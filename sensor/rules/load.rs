@@ -211,7 +211,7 @@ fn error(kind: RuleErrorKind, origin: &str, line: Option<u32>, message: String) 
 /// Lower-case hex of a SHA-256 digest.
 fn hex(digest: &[u8]) -> String {
     use std::fmt::Write;
-    let mut out = String::with_capacity(digest.len() * 2);
+    let mut out = String::with_capacity(digest.len().saturating_mul(2));
     for b in digest {
         let _ = write!(out, "{b:02x}");
     }
@@ -471,7 +471,7 @@ impl Builder {
                 hit: p.3,
             }));
         }
-        let labels = |key: &str| 1 + key.bytes().filter(|&b| b == b'.').count();
+        let labels = |key: &str| key.bytes().filter(|&b| b == b'.').count().saturating_add(1);
         let max_key_labels = by_name.keys().map(|k| labels(k)).max().unwrap_or(0);
         let min_pattern_key_labels = by_name
             .iter()

@@ -323,13 +323,15 @@ impl RuleSet {
     fn resolve(&self, name: &HostName) -> Option<Hit> {
         let name = name.as_str();
         let bytes = name.as_bytes();
-        let mut labels_left = 1 + memchr::memchr_iter(b'.', bytes).count();
+        let mut labels_left = memchr::memchr_iter(b'.', bytes).count().saturating_add(1);
         let mut best_suffix: Option<Hit> = None;
         let mut start = Some(0usize);
         // One iteration per label boundary: at most 127 for a 253-byte name (RFC 1035 §2.3.4).
         while let Some(at) = start {
             let rest = bytes.get(at..).unwrap_or(&[]);
-            start = memchr::memchr(b'.', rest).and_then(|dot| at.checked_add(dot + 1));
+            start = memchr::memchr(b'.', rest)
+                .and_then(|dot| dot.checked_add(1))
+                .and_then(|skip| at.checked_add(skip));
             let labels = labels_left;
             labels_left = labels_left.saturating_sub(1);
             if labels > self.max_key_labels {
