@@ -261,7 +261,9 @@ impl Pipeline {
             let target = self.next_seq;
             while self.collector.low_watermark() < target {
                 match t.results.recv() {
-                    Ok(mut r) => self.collector.offer(r.worker, &mut r.observations, r.watermark),
+                    Ok(mut r) => self
+                        .collector
+                        .offer(r.worker, &mut r.observations, r.watermark),
                     Err(_) => break,
                 }
             }

@@ -864,7 +864,7 @@ fn hex_value(b: u8) -> Option<u64> {
 
 /// Kaspersky update file formats recognisable from their first bytes (Zeek's file-magic
 /// signatures: `KLZF` Kaspersky AV database, `KLD2` Kaspersky update, `DIFF` binary diff).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpdateMagic {
     Klzf,
     Kld2,
