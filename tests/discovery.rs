@@ -23,11 +23,21 @@ fn hosts(report: &Value) -> BTreeMap<String, Value> {
 }
 
 fn verdicts(report: &Value) -> BTreeMap<String, String> {
-    hosts(report).into_iter().map(|(ip, h)| (ip, h["verdict"].as_str().unwrap_or_default().to_string())).collect()
+    hosts(report)
+        .into_iter()
+        .map(|(ip, h)| (ip, h["verdict"].as_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 fn learned(host: &Value) -> Vec<String> {
-    host["learned"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+    host["learned"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn evidence_kinds(host: &Value) -> Vec<(String, String)> {
@@ -35,7 +45,12 @@ fn evidence_kinds(host: &Value) -> Vec<(String, String)> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|e| (e["source"].as_str().unwrap_or_default().to_string(), e["name"].as_str().unwrap_or("").to_string()))
+                .map(|e| {
+                    (
+                        e["source"].as_str().unwrap_or_default().to_string(),
+                        e["name"].as_str().unwrap_or("").to_string(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -59,7 +74,10 @@ fn expected_verdicts() -> BTreeMap<String, String> {
 
 #[test]
 fn verdicts_with_the_inventory() {
-    let report = replay_report(&pcaps_dir().join(CAPTURE), &["--inventory", INVENTORY, "--workers", "1"]);
+    let report = replay_report(
+        &pcaps_dir().join(CAPTURE),
+        &["--inventory", INVENTORY, "--workers", "1"],
+    );
     assert_eq!(verdicts(&report), expected_verdicts());
     let hosts = hosts(&report);
     assert_eq!(hosts["10.66.0.10"]["asset"]["label"], "ksc");
@@ -74,19 +92,46 @@ fn verdicts_learned_from_traffic_alone() {
     assert_eq!(verdicts(&report), expected_verdicts());
     let hosts = hosts(&report);
     let ksc = learned(&hosts["10.66.0.10"]);
-    assert!(ksc.iter().any(|f| f.contains("agent connections (port 13000) from 10.66.0.21")), "{ksc:?}");
+    assert!(
+        ksc.iter()
+            .any(|f| f.contains("agent connections (port 13000) from 10.66.0.21")),
+        "{ksc:?}"
+    );
     let mirror = learned(&hosts["10.66.0.11"]);
-    assert!(mirror.iter().any(|f| f.contains("(KLZF) over HTTP to 10.66.0.21")), "{mirror:?}");
+    assert!(
+        mirror
+            .iter()
+            .any(|f| f.contains("(KLZF) over HTTP to 10.66.0.21")),
+        "{mirror:?}"
+    );
     let managed = learned(&hosts["10.66.0.21"]);
-    assert!(managed.iter().any(|f| f.contains("Kaspersky Security Center 10.66.0.10 on agent port 13000")), "{managed:?}");
-    assert!(managed.iter().any(|f| f.contains("internal mirror 10.66.0.11")), "{managed:?}");
+    assert!(
+        managed
+            .iter()
+            .any(|f| f.contains("Kaspersky Security Center 10.66.0.10 on agent port 13000")),
+        "{managed:?}"
+    );
+    assert!(
+        managed
+            .iter()
+            .any(|f| f.contains("internal mirror 10.66.0.11")),
+        "{managed:?}"
+    );
     let resolver = learned(&hosts["10.66.0.53"]);
-    assert!(resolver.iter().any(|f| f.contains("forwarded 10.66.0.31's Kaspersky lookup")), "{resolver:?}");
+    assert!(
+        resolver
+            .iter()
+            .any(|f| f.contains("forwarded 10.66.0.31's Kaspersky lookup")),
+        "{resolver:?}"
+    );
 }
 
 #[test]
 fn evidence_behind_each_verdict() {
-    let report = replay_report(&pcaps_dir().join(CAPTURE), &["--inventory", INVENTORY, "--workers", "1"]);
+    let report = replay_report(
+        &pcaps_dir().join(CAPTURE),
+        &["--inventory", INVENTORY, "--workers", "1"],
+    );
     let hosts = hosts(&report);
 
     // The unmanaged host: its own lookups, TLS server names, an HTTP update with KLZF magic,
@@ -100,14 +145,23 @@ fn evidence_behind_each_verdict() {
         ("update-payload", "dnl-01.geo.kaspersky.com"),
         ("dns-query", "activation-v2.kaspersky.com"),
     ] {
-        assert!(unmanaged.contains(&(want.0.to_string(), want.1.to_string())), "missing {want:?} in {unmanaged:?}");
+        assert!(
+            unmanaged.contains(&(want.0.to_string(), want.1.to_string())),
+            "missing {want:?} in {unmanaged:?}"
+        );
     }
     let facts = learned(&hosts["10.66.0.22"]);
-    assert!(facts.iter().any(|f| f.contains("public resolver 8.8.8.8")), "{facts:?}");
+    assert!(
+        facts.iter().any(|f| f.contains("public resolver 8.8.8.8")),
+        "{facts:?}"
+    );
 
     // The nameless connections to the address answered for dnl-05 count, with lower confidence
     // and the reason they had no name.
-    let nosni: Vec<&Value> = hosts["10.66.0.51"]["evidence"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let nosni: Vec<&Value> = hosts["10.66.0.51"]["evidence"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     let correlated: Vec<&&Value> = nosni.iter().filter(|e| e["kind"] == "correlated").collect();
     assert_eq!(correlated.len(), 2, "{nosni:?}");
     for e in &correlated {
@@ -115,16 +169,25 @@ fn evidence_behind_each_verdict() {
         assert_eq!(e["confidence"], "medium");
         assert_eq!(e["peer"], "10.99.0.105");
     }
-    let details: Vec<&str> = correlated.iter().filter_map(|e| e["detail"].as_str()).collect();
+    let details: Vec<&str> = correlated
+        .iter()
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
     assert_eq!(details, ["tls-without-sni", "no-tls-or-http"]);
 
     // The browser only visited the website: low-confidence names only.
-    for e in hosts["10.66.0.41"]["evidence"].as_array().into_iter().flatten() {
+    for e in hosts["10.66.0.41"]["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(e["confidence"], "low", "{e}");
     }
     // The resolver's lookups are listed on the resolver, and client1's own query on client1.
-    assert!(evidence_kinds(&hosts["10.66.0.31"]).contains(&("dns-query".into(), "s01.upd.kaspersky.com".into())));
-    assert!(evidence_kinds(&hosts["10.66.0.53"]).contains(&("dns-query".into(), "s01.upd.kaspersky.com".into())));
+    assert!(evidence_kinds(&hosts["10.66.0.31"])
+        .contains(&("dns-query".into(), "s01.upd.kaspersky.com".into())));
+    assert!(evidence_kinds(&hosts["10.66.0.53"])
+        .contains(&("dns-query".into(), "s01.upd.kaspersky.com".into())));
     // Every evidence entry names its capture file and carries first/last times.
     for host in hosts.values() {
         for e in host["evidence"].as_array().into_iter().flatten() {
@@ -138,7 +201,14 @@ fn run_to_files(dir: &std::path::Path, workers: &str) -> (String, String, String
     let (json, md, csv) = (dir.join("r.json"), dir.join("r.md"), dir.join("r.csv"));
     let out = ksensor()
         .current_dir(repo_root())
-        .args(["replay", "--quiet", "--inventory", INVENTORY, "--workers", workers])
+        .args([
+            "replay",
+            "--quiet",
+            "--inventory",
+            INVENTORY,
+            "--workers",
+            workers,
+        ])
         .arg("--report")
         .arg(&json)
         .arg("--report-md")
@@ -148,8 +218,14 @@ fn run_to_files(dir: &std::path::Path, workers: &str) -> (String, String, String
         .arg(pcaps_dir().join(CAPTURE))
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
     (read(&json), read(&md), read(&csv))
 }
 
@@ -158,12 +234,18 @@ fn reports_are_byte_identical_across_runs_and_worker_counts() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let first = run_to_files(dir.path(), "1");
     for workers in ["1", "2", "3", "8"] {
-        assert!(first == run_to_files(dir.path(), workers), "reports differ with --workers {workers}");
+        assert!(
+            first == run_to_files(dir.path(), workers),
+            "reports differ with --workers {workers}"
+        );
     }
     let (json, md, csv) = first;
     assert!(json.contains("\"sha256\""));
     assert!(md.starts_with("# ksensor audit report"));
-    assert!(md.contains("| **unmanaged-install** | 10.66.0.22 |"), "{md}");
+    assert!(
+        md.contains("| **unmanaged-install** | 10.66.0.22 |"),
+        "{md}"
+    );
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence"));
     assert_eq!(lines.count(), 8);
