@@ -22,59 +22,70 @@ pub fn transport_ok(decoded: &Decoded<'_>) -> Option<bool> {
         return None;
     }
     let transmitted = bytes.get(checksum_offset..)?.first_chunk::<2>()?;
-    let mut sum = match (decoded.ip.src, decoded.ip.dst) {
+    let (src, dst): (&[u8], &[u8]) = match (&decoded.ip.src, &decoded.ip.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             // RFC 768: an all-zero UDP checksum over IPv4 means none was computed.
             if proto == PROTO_UDP && *transmitted == [0, 0] {
                 return None;
             }
-            // src, dst, zero, protocol, 16-bit length.
-            sum_words(&src.octets())
-                + sum_words(&dst.octets())
-                + u64::from(proto)
-                + u64::from(length)
+            (&src.octets(), &dst.octets())
         }
-        // src, dst, 32-bit length, three zero bytes, next header. A zero UDP checksum is
-        // invalid here (RFC 8200 §8.1).
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            // RFC 8200 §8.1: a zero UDP checksum over IPv6 is invalid.
             if proto == PROTO_UDP && *transmitted == [0, 0] {
                 return Some(false);
             }
-            sum_words(&src.octets())
-                + sum_words(&dst.octets())
-                + u64::from(proto)
-                + u64::from(length)
+            (&src.octets(), &dst.octets())
         }
         _ => return None,
     };
-    sum += sum_words(bytes);
+    // Pseudo-header: addresses, protocol and length. IPv4 lays them out as zero, protocol,
+    // 16-bit length; IPv6 as 32-bit length, three zero bytes, next header: the same words
+    // once summed.
+    let sum = [
+        sum_words(src),
+        sum_words(dst),
+        u64::from(proto),
+        u64::from(length),
+        sum_words(bytes),
+    ]
+    .into_iter()
+    .fold(0, add_ones);
     Some(fold(sum) == 0xFFFF)
 }
 
+/// Ones' complement addition in 64 bits: the carry out wraps around (RFC 1071 §2(B)), so the
+/// sum never overflows whatever the input length.
+fn add_ones(a: u64, b: u64) -> u64 {
+    let (sum, carry) = a.overflowing_add(b);
+    // After a carry out, sum <= 2^64 - 2: adding 1 cannot wrap.
+    sum.wrapping_add(u64::from(carry))
+}
+
 /// Sum of big-endian 16-bit words (an odd last byte is padded with zero, RFC 1071 §4.1), not
-/// yet folded. Reads 4 bytes at a time: a u64 accumulator cannot overflow below 2^32 words.
+/// yet folded. Reads 4 bytes at a time; 32-bit words fold to the same 16-bit sum.
 fn sum_words(bytes: &[u8]) -> u64 {
     let mut chunks = bytes.chunks_exact(4);
-    let mut sum: u64 = chunks
+    let sum = chunks
         .by_ref()
         .map(|c| match c.first_chunk::<4>() {
             Some(word) => u64::from(u32::from_be_bytes(*word)),
             None => 0,
         })
-        .sum();
-    match *chunks.remainder() {
-        [a, b, c] => sum += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
-        [a, b] => sum += u64::from(u16::from_be_bytes([a, b])),
-        [a] => sum += u64::from(a) << 8,
-        _ => {}
-    }
-    sum
+        .fold(0, add_ones);
+    let tail = match *chunks.remainder() {
+        [a, b, c] => u64::from(u32::from_be_bytes([a, b, c, 0])),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a] => u64::from(a) << 8,
+        _ => 0,
+    };
+    add_ones(sum, tail)
 }
 
 /// Folds a wide ones' complement sum to 16 bits.
 fn fold(mut sum: u64) -> u16 {
     while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = add_ones(sum & 0xFFFF, sum >> 16);
     }
     // The loop leaves sum <= 0xFFFF.
     u16::try_from(sum).unwrap_or(0xFFFF)

@@ -57,6 +57,7 @@ enum Step<'a> {
 
 /// Strips the link layers of a captured frame. Records MACs and the VLAN id of the outermost
 /// frame into `info`.
+#[inline]
 pub fn decode_link<'a>(
     link: LinkType,
     frame: &'a [u8],
@@ -154,6 +155,7 @@ fn sll2<'a>(frame: &'a [u8], info: &mut LinkInfo) -> Result<Network<'a>, DecodeS
 /// The link walk: Ethernet headers, tags, labels and PPPoE until an IP packet. `record` says
 /// whether the current Ethernet header is the outermost one (its MACs and tags go to `info`).
 /// Each turn consumes at least 4 bytes and is bounded by the tag and label caps.
+#[inline]
 fn walk<'a>(
     mut step: Step<'a>,
     info: &mut LinkInfo,

@@ -173,27 +173,7 @@ pub struct Decoded<'a> {
     pub truncated: bool,
 }
 
-impl<'a> Decoded<'a> {
-    /// An empty view carrying `link` and no layers yet.
-    fn start(link: LinkInfo) -> Self {
-        Decoded {
-            link,
-            outer: [None; MAX_TUNNEL_DEPTH],
-            outer_len: 0,
-            ip: IpInfo {
-                src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                proto: 0,
-            },
-            l4: L4::Other { proto: 0 },
-            ip_packet: &[],
-            l4_bytes: &[],
-            l4_wire_len: 0,
-            routed: false,
-            truncated: false,
-        }
-    }
-
+impl Decoded<'_> {
     /// The valid outer hops, outermost first.
     pub fn outer_hops(&self) -> impl Iterator<Item = OuterHop> + '_ {
         self.outer
@@ -232,11 +212,12 @@ crate::reason_enum! {
 
 /// Decodes one captured packet of link type `link`.
 pub fn decode_packet(link: LinkType, packet: &[u8]) -> Result<Decoded<'_>, DecodeSkip> {
-    let mut decoded = Decoded::start(LinkInfo::default());
-    let network = link::decode_link(link, packet, &mut decoded.link)?;
-    let layer = ip::parse_network(network)?;
-    walk(&mut decoded, layer)?;
-    Ok(decoded)
+    let mut link_info = LinkInfo::default();
+    let network = link::decode_link(link, packet, &mut link_info)?;
+    let first = ip::parse_network(network)?;
+    let mut hops = Hops::default();
+    let end = walk(&mut hops, first)?;
+    Ok(end.into_decoded(link_info, hops))
 }
 
 /// Resumes decoding after IP reassembly: `payload` is the reassembled payload of protocol
@@ -252,12 +233,13 @@ pub fn decode_ip_payload<'a>(
     proto: u8,
     payload: &'a [u8],
 ) -> Result<Decoded<'a>, DecodeSkip> {
-    let mut decoded = Decoded::start(context.link);
-    decoded.outer = context.outer;
-    decoded.outer_len = context.outer_len;
-    let layer = ip::reassembled(src, dst, proto, payload, context.routed)?;
-    walk(&mut decoded, layer)?;
-    Ok(decoded)
+    let first = ip::reassembled(src, dst, proto, payload, context.routed)?;
+    let mut hops = Hops {
+        list: context.outer,
+        len: context.outer_len,
+    };
+    let end = walk(&mut hops, first)?;
+    Ok(end.into_decoded(context.link, hops))
 }
 
 /// Whether the TCP or UDP checksum of a decoded packet is right (RFC 793 §3.1, RFC 768, with
@@ -270,55 +252,101 @@ pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
     checksum::transport_ok(decoded)
 }
 
-/// Walks from one IP layer inward: records it, then follows tunnels until a transport header,
-/// a fragment or another protocol ends the walk. Bounded: every turn of the loop pushes one
-/// outer hop, and there are at most [`MAX_TUNNEL_DEPTH`] of them.
-fn walk<'a>(decoded: &mut Decoded<'a>, first: ip::IpLayer<'a>) -> Result<(), DecodeSkip> {
+/// Outer hops collected while walking.
+#[derive(Default)]
+struct Hops {
+    list: [Option<OuterHop>; MAX_TUNNEL_DEPTH],
+    len: u8,
+}
+
+/// Where a walk ended: the innermost layer and what follows it.
+struct End<'a> {
+    addrs: ip::Addrs,
+    proto: u8,
+    ip_packet: &'a [u8],
+    l4: L4<'a>,
+    l4_bytes: &'a [u8],
+    l4_wire_len: u32,
+    routed: bool,
+    truncated: bool,
+}
+
+impl<'a> End<'a> {
+    /// Builds the view in one expression, so that it is written once, in place. (Filling a
+    /// local `Decoded` and moving it out copies ~300 bytes right after writing them piecewise,
+    /// which stalls on store forwarding.)
+    #[inline(always)]
+    fn into_decoded(self, link: LinkInfo, hops: Hops) -> Decoded<'a> {
+        Decoded {
+            link,
+            outer: if hops.len == 0 {
+                [None; MAX_TUNNEL_DEPTH]
+            } else {
+                hops.list
+            },
+            outer_len: hops.len,
+            ip: IpInfo {
+                src: self.addrs.src(),
+                dst: self.addrs.dst(),
+                proto: self.proto,
+            },
+            l4: self.l4,
+            ip_packet: self.ip_packet,
+            l4_bytes: self.l4_bytes,
+            l4_wire_len: self.l4_wire_len,
+            routed: self.routed,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// Walks from one IP layer inward, following tunnels until a transport header, a fragment or
+/// another protocol ends the walk. Bounded: every turn of the loop pushes one outer hop, and
+/// there are at most [`MAX_TUNNEL_DEPTH`] of them.
+#[inline]
+fn walk<'a>(hops: &mut Hops, first: ip::IpLayer<'a>) -> Result<End<'a>, DecodeSkip> {
     let mut layer = first;
+    let mut truncated = false;
     loop {
-        decoded.truncated |= layer.truncated;
-        decoded.ip = IpInfo {
-            src: layer.src,
-            dst: layer.dst,
+        truncated |= layer.truncated;
+        let end = |l4, l4_bytes, l4_wire_len| End {
+            addrs: layer.addrs,
             proto: layer.proto,
+            ip_packet: layer.packet,
+            l4,
+            l4_bytes,
+            l4_wire_len,
+            routed: layer.routed,
+            truncated,
         };
-        decoded.ip_packet = layer.packet;
-        decoded.routed = layer.routed;
-        decoded.l4_bytes = layer.payload;
-        decoded.l4_wire_len = layer.payload_wire_len;
         if let Some(fragment) = layer.fragment {
-            decoded.l4 = L4::Fragment(IpFragment {
+            let l4 = L4::Fragment(IpFragment {
                 id: fragment.id,
                 offset: fragment.offset,
                 more_fragments: fragment.more,
                 proto: layer.proto,
                 payload: layer.payload,
             });
-            return Ok(());
+            return Ok(end(l4, layer.payload, layer.payload_wire_len));
         }
         let (kind, inner) = match ip::transport(&layer)? {
             ip::Transport::Done {
                 l4,
                 l4_bytes,
                 l4_wire_len,
-            } => {
-                decoded.l4 = l4;
-                decoded.l4_bytes = l4_bytes;
-                decoded.l4_wire_len = l4_wire_len;
-                return Ok(());
-            }
+            } => return Ok(end(l4, l4_bytes, l4_wire_len)),
             ip::Transport::Tunnel { kind, inner } => (kind, inner),
         };
-        let slot = decoded
-            .outer
-            .get_mut(usize::from(decoded.outer_len))
+        let slot = hops
+            .list
+            .get_mut(usize::from(hops.len))
             .ok_or(DecodeSkip::TunnelTooDeep)?;
         *slot = Some(OuterHop {
-            src: layer.src,
-            dst: layer.dst,
+            src: layer.addrs.src(),
+            dst: layer.addrs.dst(),
             tunnel: kind,
         });
-        decoded.outer_len = decoded.outer_len.saturating_add(1);
+        hops.len = hops.len.saturating_add(1);
         let network = match inner {
             tunnel::Inner::Network(network) => network,
             tunnel::Inner::Ethernet(frame) => link::inner_ethernet(frame)?,

@@ -136,6 +136,7 @@ fn erspan_iii(body: &[u8]) -> Result<Option<Inner<'_>>, DecodeSkip> {
 
 /// UDP encapsulations, by port. `payload` is the captured UDP payload, `wire_len` its length on
 /// the wire (UDP length minus 8). `None`: ordinary UDP.
+#[inline]
 pub fn by_udp_port(
     src_port: u16,
     dst_port: u16,
@@ -230,7 +231,9 @@ fn teredo(payload: &[u8], wire_len: u16) -> Option<Inner<'_>> {
     let mut wire = usize::from(wire_len);
     if let Some((&[0x00, 0x01, id_len, au_len], _)) = rest.split_first_chunk::<4>() {
         // 4 + id + au + nonce(8) + confirmation(1); at most 4 + 255 + 255 + 9.
-        let indicator = 4 + usize::from(id_len) + usize::from(au_len) + 9;
+        let indicator = usize::from(id_len)
+            .saturating_add(usize::from(au_len))
+            .saturating_add(4 + 9);
         rest = rest.get(indicator..)?;
         wire = wire.checked_sub(indicator)?;
     }
