@@ -452,7 +452,8 @@ fn tcp(segment: &[u8], wire_len: u32) -> Result<Transport<'_>, DecodeSkip> {
     })
 }
 
-/// UDP header (RFC 768), then tunnels recognised by port when their header is valid.
+/// UDP header (RFC 768), then tunnels recognised by port when their header is valid. A UDP
+/// length of 0 (IPv6 jumbograms, RFC 2675 §4) is not supported: bad transport header.
 #[inline]
 fn udp(datagram_and_padding: &[u8], wire_len: u32) -> Result<Transport<'_>, DecodeSkip> {
     let [sp0, sp1, dp0, dp1, len0, len1, _, _] = *datagram_and_padding

@@ -247,7 +247,9 @@ pub fn decode_ip_payload<'a>(
 /// not TCP/UDP, cut by the snap length, UDP over IPv4 with checksum 0 (RFC 768: none sent), or
 /// an IPv6 routing header with segments left (the final destination is not at hand). A
 /// reassembled payload from [`decode_ip_payload`] is complete and is checked. UDP over IPv6
-/// with checksum 0 is `Some(false)` (RFC 8200 §8.1: receivers discard it).
+/// with checksum 0 is `Some(false)` (RFC 8200 §8.1: receivers discard it). Packets captured on
+/// the sending host with checksum offload carry unfinished checksums and read `Some(false)`;
+/// callers should count, not drop, on that alone.
 pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
     checksum::transport_ok(decoded)
 }

@@ -494,6 +494,39 @@ fn ipv6_three_extension_headers_then_udp() {
 }
 
 #[test]
+fn ipv6_jumbogram_reads_captured_length() {
+    let mut packet = Vec::new();
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .tcp(40000, 443, 1000, 65535)
+        .write(&mut packet, HELLO)
+        .unwrap();
+    let tcp_len = (packet.len() - 40) as u32;
+    // Hop-by-hop header with a Jumbo Payload option (RFC 2675 §2), payload length 0.
+    let mut jumbo = vec![0, 0, 0xC2, 4];
+    jumbo.extend((tcp_len + 8).to_be_bytes());
+    let mut packet = with_extensions(&packet, &[(0, jumbo)]);
+    packet[4] = 0;
+    packet[5] = 0;
+    let d = decode_packet(LinkType::IPV6, &packet).unwrap();
+    let L4::Tcp(tcp) = d.l4 else { panic!() };
+    assert_eq!(tcp.payload, HELLO);
+    assert_eq!(d.l4_wire_len, tcp_len);
+    assert!(!d.truncated);
+    assert_eq!(transport_checksum_ok(&d), Some(true));
+}
+
+#[test]
+fn ipv6_zero_payload_length_without_hop_by_hop_is_empty() {
+    let mut packet = inner_udp6();
+    packet[4] = 0;
+    packet[5] = 0;
+    assert_eq!(
+        decode_packet(LinkType::IPV6, &packet).err(),
+        Some(DecodeSkip::BadTransportHeader)
+    );
+}
+
+#[test]
 fn ipv6_routing_with_segments_left_skips_checksum() {
     let mut routing = vec![0, 2, 0, 1];
     routing.resize(24, 0);
@@ -666,6 +699,23 @@ fn gre_with_checksum_carrying_ipv6() {
     let d = decode_packet(LinkType::RAW, &packet).unwrap();
     assert_udp6(&d);
     assert_eq!(hops(&d), vec![hop(OUTER_A, OUTER_B, TunnelKind::Gre)]);
+}
+
+#[test]
+fn gre_over_ipv6_outer() {
+    let mut gre = vec![0x20, 0x00, 0x08, 0x00, 0, 0, 0, 42];
+    gre.extend(inner_tcp4());
+    let packet = ipv6(SERVER6, CLIENT6, 47, &gre);
+    let d = decode_packet(LinkType::IPV6, &packet).unwrap();
+    assert_tcp4(&d);
+    assert_eq!(
+        hops(&d),
+        vec![OuterHop {
+            src: v6(SERVER6),
+            dst: v6(CLIENT6),
+            tunnel: TunnelKind::Gre
+        }]
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@
 //! descend into, borrowed from the payload; nothing is copied. GRE is identified by its IP
 //! protocol number, so a damaged GRE header is a [`DecodeSkip`]; the UDP encapsulations are
 //! only guessed from a port, so they are followed only when their header is valid and complete,
-//! and otherwise the datagram stays ordinary UDP. Cap: [`MAX_GTPU_EXT_HEADERS`].
+//! and otherwise the datagram stays ordinary UDP. Once a tunnel header is accepted, the layers
+//! inside are the packet's: an inner frame that is not IP (ARP over VXLAN) or is damaged is
+//! skipped with the inner reason, not reported as the outer UDP datagram.
+//! Cap: [`MAX_GTPU_EXT_HEADERS`].
 
 use super::link::Network;
 use super::{DecodeSkip, TunnelKind};
