@@ -89,6 +89,10 @@ struct ReplayArgs {
     /// Never draw the progress line.
     #[arg(long)]
     quiet: bool,
+    /// Skip the inputs' SHA-256 in the report (it costs about 0.7 s per GB of capture on a
+    /// second core; audits want it, throughput benchmarks may not).
+    #[arg(long)]
+    no_input_hash: bool,
 }
 
 fn main() -> ExitCode {
@@ -187,7 +191,11 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         max_flows_per_worker: args.max_flows,
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, workers);
-    let outcome = replay::run(&args.files, &config, collector, !args.quiet);
+    let read = replay::ReadOptions {
+        progress: !args.quiet,
+        hash: !args.no_input_hash,
+    };
+    let outcome = replay::run(&args.files, &config, collector, read);
 
     for input in &outcome.inputs {
         if let Some(err) = &input.error {

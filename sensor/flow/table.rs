@@ -44,45 +44,54 @@ impl Side {
     }
 }
 
-/// A flow's identity, the same whichever side sent the packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A flow's identity, the same whichever side sent the packet. Addresses are kept as 128-bit
+/// integers (IPv4 mapped into IPv6) so that ordering and hashing are a few word operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
-    lo_ip: [u8; 16],
-    hi_ip: [u8; 16],
-    lo_port: u16,
-    hi_port: u16,
+    lo_ip: u128,
+    hi_ip: u128,
+    /// `lo_port << 16 | hi_port`.
+    ports: u32,
     proto: u8,
 }
 
-fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.lo_ip);
+        state.write_u128(self.hi_ip);
+        state.write_u64(u64::from(self.ports) << 8 | u64::from(self.proto));
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
 impl FlowKey {
     /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, Side) {
-        let (s, d) = (ip_bytes(src), ip_bytes(dst));
+        let (s, d) = (ip_bits(src), ip_bits(dst));
         if (s, sport) <= (d, dport) {
+            let ports = u32::from(sport) << 16 | u32::from(dport);
             (
                 FlowKey {
                     lo_ip: s,
                     hi_ip: d,
-                    lo_port: sport,
-                    hi_port: dport,
+                    ports,
                     proto,
                 },
                 Side::Lo,
             )
         } else {
+            let ports = u32::from(dport) << 16 | u32::from(sport);
             (
                 FlowKey {
                     lo_ip: d,
                     hi_ip: s,
-                    lo_port: dport,
-                    hi_port: sport,
+                    ports,
                     proto,
                 },
                 Side::Hi,
@@ -95,7 +104,7 @@ impl FlowKey {
 /// ports are left out so that every fragment of a datagram (only the first carries ports) and
 /// every flow between two hosts reach the same worker.
 pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
-    let (a, b) = (ip_bytes(a), ip_bytes(b));
+    let (a, b) = (ip_bits(a), ip_bits(b));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     foldhash::fast::FixedState::with_seed(0x6b73_656e_736f_7221).hash_one((lo, hi))
 }
@@ -155,16 +164,20 @@ impl<V: FlowEntry> FlowTable<V> {
     /// The live flow for `key`. A flow idle past its timeout counts as gone even before a sweep
     /// removes it, so that results do not depend on when sweeps happen to run.
     pub fn get_mut(&mut self, key: &FlowKey, now: Timestamp) -> Option<&mut V> {
-        let expired = match self.map.get(key) {
-            None => return None,
-            Some(v) => now.saturating_sub(v.last_seen()) >= v.idle_timeout(),
-        };
-        if expired {
-            self.map.remove(key);
-            self.counters.expired += 1;
-            return None;
+        use std::collections::hash_map::Entry;
+        match self.map.entry(*key) {
+            Entry::Vacant(_) => None,
+            Entry::Occupied(e) => {
+                let v = e.get();
+                if now.saturating_sub(v.last_seen()) >= v.idle_timeout() {
+                    e.remove();
+                    self.counters.expired += 1;
+                    None
+                } else {
+                    Some(e.into_mut())
+                }
+            }
         }
-        self.map.get_mut(key)
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {

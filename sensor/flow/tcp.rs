@@ -162,6 +162,11 @@ impl TcpFlow {
         }
     }
 
+    /// The side that opened the connection, once known.
+    pub fn client_side(&self) -> Option<Side> {
+        self.facts.client
+    }
+
     /// Whether both directions are finished: the flow can be bypassed.
     pub fn is_finished(&self) -> bool {
         self.dirs.iter().all(Direction::is_done)

@@ -64,9 +64,10 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 
 /// Opens an input. Standard input is hashed as it is read; a regular file is hashed by a
 /// second thread so that SHA-256 (about 1.4 GB/s per core) does not slow the packet path.
-fn open(name: &str, index: u16) -> Result<Opened, String> {
+fn open(name: &str, index: u16, hash: bool) -> Result<Opened, String> {
     if name == "-" {
-        let source = FileSource::from_reader(Box::new(std::io::stdin()), index)
+        let options = FileOptions { sha256: hash };
+        let source = FileSource::from_reader_with(Box::new(std::io::stdin()), index, options)
             .map_err(|e| e.to_string())?;
         return Ok(Opened {
             source,
@@ -76,6 +77,12 @@ fn open(name: &str, index: u16) -> Result<Opened, String> {
     let path = Path::new(name);
     let options = FileOptions { sha256: false };
     let source = FileSource::open_with(path, index, options).map_err(|e| e.to_string())?;
+    if !hash {
+        return Ok(Opened {
+            source,
+            hasher: None,
+        });
+    }
     let owned = path.to_path_buf();
     let hasher = std::thread::Builder::new()
         .name("ksensor-sha256".into())
@@ -125,16 +132,25 @@ impl Progress {
     }
 }
 
+/// How inputs are read.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOptions {
+    /// Draw a progress line on a terminal.
+    pub progress: bool,
+    /// Compute each input's SHA-256 for the report.
+    pub hash: bool,
+}
+
 /// Replays `inputs` in order.
 pub fn run(
     inputs: &[String],
     config: &PipelineConfig,
     collector: Collector,
-    progress: bool,
+    read: ReadOptions,
 ) -> ReplayOutcome {
     let mut pipeline = Pipeline::new(config, collector);
     let mut summaries = Vec::new();
-    let mut progress = Progress::new(progress);
+    let mut progress = Progress::new(read.progress);
     let mut bytes_read = 0u64;
     for (index, name) in inputs.iter().enumerate() {
         let mut summary = InputSummary {
@@ -142,7 +158,7 @@ pub fn run(
             ..InputSummary::default()
         };
         let index = u16::try_from(index).unwrap_or(u16::MAX);
-        let Opened { mut source, hasher } = match open(name, index) {
+        let Opened { mut source, hasher } = match open(name, index, read.hash) {
             Ok(opened) => opened,
             Err(e) => {
                 summary.error = Some(e);
