@@ -5,12 +5,18 @@
 //! them until every worker has passed their position, then applies them in order to the
 //! inventory and the event writer. So events and reports are the same for any number of
 //! workers. Pending observations are bounded by the batches in flight.
+//!
+//! Rule reload: observations name rules by index in the set their worker used; results made
+//! with another set than the inventory's are remapped by rule id on arrival
+//! ([`Collector::offer_from`]), so evidence never points at the wrong rule.
 
 use std::io;
+use std::sync::Arc;
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, RuleRemap};
 use crate::output::events::EventWriter;
 use crate::pipeline::observation::{Observation, Observed};
+use crate::rules::RuleSet;
 
 /// Applies observations to the inventory and writes events.
 pub struct Collector {
@@ -23,6 +29,28 @@ pub struct Collector {
     pub event_error: Option<io::Error>,
     /// Events written.
     pub events_written: u64,
+    /// The last remap used for results made with an older rule set: (from, to, remap).
+    remap: Option<(Arc<RuleSet>, Arc<RuleSet>, RuleRemap)>,
+}
+
+/// Translates the rule indexes of one observation; `false` when it no longer means anything.
+fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
+    match &mut obs.what {
+        Observation::Name(s) => {
+            s.rule = s.rule.and_then(|r| remap.get(r));
+            true
+        }
+        Observation::DnsAnswer { rule, .. } => match remap.get(*rule) {
+            Some(r) => {
+                *rule = r;
+                true
+            }
+            None => false,
+        },
+        Observation::Nameless { .. }
+        | Observation::KscContact { .. }
+        | Observation::UpdatePayload { .. } => true,
+    }
 }
 
 impl Collector {
@@ -34,7 +62,46 @@ impl Collector {
             pending: Vec::new(),
             event_error: None,
             events_written: 0,
+            remap: None,
         }
+    }
+
+    /// Like [`Collector::offer`], for observations whose rule indexes refer to `rules`.
+    pub fn offer_from(
+        &mut self,
+        rules: &Arc<RuleSet>,
+        worker: usize,
+        observations: &mut Vec<Observed>,
+        watermark: u64,
+    ) {
+        let current = self.inventory.rules().clone();
+        if !Arc::ptr_eq(rules, &current) && !observations.is_empty() {
+            let fresh = match &self.remap {
+                Some((from, to, _)) => !Arc::ptr_eq(from, rules) || !Arc::ptr_eq(to, &current),
+                None => true,
+            };
+            if fresh {
+                let remap = RuleRemap::new(rules, &current);
+                self.remap = Some((rules.clone(), current, remap));
+            }
+            if let Some((_, _, remap)) = &self.remap {
+                observations.retain_mut(|o| remap_observation(o, remap));
+            }
+        }
+        self.offer(worker, observations, watermark);
+    }
+
+    /// Switches to a new rule set: the inventory and pending observations are remapped.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        let remap = RuleRemap::new(self.inventory.rules(), &rules);
+        self.pending.retain_mut(|o| remap_observation(o, &remap));
+        self.inventory.set_rules(rules);
+        self.remap = None;
+    }
+
+    /// The event writer, if events are written (live runs reopen it on SIGHUP).
+    pub fn events_mut(&mut self) -> Option<&mut EventWriter> {
+        self.events.as_mut()
     }
 
     /// Takes a worker's observations (in its packet order) and its new watermark, and applies
