@@ -19,6 +19,7 @@
 // (PACKET_FANOUT has no safe wrapper) and carries its own `allow` with a SAFETY comment.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod flow;
