@@ -171,16 +171,37 @@ fn open_handle(h: &Handle, opts: &LiveOptions) -> Result<LiveSource, String> {
     Ok(source)
 }
 
+/// Reads one chunk from `source` into the pipeline.
+fn read_chunk(
+    source: &mut LiveSource,
+    shared: &Shared,
+) -> Result<SourceStatus, crate::capture::CaptureError> {
+    let mut guard: Option<MutexGuard<'_, Pipeline>> = None;
+    source.next_packets(READ_CHUNK, &mut |meta, data| {
+        guard
+            .get_or_insert_with(|| lock(&shared.pipeline))
+            .push(meta, data);
+    })
+}
+
+/// On stop: reads what the kernel already holds, including a block it retires only after the
+/// block timeout, so packets captured before the signal are not lost.
+fn drain_ring(source: &mut LiveSource, opts: &LiveOptions, shared: &Shared) {
+    let settle = Duration::from_millis(u64::from(opts.timeout_ms)) + Duration::from_millis(50);
+    let deadline = Instant::now() + settle;
+    loop {
+        match read_chunk(source, shared) {
+            Ok(SourceStatus::More) => continue,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(IDLE_SLEEP),
+            _ => return,
+        }
+    }
+}
+
 fn capture_loop(mut source: LiveSource, h: Handle, opts: LiveOptions, shared: Arc<Shared>) {
     let mut last_stats = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        let mut guard: Option<MutexGuard<'_, Pipeline>> = None;
-        let status = source.next_packets(READ_CHUNK, &mut |meta, data| {
-            guard
-                .get_or_insert_with(|| lock(&shared.pipeline))
-                .push(meta, data);
-        });
-        drop(guard);
+        let status = read_chunk(&mut source, &shared);
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
             if let Ok(d) = source.stats_delta() {
@@ -203,6 +224,7 @@ fn capture_loop(mut source: LiveSource, h: Handle, opts: LiveOptions, shared: Ar
             }
         }
     }
+    drain_ring(&mut source, &opts, &shared);
     if let Ok(d) = source.stats_delta() {
         lock(&shared.metrics).add_capture_stats(&h.interface, d);
     }
