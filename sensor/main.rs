@@ -28,8 +28,8 @@ use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
 };
 use ksensor::inventory::assets::Assets;
-use ksensor::metrics::{write_textfile, Metrics};
 use ksensor::inventory::Inventory;
+use ksensor::metrics::{write_textfile, Metrics};
 use ksensor::output::events::EventWriter;
 use ksensor::output::report::Report;
 use ksensor::output::summary;

@@ -203,7 +203,13 @@ fn ns_get(ns: &str, addr: &str, path: &str) -> Option<String> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(exe)
-        .args(["--exact", "ns_http_get_helper", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "ns_http_get_helper",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(HELPER_ENV, format!("{addr}{path}"))
         .output()
         .ok()?;
@@ -283,7 +289,17 @@ fn replay_expected(captures: &[&str]) -> BTreeMap<String, usize> {
 fn tcpreplay(ns: &str, iface: &str, capture: &str) {
     run_ok(
         Command::new("ip")
-            .args(["netns", "exec", ns, "tcpreplay", "-q", "--pps", "2000", "-i", iface])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpreplay",
+                "-q",
+                "--pps",
+                "2000",
+                "-i",
+                iface,
+            ])
             .arg(common::repo_root().join("pcaps").join(capture)),
     );
 }
@@ -324,10 +340,20 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
             .current_dir(common::repo_root()),
         "ksensor",
     );
-    until("ksensor to start capturing", Duration::from_secs(15), || {
-        assert!(!lab.exited(sensor), "ksensor exited: {}", lab.log("ksensor"));
-        lab.log("ksensor").contains("msg=\"capture started\"").then_some(())
-    });
+    until(
+        "ksensor to start capturing",
+        Duration::from_secs(15),
+        || {
+            assert!(
+                !lab.exited(sensor),
+                "ksensor exited: {}",
+                lab.log("ksensor")
+            );
+            lab.log("ksensor")
+                .contains("msg=\"capture started\"")
+                .then_some(())
+        },
+    );
 
     let config = lab.path("prometheus.yml");
     std::fs::write(
@@ -344,33 +370,46 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
         Command::new("ip")
             .args(["netns", "exec", &ns_cap, "prometheus"])
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", lab.path("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                lab.path("tsdb").display()
+            ))
             .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"]),
         "prometheus",
     );
-    until("Prometheus to scrape ksensor", Duration::from_secs(30), || {
-        (prom_scalar(&ns_cap, "up{job=\"ksensor\"}")? == 1.0).then_some(())
-    });
+    until(
+        "Prometheus to scrape ksensor",
+        Duration::from_secs(30),
+        || (prom_scalar(&ns_cap, "up{job=\"ksensor\"}")? == 1.0).then_some(()),
+    );
 
     tcpreplay(&ns_src, &veth_src, "staged-network.pcap");
     let detections = until("detections in Prometheus", Duration::from_secs(20), || {
-        let v = prom_scalar(&ns_cap, "sum(ksensor_detections_total{sensor=\"live-test\"})")?;
+        let v = prom_scalar(
+            &ns_cap,
+            "sum(ksensor_detections_total{sensor=\"live-test\"})",
+        )?;
         (v > 0.0).then_some(v)
     });
     assert!(detections >= 20.0, "{detections}");
-    let firing = until("the unmanaged-install alert", Duration::from_secs(20), || {
-        let body = ns_get(&ns_cap, "127.0.0.1:9090", "/api/v1/alerts")?;
-        let v: Value = serde_json::from_str(&body).ok()?;
-        let hosts: Vec<String> = v["data"]["alerts"]
-            .as_array()?
-            .iter()
-            .filter(|a| {
-                a["labels"]["alertname"] == "KsensorNewUnmanagedInstall" && a["state"] == "firing"
-            })
-            .filter_map(|a| a["labels"]["host"].as_str().map(str::to_string))
-            .collect();
-        (!hosts.is_empty()).then_some(hosts)
-    });
+    let firing = until(
+        "the unmanaged-install alert",
+        Duration::from_secs(20),
+        || {
+            let body = ns_get(&ns_cap, "127.0.0.1:9090", "/api/v1/alerts")?;
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let hosts: Vec<String> = v["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .filter(|a| {
+                    a["labels"]["alertname"] == "KsensorNewUnmanagedInstall"
+                        && a["state"] == "firing"
+                })
+                .filter_map(|a| a["labels"]["host"].as_str().map(str::to_string))
+                .collect();
+            (!hosts.is_empty()).then_some(hosts)
+        },
+    );
     assert!(firing.iter().any(|h| h == "10.66.0.22"), "{firing:?}");
     let received = prom_scalar(
         &ns_cap,
@@ -378,7 +417,11 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
     )
     .unwrap_or(0.0);
     assert!(received >= 193.0, "libpcap counted {received} packets");
-    assert!(started.elapsed() < LAB_BUDGET, "too slow: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < LAB_BUDGET,
+        "too slow: {:?}",
+        started.elapsed()
+    );
 
     // One more capture, and SIGTERM as soon as it has been sent: the drain must keep it all.
     tcpreplay(&ns_src, &veth_src, "tls-sni.pcap");
@@ -429,12 +472,22 @@ fn sighup_and_changed_files_reload_rules() {
     let sensor = lab.spawn(
         Command::new(env!("CARGO_BIN_EXE_ksensor"))
             .args(["live", "-i", "lo", "--workers", "2", "--bpf", "udp port 9"])
-            .args(["--listen", "127.0.0.1:0", "--rule-poll-secs", "1", "--rules"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rule-poll-secs",
+                "1",
+                "--rules",
+            ])
             .arg(&rules),
         "ksensor",
     );
     let addr = until("the listener", Duration::from_secs(15), || {
-        assert!(!lab.exited(sensor), "ksensor exited: {}", lab.log("ksensor"));
+        assert!(
+            !lab.exited(sensor),
+            "ksensor exited: {}",
+            lab.log("ksensor")
+        );
         let log = lab.log("ksensor");
         let rest = log.split("msg=listening addr=").nth(1)?;
         Some(rest.split_whitespace().next()?.to_string())
@@ -458,7 +511,11 @@ fn sighup_and_changed_files_reload_rules() {
         let m = metrics(&addr);
         (m.get("ksensor_rules_last_reload_success") == Some(&0.0)).then_some(m)
     });
-    assert_eq!(m.get("ksensor_rules"), Some(&2.0), "old rules must keep running");
+    assert_eq!(
+        m.get("ksensor_rules"),
+        Some(&2.0),
+        "old rules must keep running"
+    );
     assert_eq!(
         m.get("ksensor_rules_reload_failures_total{reason=\"syntax\"}"),
         Some(&1.0),
@@ -470,16 +527,23 @@ fn sighup_and_changed_files_reload_rules() {
         .filter(|l| l.contains("level=error") && l.contains("rule reload failed"))
         .collect();
     assert_eq!(errors.len(), 1, "{log}");
-    assert!(errors.iter().all(|l| l.contains("rules.toml:")), "{errors:?}");
+    assert!(
+        errors.iter().all(|l| l.contains("rules.toml:")),
+        "{errors:?}"
+    );
 
     // A fixed file, no signal: the poller sees the change.
     write_rules(&rules, &["a", "b", "c", "d"]);
-    until("4 rules after the file changed", Duration::from_secs(10), || {
-        let m = metrics(&addr);
-        (m.get("ksensor_rules") == Some(&4.0)
-            && m.get("ksensor_rules_last_reload_success") == Some(&1.0))
-        .then_some(())
-    });
+    until(
+        "4 rules after the file changed",
+        Duration::from_secs(10),
+        || {
+            let m = metrics(&addr);
+            (m.get("ksensor_rules") == Some(&4.0)
+                && m.get("ksensor_rules_last_reload_success") == Some(&1.0))
+            .then_some(())
+        },
+    );
 
     lab.signal(sensor, "-TERM");
     let status = lab.wait(sensor, Duration::from_secs(10)).expect("stops");
@@ -521,7 +585,10 @@ fn config_file_options_apply_and_flags_override() {
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ksnosuch2") && !err.contains("ksnosuch1"), "{err}");
+    assert!(
+        err.contains("ksnosuch2") && !err.contains("ksnosuch1"),
+        "{err}"
+    );
     std::fs::write(&config, "interfacez = [\"x\"]\n").expect("write");
     let out = common::ksensor()
         .args(["live", "--config"])

@@ -25,7 +25,14 @@ fn metrics_file_has_the_run_counts_and_sensor_label() {
     let path_arg = path.to_str().expect("utf-8 path");
     run_replay(
         &pcaps_dir().join("staged-network.pcap"),
-        &["--metrics-file", path_arg, "--sensor", "audit", "--report", "-"],
+        &[
+            "--metrics-file",
+            path_arg,
+            "--sensor",
+            "audit",
+            "--report",
+            "-",
+        ],
     );
     let text = std::fs::read_to_string(&path).expect("metrics file written");
     let s = samples(&text);
@@ -35,7 +42,10 @@ fn metrics_file_has_the_run_counts_and_sensor_label() {
             .unwrap_or_else(|| panic!("no series {k} in\n{text}"))
     };
     assert_eq!(get("ksensor_packets_total{sensor=\"audit\"}"), 193.0);
-    assert_eq!(get("ksensor_packets_decoded_total{sensor=\"audit\"}"), 193.0);
+    assert_eq!(
+        get("ksensor_packets_decoded_total{sensor=\"audit\"}"),
+        193.0
+    );
     assert_eq!(
         get("ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"audit\"}"),
         3.0
@@ -48,7 +58,10 @@ fn metrics_file_has_the_run_counts_and_sensor_label() {
         get("ksensor_install_info{host=\"10.66.0.22\",verdict=\"unmanaged-install\",sensor=\"audit\"}"),
         1.0
     );
-    assert_eq!(get("ksensor_rules_last_reload_success{sensor=\"audit\"}"), 1.0);
+    assert_eq!(
+        get("ksensor_rules_last_reload_success{sensor=\"audit\"}"),
+        1.0
+    );
     // No names and no client addresses in labels except the capped install series.
     for series in s.keys() {
         if !series.starts_with("ksensor_install_info") {
@@ -70,7 +83,12 @@ fn metrics_file_passes_promtool_check_metrics() {
     let path = dir.path().join("k.prom");
     run_replay(
         &pcaps_dir().join("tls-sni.pcap"),
-        &["--metrics-file", path.to_str().expect("utf-8"), "--report", "-"],
+        &[
+            "--metrics-file",
+            path.to_str().expect("utf-8"),
+            "--report",
+            "-",
+        ],
     );
     let text = std::fs::read(&path).expect("written");
     let child = std::process::Command::new("promtool")
@@ -97,7 +115,11 @@ fn metrics_file_passes_promtool_check_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{problems}");
-    assert_eq!(problems.trim(), "", "promtool check metrics reported problems");
+    assert_eq!(
+        problems.trim(),
+        "",
+        "promtool check metrics reported problems"
+    );
 }
 
 #[test]

@@ -92,14 +92,15 @@ impl WebConfig {
         let c: WebConfig =
             toml::from_str(text).map_err(|e| format!("{origin}: {}", one_line(&e)))?;
         if c.basic_auth_users.len() > MAX_WEB_USERS {
-            return Err(format!("{origin}: more than {MAX_WEB_USERS} basic_auth_users"));
+            return Err(format!(
+                "{origin}: more than {MAX_WEB_USERS} basic_auth_users"
+            ));
         }
         for (user, hash) in &c.basic_auth_users {
             if user.contains(':') || user.is_empty() {
                 return Err(format!("{origin}: bad user name {user:?}"));
             }
-            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$"))
-            {
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
                 return Err(format!("{origin}: user {user}: not a bcrypt hash"));
             }
         }

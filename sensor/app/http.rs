@@ -263,7 +263,11 @@ mod tests {
             ("fooba", "Zm9vYmE="),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(base64_decode(enc).as_deref(), Some(plain.as_bytes()), "{enc}");
+            assert_eq!(
+                base64_decode(enc).as_deref(),
+                Some(plain.as_bytes()),
+                "{enc}"
+            );
         }
     }
 
@@ -321,7 +325,10 @@ mod tests {
             .expect("start");
         let addr = open.addr().to_string();
         let m = get(&addr, "/metrics", None);
-        assert!(m.starts_with("HTTP/1.1 200") || m.starts_with("HTTP/1.0 200"), "{m}");
+        assert!(
+            m.starts_with("HTTP/1.1 200") || m.starts_with("HTTP/1.0 200"),
+            "{m}"
+        );
         let build = format!(
             "ksensor_build_info{{version=\"{}\",sensor=\"t1\"}} 1",
             env!("CARGO_PKG_VERSION")

@@ -394,8 +394,22 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
                 "listening",
                 &[
                     ("addr", s.addr()),
-                    ("tls", if settings.web.tls_server_config.is_some() { "on" } else { "off" }),
-                    ("basic_auth", if settings.web.basic_auth_users.is_empty() { "off" } else { "on" }),
+                    (
+                        "tls",
+                        if settings.web.tls_server_config.is_some() {
+                            "on"
+                        } else {
+                            "off"
+                        },
+                    ),
+                    (
+                        "basic_auth",
+                        if settings.web.basic_auth_users.is_empty() {
+                            "off"
+                        } else {
+                            "on"
+                        },
+                    ),
                 ],
             );
             Some(s)
@@ -514,7 +528,10 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         "stopped",
         &[
             ("events", &collector.events_written.to_string()),
-            ("detections", &collector.inventory.counters.detections.to_string()),
+            (
+                "detections",
+                &collector.inventory.counters.detections.to_string(),
+            ),
         ],
     );
     match &collector.event_error {

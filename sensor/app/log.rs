@@ -65,7 +65,12 @@ fn push_value(line: &mut String, value: &str) {
 /// Formats one record (without the trailing newline).
 pub fn format(ts: Timestamp, level: Level, msg: &str, fields: &[(&str, &str)]) -> String {
     let mut line = String::with_capacity(128);
-    let _ = write!(line, "ts={} level={} msg=", ts.rfc3339_micros(), level.label());
+    let _ = write!(
+        line,
+        "ts={} level={} msg=",
+        ts.rfc3339_micros(),
+        level.label()
+    );
     push_value(&mut line, msg);
     for (key, value) in fields {
         line.push(' ');
@@ -111,14 +116,24 @@ mod tests {
     #[test]
     fn plain_values_are_bare() {
         assert_eq!(
-            format(TS, Level::Info, "started", &[("interface", "eth1"), ("workers", "2")]),
+            format(
+                TS,
+                Level::Info,
+                "started",
+                &[("interface", "eth1"), ("workers", "2")]
+            ),
             "ts=2024-05-01T12:00:00.000000Z level=info msg=started interface=eth1 workers=2"
         );
     }
 
     #[test]
     fn spaces_quotes_and_newlines_are_escaped_on_one_line() {
-        let line = format(TS, Level::Error, "rule reload failed", &[("error", "a.toml:3: bad \"x\"\nmore")]);
+        let line = format(
+            TS,
+            Level::Error,
+            "rule reload failed",
+            &[("error", "a.toml:3: bad \"x\"\nmore")],
+        );
         assert_eq!(
             line,
             "ts=2024-05-01T12:00:00.000000Z level=error msg=\"rule reload failed\" error=\"a.toml:3: bad \\\"x\\\"\\nmore\""

@@ -21,7 +21,9 @@ use std::os::fd::AsRawFd;
 
 use pcap::{Active, Capture};
 
-use crate::capture::{CaptureError, LinkType, LiveErrorKind, PacketMeta, PacketSource, SourceStatus};
+use crate::capture::{
+    CaptureError, LinkType, LiveErrorKind, PacketMeta, PacketSource, SourceStatus,
+};
 use crate::metrics::CaptureStats;
 use crate::time::Timestamp;
 
@@ -86,7 +88,9 @@ impl LiveOptions {
             return Err(format!("--snaplen must be 1..={MAX_SNAPLEN}"));
         }
         if self.buffer_bytes == 0 || self.buffer_bytes > MAX_BUFFER_BYTES {
-            return Err(format!("--buffer-size must be 1..={MAX_BUFFER_BYTES} bytes"));
+            return Err(format!(
+                "--buffer-size must be 1..={MAX_BUFFER_BYTES} bytes"
+            ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
             return Err(format!("--timeout-ms must be 1..={MAX_TIMEOUT_MS}"));
@@ -327,7 +331,10 @@ mod tests {
 
     #[test]
     fn classify_interface_down() {
-        assert_eq!(classify("The interface went down"), LiveErrorKind::InterfaceDown);
+        assert_eq!(
+            classify("The interface went down"),
+            LiveErrorKind::InterfaceDown
+        );
         assert_eq!(
             classify("The interface disappeared"),
             LiveErrorKind::InterfaceDown

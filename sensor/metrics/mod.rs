@@ -227,7 +227,11 @@ impl Metrics {
         )?;
         r.register(Box::new(rules_load_time.clone()))?;
         let m = Metrics {
-            packets: counter(&r, "ksensor_packets_total", "Packets handed to the workers.")?,
+            packets: counter(
+                &r,
+                "ksensor_packets_total",
+                "Packets handed to the workers.",
+            )?,
             bytes: counter(
                 &r,
                 "ksensor_bytes_total",
@@ -394,8 +398,12 @@ impl Metrics {
         };
         touch_reasons::<crate::decode::DecodeSkip>(&m.skipped, "decode");
         for kind in NameKind::ALL {
-            let _ = m.names_extracted.get_metric_with_label_values(&[kind.label()]);
-            let _ = m.names_matched.get_metric_with_label_values(&[kind.label()]);
+            let _ = m
+                .names_extracted
+                .get_metric_with_label_values(&[kind.label()]);
+            let _ = m
+                .names_matched
+                .get_metric_with_label_values(&[kind.label()]);
         }
         for v in Verdict::ALL {
             set(&m.hosts, &[v.label()], 0);
@@ -404,7 +412,9 @@ impl Metrics {
             let _ = m.dropped.get_metric_with_label_values(&[r.label()]);
         }
         for r in RuleErrorKind::ALL {
-            let _ = m.rules_reload_failures.get_metric_with_label_values(&[r.label()]);
+            let _ = m
+                .rules_reload_failures
+                .get_metric_with_label_values(&[r.label()]);
         }
         Ok(m)
     }
@@ -485,11 +495,8 @@ impl Metrics {
         self.update_payloads
             .inc_by(c.update_payloads.saturating_sub(s.update_payloads));
         self.seen_inventory = c;
-        self.events_written.inc_by(
-            collector
-                .events_written
-                .saturating_sub(self.seen_events),
-        );
+        self.events_written
+            .inc_by(collector.events_written.saturating_sub(self.seen_events));
         self.seen_events = collector.events_written;
         if collector.event_error.is_some() && !self.seen_event_error {
             self.seen_event_error = true;

@@ -235,7 +235,12 @@ impl Pipeline {
             Mode::Inline { worker, .. } => self.published.merge(&worker.take_counters()),
             Mode::Threaded(t) => {
                 while let Ok(r) = t.results.try_recv() {
-                    absorb(&mut self.collector, &mut self.published, &mut self.gauges, r);
+                    absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    );
                 }
             }
         }
@@ -247,7 +252,9 @@ impl Pipeline {
         let mut sum = FlowGauges::default();
         let mut add = |g: FlowGauges| {
             sum.flows = sum.flows.saturating_add(g.flows);
-            sum.fragments_in_flight = sum.fragments_in_flight.saturating_add(g.fragments_in_flight);
+            sum.fragments_in_flight = sum
+                .fragments_in_flight
+                .saturating_add(g.fragments_in_flight);
             sum.buffered_fragment_bytes = sum
                 .buffered_fragment_bytes
                 .saturating_add(g.buffered_fragment_bytes);
@@ -359,7 +366,12 @@ impl Pipeline {
                     let _ = sender.send(full);
                 }
                 while let Ok(r) = t.results.try_recv() {
-                    absorb(&mut self.collector, &mut self.published, &mut self.gauges, r);
+                    absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    );
                 }
             }
         }
@@ -372,7 +384,12 @@ impl Pipeline {
             let target = self.next_seq;
             while self.collector.low_watermark() < target {
                 match t.results.recv() {
-                    Ok(r) => absorb(&mut self.collector, &mut self.published, &mut self.gauges, r),
+                    Ok(r) => absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    ),
                     Err(_) => break,
                 }
             }
