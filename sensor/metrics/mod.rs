@@ -661,3 +661,235 @@ pub fn write_textfile(path: &Path, text: &str) -> io::Result<()> {
     }
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::inventory::Inventory;
+    use crate::pipeline::observation::{
+        Endpoint, NameSighting, NameSource, ObsOrder, Observation, Observed, PacketContext,
+    };
+    use crate::proto::HostName;
+    use crate::time::Timestamp;
+
+    fn rules(ids: &[&str]) -> Arc<RuleSet> {
+        let text: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
+                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+                )
+            })
+            .collect();
+        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
+    }
+
+    /// A detection of rule 0 from client 10.1.x.y at second `t`.
+    fn seen(client: u32, t: u64) -> Observed {
+        let [_, _, x, y] = client.to_be_bytes();
+        Observed {
+            order: ObsOrder { packet: t, sub: 0 },
+            ctx: PacketContext {
+                ts: Timestamp::from_secs_nanos(t, 0),
+                input: 0,
+                client_mac: None,
+                vlan: None,
+                outer: None,
+            },
+            what: Observation::Name(NameSighting {
+                name: HostName::parse(b"x.a.example").expect("name"),
+                source: NameSource::TlsSni,
+                client: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 1, x, y)),
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    port: 443,
+                },
+                rule: Some(RuleIdx(0)),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_and_counters_end_in_total() {
+        let m = Metrics::new(None).expect("metrics");
+        let text = m.render();
+        let mut families = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            families += 1;
+            let mut parts = line.split_whitespace().skip(2);
+            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(name.starts_with("ksensor_"), "{line}");
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+        }
+        // Labelled families without any series yet (per interface, rule, host) are not listed.
+        assert_eq!(families, 26);
+    }
+
+    #[test]
+    fn detections_count_per_rule_and_survive_a_reload() {
+        let old = rules(&["a", "b"]);
+        let mut c = Collector::new(Inventory::new(old.clone()), None, 1);
+        let mut m = Metrics::new(Some("s")).expect("metrics");
+        c.offer(0, &mut vec![seen(1, 10), seen(2, 11)], 100);
+        m.observe_collector(&c, &Assets::default());
+        let series = "ksensor_detections_total{category=\"update\",rule=\"a\",sensor=\"s\"}";
+        assert_eq!(value(&m.render(), series), Some(2.0));
+        // Reload: "a" moves from index 0 to 1; the counter must not jump or go back.
+        m.observe_collector(&c, &Assets::default());
+        c.set_rules(rules(&["b", "a"]));
+        m.rebase_detections(&c);
+        m.observe_collector(&c, &Assets::default());
+        assert_eq!(value(&m.render(), series), Some(2.0));
+        let mut third = seen(3, 12);
+        if let Observation::Name(s) = &mut third.what {
+            s.rule = Some(RuleIdx(1));
+        }
+        c.offer(0, &mut vec![third], 200);
+        m.observe_collector(&c, &Assets::default());
+        assert_eq!(value(&m.render(), series), Some(3.0));
+        assert_eq!(
+            value(
+                &m.render(),
+                "ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"s\"}"
+            ),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn install_series_are_capped_and_evictions_counted() {
+        let rules = rules(&["a"]);
+        let mut c = Collector::new(Inventory::new(rules), None, 1);
+        let mut m = Metrics::new(None).expect("metrics");
+        let extra = 5u32;
+        let n = u32::try_from(MAX_INSTALL_SERIES).expect("cap fits") + extra;
+        let mut obs: Vec<Observed> = (0..n).map(|i| seen(i, u64::from(i) + 1)).collect();
+        c.offer(0, &mut obs, u64::from(n) + 10);
+        m.observe_collector(&c, &Assets::default());
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("ksensor_install_info{"))
+            .count();
+        assert_eq!(series, MAX_INSTALL_SERIES);
+        // The oldest hosts (10.1.0.0 … 10.1.0.4) are the ones left out.
+        assert!(!text.contains("host=\"10.1.0.0\""));
+        assert!(!text.contains("host=\"10.1.0.4\""));
+        assert!(text.contains("host=\"10.1.0.5\""));
+        assert_eq!(
+            value(&text, "ksensor_hosts{verdict=\"unmanaged-install\"}"),
+            Some(f64::from(n))
+        );
+        // Only hosts that had a series and lost it count as evictions.
+        assert_eq!(
+            value(&text, "ksensor_install_series_evicted_total"),
+            Some(0.0)
+        );
+        // Host 10.1.0.5 (now the oldest exported) is pushed out by a newer one.
+        c.offer(
+            0,
+            &mut vec![seen(n, u64::from(n) + 100)],
+            u64::from(n) + 200,
+        );
+        m.observe_collector(&c, &Assets::default());
+        let text = m.render();
+        assert!(!text.contains("host=\"10.1.0.5\""));
+        assert_eq!(
+            value(&text, "ksensor_install_series_evicted_total"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn rule_info_keeps_one_sha_and_reload_failure_sets_zero() {
+        let mut m = Metrics::new(None).expect("metrics");
+        let (a, b) = (rules(&["a"]), rules(&["a", "b"]));
+        m.rules_loaded(&a, UNIX_EPOCH + std::time::Duration::from_secs(7));
+        m.rules_loaded(&b, UNIX_EPOCH + std::time::Duration::from_secs(9));
+        let text = m.render();
+        assert_eq!(text.matches("ksensor_rules_info{").count(), 1);
+        assert!(text.contains(&format!(
+            "ksensor_rules_info{{sha256=\"{}\"}} 1",
+            b.sha256()
+        )));
+        assert_eq!(value(&text, "ksensor_rules"), Some(2.0));
+        assert_eq!(value(&text, "ksensor_rules_load_time_seconds"), Some(9.0));
+        m.rules_reload_failed(RuleErrorKind::Syntax);
+        let text = m.render();
+        assert_eq!(value(&text, "ksensor_rules_last_reload_success"), Some(0.0));
+        assert_eq!(
+            value(
+                &text,
+                "ksensor_rules_reload_failures_total{reason=\"syntax\"}"
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn capture_stats_and_interface_state_per_interface() {
+        let m = Metrics::new(None).expect("metrics");
+        m.add_interface("eth1");
+        m.set_interface_up("eth1", true);
+        m.add_capture_stats(
+            "eth1",
+            CaptureStats {
+                received: 10,
+                dropped: 2,
+                if_dropped: 1,
+            },
+        );
+        m.add_capture_stats(
+            "eth1",
+            CaptureStats {
+                received: 5,
+                dropped: 0,
+                if_dropped: 0,
+            },
+        );
+        let text = m.render();
+        let get = |s: &str| value(&text, s);
+        assert_eq!(
+            get("ksensor_capture_received_packets_total{interface=\"eth1\"}"),
+            Some(15.0)
+        );
+        assert_eq!(
+            get("ksensor_capture_dropped_packets_total{interface=\"eth1\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            get("ksensor_capture_interface_dropped_packets_total{interface=\"eth1\"}"),
+            Some(1.0)
+        );
+        assert_eq!(get("ksensor_interface_up{interface=\"eth1\"}"), Some(1.0));
+    }
+
+    #[test]
+    fn textfile_is_written_atomically_and_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.prom");
+        write_textfile(&path, "a 1\n").expect("write");
+        write_textfile(&path, "a 2\n").expect("rewrite");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a 2\n");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        assert!(write_textfile(&dir.path().join("no/such/dir/k.prom"), "x").is_err());
+    }
+}

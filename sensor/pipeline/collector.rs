@@ -166,3 +166,142 @@ impl Collector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::pipeline::observation::{
+        Endpoint, NameSighting, NameSource, ObsOrder, PacketContext,
+    };
+    use crate::proto::HostName;
+    use crate::rules::RuleIdx;
+    use crate::time::Timestamp;
+
+    fn rules(ids: &[&str]) -> Arc<RuleSet> {
+        let text: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
+                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+                )
+            })
+            .collect();
+        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
+    }
+
+    fn sighting(packet: u64, name: &str, rule: Option<u32>) -> Observed {
+        let ep = |last: u8, port| Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            port,
+        };
+        Observed {
+            order: ObsOrder { packet, sub: 0 },
+            ctx: PacketContext {
+                ts: Timestamp::from_secs_nanos(1_000 + packet, 0),
+                input: 0,
+                client_mac: None,
+                vlan: None,
+                outer: None,
+            },
+            what: Observation::Name(NameSighting {
+                name: HostName::parse(name.as_bytes()).expect("name"),
+                source: NameSource::TlsSni,
+                client: ep(5, 40_000),
+                server: ep(9, 443),
+                rule: rule.map(RuleIdx),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn reload_remaps_inventory_pending_and_late_results_by_rule_id() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b", "c"]);
+        let sink = Sink::default();
+        let events = EventWriter::new(Box::new(sink.clone()), vec!["eth1".into()]);
+        let mut c = Collector::new(Inventory::new(old.clone()), Some(events), 1);
+        // Rule "b" is index 1 in the old set.
+        c.offer_from(&old, 0, &mut vec![sighting(0, "x.b.example", Some(1))], 1);
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(1)), Some(&1));
+
+        c.set_rules(new.clone());
+        // "b" is index 0 now; "a" is gone.
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+        assert_eq!(c.inventory.per_rule.len(), 1);
+        let host = c.inventory.hosts_sorted().pop().expect("host");
+        let rule_keys: Vec<_> = host.evidence.keys().map(|k| k.rule).collect();
+        assert_eq!(rule_keys, vec![Some(RuleIdx(0))]);
+
+        // A worker still on the old set reports "b" (old index 1) and "a" (old index 0).
+        c.offer_from(&old, 0, &mut vec![sighting(1, "y.b.example", Some(1))], 2);
+        c.offer_from(&old, 0, &mut vec![sighting(2, "z.a.example", Some(0))], 3);
+        // A worker on the new set reports "c" (new index 1).
+        c.offer_from(&new, 0, &mut vec![sighting(3, "w.c.example", Some(1))], 4);
+        c.finish();
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&2));
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(1)), Some(&1));
+        assert_eq!(c.inventory.counters.detections, 3);
+
+        let text = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf-8");
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                format!("{} {}", v["name"], v["rule"]["id"])
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                "\"x.b.example\" \"b\"",
+                "\"y.b.example\" \"b\"",
+                "\"z.a.example\" null",
+                "\"w.c.example\" \"c\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn reload_remaps_pending_observations() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b"]);
+        // Two workers: worker 1 has not caught up, so worker 0's observation stays pending.
+        let mut c = Collector::new(Inventory::new(old.clone()), None, 2);
+        c.offer_from(&old, 0, &mut vec![sighting(0, "x.b.example", Some(1))], 5);
+        assert_eq!(c.inventory.counters.detections, 0);
+        c.set_rules(new);
+        c.offer(1, &mut Vec::new(), 5);
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+    }
+
+    #[test]
+    fn rule_remap_maps_by_id_and_drops_gone_rules() {
+        let remap = RuleRemap::new(&rules(&["a", "b", "c"]), &rules(&["c", "a"]));
+        assert_eq!(remap.get(RuleIdx(0)), Some(RuleIdx(1)));
+        assert_eq!(remap.get(RuleIdx(1)), None);
+        assert_eq!(remap.get(RuleIdx(2)), Some(RuleIdx(0)));
+        assert_eq!(remap.get(RuleIdx(99)), None);
+    }
+}
