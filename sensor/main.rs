@@ -411,7 +411,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.metrics_file {
         let written = Metrics::new(args.sensor.as_deref())
-            .map_err(|e| io::Error::new(io::ErrorKind::Other, e.to_string()))
+            .map_err(|e| io::Error::other(e.to_string()))
             .and_then(|mut m| {
                 m.rules_loaded(&rules, std::time::SystemTime::now());
                 m.add_worker_counters(&outcome.counters);

@@ -185,6 +185,18 @@ sensor = "dc1-span"
     }
 
     #[test]
+    fn shipped_examples_parse() {
+        let live = LiveConfig::parse("ksensor.toml", include_str!("../../deploy/ksensor.toml"))
+            .expect("deploy/ksensor.toml");
+        assert_eq!(live.listen.as_deref(), Some("127.0.0.1:9977"));
+        assert_eq!(live.interfaces, Some(vec!["eth1".to_string()]));
+        let web = WebConfig::parse("web.toml", include_str!("../../deploy/web.toml"))
+            .expect("deploy/web.toml");
+        assert!(web.basic_auth_users.is_empty());
+        assert!(web.tls_server_config.is_some());
+    }
+
+    #[test]
     fn oversized_config_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big.toml");
