@@ -598,3 +598,73 @@ fn config_file_options_apply_and_flags_override() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interfacez"));
 }
+
+#[test]
+fn interface_that_goes_away_is_retried_and_visible_in_metrics() {
+    if skip_unless(&["ip"]) {
+        return;
+    }
+    let id = format!(
+        "{}{}",
+        std::process::id() % 100_000,
+        RUN.fetch_add(1, Ordering::Relaxed)
+    );
+    let (ns, dev, peer) = (format!("ksret{id}"), format!("kr{id}"), format!("kp{id}"));
+    let mut lab = Lab::new();
+    lab.add_namespace(&ns);
+    let make_veth = || {
+        run_ok(Command::new("ip").args([
+            "-n", &ns, "link", "add", &dev, "type", "veth", "peer", "name", &peer,
+        ]));
+        for d in [&dev, &peer] {
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", d, "up"]));
+        }
+    };
+    make_veth();
+    let sensor = lab.spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(env!("CARGO_BIN_EXE_ksensor"))
+            .args(["live", "-i", &dev, "--workers", "1"])
+            .args(["--listen", "127.0.0.1:9977"]),
+        "ksensor",
+    );
+    let up = || -> Option<f64> {
+        let text = ns_get(&ns, "127.0.0.1:9977", "/metrics")?;
+        samples(&text)
+            .get(&format!("ksensor_interface_up{{interface=\"{dev}\"}}"))
+            .copied()
+    };
+    until("capture to start", Duration::from_secs(15), || {
+        assert!(
+            !lab.exited(sensor),
+            "ksensor exited: {}",
+            lab.log("ksensor")
+        );
+        (up()? == 1.0).then_some(())
+    });
+    run_ok(Command::new("ip").args(["-n", &ns, "link", "del", &dev]));
+    until(
+        "the interface to be marked down",
+        Duration::from_secs(15),
+        || (up()? == 0.0).then_some(()),
+    );
+    make_veth();
+    until("capture to resume", Duration::from_secs(20), || {
+        (up()? == 1.0).then_some(())
+    });
+    let text = ns_get(&ns, "127.0.0.1:9977", "/metrics").unwrap_or_default();
+    assert_eq!(
+        samples(&text).get(&format!(
+            "ksensor_interface_reopens_total{{interface=\"{dev}\"}}"
+        )),
+        Some(&1.0),
+        "{text}"
+    );
+    let log = lab.log("ksensor");
+    assert!(log.contains("msg=\"capture failed; retrying\""), "{log}");
+    assert!(log.contains("msg=\"capture resumed\""), "{log}");
+    lab.signal(sensor, "-TERM");
+    let status = lab.wait(sensor, Duration::from_secs(10)).expect("stops");
+    assert_eq!(status.code(), Some(0), "{log}");
+}

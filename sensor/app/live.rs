@@ -198,8 +198,25 @@ fn drain_ring(source: &mut LiveSource, opts: &LiveOptions, shared: &Shared) {
     }
 }
 
+/// The interface's link state from sysfs (`operstate`, see the kernel's
+/// Documentation/networking/operstates.rst): `Some(false)` for `down`/`lowerlayerdown`/
+/// `notpresent`, `Some(true)` for `up` and `unknown` (loopback and some virtual devices report
+/// `unknown` while working), `None` when sysfs cannot tell.
+fn link_is_up(interface: &str) -> Option<bool> {
+    let path = Path::new("/sys/class/net")
+        .join(interface)
+        .join("operstate");
+    let state = std::fs::read_to_string(path).ok()?;
+    match state.trim() {
+        "up" | "unknown" | "dormant" => Some(true),
+        "down" | "lowerlayerdown" | "notpresent" => Some(false),
+        _ => None,
+    }
+}
+
 fn capture_loop(mut source: LiveSource, h: Handle, opts: LiveOptions, shared: Arc<Shared>) {
     let mut last_stats = Instant::now();
+    let mut link_up = true;
     while !shared.stop.load(Ordering::Relaxed) {
         let status = read_chunk(&mut source, &shared);
         if last_stats.elapsed() >= STATS_INTERVAL {
@@ -207,14 +224,30 @@ fn capture_loop(mut source: LiveSource, h: Handle, opts: LiveOptions, shared: Ar
             if let Ok(d) = source.stats_delta() {
                 lock(&shared.metrics).add_capture_stats(&h.interface, d);
             }
+            // A link that goes down keeps its packet socket open and silent; only sysfs says.
+            if let Some(up) = link_is_up(&h.interface).filter(|up| *up != link_up) {
+                link_up = up;
+                lock(&shared.metrics).set_interface_up(&h.interface, up);
+                if up {
+                    log::info("link is up again", &[("interface", &h.interface)]);
+                } else {
+                    log::warn("link is down", &[("interface", &h.interface)]);
+                }
+            }
         }
         match status {
             Ok(SourceStatus::More) => {}
             Ok(SourceStatus::Idle) | Ok(SourceStatus::End) => std::thread::sleep(IDLE_SLEEP),
             Err(e) => {
+                let why = match e {
+                    crate::capture::CaptureError::Live(kind) => {
+                        crate::capture::live::describe(kind).to_string()
+                    }
+                    other => other.to_string(),
+                };
                 log::error(
                     "capture failed; retrying",
-                    &[("interface", &h.interface), ("error", &e.to_string())],
+                    &[("interface", &h.interface), ("error", &why)],
                 );
                 lock(&shared.metrics).set_interface_up(&h.interface, false);
                 match reopen(&h, &opts, &shared) {

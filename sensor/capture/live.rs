@@ -110,16 +110,21 @@ pub struct LiveError {
     pub message: String,
 }
 
+/// A short phrase for a failure kind, for one-line errors.
+pub fn describe(kind: LiveErrorKind) -> &'static str {
+    match kind {
+        LiveErrorKind::NoSuchDevice => "no such interface",
+        LiveErrorKind::PermissionDenied => {
+            "permission denied (needs root or CAP_NET_RAW and CAP_NET_ADMIN)"
+        }
+        LiveErrorKind::InterfaceDown => "interface is down or went away",
+        LiveErrorKind::Other => "capture failed",
+    }
+}
+
 impl std::fmt::Display for LiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.kind {
-            LiveErrorKind::NoSuchDevice => "no such interface",
-            LiveErrorKind::PermissionDenied => {
-                "permission denied (needs root or CAP_NET_RAW and CAP_NET_ADMIN)"
-            }
-            LiveErrorKind::InterfaceDown => "interface is down or went away",
-            LiveErrorKind::Other => "capture failed",
-        };
+        let what = describe(self.kind);
         let message = self.message.lines().next().unwrap_or("");
         write!(f, "{}: {what}: {message}", self.interface)
     }
