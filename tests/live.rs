@@ -479,7 +479,9 @@ fn sighup_and_changed_files_reload_rules() {
                 "1",
                 "--rules",
             ])
-            .arg(&rules),
+            .arg(&rules)
+            .arg("--events")
+            .arg(lab.path("events.jsonl")),
         "ksensor",
     );
     let addr = until("the listener", Duration::from_secs(15), || {
@@ -498,11 +500,18 @@ fn sighup_and_changed_files_reload_rules() {
 
     // A good file, by SIGHUP. (Same size as before, so the poller alone could miss it if the
     // mtime did not move: the signal must do it.)
+    // Log rotation: the events file is moved away; SIGHUP makes a new one.
+    std::fs::rename(lab.path("events.jsonl"), lab.path("events.jsonl.1")).expect("rotate");
     write_rules(&rules, &["uno", "dos"]);
     lab.signal(sensor, "-HUP");
     until("2 rules after SIGHUP", Duration::from_secs(10), || {
         (metrics(&addr).get("ksensor_rules") == Some(&2.0)).then_some(())
     });
+    until(
+        "the events file to be reopened",
+        Duration::from_secs(5),
+        || lab.path("events.jsonl").exists().then_some(()),
+    );
 
     // A broken file: old rules stay, failure visible.
     std::fs::write(&rules, "[[rule]]\nid = \"x\"\nmatch = [\n").expect("write");
