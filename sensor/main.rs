@@ -7,7 +7,11 @@
 //! - 2: command-line syntax error (unknown flag, missing argument);
 //! - 3: the run finished and wrote its outputs, but at least one input was missing, not a
 //!   capture, truncated or corrupt (each named on standard error and in the report);
-//! - 4: writing an output (events, report) failed.
+//! - 4: writing an output (events, report, metrics file) failed.
+//!
+//! `live` uses the same codes: 0 after a clean stop (SIGINT/SIGTERM, events flushed), 1 when
+//! setup failed (bad flag or config value, rules, interface missing or not permitted, listener
+//! address taken), 2 for command-line syntax, 4 when writing events failed during the run.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -18,8 +22,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use ksensor::app::config::{LiveConfig, WebConfig};
+use ksensor::app::live::{self as live_app, LiveRunError, LiveSettings};
+use ksensor::capture::live::{
+    LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
+};
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
+use ksensor::metrics::{write_textfile, Metrics};
 use ksensor::output::events::EventWriter;
 use ksensor::output::report::Report;
 use ksensor::output::summary;
@@ -41,6 +51,8 @@ struct Cli {
 enum Command {
     /// Read pcap/pcapng files (or `-` for standard input) and report Kaspersky evidence.
     Replay(ReplayArgs),
+    /// Capture on interfaces until SIGINT/SIGTERM; export Prometheus metrics and events.
+    Live(LiveArgs),
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
@@ -93,6 +105,171 @@ struct ReplayArgs {
     /// second core; audits want it, throughput benchmarks may not).
     #[arg(long)]
     no_input_hash: bool,
+    /// Write the final metrics in Prometheus text format to PATH, atomically (for
+    /// node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
+    /// Sensor name: a `sensor` label on every metric.
+    #[arg(long, value_name = "NAME")]
+    sensor: Option<String>,
+}
+
+/// Default metrics listener: loopback only; 9977 is not in Prometheus's list of allocated
+/// exporter ports.
+const DEFAULT_LISTEN: &str = "127.0.0.1:9977";
+/// Default rule-file poll interval, seconds.
+const DEFAULT_RULE_POLL_SECS: u64 = 5;
+
+#[derive(Args)]
+struct LiveArgs {
+    /// TOML file with any of the options below (keys are the flag names with `_`); flags win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interface to capture on (repeatable).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// Do not put interfaces in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// Bytes captured per packet [default: 65535].
+    #[arg(long, value_name = "BYTES")]
+    snaplen: Option<u32>,
+    /// Kernel capture buffer per handle, bytes [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    buffer_size: Option<u32>,
+    /// Deliver packets immediately instead of in blocks.
+    #[arg(long)]
+    immediate: bool,
+    /// Block timeout, milliseconds [default: 100].
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u32>,
+    /// BPF capture filter (pcap-filter(7) syntax).
+    #[arg(long, value_name = "FILTER")]
+    bpf: Option<String>,
+    /// Capture handles per interface, joined in one PACKET_FANOUT hash group [default: 1].
+    #[arg(long, value_name = "N")]
+    fanout: Option<usize>,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Flows tracked per worker.
+    #[arg(long, value_name = "N")]
+    max_flows: Option<usize>,
+    /// Rule file or directory (repeatable). Default: the bundled rules/.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Check the rule files for changes every N seconds (0: only on SIGHUP) [default: 5].
+    #[arg(long, value_name = "SECS")]
+    rule_poll_secs: Option<u64>,
+    /// Managed-asset inventory: CSV `address,label,role`.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Append one JSON object per detection to PATH (`-`: standard output); reopened on SIGHUP.
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// With --events, also log every extracted name that matched no rule.
+    #[arg(long)]
+    all_names: bool,
+    /// Metrics listener address (`/metrics`, `/healthz`); `off` disables it
+    /// [default: 127.0.0.1:9977].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Listener TLS and basic-auth settings (TOML, Prometheus web-config keys).
+    #[arg(long, value_name = "FILE")]
+    web_config: Option<PathBuf>,
+    /// Sensor name: a `sensor` label on every metric.
+    #[arg(long, value_name = "NAME")]
+    sensor: Option<String>,
+}
+
+/// Merges flags over the config file over defaults.
+fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
+    let file = match &args.config {
+        Some(path) => LiveConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => LiveConfig::default(),
+    };
+    let interfaces = if args.interfaces.is_empty() {
+        file.interfaces.unwrap_or_default()
+    } else {
+        args.interfaces
+    };
+    let capture = LiveOptions {
+        promisc: if args.no_promisc {
+            false
+        } else {
+            file.promisc.unwrap_or(true)
+        },
+        snaplen: args.snaplen.or(file.snaplen).unwrap_or(DEFAULT_SNAPLEN),
+        buffer_bytes: args
+            .buffer_size
+            .or(file.buffer_size)
+            .unwrap_or(DEFAULT_BUFFER_BYTES),
+        immediate: args.immediate || file.immediate.unwrap_or(false),
+        timeout_ms: args
+            .timeout_ms
+            .or(file.timeout_ms)
+            .unwrap_or(DEFAULT_TIMEOUT_MS),
+        bpf: args.bpf.or(file.bpf),
+    };
+    let workers = args
+        .workers
+        .or(file.workers)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let web_config = args.web_config.or(file.web_config);
+    let web = match &web_config {
+        Some(path) => WebConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => WebConfig::default(),
+    };
+    let poll = args
+        .rule_poll_secs
+        .or(file.rule_poll_secs)
+        .unwrap_or(DEFAULT_RULE_POLL_SECS);
+    Ok(LiveSettings {
+        interfaces,
+        capture,
+        fanout: args.fanout.or(file.fanout).unwrap_or(1),
+        workers,
+        max_flows: args
+            .max_flows
+            .or(file.max_flows)
+            .unwrap_or(ksensor::flow::MAX_FLOWS_PER_WORKER),
+        rules: if args.rules.is_empty() {
+            file.rules.unwrap_or_default()
+        } else {
+            args.rules
+        },
+        rule_poll: (poll > 0).then(|| std::time::Duration::from_secs(poll)),
+        inventory: args.inventory.or(file.inventory),
+        events: args.events.or(file.events),
+        all_names: args.all_names || file.all_names.unwrap_or(false),
+        listen: (listen != "off").then_some(listen),
+        web,
+        sensor: args.sensor.or(file.sensor),
+    })
+}
+
+fn live_command(args: LiveArgs) -> ExitCode {
+    let settings = match live_settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            ksensor::app::log::error("cannot start", &[("error", &format!("{e:#}"))]);
+            return ExitCode::from(1);
+        }
+    };
+    match live_app::run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            ksensor::app::log::error("live capture failed", &[("error", &e.to_string())]);
+            match e {
+                LiveRunError::Setup(_) => ExitCode::from(1),
+                LiveRunError::Output(_) => ExitCode::from(4),
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -116,6 +293,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Live(args) => live_command(args),
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => rules_check(&paths),
@@ -236,6 +414,20 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     if let Some(path) = &args.report_csv {
         if let Err(e) = write_text(path, &report.to_csv()) {
             eprintln!("ksensor: {e:#}");
+            output_failed = true;
+        }
+    }
+    if let Some(path) = &args.metrics_file {
+        let written = Metrics::new(args.sensor.as_deref())
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|mut m| {
+                m.rules_loaded(&rules, std::time::SystemTime::now());
+                m.add_worker_counters(&outcome.counters);
+                m.observe_collector(&outcome.collector, &assets);
+                write_textfile(path, &m.render())
+            });
+        if let Err(e) = written {
+            eprintln!("ksensor: cannot write {}: {e}", path.display());
             output_failed = true;
         }
     }

@@ -602,6 +602,13 @@ impl Inventory {
         hosts
     }
 
+    /// Calls `f` on every host, in no particular order, without copying (metrics).
+    pub fn for_each_host(&self, mut f: impl FnMut(&Host)) {
+        for entry in self.hosts.iter() {
+            f(entry.value());
+        }
+    }
+
     /// Number of hosts per verdict (for metrics).
     pub fn verdict_counts(&self, assets: &Assets) -> BTreeMap<Verdict, u64> {
         let mut counts = BTreeMap::new();
@@ -611,6 +618,74 @@ impl Inventory {
             }
         }
         counts
+    }
+}
+
+/// Translates rule indexes of one rule set into another by rule id (live reload). A rule that
+/// is gone from the new set maps to `None`. Built once per reload: one entry per old rule.
+pub struct RuleRemap {
+    map: Vec<Option<RuleIdx>>,
+}
+
+impl RuleRemap {
+    pub fn new(old: &RuleSet, new: &RuleSet) -> Self {
+        let by_id: std::collections::HashMap<&str, RuleIdx> = new
+            .rules()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((r.id.as_str(), RuleIdx(u32::try_from(i).ok()?))))
+            .collect();
+        RuleRemap {
+            map: old
+                .rules()
+                .iter()
+                .map(|r| by_id.get(r.id.as_str()).copied())
+                .collect(),
+        }
+    }
+
+    /// The index in the new set of the rule `idx` named in the old set.
+    pub fn get(&self, idx: RuleIdx) -> Option<RuleIdx> {
+        self.map
+            .get(usize::try_from(idx.0).ok()?)
+            .copied()
+            .flatten()
+    }
+}
+
+impl Inventory {
+    /// Switches to a new rule set (live reload): every stored rule index is translated by rule
+    /// id. Evidence of a rule that is gone keeps its counts without a rule; answered addresses
+    /// of a gone rule are forgotten.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        let remap = RuleRemap::new(&self.rules, &rules);
+        for mut host in self.hosts.iter_mut() {
+            let old = std::mem::take(&mut host.evidence);
+            for (mut key, stat) in old {
+                key.rule = key.rule.and_then(|r| remap.get(r));
+                host.evidence
+                    .entry(key)
+                    .and_modify(|s| {
+                        s.count = s.count.saturating_add(stat.count);
+                        s.first = s.first.min(stat.first);
+                        s.last = s.last.max(stat.last);
+                        s.confidence = s.confidence.max(stat.confidence);
+                    })
+                    .or_insert(stat);
+            }
+        }
+        self.answered.retain(|_, a| match remap.get(a.rule) {
+            Some(r) => {
+                a.rule = r;
+                true
+            }
+            None => false,
+        });
+        self.per_rule = std::mem::take(&mut self.per_rule)
+            .into_iter()
+            .filter_map(|(r, n)| Some((remap.get(r)?, n)))
+            .collect();
+        self.rules = rules;
     }
 }
 

@@ -1,1 +1,895 @@
-//! Counters and Prometheus exposition. (Live capture and metrics come with the live issue.)
+//! Prometheus metrics: what the sensor counts, in the Prometheus text format.
+//!
+//! Contract: [`Metrics`] owns one `prometheus::Registry`. The live loop (or the end of a replay)
+//! feeds it counter *deltas* ([`Metrics::add_worker_counters`], [`Metrics::add_capture_stats`])
+//! and snapshots it reads itself ([`Metrics::observe_collector`], which diffs the inventory's
+//! cumulative counts against what it saw last time). [`Metrics::render`] encodes everything for
+//! `/metrics`; [`write_textfile`] writes it atomically for node_exporter's textfile collector.
+//! Nothing here touches a packet: it runs on a tick (≤ a few times a second) and on scrapes.
+//!
+//! Label cardinality is bounded by construction: stages, reasons, kinds, verdicts and
+//! categories are closed enums; rule ids are capped by `rules::MAX_RULES`; interfaces by the
+//! command line. The one per-host series, `ksensor_install_info{host,verdict}`, is capped at
+//! [`MAX_INSTALL_SERIES`] hosts (least recently seen evicted first, each eviction counted in
+//! `ksensor_install_series_evicted_total`). Names and client addresses never become labels
+//! otherwise. `--sensor NAME` adds a constant `sensor` label to every series.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::flow::FlowGauges;
+use crate::inventory::assets::Assets;
+use crate::inventory::{InventoryCounters, Verdict};
+use crate::pipeline::{Collector, WorkerCounters};
+use crate::proto::NameKind;
+use crate::reason::{Reason, ReasonCounts};
+use crate::reason_enum;
+use crate::rules::{RuleErrorKind, RuleIdx, RuleSet};
+
+/// Hosts exported one by one in `ksensor_install_info`. A SOC wants to see each install, but a
+/// series per host must not grow with the network: a thousand installs is a large estate and
+/// still a cheap scrape (one line each). Past it, the least recently seen hosts are dropped
+/// from the per-host series (still counted in `ksensor_hosts`).
+pub const MAX_INSTALL_SERIES: usize = 1_000;
+
+reason_enum! {
+    /// Why ksensor itself dropped something (as opposed to the kernel or the NIC).
+    pub enum DropReason {
+        /// A packet of a new flow was refused: the worker's flow table was full.
+        FlowTableFull => "flow_table_full",
+        /// A new host was refused: the inventory is at `inventory::MAX_HOSTS`.
+        InventoryHostsFull => "inventory_hosts_full",
+        /// An evidence entry was refused: the host is at `inventory::MAX_EVIDENCE_PER_HOST`.
+        EvidencePerHostFull => "evidence_per_host_full",
+        /// An address remembered from a DNS answer was evicted for a newer one.
+        DnsAnswerAddressEvicted => "dns_answer_address_evicted",
+        /// An event could not be written (output error).
+        EventWriteFailed => "event_write_failed",
+    }
+}
+
+/// libpcap statistics of one handle, as deltas since the previous report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// Why the metrics could not be set up.
+#[derive(Debug)]
+pub struct MetricsError(prometheus::Error);
+
+impl std::fmt::Display for MetricsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "metrics: {}", self.0)
+    }
+}
+
+impl std::error::Error for MetricsError {}
+
+impl From<prometheus::Error> for MetricsError {
+    fn from(e: prometheus::Error) -> Self {
+        MetricsError(e)
+    }
+}
+
+/// Every metric of one sensor.
+pub struct Metrics {
+    registry: Registry,
+    packets: IntCounter,
+    bytes: IntCounter,
+    decoded: IntCounter,
+    truncated: IntCounter,
+    bad_checksums: IntCounter,
+    skipped: IntCounterVec,
+    flow_events: IntCounterVec,
+    flows_created: IntCounter,
+    flows_expired: IntCounter,
+    flows_evicted: IntCounter,
+    flows_bypassed: IntCounter,
+    flows_tracked: IntGauge,
+    fragments_in_flight: IntGauge,
+    names_extracted: IntCounterVec,
+    names_matched: IntCounterVec,
+    detections: IntCounterVec,
+    correlated: IntCounter,
+    update_payloads: IntCounter,
+    hosts: IntGaugeVec,
+    install_info: IntGaugeVec,
+    install_evicted: IntCounter,
+    dropped: IntCounterVec,
+    events_written: IntCounter,
+    capture_received: IntCounterVec,
+    capture_dropped: IntCounterVec,
+    capture_if_dropped: IntCounterVec,
+    interface_up: IntGaugeVec,
+    interface_reopens: IntCounterVec,
+    rules_info: IntGaugeVec,
+    rules_count: IntGauge,
+    rules_load_time: Gauge,
+    rules_reload_success: IntGauge,
+    rules_reload_failures: IntCounterVec,
+    /// What was last read from the collector, to turn its cumulative counts into deltas.
+    seen_per_rule: BTreeMap<RuleIdx, u64>,
+    seen_inventory: InventoryCounters,
+    seen_evidence_dropped: u64,
+    seen_events: u64,
+    seen_event_error: bool,
+    /// Hosts currently exported in `ksensor_install_info`, with their verdict label.
+    installs: HashMap<IpAddr, Verdict>,
+    /// The sha256 label currently set on `ksensor_rules_info`.
+    rules_sha: Option<String>,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+    let c = IntCounter::new(name, help)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// `vec{labels} += n`; label counts are fixed at construction, so a mismatch cannot happen,
+/// and would only lose the increment.
+fn add(vec: &IntCounterVec, labels: &[&str], n: u64) {
+    if n > 0 {
+        if let Ok(c) = vec.get_metric_with_label_values(labels) {
+            c.inc_by(n);
+        }
+    }
+}
+
+fn set(vec: &IntGaugeVec, labels: &[&str], v: i64) {
+    if let Ok(g) = vec.get_metric_with_label_values(labels) {
+        g.set(v);
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn add_reasons<R: Reason>(vec: &IntCounterVec, stage: &str, counts: &ReasonCounts<R>) {
+    for (reason, n) in counts.iter() {
+        add(vec, &[stage, reason], n);
+    }
+}
+
+/// Makes every series of a labelled family exist at zero, so `rate()` and alerts see them
+/// before the first event.
+fn touch_reasons<R: Reason>(vec: &IntCounterVec, stage: &str) {
+    for r in R::ALL {
+        let _ = vec.get_metric_with_label_values(&[stage, r.label()]);
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Metrics {
+    /// Builds the registry; `sensor` becomes a constant `sensor` label on every series.
+    pub fn new(sensor: Option<&str>) -> Result<Metrics, MetricsError> {
+        let labels = sensor.map(|s| HashMap::from([("sensor".to_string(), s.to_string())]));
+        let r = Registry::new_custom(None, labels)?;
+        let build_info = gauge_vec(
+            &r,
+            "ksensor_build_info",
+            "ksensor build: version label, value 1.",
+            &["version"],
+        )?;
+        set(&build_info, &[env!("CARGO_PKG_VERSION")], 1);
+        let start = Gauge::new(
+            "ksensor_start_time_seconds",
+            "Unix time the sensor started, in seconds.",
+        )?;
+        start.set(unix_now());
+        r.register(Box::new(start))?;
+        let rules_load_time = Gauge::new(
+            "ksensor_rules_load_time_seconds",
+            "Unix time the running rule set was loaded, in seconds.",
+        )?;
+        r.register(Box::new(rules_load_time.clone()))?;
+        let m = Metrics {
+            packets: counter(
+                &r,
+                "ksensor_packets_total",
+                "Packets handed to the workers.",
+            )?,
+            bytes: counter(
+                &r,
+                "ksensor_bytes_total",
+                "Bytes of the packets handed to the workers (length on the wire).",
+            )?,
+            decoded: counter(
+                &r,
+                "ksensor_packets_decoded_total",
+                "Packets decoded down to a transport header or an IP fragment.",
+            )?,
+            truncated: counter(
+                &r,
+                "ksensor_packets_truncated_total",
+                "Packets cut short by the capture snap length.",
+            )?,
+            bad_checksums: counter(
+                &r,
+                "ksensor_bad_checksums_total",
+                "TCP/UDP checksums found wrong (parsed anyway; offloading produces them).",
+            )?,
+            skipped: counter_vec(
+                &r,
+                "ksensor_skipped_total",
+                "Packets, streams or datagrams a stage stopped looking at, by stage and reason.",
+                &["stage", "reason"],
+            )?,
+            flow_events: counter_vec(
+                &r,
+                "ksensor_flow_events_total",
+                "Reassembly and defragmentation events that drop nothing, by stage and event.",
+                &["stage", "event"],
+            )?,
+            flows_created: counter(&r, "ksensor_flows_created_total", "Flows created.")?,
+            flows_expired: counter(
+                &r,
+                "ksensor_flows_expired_total",
+                "Flows removed after their idle timeout.",
+            )?,
+            flows_evicted: counter(
+                &r,
+                "ksensor_flows_evicted_total",
+                "Flows evicted early to make room in a full flow table.",
+            )?,
+            flows_bypassed: counter(
+                &r,
+                "ksensor_flows_bypassed_total",
+                "Flows that yielded what they could and are no longer parsed.",
+            )?,
+            flows_tracked: gauge(&r, "ksensor_flows_tracked", "Flows in the flow tables now.")?,
+            fragments_in_flight: gauge(
+                &r,
+                "ksensor_ip_fragments_in_flight",
+                "IP datagrams waiting for more fragments now.",
+            )?,
+            names_extracted: counter_vec(
+                &r,
+                "ksensor_names_extracted_total",
+                "Host names extracted from traffic, by kind (dns, tls, quic, http).",
+                &["kind"],
+            )?,
+            names_matched: counter_vec(
+                &r,
+                "ksensor_names_matched_total",
+                "Extracted host names that matched a rule, by kind.",
+                &["kind"],
+            )?,
+            detections: counter_vec(
+                &r,
+                "ksensor_detections_total",
+                "Names that matched a Kaspersky rule, by rule id and category.",
+                &["rule", "category"],
+            )?,
+            correlated: counter(
+                &r,
+                "ksensor_correlated_connections_total",
+                "Connections without a name attributed through an earlier DNS answer.",
+            )?,
+            update_payloads: counter(
+                &r,
+                "ksensor_update_payloads_total",
+                "HTTP responses that carried a Kaspersky update file.",
+            )?,
+            hosts: gauge_vec(
+                &r,
+                "ksensor_hosts",
+                "Hosts with Kaspersky evidence or a Kaspersky role, by verdict.",
+                &["verdict"],
+            )?,
+            install_info: gauge_vec(
+                &r,
+                "ksensor_install_info",
+                "One series per host running Kaspersky (capped, least recently seen evicted).",
+                &["host", "verdict"],
+            )?,
+            install_evicted: counter(
+                &r,
+                "ksensor_install_series_evicted_total",
+                "Hosts dropped from ksensor_install_info by its series cap.",
+            )?,
+            dropped: counter_vec(
+                &r,
+                "ksensor_dropped_total",
+                "Things ksensor itself dropped because a cap was hit or an output failed.",
+                &["reason"],
+            )?,
+            events_written: counter(&r, "ksensor_events_written_total", "Events written.")?,
+            capture_received: counter_vec(
+                &r,
+                "ksensor_capture_received_packets_total",
+                "Packets the capture handles received (libpcap ps_recv), by interface.",
+                &["interface"],
+            )?,
+            capture_dropped: counter_vec(
+                &r,
+                "ksensor_capture_dropped_packets_total",
+                "Packets dropped because the capture buffer was full (libpcap ps_drop).",
+                &["interface"],
+            )?,
+            capture_if_dropped: counter_vec(
+                &r,
+                "ksensor_capture_interface_dropped_packets_total",
+                "Packets dropped by the interface or its driver (libpcap ps_ifdrop).",
+                &["interface"],
+            )?,
+            interface_up: gauge_vec(
+                &r,
+                "ksensor_interface_up",
+                "1 while the capture on an interface runs, 0 while it is being retried.",
+                &["interface"],
+            )?,
+            interface_reopens: counter_vec(
+                &r,
+                "ksensor_interface_reopens_total",
+                "Times a capture handle was reopened after its interface failed.",
+                &["interface"],
+            )?,
+            rules_info: gauge_vec(
+                &r,
+                "ksensor_rules_info",
+                "The running rule set: sha256 label, value 1.",
+                &["sha256"],
+            )?,
+            rules_count: gauge(&r, "ksensor_rules", "Rules in the running rule set.")?,
+            rules_load_time,
+            rules_reload_success: gauge(
+                &r,
+                "ksensor_rules_last_reload_success",
+                "1 if the last rule load or reload succeeded, 0 if it failed.",
+            )?,
+            rules_reload_failures: counter_vec(
+                &r,
+                "ksensor_rules_reload_failures_total",
+                "Rule reloads that failed (the old rules kept running), by reason.",
+                &["reason"],
+            )?,
+            registry: r,
+            seen_per_rule: BTreeMap::new(),
+            seen_inventory: InventoryCounters::default(),
+            seen_evidence_dropped: 0,
+            seen_events: 0,
+            seen_event_error: false,
+            installs: HashMap::new(),
+            rules_sha: None,
+        };
+        touch_reasons::<crate::decode::DecodeSkip>(&m.skipped, "decode");
+        for kind in NameKind::ALL {
+            let _ = m
+                .names_extracted
+                .get_metric_with_label_values(&[kind.label()]);
+            let _ = m
+                .names_matched
+                .get_metric_with_label_values(&[kind.label()]);
+        }
+        for v in Verdict::ALL {
+            set(&m.hosts, &[v.label()], 0);
+        }
+        for r in DropReason::ALL {
+            let _ = m.dropped.get_metric_with_label_values(&[r.label()]);
+        }
+        for r in RuleErrorKind::ALL {
+            let _ = m
+                .rules_reload_failures
+                .get_metric_with_label_values(&[r.label()]);
+        }
+        Ok(m)
+    }
+
+    /// Adds worker counter deltas (from `Pipeline::take_counters` or `Pipeline::finish`).
+    pub fn add_worker_counters(&self, c: &WorkerCounters) {
+        self.packets.inc_by(c.packets.packets);
+        self.bytes.inc_by(c.packets.bytes);
+        self.decoded.inc_by(c.packets.decoded);
+        self.truncated.inc_by(c.packets.truncated);
+        add_reasons(&self.skipped, "decode", &c.packets.decode_skips);
+        let f = &c.flow;
+        add_reasons(&self.skipped, "tcp", &f.tcp);
+        add_reasons(&self.skipped, "dns", &f.dns);
+        add_reasons(&self.skipped, "quic", &f.quic);
+        add_reasons(&self.skipped, "defrag", &f.defrag);
+        add_reasons(&self.skipped, "reassembly", &f.reasm);
+        add_reasons(&self.flow_events, "defrag", &f.defrag_events);
+        add_reasons(&self.flow_events, "reassembly", &f.reasm_events);
+        add(
+            &self.dropped,
+            &[DropReason::FlowTableFull.label()],
+            f.table.refused_table_full,
+        );
+        self.flows_created.inc_by(f.table.created);
+        self.flows_expired.inc_by(f.table.expired);
+        self.flows_evicted.inc_by(f.table.evicted_under_pressure);
+        self.flows_bypassed.inc_by(f.flows_bypassed);
+        self.bad_checksums.inc_by(f.bad_checksums);
+        for (i, kind) in NameKind::ALL.iter().enumerate() {
+            let extracted = c.names.extracted.get(i).copied().unwrap_or(0);
+            let matched = c.names.matched.get(i).copied().unwrap_or(0);
+            add(&self.names_extracted, &[kind.label()], extracted);
+            add(&self.names_matched, &[kind.label()], matched);
+        }
+    }
+
+    pub fn set_flow_gauges(&self, g: FlowGauges) {
+        self.flows_tracked.set(clamp_i64(g.flows as u64));
+        self.fragments_in_flight
+            .set(clamp_i64(g.fragments_in_flight as u64));
+    }
+
+    /// Reads the collector's cumulative counts and the inventory's hosts: detections per rule,
+    /// cap drops, events, hosts per verdict and the per-host install series. Walks every host
+    /// (at most `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet.
+    pub fn observe_collector(&mut self, collector: &Collector, assets: &Assets) {
+        let inv = &collector.inventory;
+        let rules = inv.rules();
+        for (idx, &n) in &inv.per_rule {
+            let before = self.seen_per_rule.get(idx).copied().unwrap_or(0);
+            if let Some(rule) = rules.get(*idx) {
+                add(
+                    &self.detections,
+                    &[rule.id.as_str(), rule.category.label()],
+                    n.saturating_sub(before),
+                );
+            }
+        }
+        self.seen_per_rule.clone_from(&inv.per_rule);
+        let c = inv.counters;
+        let s = self.seen_inventory;
+        add(
+            &self.dropped,
+            &[DropReason::InventoryHostsFull.label()],
+            c.hosts_refused.saturating_sub(s.hosts_refused),
+        );
+        add(
+            &self.dropped,
+            &[DropReason::DnsAnswerAddressEvicted.label()],
+            c.answered_addrs_evicted
+                .saturating_sub(s.answered_addrs_evicted),
+        );
+        self.correlated.inc_by(
+            c.correlated_connections
+                .saturating_sub(s.correlated_connections),
+        );
+        self.update_payloads
+            .inc_by(c.update_payloads.saturating_sub(s.update_payloads));
+        self.seen_inventory = c;
+        self.events_written
+            .inc_by(collector.events_written.saturating_sub(self.seen_events));
+        self.seen_events = collector.events_written;
+        if collector.event_error.is_some() && !self.seen_event_error {
+            self.seen_event_error = true;
+            add(&self.dropped, &[DropReason::EventWriteFailed.label()], 1);
+        }
+
+        let mut per_verdict: BTreeMap<Verdict, i64> = BTreeMap::new();
+        let mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)> = Vec::new();
+        let mut evidence_dropped = 0u64;
+        inv.for_each_host(|host| {
+            evidence_dropped = evidence_dropped.saturating_add(host.evidence_dropped);
+            let Some(v) = inv.verdict(host, assets) else {
+                return;
+            };
+            *per_verdict.entry(v).or_insert(0) += 1;
+            if matches!(v, Verdict::UnmanagedInstall | Verdict::ManagedInstall) {
+                installs.push((host.last_seen, host.ip, v));
+            }
+        });
+        for v in Verdict::ALL {
+            set(
+                &self.hosts,
+                &[v.label()],
+                per_verdict.get(&v).copied().unwrap_or(0),
+            );
+        }
+        add(
+            &self.dropped,
+            &[DropReason::EvidencePerHostFull.label()],
+            evidence_dropped.saturating_sub(self.seen_evidence_dropped),
+        );
+        self.seen_evidence_dropped = evidence_dropped;
+        self.update_install_series(installs);
+    }
+
+    /// Keeps `ksensor_install_info` to the [`MAX_INSTALL_SERIES`] most recently seen installs.
+    fn update_install_series(
+        &mut self,
+        mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)>,
+    ) {
+        // Most recent first; ties by address so the choice is stable.
+        installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let kept: HashMap<IpAddr, Verdict> = installs
+            .iter()
+            .take(MAX_INSTALL_SERIES)
+            .map(|(_, ip, v)| (*ip, *v))
+            .collect();
+        let candidates: std::collections::HashSet<IpAddr> =
+            installs.iter().map(|(_, ip, _)| *ip).collect();
+        for (ip, old) in &self.installs {
+            if kept.get(ip) == Some(old) {
+                continue;
+            }
+            let host = ip.to_string();
+            let _ = self
+                .install_info
+                .remove_label_values(&[host.as_str(), old.label()]);
+            if !kept.contains_key(ip) && candidates.contains(ip) {
+                self.install_evicted.inc();
+            }
+        }
+        for (ip, v) in &kept {
+            if self.installs.get(ip) != Some(v) {
+                set(&self.install_info, &[ip.to_string().as_str(), v.label()], 1);
+            }
+        }
+        self.installs = kept;
+    }
+
+    /// Records a rule set that was loaded and is now running.
+    pub fn rules_loaded(&mut self, rules: &RuleSet, at: SystemTime) {
+        if let Some(old) = self.rules_sha.take() {
+            let _ = self.rules_info.remove_label_values(&[old.as_str()]);
+        }
+        set(&self.rules_info, &[rules.sha256()], 1);
+        self.rules_sha = Some(rules.sha256().to_string());
+        self.rules_count.set(clamp_i64(rules.rules().len() as u64));
+        self.rules_load_time.set(
+            at.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        self.rules_reload_success.set(1);
+    }
+
+    /// Records a reload that failed (the old rules keep running).
+    pub fn rules_reload_failed(&self, kind: RuleErrorKind) {
+        add(&self.rules_reload_failures, &[kind.label()], 1);
+        self.rules_reload_success.set(0);
+    }
+
+    /// Call right after the collector switched rule sets: its per-rule counts were remapped,
+    /// so they become the new baseline for `ksensor_detections_total`.
+    pub fn rebase_detections(&mut self, collector: &Collector) {
+        self.seen_per_rule.clone_from(&collector.inventory.per_rule);
+    }
+
+    pub fn add_capture_stats(&self, interface: &str, d: CaptureStats) {
+        add(&self.capture_received, &[interface], d.received);
+        add(&self.capture_dropped, &[interface], d.dropped);
+        add(&self.capture_if_dropped, &[interface], d.if_dropped);
+    }
+
+    /// Declares an interface (its series exist at zero from the start).
+    pub fn add_interface(&self, interface: &str) {
+        for vec in [
+            &self.capture_received,
+            &self.capture_dropped,
+            &self.capture_if_dropped,
+            &self.interface_reopens,
+        ] {
+            let _ = vec.get_metric_with_label_values(&[interface]);
+        }
+        set(&self.interface_up, &[interface], 0);
+    }
+
+    pub fn set_interface_up(&self, interface: &str, up: bool) {
+        set(&self.interface_up, &[interface], i64::from(up));
+    }
+
+    pub fn interface_reopened(&self, interface: &str) {
+        add(&self.interface_reopens, &[interface], 1);
+    }
+
+    /// Every series in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec fails only on an invalid metric family, which `new` rules out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Writes `text` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over `path` (node_exporter's textfile collector never reads half a file).
+pub fn write_textfile(path: &Path, text: &str) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::inventory::Inventory;
+    use crate::pipeline::observation::{
+        Endpoint, NameSighting, NameSource, ObsOrder, Observation, Observed, PacketContext,
+    };
+    use crate::proto::HostName;
+    use crate::time::Timestamp;
+
+    fn rules(ids: &[&str]) -> Arc<RuleSet> {
+        let text: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
+                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+                )
+            })
+            .collect();
+        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
+    }
+
+    /// A detection of rule 0 from client 10.1.x.y at second `t`.
+    fn seen(client: u32, t: u64) -> Observed {
+        let [_, _, x, y] = client.to_be_bytes();
+        Observed {
+            order: ObsOrder { packet: t, sub: 0 },
+            ctx: PacketContext {
+                ts: Timestamp::from_secs_nanos(t, 0),
+                input: 0,
+                client_mac: None,
+                vlan: None,
+                outer: None,
+            },
+            what: Observation::Name(NameSighting {
+                name: HostName::parse(b"x.a.example").expect("name"),
+                source: NameSource::TlsSni,
+                client: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 1, x, y)),
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    port: 443,
+                },
+                rule: Some(RuleIdx(0)),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_and_counters_end_in_total() {
+        let m = Metrics::new(None).expect("metrics");
+        let text = m.render();
+        let mut families = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            families += 1;
+            let mut parts = line.split_whitespace().skip(2);
+            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(name.starts_with("ksensor_"), "{line}");
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+        }
+        // Labelled families without any series yet (per interface, rule, host) are not listed.
+        assert_eq!(families, 26);
+    }
+
+    #[test]
+    fn detections_count_per_rule_and_survive_a_reload() {
+        let old = rules(&["a", "b"]);
+        let mut c = Collector::new(Inventory::new(old.clone()), None, 1);
+        let mut m = Metrics::new(Some("s")).expect("metrics");
+        c.offer(0, &mut vec![seen(1, 10), seen(2, 11)], 100);
+        m.observe_collector(&c, &Assets::default());
+        let series = "ksensor_detections_total{category=\"update\",rule=\"a\",sensor=\"s\"}";
+        assert_eq!(value(&m.render(), series), Some(2.0));
+        // Reload: "a" moves from index 0 to 1; the counter must not jump or go back.
+        m.observe_collector(&c, &Assets::default());
+        c.set_rules(rules(&["b", "a"]));
+        m.rebase_detections(&c);
+        m.observe_collector(&c, &Assets::default());
+        assert_eq!(value(&m.render(), series), Some(2.0));
+        let mut third = seen(3, 12);
+        if let Observation::Name(s) = &mut third.what {
+            s.rule = Some(RuleIdx(1));
+        }
+        c.offer(0, &mut vec![third], 200);
+        m.observe_collector(&c, &Assets::default());
+        assert_eq!(value(&m.render(), series), Some(3.0));
+        assert_eq!(
+            value(
+                &m.render(),
+                "ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"s\"}"
+            ),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn install_series_are_capped_and_evictions_counted() {
+        let rules = rules(&["a"]);
+        let mut c = Collector::new(Inventory::new(rules), None, 1);
+        let mut m = Metrics::new(None).expect("metrics");
+        let extra = 5u32;
+        let n = u32::try_from(MAX_INSTALL_SERIES).expect("cap fits") + extra;
+        let mut obs: Vec<Observed> = (0..n).map(|i| seen(i, u64::from(i) + 1)).collect();
+        c.offer(0, &mut obs, u64::from(n) + 10);
+        m.observe_collector(&c, &Assets::default());
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("ksensor_install_info{"))
+            .count();
+        assert_eq!(series, MAX_INSTALL_SERIES);
+        // The oldest hosts (10.1.0.0 … 10.1.0.4) are the ones left out.
+        assert!(!text.contains("host=\"10.1.0.0\""));
+        assert!(!text.contains("host=\"10.1.0.4\""));
+        assert!(text.contains("host=\"10.1.0.5\""));
+        assert_eq!(
+            value(&text, "ksensor_hosts{verdict=\"unmanaged-install\"}"),
+            Some(f64::from(n))
+        );
+        // Only hosts that had a series and lost it count as evictions.
+        assert_eq!(
+            value(&text, "ksensor_install_series_evicted_total"),
+            Some(0.0)
+        );
+        // Host 10.1.0.5 (now the oldest exported) is pushed out by a newer one.
+        c.offer(
+            0,
+            &mut vec![seen(n, u64::from(n) + 100)],
+            u64::from(n) + 200,
+        );
+        m.observe_collector(&c, &Assets::default());
+        let text = m.render();
+        assert!(!text.contains("host=\"10.1.0.5\""));
+        assert_eq!(
+            value(&text, "ksensor_install_series_evicted_total"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn rule_info_keeps_one_sha_and_reload_failure_sets_zero() {
+        let mut m = Metrics::new(None).expect("metrics");
+        let (a, b) = (rules(&["a"]), rules(&["a", "b"]));
+        m.rules_loaded(&a, UNIX_EPOCH + std::time::Duration::from_secs(7));
+        m.rules_loaded(&b, UNIX_EPOCH + std::time::Duration::from_secs(9));
+        let text = m.render();
+        assert_eq!(text.matches("ksensor_rules_info{").count(), 1);
+        assert!(text.contains(&format!(
+            "ksensor_rules_info{{sha256=\"{}\"}} 1",
+            b.sha256()
+        )));
+        assert_eq!(value(&text, "ksensor_rules"), Some(2.0));
+        assert_eq!(value(&text, "ksensor_rules_load_time_seconds"), Some(9.0));
+        m.rules_reload_failed(RuleErrorKind::Syntax);
+        let text = m.render();
+        assert_eq!(value(&text, "ksensor_rules_last_reload_success"), Some(0.0));
+        assert_eq!(
+            value(
+                &text,
+                "ksensor_rules_reload_failures_total{reason=\"syntax\"}"
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn capture_stats_and_interface_state_per_interface() {
+        let m = Metrics::new(None).expect("metrics");
+        m.add_interface("eth1");
+        m.set_interface_up("eth1", true);
+        m.add_capture_stats(
+            "eth1",
+            CaptureStats {
+                received: 10,
+                dropped: 2,
+                if_dropped: 1,
+            },
+        );
+        m.add_capture_stats(
+            "eth1",
+            CaptureStats {
+                received: 5,
+                dropped: 0,
+                if_dropped: 0,
+            },
+        );
+        let text = m.render();
+        let get = |s: &str| value(&text, s);
+        assert_eq!(
+            get("ksensor_capture_received_packets_total{interface=\"eth1\"}"),
+            Some(15.0)
+        );
+        assert_eq!(
+            get("ksensor_capture_dropped_packets_total{interface=\"eth1\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            get("ksensor_capture_interface_dropped_packets_total{interface=\"eth1\"}"),
+            Some(1.0)
+        );
+        assert_eq!(get("ksensor_interface_up{interface=\"eth1\"}"), Some(1.0));
+    }
+
+    #[test]
+    fn textfile_is_written_atomically_and_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.prom");
+        write_textfile(&path, "a 1\n").expect("write");
+        write_textfile(&path, "a 2\n").expect("rewrite");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a 2\n");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        assert!(write_textfile(&dir.path().join("no/such/dir/k.prom"), "x").is_err());
+    }
+}

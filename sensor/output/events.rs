@@ -158,4 +158,11 @@ impl EventWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    /// Flushes the current sink and writes to `out` from now on (log rotation on SIGHUP).
+    pub fn reopen(&mut self, out: Box<dyn Write + Send>) -> io::Result<()> {
+        let flushed = self.out.flush();
+        self.out = out;
+        flushed
+    }
 }

@@ -5,12 +5,18 @@
 //! them until every worker has passed their position, then applies them in order to the
 //! inventory and the event writer. So events and reports are the same for any number of
 //! workers. Pending observations are bounded by the batches in flight.
+//!
+//! Rule reload: observations name rules by index in the set their worker used; results made
+//! with another set than the inventory's are remapped by rule id on arrival
+//! ([`Collector::offer_from`]), so evidence never points at the wrong rule.
 
 use std::io;
+use std::sync::Arc;
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, RuleRemap};
 use crate::output::events::EventWriter;
 use crate::pipeline::observation::{Observation, Observed};
+use crate::rules::RuleSet;
 
 /// Applies observations to the inventory and writes events.
 pub struct Collector {
@@ -23,6 +29,28 @@ pub struct Collector {
     pub event_error: Option<io::Error>,
     /// Events written.
     pub events_written: u64,
+    /// The last remap used for results made with an older rule set: (from, to, remap).
+    remap: Option<(Arc<RuleSet>, Arc<RuleSet>, RuleRemap)>,
+}
+
+/// Translates the rule indexes of one observation; `false` when it no longer means anything.
+fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
+    match &mut obs.what {
+        Observation::Name(s) => {
+            s.rule = s.rule.and_then(|r| remap.get(r));
+            true
+        }
+        Observation::DnsAnswer { rule, .. } => match remap.get(*rule) {
+            Some(r) => {
+                *rule = r;
+                true
+            }
+            None => false,
+        },
+        Observation::Nameless { .. }
+        | Observation::KscContact { .. }
+        | Observation::UpdatePayload { .. } => true,
+    }
 }
 
 impl Collector {
@@ -34,7 +62,46 @@ impl Collector {
             pending: Vec::new(),
             event_error: None,
             events_written: 0,
+            remap: None,
         }
+    }
+
+    /// Like [`Collector::offer`], for observations whose rule indexes refer to `rules`.
+    pub fn offer_from(
+        &mut self,
+        rules: &Arc<RuleSet>,
+        worker: usize,
+        observations: &mut Vec<Observed>,
+        watermark: u64,
+    ) {
+        let current = self.inventory.rules().clone();
+        if !Arc::ptr_eq(rules, &current) && !observations.is_empty() {
+            let fresh = match &self.remap {
+                Some((from, to, _)) => !Arc::ptr_eq(from, rules) || !Arc::ptr_eq(to, &current),
+                None => true,
+            };
+            if fresh {
+                let remap = RuleRemap::new(rules, &current);
+                self.remap = Some((rules.clone(), current, remap));
+            }
+            if let Some((_, _, remap)) = &self.remap {
+                observations.retain_mut(|o| remap_observation(o, remap));
+            }
+        }
+        self.offer(worker, observations, watermark);
+    }
+
+    /// Switches to a new rule set: the inventory and pending observations are remapped.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        let remap = RuleRemap::new(self.inventory.rules(), &rules);
+        self.pending.retain_mut(|o| remap_observation(o, &remap));
+        self.inventory.set_rules(rules);
+        self.remap = None;
+    }
+
+    /// The event writer, if events are written (live runs reopen it on SIGHUP).
+    pub fn events_mut(&mut self) -> Option<&mut EventWriter> {
+        self.events.as_mut()
     }
 
     /// Takes a worker's observations (in its packet order) and its new watermark, and applies
@@ -97,5 +164,144 @@ impl Collector {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::pipeline::observation::{
+        Endpoint, NameSighting, NameSource, ObsOrder, PacketContext,
+    };
+    use crate::proto::HostName;
+    use crate::rules::RuleIdx;
+    use crate::time::Timestamp;
+
+    fn rules(ids: &[&str]) -> Arc<RuleSet> {
+        let text: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
+                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+                )
+            })
+            .collect();
+        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
+    }
+
+    fn sighting(packet: u64, name: &str, rule: Option<u32>) -> Observed {
+        let ep = |last: u8, port| Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            port,
+        };
+        Observed {
+            order: ObsOrder { packet, sub: 0 },
+            ctx: PacketContext {
+                ts: Timestamp::from_secs_nanos(1_000 + packet, 0),
+                input: 0,
+                client_mac: None,
+                vlan: None,
+                outer: None,
+            },
+            what: Observation::Name(NameSighting {
+                name: HostName::parse(name.as_bytes()).expect("name"),
+                source: NameSource::TlsSni,
+                client: ep(5, 40_000),
+                server: ep(9, 443),
+                rule: rule.map(RuleIdx),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn reload_remaps_inventory_pending_and_late_results_by_rule_id() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b", "c"]);
+        let sink = Sink::default();
+        let events = EventWriter::new(Box::new(sink.clone()), vec!["eth1".into()]);
+        let mut c = Collector::new(Inventory::new(old.clone()), Some(events), 1);
+        // Rule "b" is index 1 in the old set.
+        c.offer_from(&old, 0, &mut vec![sighting(0, "x.b.example", Some(1))], 1);
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(1)), Some(&1));
+
+        c.set_rules(new.clone());
+        // "b" is index 0 now; "a" is gone.
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+        assert_eq!(c.inventory.per_rule.len(), 1);
+        let host = c.inventory.hosts_sorted().pop().expect("host");
+        let rule_keys: Vec<_> = host.evidence.keys().map(|k| k.rule).collect();
+        assert_eq!(rule_keys, vec![Some(RuleIdx(0))]);
+
+        // A worker still on the old set reports "b" (old index 1) and "a" (old index 0).
+        c.offer_from(&old, 0, &mut vec![sighting(1, "y.b.example", Some(1))], 2);
+        c.offer_from(&old, 0, &mut vec![sighting(2, "z.a.example", Some(0))], 3);
+        // A worker on the new set reports "c" (new index 1).
+        c.offer_from(&new, 0, &mut vec![sighting(3, "w.c.example", Some(1))], 4);
+        c.finish();
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&2));
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(1)), Some(&1));
+        assert_eq!(c.inventory.counters.detections, 3);
+
+        let text = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf-8");
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                format!("{} {}", v["name"], v["rule"]["id"])
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                "\"x.b.example\" \"b\"",
+                "\"y.b.example\" \"b\"",
+                "\"z.a.example\" null",
+                "\"w.c.example\" \"c\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn reload_remaps_pending_observations() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b"]);
+        // Two workers: worker 1 has not caught up, so worker 0's observation stays pending.
+        let mut c = Collector::new(Inventory::new(old.clone()), None, 2);
+        c.offer_from(&old, 0, &mut vec![sighting(0, "x.b.example", Some(1))], 5);
+        assert_eq!(c.inventory.counters.detections, 0);
+        c.set_rules(new);
+        c.offer(1, &mut Vec::new(), 5);
+        assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+    }
+
+    #[test]
+    fn rule_remap_maps_by_id_and_drops_gone_rules() {
+        let remap = RuleRemap::new(&rules(&["a", "b", "c"]), &rules(&["c", "a"]));
+        assert_eq!(remap.get(RuleIdx(0)), Some(RuleIdx(1)));
+        assert_eq!(remap.get(RuleIdx(1)), None);
+        assert_eq!(remap.get(RuleIdx(2)), Some(RuleIdx(0)));
+        assert_eq!(remap.get(RuleIdx(99)), None);
     }
 }

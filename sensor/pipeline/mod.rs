@@ -9,6 +9,13 @@
 //! same sequence numbers, each with a watermark, so the [`Collector`] can apply observations in
 //! capture order: results do not depend on N. Batch buffers are recycled: no allocation per
 //! packet once warm.
+//!
+//! Live runs: workers publish their counters with their results at most every
+//! [`COUNTER_PUBLISH_INTERVAL`] (so metrics move while capture runs; [`Pipeline::take_counters`]
+//! hands out what was published since the last call, [`Pipeline::finish`] the rest: totals are
+//! the same however they were split). [`Pipeline::set_rules`] swaps the rule set without a
+//! restart: the new set travels to each worker with its next batch, every result carries the
+//! set its worker used, and the collector remaps rule indexes of results made with an older set.
 
 pub mod collector;
 pub mod observation;
@@ -17,12 +24,14 @@ pub mod worker;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::capture::PacketMeta;
 use crate::decode;
 use crate::flow::table::worker_for;
+use crate::flow::FlowGauges;
 use crate::rules::RuleSet;
 
 pub use collector::Collector;
@@ -37,6 +46,9 @@ pub const BATCH_BYTES: usize = 1 << 20;
 /// Batches queued per worker. Bounds memory at `workers × QUEUE_DEPTH × BATCH_BYTES` and lets
 /// the reader run ahead of a momentarily slow worker.
 pub const QUEUE_DEPTH: usize = 8;
+/// Shortest time between two counter publications of a worker: often enough for metrics
+/// scraped every few seconds, rare enough that the allocation of a fresh counter set is noise.
+pub const COUNTER_PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How the pipeline is set up.
 #[derive(Clone)]
@@ -61,12 +73,15 @@ struct Batch {
     packets: Vec<BatchPacket>,
     /// Every packet below this sequence number has been dispatched.
     watermark: u64,
+    /// A new rule set the worker switches to before processing this batch.
+    rules: Option<Arc<RuleSet>>,
 }
 
 impl Batch {
     fn clear(&mut self) {
         self.data.clear();
         self.packets.clear();
+        self.rules = None;
     }
 }
 
@@ -74,6 +89,11 @@ struct WorkerResult {
     worker: usize,
     observations: Vec<Observed>,
     watermark: u64,
+    /// The rule set the observations' rule indexes refer to.
+    rules: Arc<RuleSet>,
+    /// Counters since the worker's previous publication, when one was due.
+    counters: Option<Box<WorkerCounters>>,
+    gauges: FlowGauges,
 }
 
 struct Threads {
@@ -97,6 +117,26 @@ pub struct Pipeline {
     mode: Mode,
     next_seq: u64,
     collector: Collector,
+    /// Counters published by workers and not yet taken.
+    published: WorkerCounters,
+    /// Latest gauges of each threaded worker.
+    gauges: Vec<FlowGauges>,
+}
+
+/// Applies one worker result: counters, gauges, observations.
+fn absorb(
+    collector: &mut Collector,
+    published: &mut WorkerCounters,
+    gauges: &mut [FlowGauges],
+    mut r: WorkerResult,
+) {
+    if let Some(c) = r.counters.take() {
+        published.merge(&c);
+    }
+    if let Some(g) = gauges.get_mut(r.worker) {
+        *g = r.gauges;
+    }
+    collector.offer_from(&r.rules, r.worker, &mut r.observations, r.watermark);
 }
 
 fn worker_loop(
@@ -106,7 +146,11 @@ fn worker_loop(
     recycle: Sender<Batch>,
     results: Sender<WorkerResult>,
 ) -> WorkerCounters {
+    let mut last_publish = Instant::now();
     for mut batch in batches {
+        if let Some(rules) = batch.rules.take() {
+            worker.set_rules(rules);
+        }
         for p in &batch.packets {
             if let Some(bytes) = batch.data.get(p.start..p.start + p.len) {
                 worker.process(p.seq, &p.meta, bytes);
@@ -114,11 +158,20 @@ fn worker_loop(
         }
         let observations = worker.take_observations();
         let watermark = batch.watermark;
+        let counters = if last_publish.elapsed() >= COUNTER_PUBLISH_INTERVAL {
+            last_publish = Instant::now();
+            Some(Box::new(worker.take_counters()))
+        } else {
+            None
+        };
         // The collector may be gone only when the run is being torn down.
         let _ = results.send(WorkerResult {
             worker: index,
             observations,
             watermark,
+            rules: worker.rules().clone(),
+            counters,
+            gauges: worker.gauges(),
         });
         batch.clear();
         let _ = recycle.send(batch);
@@ -170,7 +223,73 @@ impl Pipeline {
             mode,
             next_seq: 0,
             collector,
+            published: WorkerCounters::default(),
+            gauges: vec![FlowGauges::default(); workers],
         }
+    }
+
+    /// Counters published since the last call (live metrics). Whatever is not taken here is
+    /// returned by [`Pipeline::finish`].
+    pub fn take_counters(&mut self) -> WorkerCounters {
+        match &mut self.mode {
+            Mode::Inline { worker, .. } => self.published.merge(&worker.take_counters()),
+            Mode::Threaded(t) => {
+                while let Ok(r) = t.results.try_recv() {
+                    absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    );
+                }
+            }
+        }
+        std::mem::take(&mut self.published)
+    }
+
+    /// Flow-table gauges summed over the workers (as of their latest results).
+    pub fn flow_gauges(&self) -> FlowGauges {
+        let mut sum = FlowGauges::default();
+        let mut add = |g: FlowGauges| {
+            sum.flows = sum.flows.saturating_add(g.flows);
+            sum.fragments_in_flight = sum
+                .fragments_in_flight
+                .saturating_add(g.fragments_in_flight);
+            sum.buffered_fragment_bytes = sum
+                .buffered_fragment_bytes
+                .saturating_add(g.buffered_fragment_bytes);
+        };
+        match &self.mode {
+            Mode::Inline { worker, .. } => add(worker.gauges()),
+            Mode::Threaded(_) => self.gauges.iter().copied().for_each(add),
+        }
+        sum
+    }
+
+    /// Switches every worker and the collector to a new rule set (live reload). Observations
+    /// made with the old set are remapped by rule id; flows keep their state.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        match &mut self.mode {
+            Mode::Inline {
+                worker,
+                since_offer,
+            } => {
+                *since_offer = 0;
+                let mut obs = worker.take_observations();
+                self.collector.offer(0, &mut obs, self.next_seq);
+                worker.set_rules(rules.clone());
+            }
+            Mode::Threaded(t) => {
+                for batch in &mut t.batches {
+                    batch.rules = Some(rules.clone());
+                }
+            }
+        }
+        self.collector.set_rules(rules);
+    }
+
+    pub fn collector_mut(&mut self) -> &mut Collector {
+        &mut self.collector
     }
 
     /// Packets pushed so far.
@@ -246,9 +365,13 @@ impl Pipeline {
                     // A worker only goes away when it panicked; its packets are lost either way.
                     let _ = sender.send(full);
                 }
-                while let Ok(mut r) = t.results.try_recv() {
-                    self.collector
-                        .offer(r.worker, &mut r.observations, r.watermark);
+                while let Ok(r) = t.results.try_recv() {
+                    absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    );
                 }
             }
         }
@@ -261,24 +384,28 @@ impl Pipeline {
             let target = self.next_seq;
             while self.collector.low_watermark() < target {
                 match t.results.recv() {
-                    Ok(mut r) => self
-                        .collector
-                        .offer(r.worker, &mut r.observations, r.watermark),
+                    Ok(r) => absorb(
+                        &mut self.collector,
+                        &mut self.published,
+                        &mut self.gauges,
+                        r,
+                    ),
                     Err(_) => break,
                 }
             }
         }
     }
 
-    /// Processes everything, stops the workers and returns the collector and the counters.
+    /// Processes everything, stops the workers and returns the collector and the counters not
+    /// yet handed out by [`Pipeline::take_counters`].
     pub fn finish(mut self) -> (Collector, WorkerCounters) {
         self.drain();
-        let mut counters = WorkerCounters::default();
+        let mut counters = std::mem::take(&mut self.published);
         match self.mode {
             Mode::Inline { mut worker, .. } => {
                 let mut obs = worker.take_observations();
                 self.collector.offer(0, &mut obs, self.next_seq);
-                counters = worker.take_counters();
+                counters.merge(&worker.take_counters());
             }
             Mode::Threaded(t) => {
                 drop(t.senders);
@@ -287,9 +414,8 @@ impl Pipeline {
                         counters.merge(&c);
                     }
                 }
-                for mut r in t.results.try_iter() {
-                    self.collector
-                        .offer(r.worker, &mut r.observations, r.watermark);
+                for r in t.results.try_iter() {
+                    absorb(&mut self.collector, &mut counters, &mut self.gauges, r);
                 }
             }
         }
@@ -315,4 +441,95 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::file::FileSource;
+    use crate::capture::{PacketSource, SourceStatus};
+    use crate::inventory::Inventory;
+
+    fn packets(capture: &str) -> Vec<(PacketMeta, Vec<u8>)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("pcaps")
+            .join(capture);
+        let mut src = FileSource::open(&path, 0).expect("capture");
+        let mut all = Vec::new();
+        while let Ok(SourceStatus::More) =
+            src.next_packets(64, &mut |m, d| all.push((m, d.to_vec())))
+        {}
+        all
+    }
+
+    fn pipeline(workers: usize) -> Pipeline {
+        let rules = Arc::new(RuleSet::load(&[RuleSet::bundled_dir()]).expect("rules"));
+        let config = PipelineConfig {
+            workers,
+            rules: rules.clone(),
+            all_names: false,
+            max_flows_per_worker: 1024,
+        };
+        Pipeline::new(
+            &config,
+            Collector::new(Inventory::new(rules), None, workers),
+        )
+    }
+
+    fn summary(c: &WorkerCounters) -> (u64, u64, u64, [u64; 4], u64) {
+        (
+            c.packets.packets,
+            c.packets.bytes,
+            c.packets.decoded,
+            c.names.extracted,
+            c.flow.table.created,
+        )
+    }
+
+    /// Counters taken while running plus those returned by `finish` equal the totals of a run
+    /// that took none: live metrics and replay reports agree.
+    #[test]
+    fn published_counters_add_up_to_the_totals() {
+        let pkts = packets("staged-network.pcap");
+        for workers in [1, 2] {
+            let mut whole = pipeline(workers);
+            for (m, d) in &pkts {
+                whole.push(*m, d);
+            }
+            let (_, totals) = whole.finish();
+            assert_eq!(totals.packets.packets, 193);
+
+            let mut split = pipeline(workers);
+            let mut taken = WorkerCounters::default();
+            let (first, rest) = pkts.split_at(100);
+            for (m, d) in first {
+                split.push(*m, d);
+            }
+            split.drain();
+            // Let the workers' publication interval pass, so the next result carries counters.
+            std::thread::sleep(COUNTER_PUBLISH_INTERVAL + Duration::from_millis(20));
+            for (m, d) in rest.iter().take(1) {
+                split.push(*m, d);
+            }
+            split.drain();
+            let partial = split.take_counters();
+            assert!(partial.packets.packets >= 100, "{workers}: {partial:?}");
+            taken.merge(&partial);
+            for (m, d) in rest.iter().skip(1) {
+                split.push(*m, d);
+            }
+            let (_, remainder) = split.finish();
+            taken.merge(&remainder);
+            assert_eq!(summary(&taken), summary(&totals), "workers {workers}");
+        }
+    }
+
+    #[test]
+    fn flow_gauges_report_tracked_flows() {
+        let mut p = pipeline(1);
+        for (m, d) in packets("tls-sni.pcap") {
+            p.push(m, &d);
+        }
+        assert!(p.flow_gauges().flows > 0);
+    }
 }
