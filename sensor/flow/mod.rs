@@ -97,6 +97,8 @@ pub struct FlowCounters {
     pub flows_bypassed: u64,
     /// Packets handled by a parser.
     pub parsed_packets: u64,
+    /// DNS queries forgotten before their response because the pending-query cap was hit.
+    pub dns_queries_evicted: u64,
 }
 
 impl FlowCounters {
@@ -117,6 +119,7 @@ impl FlowCounters {
         self.bypassed_packets += o.bypassed_packets;
         self.flows_bypassed += o.flows_bypassed;
         self.parsed_packets += o.parsed_packets;
+        self.dns_queries_evicted += o.dns_queries_evicted;
     }
 }
 
@@ -198,6 +201,7 @@ impl FlowEngine {
     /// Counters to publish; the state stays.
     pub fn take_counters(&mut self) -> FlowCounters {
         self.counters.table = std::mem::take(&mut self.table.counters);
+        self.counters.dns_queries_evicted += std::mem::take(&mut self.scratch.dns.queries.evicted);
         let (skips, events) = self.defrag.take_counters();
         self.counters.defrag.merge(&skips);
         self.counters.defrag_events.merge(&events);

@@ -6,6 +6,8 @@
 //! that matched a rule. Whether a query was seen is remembered in a small direct-mapped cache,
 //! not in the flow table, so DNS costs no flow state.
 
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::flow::emit::Emitter;
@@ -13,55 +15,72 @@ use crate::flow::table::FlowKey;
 use crate::pipeline::observation::{Endpoint, NameSource, MAX_ANSWER_ADDRS};
 use crate::proto::dns::{DnsMessage, RData};
 use crate::proto::HostName;
+use crate::time::Timestamp;
 
-/// Slots of the query cache. A response normally follows its query within milliseconds; 4096
-/// slots hold every query in flight on a resolver link of a few hundred thousand queries per
-/// second for longer than that. A collision only makes a response count as answer-only.
-pub const QUERY_CACHE_SLOTS: usize = 4096;
 /// CNAME links followed from a question name to its addresses (resolvers cap chains near 8-16).
 pub const MAX_CNAME_CHAIN: usize = 16;
 
-/// Remembers recent queries by (flow, id, question).
-pub struct QueryCache {
-    slots: Vec<u64>,
-}
+/// Queries remembered while waiting for their response, per worker. A resolver link of a few
+/// hundred thousand queries per second has far fewer than this in flight within
+/// [`QUERY_LIFETIME`]; when full, the oldest query is forgotten (counted), so its response counts
+/// as answer-only.
+pub const MAX_PENDING_QUERIES: usize = 1 << 16;
+/// How long a query waits for its response. Stub resolvers retry after 1-5 s; a response later
+/// than this is treated as answer-only.
+pub const QUERY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl Default for QueryCache {
-    fn default() -> Self {
-        QueryCache {
-            slots: vec![0; QUERY_CACHE_SLOTS],
-        }
-    }
+/// Outstanding queries by (flow, id, question). Decisions depend only on the capture times of
+/// a query and its response (never on which other flows share the worker), so results are the
+/// same for any number of workers unless the cap is hit.
+#[derive(Default)]
+pub struct QueryCache {
+    pending: HashMap<u64, Timestamp, foldhash::fast::FixedState>,
+    /// Arrival order, for expiry and eviction; entries whose tag was answered are skipped.
+    order: VecDeque<(Timestamp, u64)>,
+    /// Queries forgotten because the cache was full.
+    pub evicted: u64,
 }
 
 impl QueryCache {
     fn tag(key: &FlowKey, id: u16, name: &HostName) -> u64 {
-        use std::hash::BuildHasher;
-        // Never 0, so that empty slots never match.
-        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name)) | 1
+        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name))
     }
 
-    fn slot(&mut self, tag: u64) -> Option<&mut u64> {
-        let idx = (tag >> 20) as usize % QUERY_CACHE_SLOTS;
-        self.slots.get_mut(idx)
-    }
-
-    pub fn remember(&mut self, key: &FlowKey, id: u16, name: &HostName) {
-        let tag = Self::tag(key, id, name);
-        if let Some(slot) = self.slot(tag) {
-            *slot = tag;
+    /// Drops queries older than the lifetime, and the oldest while over the cap.
+    fn expire(&mut self, now: Timestamp) {
+        if self.order.len() > 2 * MAX_PENDING_QUERIES {
+            // Mostly answered queries: compact (amortised over the pushes that filled it).
+            let pending = &self.pending;
+            self.order.retain(|(ts, tag)| pending.get(tag) == Some(ts));
+        }
+        while let Some(&(ts, tag)) = self.order.front() {
+            let stale = now.saturating_sub(ts) > QUERY_LIFETIME;
+            let full = self.pending.len() >= MAX_PENDING_QUERIES;
+            if !stale && !full {
+                break;
+            }
+            self.order.pop_front();
+            if self.pending.get(&tag) == Some(&ts) {
+                self.pending.remove(&tag);
+                if !stale {
+                    self.evicted += 1;
+                }
+            }
         }
     }
 
-    /// Whether the query was seen; forgets it (a response answers once).
-    pub fn take(&mut self, key: &FlowKey, id: u16, name: &HostName) -> bool {
+    pub fn remember(&mut self, key: &FlowKey, id: u16, name: &HostName, now: Timestamp) {
+        self.expire(now);
         let tag = Self::tag(key, id, name);
-        match self.slot(tag) {
-            Some(slot) if *slot == tag => {
-                *slot = 0;
-                true
-            }
-            _ => false,
+        self.pending.insert(tag, now);
+        self.order.push_back((now, tag));
+    }
+
+    /// Whether the query was seen within the lifetime; forgets it (a response answers once).
+    pub fn take(&mut self, key: &FlowKey, id: u16, name: &HostName, now: Timestamp) -> bool {
+        match self.pending.remove(&Self::tag(key, id, name)) {
+            Some(asked) => now.saturating_sub(asked) <= QUERY_LIFETIME,
+            None => false,
         }
     }
 }
@@ -135,6 +154,7 @@ pub fn emit_dns(
     proto: u8,
     emit: &mut Emitter<'_>,
 ) {
+    let now = emit.ctx.ts;
     let DnsScratch {
         message: msg,
         queries,
@@ -142,7 +162,7 @@ pub fn emit_dns(
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
     if !msg.is_response {
         for q in &msg.questions {
-            queries.remember(&key, msg.id, &q.name);
+            queries.remember(&key, msg.id, &q.name, now);
             emit.name(q.name, NameSource::DnsQuery, src, dst, &[], None);
         }
         return;
@@ -151,7 +171,7 @@ pub fn emit_dns(
     let (client, server) = (dst, src);
     let mut addrs: Vec<IpAddr> = Vec::new();
     for q in &msg.questions {
-        let query_seen = queries.take(&key, msg.id, &q.name);
+        let query_seen = queries.take(&key, msg.id, &q.name, now);
         let detection = emit.is_detection(&q.name);
         if !query_seen || detection {
             let ttl = answers_for(msg, &q.name, &mut addrs);

@@ -235,6 +235,7 @@ impl<'a> Report<'a> {
                 "bad_checksums": c.flow.bad_checksums,
                 "reassembled_datagrams": c.flow.reassembled_datagrams,
                 "parsed_packets": c.flow.parsed_packets,
+                "dns_queries_evicted": c.flow.dns_queries_evicted,
                 "bypassed_packets": c.flow.bypassed_packets,
                 "flows": {
                     "created": c.flow.table.created,
