@@ -218,7 +218,8 @@ enum NameClass {
 /// Picks a name for a connection or a query; `kaspersky_host` clients run the product.
 fn pick_name(rng: &mut Rng, kaspersky_host: bool, http: bool, out: &mut String) -> NameClass {
     out.clear();
-    if kaspersky_host && rng.chance(0.10) {
+    // Kaspersky hosts fetch updates over plain HTTP more often than they browse.
+    if kaspersky_host && rng.chance(if http { 0.30 } else { 0.10 }) {
         let list = if http {
             KASPERSKY_HTTP_NAMES
         } else {
@@ -254,6 +255,8 @@ fn is_kaspersky(name: &str) -> bool {
 #[derive(Default)]
 struct Truth {
     dns: u64,
+    /// DNS occurrences that are query questions (the rest are CNAME targets in responses).
+    dns_queries: u64,
     tls: u64,
     http: u64,
     names: BTreeMap<String, u64>,
@@ -876,6 +879,9 @@ struct Flow {
     sseq: u32,
     ts_c: u32,
     ts_s: u32,
+    /// Last TSval each side sent: the peer echoes it in TSecr (RFC 7323 §3.2).
+    echo_c: u32,
+    echo_s: u32,
     /// Client's first payload: ClientHello or HTTP request.
     first: Vec<u8>,
     first_sent: usize,
@@ -976,6 +982,7 @@ impl<W: Write> Gen<W> {
         self.scratch = q;
         if is_kaspersky(name) {
             self.truth.occurrence(Kind::Dns, name, client.ip);
+            self.truth.dns_queries += 1;
         }
         for rr in answers {
             if let Rr::Cname(t) = rr {
@@ -1022,6 +1029,7 @@ impl<W: Write> Gen<W> {
             }
             Stage::Syn => {
                 let o = syn_options(tsc, 0);
+                f.echo_c = tsc;
                 self.out.tcp(
                     &c2s,
                     (cp, sp),
@@ -1035,7 +1043,8 @@ impl<W: Write> Gen<W> {
                 f.stage = Stage::SynAck;
             }
             Stage::SynAck => {
-                let o = syn_options(tss, tsc);
+                let o = syn_options(tss, f.echo_c);
+                f.echo_s = tss;
                 self.out.tcp(
                     &s2c,
                     (sp, cp),
@@ -1049,13 +1058,15 @@ impl<W: Write> Gen<W> {
                 f.stage = Stage::Ack;
             }
             Stage::Ack => {
-                let o = ts_options(tsc, tss);
+                let o = ts_options(tsc, f.echo_s);
+                f.echo_c = tsc;
                 self.out
                     .tcp(&c2s, (cp, sp), f.cseq, f.sseq, TCP_ACK, &o, gap_us, |_| {})?;
                 f.stage = Stage::ClientFirst;
             }
             Stage::ClientFirst => {
-                let o = ts_options(tsc, tss);
+                let o = ts_options(tsc, f.echo_s);
+                f.echo_c = tsc;
                 let end = (f.first_sent + MSS).min(f.first.len());
                 let chunk = &f.first[f.first_sent..end];
                 self.out.tcp(
@@ -1084,7 +1095,7 @@ impl<W: Write> Gen<W> {
             }
             Stage::Data => {
                 let nsegs = f.server_total.div_ceil(MSS);
-                let o_c = ts_options(tsc, tss);
+                let o_c = ts_options(tsc, f.echo_s);
                 if f.app == App::Tls && !f.client2_sent && f.segs_sent >= nsegs.min(3) {
                     // Client Finished (CCS + 53-byte record) and its first request record.
                     let req = self.rng.range(200, 700) as usize;
@@ -1110,6 +1121,7 @@ impl<W: Write> Gen<W> {
                     )?;
                     f.cseq = f.cseq.wrapping_add(p.len() as u32);
                     self.scratch = p;
+                    f.echo_c = tsc;
                     f.client2_sent = true;
                     f.unacked = 0;
                 } else if f.unacked >= 2 {
@@ -1123,9 +1135,11 @@ impl<W: Write> Gen<W> {
                         gap_us,
                         |_| {},
                     )?;
+                    f.echo_c = tsc;
                     f.unacked = 0;
                 } else if f.segs_sent < nsegs {
-                    let o = ts_options(tss, tsc);
+                    let o = ts_options(tss, f.echo_c);
+                    f.echo_s = tss;
                     let len = (f.server_total - f.server_sent).min(MSS);
                     let (off, head, total, app) = (f.server_sent, &f.head, f.server_total, f.app);
                     let flags = if f.segs_sent + 1 == nsegs {
@@ -1148,7 +1162,8 @@ impl<W: Write> Gen<W> {
                 }
             }
             Stage::ClientFin => {
-                let o = ts_options(tsc, tss);
+                let o = ts_options(tsc, f.echo_s);
+                f.echo_c = tsc;
                 self.out.tcp(
                     &c2s,
                     (cp, sp),
@@ -1163,7 +1178,8 @@ impl<W: Write> Gen<W> {
                 f.stage = Stage::ServerFin;
             }
             Stage::ServerFin => {
-                let o = ts_options(tss, tsc);
+                let o = ts_options(tss, f.echo_c);
+                f.echo_s = tss;
                 self.out.tcp(
                     &s2c,
                     (sp, cp),
@@ -1178,7 +1194,8 @@ impl<W: Write> Gen<W> {
                 f.stage = Stage::LastAck;
             }
             Stage::LastAck => {
-                let o = ts_options(tsc, tss);
+                let o = ts_options(tsc, f.echo_s);
+                f.echo_c = tsc;
                 self.out
                     .tcp(&c2s, (cp, sp), f.cseq, f.sseq, TCP_ACK, &o, gap_us, |_| {})?;
                 f.stage = Stage::Done;
@@ -1321,6 +1338,8 @@ impl<W: Write> Gen<W> {
             sseq: rng.u32() | 1,
             ts_c: rng.u32(),
             ts_s: rng.u32(),
+            echo_c: 0,
+            echo_s: 0,
             first,
             first_sent: 0,
             head,
@@ -1655,6 +1674,7 @@ fn generate<W: Write>(
         "bytes": frame_bytes,
         "file_bytes": g.out.bytes,
         "detections": { "dns": t.dns, "tls": t.tls, "http": t.http, "quic": 0 },
+        "dns_by_source": { "query": t.dns_queries, "cname_target": t.dns - t.dns_queries },
         "kaspersky_names": t.names,
         "hosts_with_kaspersky": t.hosts.len(),
     });
