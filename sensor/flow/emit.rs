@@ -68,14 +68,32 @@ impl<'a> Emitter<'a> {
         src_mac: Option<[u8; 6]>,
         dst_mac: Option<[u8; 6]>,
     ) -> Self {
-        Emitter { rules, all_names, packet, ctx, out, names, sender, src_mac, dst_mac, sub: 0 }
+        Emitter {
+            rules,
+            all_names,
+            packet,
+            ctx,
+            out,
+            names,
+            sender,
+            src_mac,
+            dst_mac,
+            sub: 0,
+        }
     }
 
     fn push(&mut self, client: Endpoint, what: Observation) {
-        let order = ObsOrder { packet: self.packet, sub: self.sub };
+        let order = ObsOrder {
+            packet: self.packet,
+            sub: self.sub,
+        };
         self.sub = self.sub.saturating_add(1);
         let mut ctx = self.ctx;
-        ctx.client_mac = if client.ip == self.sender { self.src_mac } else { self.dst_mac };
+        ctx.client_mac = if client.ip == self.sender {
+            self.src_mac
+        } else {
+            self.dst_mac
+        };
         self.out.push(Observed { order, ctx, what });
     }
 
@@ -106,15 +124,18 @@ impl<'a> Emitter<'a> {
         } else if !self.all_names {
             return;
         }
-        self.push(client, Observation::Name(NameSighting {
-            name,
-            source,
+        self.push(
             client,
-            server,
-            rule,
-            answers: answers.to_vec(),
-            ttl,
-        }));
+            Observation::Name(NameSighting {
+                name,
+                source,
+                client,
+                server,
+                rule,
+                answers: answers.to_vec(),
+                ttl,
+            }),
+        );
     }
 
     /// Addresses answered for a matched name whose query was already reported.
@@ -128,16 +149,40 @@ impl<'a> Emitter<'a> {
     ) {
         if let Some(rule) = self.rules.lookup(&name) {
             let answers = answers.to_vec();
-            self.push(client, Observation::DnsAnswer { name, rule, client, server, answers, ttl });
+            self.push(
+                client,
+                Observation::DnsAnswer {
+                    name,
+                    rule,
+                    client,
+                    server,
+                    answers,
+                    ttl,
+                },
+            );
         }
     }
 
     pub fn nameless(&mut self, client: Endpoint, server: Endpoint, reason: NamelessReason) {
-        self.push(client, Observation::Nameless { client, server, reason });
+        self.push(
+            client,
+            Observation::Nameless {
+                client,
+                server,
+                reason,
+            },
+        );
     }
 
     pub fn ksc_contact(&mut self, client: Endpoint, server: Endpoint, udp: bool) {
-        self.push(client, Observation::KscContact { client, server, udp });
+        self.push(
+            client,
+            Observation::KscContact {
+                client,
+                server,
+                udp,
+            },
+        );
     }
 
     pub fn update_payload(
@@ -147,6 +192,14 @@ impl<'a> Emitter<'a> {
         magic: UpdateMagic,
         host: Option<HostName>,
     ) {
-        self.push(client, Observation::UpdatePayload { client, server, magic, host });
+        self.push(
+            client,
+            Observation::UpdatePayload {
+                client,
+                server,
+                magic,
+                host,
+            },
+        );
     }
 }

@@ -25,8 +25,9 @@ use crate::proto::tls::ClientHelloOutcome;
 use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
-use defrag::{DefragOutcome, DefragSkip, Defragmenter};
+use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
 use emit::Emitter;
+use reassembly::{ReasmEvent, ReasmSkip};
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
 use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
 use udp::Scratch;
@@ -49,7 +50,9 @@ pub enum FlowState {
     Tcp(Box<TcpFlow>),
     Quic(Box<InitialState>),
     /// Nothing more to learn from this flow.
-    Bypassed { closed: bool },
+    Bypassed {
+        closed: bool,
+    },
 }
 
 /// A flow table entry.
@@ -81,6 +84,9 @@ pub struct FlowCounters {
     pub dns: ReasonCounts<DnsSkip>,
     pub quic: ReasonCounts<QuicSkip>,
     pub defrag: ReasonCounts<DefragSkip>,
+    pub defrag_events: ReasonCounts<DefragEvent>,
+    pub reasm: ReasonCounts<ReasmSkip>,
+    pub reasm_events: ReasonCounts<ReasmEvent>,
     /// Datagrams rebuilt from fragments.
     pub reassembled_datagrams: u64,
     /// TCP/UDP checksums found wrong (parsed anyway: capture-host offloading produces them).
@@ -103,6 +109,9 @@ impl FlowCounters {
         self.dns.merge(&o.dns);
         self.quic.merge(&o.quic);
         self.defrag.merge(&o.defrag);
+        self.defrag_events.merge(&o.defrag_events);
+        self.reasm.merge(&o.reasm);
+        self.reasm_events.merge(&o.reasm_events);
         self.reassembled_datagrams += o.reassembled_datagrams;
         self.bad_checksums += o.bad_checksums;
         self.bypassed_packets += o.bypassed_packets;
@@ -159,11 +168,17 @@ impl FlowEngine {
 
     /// Handles one decoded packet captured at `now`.
     pub fn on_packet(&mut self, d: &Decoded<'_>, now: Timestamp, emit: &mut Emitter<'_>) {
-        let FlowEngine { table, defrag, scratch, counters } = self;
+        let FlowEngine {
+            table,
+            defrag,
+            scratch,
+            counters,
+        } = self;
         if let L4::Fragment(frag) = &d.l4 {
             match defrag.push(now, d.ip.src, d.ip.dst, frag) {
                 DefragOutcome::Incomplete => {}
-                DefragOutcome::Dropped(reason) => counters.defrag.incr(reason),
+                // Counted by the defragmenter itself (see `take_counters`).
+                DefragOutcome::Dropped(_) => {}
                 DefragOutcome::Complete { proto, payload } => {
                     counters.reassembled_datagrams += 1;
                     match decode::decode_ip_payload(d, d.ip.src, d.ip.dst, proto, payload) {
@@ -183,6 +198,9 @@ impl FlowEngine {
     /// Counters to publish; the state stays.
     pub fn take_counters(&mut self) -> FlowCounters {
         self.counters.table = std::mem::take(&mut self.table.counters);
+        let (skips, events) = self.defrag.take_counters();
+        self.counters.defrag.merge(&skips);
+        self.counters.defrag_events.merge(&events);
         std::mem::take(&mut self.counters)
     }
 }
@@ -198,8 +216,14 @@ fn on_transport(
 ) {
     match &d.l4 {
         L4::Tcp(seg) => {
-            let src = Endpoint { ip: d.ip.src, port: seg.src_port };
-            let dst = Endpoint { ip: d.ip.dst, port: seg.dst_port };
+            let src = Endpoint {
+                ip: d.ip.src,
+                port: seg.src_port,
+            };
+            let dst = Endpoint {
+                ip: d.ip.dst,
+                port: seg.dst_port,
+            };
             let (key, side) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 6);
             let closing = seg.flags & (decode::TcpSegment::FIN | decode::TcpSegment::RST) != 0;
             let flow = match table.get_mut(&key, now) {
@@ -210,7 +234,10 @@ fn on_transport(
                     if !opens && seg.payload.is_empty() {
                         return;
                     }
-                    let fresh = Flow { last_seen: now, state: FlowState::Tcp(Box::default()) };
+                    let fresh = Flow {
+                        last_seen: now,
+                        state: FlowState::Tcp(Box::default()),
+                    };
                     match table.insert(key, fresh, now) {
                         Some(flow) => flow,
                         None => return,
@@ -230,7 +257,15 @@ fn on_transport(
                             counters.bad_checksums += 1;
                         }
                     }
-                    let mut cx = SegmentCtx { side, src, dst, scratch, skips: &mut counters.tcp };
+                    let mut cx = SegmentCtx {
+                        side,
+                        src,
+                        dst,
+                        scratch,
+                        skips: &mut counters.tcp,
+                        reasm_skips: &mut counters.reasm,
+                        reasm_events: &mut counters.reasm_events,
+                    };
                     tcp.on_segment(seg, &mut cx, emit);
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
                         flow.state = FlowState::Bypassed { closed: closing };
@@ -241,8 +276,14 @@ fn on_transport(
             }
         }
         L4::Udp(dgram) => {
-            let src = Endpoint { ip: d.ip.src, port: dgram.src_port };
-            let dst = Endpoint { ip: d.ip.dst, port: dgram.dst_port };
+            let src = Endpoint {
+                ip: d.ip.src,
+                port: dgram.src_port,
+            };
+            let dst = Endpoint {
+                ip: d.ip.dst,
+                port: dgram.dst_port,
+            };
             if dns::is_dns_port(src.port) || dns::is_dns_port(dst.port) {
                 counters.parsed_packets += 1;
                 if checksum_checkable && decode::transport_checksum_ok(d) == Some(false) {
@@ -279,7 +320,10 @@ fn on_quic(
     let flow = match table.get_mut(&key, now) {
         Some(flow) => flow,
         None => {
-            let fresh = Flow { last_seen: now, state: FlowState::Quic(Box::default()) };
+            let fresh = Flow {
+                last_seen: now,
+                state: FlowState::Quic(Box::default()),
+            };
             match table.insert(key, fresh, now) {
                 Some(flow) => flow,
                 None => return,
@@ -299,7 +343,11 @@ fn on_quic(
                     emit.name(name, NameSource::QuicSni, src, dst, &[], None)
                 }
                 ClientHelloOutcome::NoSni { ech } => {
-                    let reason = if ech { NamelessReason::TlsEch } else { NamelessReason::TlsNoSni };
+                    let reason = if ech {
+                        NamelessReason::TlsEch
+                    } else {
+                        NamelessReason::TlsNoSni
+                    };
                     emit.nameless(src, dst, reason);
                 }
                 _ => emit.nameless(src, dst, NamelessReason::TlsNoSni),

@@ -66,9 +66,27 @@ impl FlowKey {
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, Side) {
         let (s, d) = (ip_bytes(src), ip_bytes(dst));
         if (s, sport) <= (d, dport) {
-            (FlowKey { lo_ip: s, hi_ip: d, lo_port: sport, hi_port: dport, proto }, Side::Lo)
+            (
+                FlowKey {
+                    lo_ip: s,
+                    hi_ip: d,
+                    lo_port: sport,
+                    hi_port: dport,
+                    proto,
+                },
+                Side::Lo,
+            )
         } else {
-            (FlowKey { lo_ip: d, hi_ip: s, lo_port: dport, hi_port: sport, proto }, Side::Hi)
+            (
+                FlowKey {
+                    lo_ip: d,
+                    hi_ip: s,
+                    lo_port: dport,
+                    hi_port: sport,
+                    proto,
+                },
+                Side::Hi,
+            )
         }
     }
 }
@@ -173,14 +191,16 @@ impl<V: FlowEntry> FlowTable<V> {
         if now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL {
             self.last_sweep = now;
             let before = self.map.len();
-            self.map.retain(|_, v| now.saturating_sub(v.last_seen()) < v.idle_timeout());
+            self.map
+                .retain(|_, v| now.saturating_sub(v.last_seen()) < v.idle_timeout());
             self.counters.expired += (before - self.map.len()) as u64;
         }
     }
 
     fn sweep_with(&mut self, now: Timestamp, limit: impl Fn(&V) -> Duration) {
         let before = self.map.len();
-        self.map.retain(|_, v| now.saturating_sub(v.last_seen()) < limit(v).min(v.idle_timeout()));
+        self.map
+            .retain(|_, v| now.saturating_sub(v.last_seen()) < limit(v).min(v.idle_timeout()));
         self.counters.evicted_under_pressure += (before - self.map.len()) as u64;
     }
 

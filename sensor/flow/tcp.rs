@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use crate::decode::TcpSegment;
 use crate::flow::emit::Emitter;
-use crate::flow::reassembly::{Delivery, StreamReassembler};
+use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
-use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
 use crate::flow::udp::Scratch;
+use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead};
 use crate::proto::tls::{self, ClientHelloOutcome};
@@ -74,7 +74,11 @@ enum HttpBody {
     Length(u64),
     Chunked(ChunkedBody),
     /// A response body: waiting for its first bytes to check the magic, then skip the rest.
-    MagicCheck { remaining: Option<u64>, chunked: Option<ChunkedBody>, host: Option<HostName> },
+    MagicCheck {
+        remaining: Option<u64>,
+        chunked: Option<ChunkedBody>,
+        host: Option<HostName>,
+    },
 }
 
 struct Direction {
@@ -84,7 +88,10 @@ struct Direction {
 
 impl Direction {
     fn new() -> Self {
-        Direction { reasm: StreamReassembler::new(), app: App::Unknown }
+        Direction {
+            reasm: StreamReassembler::new(),
+            app: App::Unknown,
+        }
     }
 
     fn done(&mut self) {
@@ -120,28 +127,38 @@ pub struct SegmentCtx<'s> {
     pub dst: Endpoint,
     pub scratch: &'s mut Scratch,
     pub skips: &'s mut ReasonCounts<TcpSkip>,
+    pub reasm_skips: &'s mut ReasonCounts<ReasmSkip>,
+    pub reasm_events: &'s mut ReasonCounts<ReasmEvent>,
 }
 
-/// State of one TCP connection while it can still yield a name.
-pub struct TcpFlow {
+/// What a flow knows beyond its two directions.
+struct FlowFacts {
     /// The side that opened the connection (sent the SYN or the first request).
     client: Option<Side>,
     syn_seen: bool,
     client_data_seen: bool,
     midstream_sniffs: u8,
-    dirs: [Direction; 2],
     requests: Vec<PendingRequest>,
+}
+
+/// State of one TCP connection while it can still yield a name.
+pub struct TcpFlow {
+    facts: FlowFacts,
+    /// Indexed by [`Side::index`].
+    dirs: [Direction; 2],
 }
 
 impl TcpFlow {
     pub fn new() -> Self {
         TcpFlow {
-            client: None,
-            syn_seen: false,
-            client_data_seen: false,
-            midstream_sniffs: 0,
+            facts: FlowFacts {
+                client: None,
+                syn_seen: false,
+                client_data_seen: false,
+                midstream_sniffs: 0,
+                requests: Vec::new(),
+            },
             dirs: [Direction::new(), Direction::new()],
-            requests: Vec::new(),
         }
     }
 
@@ -156,16 +173,22 @@ impl TcpFlow {
     }
 
     /// Handles one segment; `emit` receives names and other observations.
-    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, cx: &mut SegmentCtx<'_>, emit: &mut Emitter<'_>) {
+    pub fn on_segment(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        cx: &mut SegmentCtx<'_>,
+        emit: &mut Emitter<'_>,
+    ) {
         let side = cx.side;
         let syn = seg.flags & TcpSegment::SYN != 0;
         let ack = seg.flags & TcpSegment::ACK != 0;
+        let facts = &mut self.facts;
         if syn {
             if !ack {
-                if self.client.is_none() || !self.syn_seen {
-                    self.client = Some(side);
+                if !facts.syn_seen {
+                    facts.client = Some(side);
                 }
-                self.syn_seen = true;
+                facts.syn_seen = true;
                 if KSC_TCP_PORTS.contains(&cx.dst.port) {
                     emit.ksc_contact(cx.src, cx.dst, false);
                 }
@@ -174,150 +197,176 @@ impl TcpFlow {
                 dir.reasm.on_syn(seg.seq);
             }
         }
-        if !seg.payload.is_empty() {
+        // A reset carries no data worth reading (RFC 9293 §3.5.3 diagnostic payloads).
+        if !seg.payload.is_empty() && seg.flags & TcpSegment::RST == 0 {
             self.on_data(seg, cx, emit);
         }
         let closing = seg.flags & (TcpSegment::FIN | TcpSegment::RST) != 0;
-        if closing && self.syn_seen && !self.client_data_seen && self.client.is_some() {
-            // The connection ends without a byte from the client: a name can't come any more.
-            let (client, server) = self.endpoints(cx);
-            emit.nameless(client, server, NamelessReason::NoData);
-            self.client_data_seen = true;
-            for dir in &mut self.dirs {
-                dir.done();
+        let facts = &mut self.facts;
+        if closing && facts.syn_seen && !facts.client_data_seen {
+            if let Some(client) = facts.client {
+                // The connection ends without a byte from the client: no name can come now.
+                let (c, s) = if client == side {
+                    (cx.src, cx.dst)
+                } else {
+                    (cx.dst, cx.src)
+                };
+                emit.nameless(c, s, NamelessReason::NoData);
+                facts.client_data_seen = true;
+                for dir in &mut self.dirs {
+                    dir.done();
+                }
             }
-        }
-    }
-
-    /// (client, server) endpoints for this flow, from the current segment.
-    fn endpoints(&self, cx: &SegmentCtx<'_>) -> (Endpoint, Endpoint) {
-        if self.client == Some(cx.side) {
-            (cx.src, cx.dst)
-        } else {
-            (cx.dst, cx.src)
         }
     }
 
     fn on_data(&mut self, seg: &TcpSegment<'_>, cx: &mut SegmentCtx<'_>, emit: &mut Emitter<'_>) {
-        let side = cx.side;
-        if self.dirs.get(side.index()).is_some_and(Direction::is_done) {
+        let TcpFlow { facts, dirs } = self;
+        let [lo, hi] = dirs;
+        let (dir, other) = match cx.side {
+            Side::Lo => (lo, hi),
+            Side::Hi => (hi, lo),
+        };
+        if dir.is_done() {
             return;
         }
-        if matches!(self.dirs.get(side.index()).map(|d| &d.app), Some(App::Unknown)) {
-            self.classify(side, seg.payload, cx, emit);
-            if self.dirs.get(side.index()).is_some_and(Direction::is_done) {
-                return;
-            }
-        }
-        let Some(dir) = self.dirs.get_mut(side.index()) else { return };
         let Direction { reasm, app } = dir;
-        let (src, dst) = (cx.src, cx.dst);
-        let requests = &mut self.requests;
-        let mut handler = |bytes: &[u8], cx: &mut SegmentCtx<'_>, emit: &mut Emitter<'_>| -> usize {
-            match app {
-                App::Tls => feed_tls(bytes, app, cx, emit, src, dst),
-                App::HttpRequests(_) => feed_http_requests(bytes, app, requests, cx, emit, src, dst),
-                App::HttpResponses(_) => feed_http_responses(bytes, app, requests, cx, emit, src, dst),
-                App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
-                App::Unknown | App::Done => bytes.len(),
-            }
+        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+        let syn = seg.flags & TcpSegment::SYN != 0;
+        let seq = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
         };
-        match reasm.push(seg.seq, seg.payload) {
+        match reasm.push(seq, seg.payload) {
             Delivery::InPlace(bytes) => {
-                let used = handler(bytes, cx, emit);
-                if !matches!(app, App::Done) {
+                let used = deliver(facts, app, &mut other.app, bytes, cx, emit);
+                if !matches!(app, App::Done | App::Unknown) {
+                    // In place means `bytes` is this segment's payload.
                     if let Some(tail) = seg.payload.get(used..) {
-                        if !tail.is_empty() {
-                            reasm.keep(tail);
+                        if !tail.is_empty() && reasm.keep(tail).is_err() {
+                            cx.skips.incr(TcpSkip::ReassemblyOverflow);
+                            *app = App::Done;
                         }
                     }
                 }
             }
             Delivery::Buffered(bytes) => {
-                let used = handler(bytes, cx, emit);
+                let used = deliver(facts, app, &mut other.app, bytes, cx, emit);
                 reasm.consume(used);
             }
             Delivery::Nothing => {}
-            Delivery::Overflow(_) => {
+            Delivery::Overflow(reason) => {
                 cx.skips.incr(TcpSkip::ReassemblyOverflow);
+                cx.reasm_skips.incr(reason);
                 *app = App::Done;
             }
         }
-        if matches!(app, App::Done) {
-            reasm.finish();
+        let events = reasm.take_counters();
+        if !events.is_zero() {
+            events.add_to(cx.reasm_events);
+        }
+        for d in [dir, other] {
+            if d.is_done() {
+                d.reasm.finish();
+            }
         }
     }
+}
 
-    /// Decides what a direction carries from its first data bytes.
-    fn classify(&mut self, side: Side, payload: &[u8], cx: &mut SegmentCtx<'_>, emit: &mut Emitter<'_>) {
-        let midstream = !self.syn_seen;
-        let looks_tls = looks_like_client_hello(payload);
-        let looks_request = !matches!(http::parse_request_head(payload), RequestHead::NotHttp);
-        let looks_response = !matches!(http::parse_response_head(payload), ResponseHead::NotHttp);
-        let dns_port = cx.dst.port == 53 || cx.src.port == 53;
-        if self.client.is_none() && (looks_tls || looks_request || (dns_port && cx.dst.port == 53)) {
-            self.client = Some(side);
-        }
-        let is_client = self.client == Some(side);
-        let app = if dns_port {
-            App::Dns
-        } else if is_client && looks_tls {
-            App::Tls
-        } else if is_client && looks_request {
-            App::HttpRequests(HttpBody::Head)
-        } else if !is_client && looks_response && !self.requests.is_empty() {
-            App::HttpResponses(HttpBody::Head)
-        } else if !is_client && looks_response && self.client.is_some() {
-            // A response before we saw its request (flow picked up mid-stream).
-            App::HttpResponses(HttpBody::Head)
-        } else {
-            App::Done
-        };
-        if is_client && !self.client_data_seen {
-            self.client_data_seen = true;
-            if matches!(app, App::Done) && !midstream {
-                emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol);
-            }
-        }
-        let give_up_midstream = midstream && matches!(app, App::Done) && {
-            self.midstream_sniffs = self.midstream_sniffs.saturating_add(1);
-            self.midstream_sniffs < MIDSTREAM_SNIFF_SEGMENTS
-        };
-        if let Some(dir) = self.dirs.get_mut(side.index()) {
-            if give_up_midstream {
-                // Stay Unknown: the next segment may start a request.
-                return;
-            }
-            if midstream && matches!(app, App::Done) {
-                cx.skips.incr(TcpSkip::MidstreamGaveUp);
-            }
-            let done = matches!(app, App::Done);
-            dir.app = app;
-            if done {
-                dir.reasm.finish();
-            }
-        }
-        // The server side of a TLS flow carries nothing we read; nor does a non-HTTP server.
-        if let Some(client) = self.client {
-            let client_app_is_http =
-                matches!(self.dirs.get(client.index()).map(|d| &d.app), Some(App::HttpRequests(_)));
-            let client_done = self.dirs.get(client.index()).is_some_and(Direction::is_done);
-            if let Some(server_dir) = self.dirs.get_mut(client.other().index()) {
-                let server_unknown = matches!(server_dir.app, App::Unknown);
-                let client_is_tls =
-                    matches!(self.dirs.get(client.index()).map(|d| &d.app), Some(App::Tls));
-                if server_unknown && (client_is_tls || (client_done && !client_app_is_http)) && !dns_port {
-                    server_dir.done();
-                }
-            }
+/// Hands in-order stream bytes to the direction's parser, deciding first what the direction
+/// carries if that is still open. Returns how many bytes were consumed.
+fn deliver(
+    facts: &mut FlowFacts,
+    app: &mut App,
+    other: &mut App,
+    bytes: &[u8],
+    cx: &mut SegmentCtx<'_>,
+    emit: &mut Emitter<'_>,
+) -> usize {
+    if matches!(app, App::Unknown) {
+        *app = classify(facts, other, bytes, cx, emit);
+        if matches!(app, App::Unknown) {
+            // Still sniffing a flow picked up mid-stream: drop these bytes.
+            return bytes.len();
         }
     }
+    let (src, dst) = (cx.src, cx.dst);
+    match app {
+        App::Tls => feed_tls(bytes, app, cx, emit, src, dst),
+        App::HttpRequests(_) => {
+            feed_http_requests(bytes, app, &mut facts.requests, cx, emit, src, dst)
+        }
+        App::HttpResponses(_) => {
+            feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
+        }
+        App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
+        App::Unknown | App::Done => bytes.len(),
+    }
+}
+
+/// Decides what a direction carries from its first in-order bytes; may also settle the other
+/// direction (the server side of TLS carries nothing we read).
+fn classify(
+    facts: &mut FlowFacts,
+    other: &mut App,
+    bytes: &[u8],
+    cx: &mut SegmentCtx<'_>,
+    emit: &mut Emitter<'_>,
+) -> App {
+    let side = cx.side;
+    let midstream = !facts.syn_seen;
+    let looks_tls = looks_like_client_hello(bytes);
+    let looks_request = !matches!(http::parse_request_head(bytes), RequestHead::NotHttp);
+    let looks_response = !matches!(http::parse_response_head(bytes), ResponseHead::NotHttp);
+    let dns_port = cx.dst.port == 53 || cx.src.port == 53;
+    if facts.client.is_none() && (looks_tls || looks_request || cx.dst.port == 53) {
+        facts.client = Some(side);
+    }
+    let is_client = facts.client == Some(side);
+    let app = if dns_port {
+        App::Dns
+    } else if is_client && looks_tls {
+        App::Tls
+    } else if is_client && looks_request {
+        App::HttpRequests(HttpBody::Head)
+    } else if !is_client && looks_response && facts.client.is_some() {
+        App::HttpResponses(HttpBody::Head)
+    } else {
+        App::Done
+    };
+    if is_client && !facts.client_data_seen {
+        facts.client_data_seen = true;
+        if matches!(app, App::Done) && !midstream {
+            emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol);
+        }
+    }
+    if midstream && matches!(app, App::Done) {
+        facts.midstream_sniffs = facts.midstream_sniffs.saturating_add(1);
+        if facts.midstream_sniffs < MIDSTREAM_SNIFF_SEGMENTS {
+            // The next segment may start a request.
+            return App::Unknown;
+        }
+        cx.skips.incr(TcpSkip::MidstreamGaveUp);
+    }
+    if is_client && matches!(other, App::Unknown) && !dns_port {
+        let server_may_speak_http = matches!(app, App::HttpRequests(_));
+        if !server_may_speak_http {
+            *other = App::Done;
+        }
+    }
+    app
 }
 
 impl Default for TcpFlow {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// After a `CONNECT`, the tunnel's own messages are not HTTP responses to pair.
+fn facts_reset_for_tunnel(requests: &mut Vec<PendingRequest>) {
+    requests.clear();
 }
 
 fn feed_tls(
@@ -331,14 +380,22 @@ fn feed_tls(
     match tls::sni_from_stream(bytes, &mut cx.scratch.tls) {
         ClientHelloOutcome::NeedMore => return 0,
         ClientHelloOutcome::Sni { name, ech } => {
-            let source = if ech { NameSource::TlsSniEchOuter } else { NameSource::TlsSni };
+            let source = if ech {
+                NameSource::TlsSniEchOuter
+            } else {
+                NameSource::TlsSni
+            };
             emit.name(name, source, client, server, &[], None);
             if ech {
                 emit.nameless(client, server, NamelessReason::TlsEch);
             }
         }
         ClientHelloOutcome::NoSni { ech } => {
-            let reason = if ech { NamelessReason::TlsEch } else { NamelessReason::TlsNoSni };
+            let reason = if ech {
+                NamelessReason::TlsEch
+            } else {
+                NamelessReason::TlsNoSni
+            };
             emit.nameless(client, server, reason);
         }
         ClientHelloOutcome::NotClientHello => {
@@ -357,7 +414,9 @@ fn feed_tls(
 fn skip_body(body: &mut HttpBody, bytes: &[u8]) -> (usize, bool) {
     match body {
         HttpBody::Length(left) => {
-            let n = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+            let n = usize::try_from(*left)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             *left -= n as u64;
             (n, *left == 0)
         }
@@ -380,8 +439,12 @@ fn feed_http_requests(
 ) -> usize {
     let mut used = 0usize;
     loop {
-        let App::HttpRequests(state) = app else { return used };
-        let Some(rest) = bytes.get(used..) else { return used };
+        let App::HttpRequests(state) = app else {
+            return used;
+        };
+        let Some(rest) = bytes.get(used..) else {
+            return used;
+        };
         if rest.is_empty() {
             return used;
         }
@@ -397,16 +460,27 @@ fn feed_http_requests(
                     *app = App::Done;
                     return bytes.len();
                 }
-                RequestHead::Complete { host, head_len, body } => {
+                RequestHead::Complete {
+                    host,
+                    head_len,
+                    body,
+                } => {
                     let connect = rest.starts_with(b"CONNECT ");
                     if let Some(name) = host {
-                        let source = if connect { NameSource::HttpConnect } else { NameSource::HttpHost };
+                        let source = if connect {
+                            NameSource::HttpConnect
+                        } else {
+                            NameSource::HttpHost
+                        };
                         emit.name(name, source, client, server, &[], None);
                     } else if !connect {
                         emit.nameless(client, server, NamelessReason::OtherProtocol);
                     }
                     if requests.len() < MAX_PENDING_REQUESTS {
-                        requests.push(PendingRequest { host, head: rest.starts_with(b"HEAD ") });
+                        requests.push(PendingRequest {
+                            host,
+                            head: rest.starts_with(b"HEAD "),
+                        });
                     }
                     used = used.saturating_add(head_len.max(1));
                     *state = match body {
@@ -420,9 +494,11 @@ fn feed_http_requests(
                         }
                     };
                     if connect {
-                        // What follows is a tunnel (usually TLS to the named host): not HTTP.
-                        *app = App::Done;
-                        return bytes.len();
+                        // What follows is a tunnel, usually TLS to the named host: read it as a
+                        // fresh stream.
+                        *app = App::Unknown;
+                        facts_reset_for_tunnel(requests);
+                        return used;
                     }
                 }
             },
@@ -450,8 +526,12 @@ fn feed_http_responses(
 ) -> usize {
     let mut used = 0usize;
     loop {
-        let App::HttpResponses(state) = app else { return used };
-        let Some(rest) = bytes.get(used..) else { return used };
+        let App::HttpResponses(state) = app else {
+            return used;
+        };
+        let Some(rest) = bytes.get(used..) else {
+            return used;
+        };
         if rest.is_empty() {
             return used;
         }
@@ -465,7 +545,11 @@ fn feed_http_responses(
                     *app = App::Done;
                     return bytes.len();
                 }
-                ResponseHead::Complete { status, head_len, body } => {
+                ResponseHead::Complete {
+                    status,
+                    head_len,
+                    body,
+                } => {
                     used = used.saturating_add(head_len.max(1));
                     let request = if status >= 200 && !requests.is_empty() {
                         Some(requests.remove(0))
@@ -477,34 +561,43 @@ fn feed_http_responses(
                     *state = match body {
                         _ if no_body => HttpBody::Head,
                         BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
-                        BodyLength::ContentLength(n) => {
-                            HttpBody::MagicCheck { remaining: Some(n), chunked: None, host }
-                        }
+                        BodyLength::ContentLength(n) => HttpBody::MagicCheck {
+                            remaining: Some(n),
+                            chunked: None,
+                            host,
+                        },
                         BodyLength::Chunked => HttpBody::MagicCheck {
                             remaining: None,
                             chunked: Some(ChunkedBody::default()),
                             host,
                         },
-                        BodyLength::UntilClose => {
-                            HttpBody::MagicCheck { remaining: None, chunked: None, host }
-                        }
+                        BodyLength::UntilClose => HttpBody::MagicCheck {
+                            remaining: None,
+                            chunked: None,
+                            host,
+                        },
                     };
                 }
             },
-            HttpBody::MagicCheck { remaining, chunked, host } => {
+            HttpBody::MagicCheck {
+                remaining,
+                chunked,
+                host,
+            } => {
                 if let Some(chunked) = chunked {
                     // Chunked: let the decoder find the first data bytes.
                     let progress = chunked.consume(rest);
-                    if let Some(start) = chunked.first_data() {
-                        if start.len() >= MAGIC_LEN || progress.done {
-                            if let Some(magic) = http::update_payload_magic(start) {
-                                emit.update_payload(client, server, magic, *host);
-                            }
-                            let chunked = std::mem::take(chunked);
-                            *state = if progress.done { HttpBody::Head } else { HttpBody::Chunked(chunked) };
+                    let start = chunked.first_data();
+                    if start.len() >= MAGIC_LEN || progress.done {
+                        if let Some(magic) = http::update_payload_magic(start) {
+                            emit.update_payload(client, server, magic, *host);
                         }
-                    } else if progress.done {
-                        *state = HttpBody::Head;
+                        let chunked = std::mem::take(chunked);
+                        *state = if progress.done {
+                            HttpBody::Head
+                        } else {
+                            HttpBody::Chunked(chunked)
+                        };
                     }
                     used = used.saturating_add(progress.consumed);
                     if progress.consumed == 0 {
@@ -527,7 +620,11 @@ fn feed_http_responses(
                         let skip = usize::try_from(*n).unwrap_or(usize::MAX).min(rest.len());
                         let left = *n - skip as u64;
                         used = used.saturating_add(skip);
-                        *state = if left == 0 { HttpBody::Head } else { HttpBody::Length(left) };
+                        *state = if left == 0 {
+                            HttpBody::Head
+                        } else {
+                            HttpBody::Length(left)
+                        };
                     }
                     None => {
                         // Body until close: nothing more to read in this direction.
@@ -559,7 +656,9 @@ fn feed_dns(
 ) -> usize {
     let mut used = 0usize;
     loop {
-        let Some(rest) = bytes.get(used..) else { return used };
+        let Some(rest) = bytes.get(used..) else {
+            return used;
+        };
         match dns::next_tcp_frame(rest) {
             TcpFrame::NeedMore => return used,
             TcpFrame::Message { msg, consumed } => {

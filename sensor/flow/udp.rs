@@ -28,7 +28,9 @@ pub struct QueryCache {
 
 impl Default for QueryCache {
     fn default() -> Self {
-        QueryCache { slots: vec![0; QUERY_CACHE_SLOTS] }
+        QueryCache {
+            slots: vec![0; QUERY_CACHE_SLOTS],
+        }
     }
 }
 
@@ -87,7 +89,8 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
     if let Some(first) = chain.get_mut(0) {
         *first = Some(*name);
     }
-    let in_chain = |chain: &[Option<HostName>], n: &HostName| chain.iter().flatten().any(|c| c == n);
+    let in_chain =
+        |chain: &[Option<HostName>], n: &HostName| chain.iter().flatten().any(|c| c == n);
     let mut ttl: Option<u32> = None;
     // Answers are usually in chain order; a few passes cover any order.
     for _ in 0..MAX_CNAME_CHAIN {
@@ -114,7 +117,8 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
             RData::Aaaa(v6) => IpAddr::V6(v6),
             _ => continue,
         };
-        if in_chain(&chain, &answer.name) && addrs.len() < MAX_ANSWER_ADDRS && !addrs.contains(&ip) {
+        if in_chain(&chain, &answer.name) && addrs.len() < MAX_ANSWER_ADDRS && !addrs.contains(&ip)
+        {
             addrs.push(ip);
             ttl = Some(ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
         }
@@ -124,8 +128,17 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
 
 /// Emits the names of the DNS message in `scratch.dns.message`, sent from `src` to `dst` over
 /// transport `proto` (17 or 6).
-pub fn emit_dns(scratch: &mut Scratch, src: Endpoint, dst: Endpoint, proto: u8, emit: &mut Emitter<'_>) {
-    let DnsScratch { message: msg, queries } = &mut scratch.dns;
+pub fn emit_dns(
+    scratch: &mut Scratch,
+    src: Endpoint,
+    dst: Endpoint,
+    proto: u8,
+    emit: &mut Emitter<'_>,
+) {
+    let DnsScratch {
+        message: msg,
+        queries,
+    } = &mut scratch.dns;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
     if !msg.is_response {
         for q in &msg.questions {

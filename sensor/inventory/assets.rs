@@ -140,7 +140,11 @@ fn split_csv(line: &str) -> Result<Vec<String>, &'static str> {
 impl Assets {
     /// Parses an inventory; `path` names the file in errors.
     pub fn parse(path: &str, text: &str) -> Result<Assets, AssetError> {
-        let err = |line: usize, problem: String| AssetError { path: path.to_string(), line, problem };
+        let err = |line: usize, problem: String| AssetError {
+            path: path.to_string(),
+            line,
+            problem,
+        };
         let mut assets = Vec::new();
         let mut header_seen = false;
         for (i, raw) in text.lines().enumerate() {
@@ -153,16 +157,25 @@ impl Assets {
             let fields: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
             if !header_seen {
                 if fields != ["address", "label", "role"] {
-                    return Err(err(line_no, "expected the header line `address,label,role`".into()));
+                    return Err(err(
+                        line_no,
+                        "expected the header line `address,label,role`".into(),
+                    ));
                 }
                 header_seen = true;
                 continue;
             }
             let [address, label, role] = fields.as_slice() else {
-                return Err(err(line_no, format!("expected 3 fields, found {}", fields.len())));
+                return Err(err(
+                    line_no,
+                    format!("expected 3 fields, found {}", fields.len()),
+                ));
             };
             let address = parse_address(address).ok_or_else(|| {
-                err(line_no, format!("{address:?} is not an IP address, CIDR block or MAC address"))
+                err(
+                    line_no,
+                    format!("{address:?} is not an IP address, CIDR block or MAC address"),
+                )
             })?;
             let role = Role::parse(role).ok_or_else(|| {
                 err(
@@ -172,10 +185,18 @@ impl Assets {
                     ),
                 )
             })?;
-            assets.push(Asset { address, label: label.to_string(), role, line: line_no });
+            assets.push(Asset {
+                address,
+                label: label.to_string(),
+                role,
+                line: line_no,
+            });
         }
         if !header_seen {
-            return Err(err(1, "empty inventory: expected the header line `address,label,role`".into()));
+            return Err(err(
+                1,
+                "empty inventory: expected the header line `address,label,role`".into(),
+            ));
         }
         Ok(Assets { assets })
     }
@@ -198,7 +219,11 @@ impl Assets {
     }
 
     /// The asset for a host: an exact MAC first, then the most specific IP block.
-    pub fn find<'a>(&'a self, ip: IpAddr, macs: impl IntoIterator<Item = &'a [u8; 6]> + Clone) -> Option<&'a Asset> {
+    pub fn find<'a>(
+        &'a self,
+        ip: IpAddr,
+        macs: impl IntoIterator<Item = &'a [u8; 6]> + Clone,
+    ) -> Option<&'a Asset> {
         let by_mac = self.assets.iter().find(|a| match a.address {
             AssetAddress::Mac(m) => macs.clone().into_iter().any(|h| *h == m),
             AssetAddress::Net(_) => false,
@@ -216,7 +241,8 @@ impl Assets {
 
     /// Whether `ip` is listed with `role`.
     pub fn has_role(&self, ip: IpAddr, role: Role) -> bool {
-        self.find(ip, std::iter::empty::<&[u8; 6]>()).is_some_and(|a| a.role == role)
+        self.find(ip, std::iter::empty::<&[u8; 6]>())
+            .is_some_and(|a| a.role == role)
     }
 }
 
@@ -236,14 +262,20 @@ mod tests {
         // Most specific block wins.
         assert_eq!(a.find(ip("10.1.2.3"), []).unwrap().role, Role::Resolver);
         let mac = [2, 0, 0, 0xaa, 0xbb, 0xcc];
-        assert_eq!(a.find(ip("192.0.2.1"), [&mac]).unwrap().role, Role::UpdateMirror);
+        assert_eq!(
+            a.find(ip("192.0.2.1"), [&mac]).unwrap().role,
+            Role::UpdateMirror
+        );
         assert!(a.find(ip("192.0.2.1"), []).is_none());
     }
 
     #[test]
     fn reports_bad_lines_with_their_number() {
-        let e = Assets::parse("inv.csv", "address,label,role\n10.0.0.1,a,endpoint\n10.0.0.300,b,endpoint\n")
-            .unwrap_err();
+        let e = Assets::parse(
+            "inv.csv",
+            "address,label,role\n10.0.0.1,a,endpoint\n10.0.0.300,b,endpoint\n",
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "inv.csv:3: \"10.0.0.300\" is not an IP address, CIDR block or MAC address"
@@ -256,8 +288,12 @@ mod tests {
         let e = Assets::parse("inv.csv", "address,label,role\n10.0.0.1,a\n").unwrap_err();
         assert_eq!(e.to_string(), "inv.csv:2: expected 3 fields, found 2");
         let e = Assets::parse("inv.csv", "ip,name\n").unwrap_err();
-        assert_eq!(e.to_string(), "inv.csv:1: expected the header line `address,label,role`");
-        let e = Assets::parse("inv.csv", "address,label,role\n10.0.0.1,\"a,endpoint\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "inv.csv:1: expected the header line `address,label,role`"
+        );
+        let e =
+            Assets::parse("inv.csv", "address,label,role\n10.0.0.1,\"a,endpoint\n").unwrap_err();
         assert_eq!(e.to_string(), "inv.csv:2: unterminated quoted field");
     }
 }

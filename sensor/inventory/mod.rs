@@ -47,7 +47,13 @@ pub const FORWARD_WINDOW_SECS: u64 = 5;
 /// Distinct clients whose Kaspersky queries a host must receive to be learned as a resolver.
 pub const RESOLVER_MIN_CLIENTS: usize = 3;
 /// Public resolvers Kaspersky products fall back to (research §0 item 2).
-pub const PUBLIC_RESOLVERS: [&str; 5] = ["8.8.8.8", "1.1.1.1", "9.9.9.9", "223.6.6.6", "185.228.168.168"];
+pub const PUBLIC_RESOLVERS: [&str; 5] = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "9.9.9.9",
+    "223.6.6.6",
+    "185.228.168.168",
+];
 
 /// What kind of evidence an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,7 +131,10 @@ impl Fact {
                 format!("receives Kaspersky Security Center agent connections (port {port}) from {client}")
             }
             Fact::ServedUpdate { client, magic } => {
-                format!("served a Kaspersky update file ({}) over HTTP to {client}", magic_label(*magic))
+                format!(
+                    "served a Kaspersky update file ({}) over HTTP to {client}",
+                    magic_label(*magic)
+                )
             }
             Fact::UpdatedFromMirror { server } => {
                 format!("downloads Kaspersky update files from internal mirror {server}")
@@ -199,7 +208,15 @@ impl Host {
             self.evidence_dropped += 1;
             return;
         }
-        self.evidence.insert(key, EvidenceStat { count: 1, first: ts, last: ts, confidence });
+        self.evidence.insert(
+            key,
+            EvidenceStat {
+                count: 1,
+                first: ts,
+                last: ts,
+                confidence,
+            },
+        );
     }
 
     fn add_fact(&mut self, fact: Fact) {
@@ -297,7 +314,10 @@ impl Inventory {
             answered: BTreeMap::new(),
             answered_order: VecDeque::new(),
             recent_queries: VecDeque::new(),
-            public_resolvers: PUBLIC_RESOLVERS.iter().filter_map(|s| s.parse().ok()).collect(),
+            public_resolvers: PUBLIC_RESOLVERS
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
             counters: InventoryCounters::default(),
             per_rule: BTreeMap::new(),
         }
@@ -346,11 +366,21 @@ impl Inventory {
                 }
                 None
             }
-            Observation::DnsAnswer { name, rule, answers, ttl, .. } => {
+            Observation::DnsAnswer {
+                name,
+                rule,
+                answers,
+                ttl,
+                ..
+            } => {
                 self.remember_answers(*name, *rule, answers, *ttl, ts);
                 None
             }
-            Observation::Nameless { client, server, reason } => {
+            Observation::Nameless {
+                client,
+                server,
+                reason,
+            } => {
                 let answered = self.answered.get(&server.ip).copied()?;
                 if ts < answered.answered_at || ts > answered.expires {
                     return None;
@@ -383,12 +413,25 @@ impl Inventory {
                 let port = server.port;
                 self.with_host(client.ip, ts, |h| {
                     h.add_evidence(key, ts, Confidence::Medium);
-                    h.add_fact(Fact::KscAgentOf { server: server.ip, port });
+                    h.add_fact(Fact::KscAgentOf {
+                        server: server.ip,
+                        port,
+                    });
                 });
-                self.with_host(server.ip, ts, |h| h.add_fact(Fact::KscServerFor { client: client.ip, port }));
+                self.with_host(server.ip, ts, |h| {
+                    h.add_fact(Fact::KscServerFor {
+                        client: client.ip,
+                        port,
+                    })
+                });
                 None
             }
-            Observation::UpdatePayload { client, server, magic, host } => {
+            Observation::UpdatePayload {
+                client,
+                server,
+                magic,
+                host,
+            } => {
                 self.counters.update_payloads += 1;
                 let rule = host.as_ref().and_then(|h| self.rules.lookup(h));
                 let key = EvidenceKey {
@@ -407,7 +450,12 @@ impl Inventory {
                 });
                 if from_mirror {
                     let magic = *magic;
-                    self.with_host(server.ip, ts, |h| h.add_fact(Fact::ServedUpdate { client: client.ip, magic }));
+                    self.with_host(server.ip, ts, |h| {
+                        h.add_fact(Fact::ServedUpdate {
+                            client: client.ip,
+                            magic,
+                        })
+                    });
                 }
                 None
             }
@@ -430,7 +478,9 @@ impl Inventory {
 
     fn on_matched_query(&mut self, name: HostName, client: IpAddr, server: IpAddr, ts: Timestamp) {
         if self.public_resolvers.contains(&server) {
-            self.with_host(client, ts, |h| h.add_fact(Fact::QueriedPublicResolver { resolver: server }));
+            self.with_host(client, ts, |h| {
+                h.add_fact(Fact::QueriedPublicResolver { resolver: server })
+            });
         }
         // Did `client` receive this lookup from someone else just before? Then it forwards.
         let forwarded_for = self
@@ -441,23 +491,39 @@ impl Inventory {
             .find(|q| q.server == client && q.name == name && q.client != client)
             .map(|q| q.client);
         if let Some(origin) = forwarded_for {
-            self.with_host(client, ts, |h| h.add_fact(Fact::ForwardedFor { client: origin }));
+            self.with_host(client, ts, |h| {
+                h.add_fact(Fact::ForwardedFor { client: origin })
+            });
         }
         self.with_host(server, ts, |h| {
             if h.clients_asking.len() < RESOLVER_MIN_CLIENTS {
                 h.clients_asking.insert(client);
                 if h.clients_asking.len() == RESOLVER_MIN_CLIENTS {
-                    h.add_fact(Fact::AnsweredClients { clients: RESOLVER_MIN_CLIENTS });
+                    h.add_fact(Fact::AnsweredClients {
+                        clients: RESOLVER_MIN_CLIENTS,
+                    });
                 }
             }
         });
         if self.recent_queries.len() >= MAX_RECENT_QUERIES {
             self.recent_queries.pop_front();
         }
-        self.recent_queries.push_back(RecentQuery { name, client, server, ts });
+        self.recent_queries.push_back(RecentQuery {
+            name,
+            client,
+            server,
+            ts,
+        });
     }
 
-    fn remember_answers(&mut self, name: HostName, rule: RuleIdx, addrs: &[IpAddr], ttl: Option<u32>, ts: Timestamp) {
+    fn remember_answers(
+        &mut self,
+        name: HostName,
+        rule: RuleIdx,
+        addrs: &[IpAddr],
+        ttl: Option<u32>,
+        ts: Timestamp,
+    ) {
         let lifetime = u64::from(ttl.unwrap_or(0)).max(MIN_ANSWER_LIFETIME_SECS);
         let expires = ts.saturating_add(std::time::Duration::from_secs(lifetime));
         for &ip in addrs {
@@ -471,7 +537,19 @@ impl Inventory {
                     None => break,
                 }
             }
-            if self.answered.insert(ip, Answered { name, rule, answered_at: ts, expires }).is_none() {
+            if self
+                .answered
+                .insert(
+                    ip,
+                    Answered {
+                        name,
+                        rule,
+                        answered_at: ts,
+                        expires,
+                    },
+                )
+                .is_none()
+            {
                 self.answered_order.push_back((ts, ip));
             }
         }
@@ -481,8 +559,14 @@ impl Inventory {
     /// evidence nor a role worth reporting.
     pub fn verdict(&self, host: &Host, assets: &Assets) -> Option<Verdict> {
         let role = assets.find(host.ip, host.macs.iter()).map(|a| a.role);
-        let learned_ksc = host.facts.iter().any(|f| matches!(f, Fact::KscServerFor { .. }));
-        let learned_mirror = host.facts.iter().any(|f| matches!(f, Fact::ServedUpdate { .. }));
+        let learned_ksc = host
+            .facts
+            .iter()
+            .any(|f| matches!(f, Fact::KscServerFor { .. }));
+        let learned_mirror = host
+            .facts
+            .iter()
+            .any(|f| matches!(f, Fact::ServedUpdate { .. }));
         let learned_resolver = host
             .facts
             .iter()
@@ -498,7 +582,10 @@ impl Inventory {
         }
         let strongest = host.strongest()?;
         let managed = role == Some(Role::Endpoint)
-            || host.facts.iter().any(|f| matches!(f, Fact::KscAgentOf { .. } | Fact::UpdatedFromMirror { .. }));
+            || host
+                .facts
+                .iter()
+                .any(|f| matches!(f, Fact::KscAgentOf { .. } | Fact::UpdatedFromMirror { .. }));
         if managed && strongest >= Confidence::Medium {
             return Some(Verdict::ManagedInstall);
         }

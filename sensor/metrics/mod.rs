@@ -1,1 +1,1 @@
-//! Counters and Prometheus exposition. (Being written.)
+//! Counters and Prometheus exposition. (Live capture and metrics come with the live issue.)

@@ -48,21 +48,35 @@ fn rule_json(rules: &RuleSet, idx: RuleIdx, confidence_override: Option<&str>) -
 
 impl EventWriter {
     pub fn new(out: Box<dyn Write + Send>, inputs: Vec<String>) -> Self {
-        EventWriter { out, inputs, written: 0 }
+        EventWriter {
+            out,
+            inputs,
+            written: 0,
+        }
     }
 
     fn base(&self, obs: &Observed, kind: &str) -> Map<String, Value> {
         let mut m = Map::new();
-        m.insert("ts".into(), Value::String(obs.ctx.ts.rfc3339_micros().to_string()));
+        m.insert(
+            "ts".into(),
+            Value::String(obs.ctx.ts.rfc3339_micros().to_string()),
+        );
         m.insert("kind".into(), Value::String(kind.into()));
         m
     }
 
     fn finish(&mut self, obs: &Observed, mut m: Map<String, Value>) -> io::Result<()> {
         if let Some((src, dst)) = obs.ctx.outer {
-            m.insert("outer".into(), json!({ "src": src.to_string(), "dst": dst.to_string() }));
+            m.insert(
+                "outer".into(),
+                json!({ "src": src.to_string(), "dst": dst.to_string() }),
+            );
         }
-        let input = self.inputs.get(usize::from(obs.ctx.input)).cloned().unwrap_or_default();
+        let input = self
+            .inputs
+            .get(usize::from(obs.ctx.input))
+            .cloned()
+            .unwrap_or_default();
         m.insert("input".into(), Value::String(input));
         serde_json::to_writer(&mut self.out, &Value::Object(m))?;
         self.out.write_all(b"\n")?;
@@ -72,7 +86,12 @@ impl EventWriter {
 
     /// Writes the event for an observation, if it is one. `correlation` is what the inventory
     /// found for a nameless connection.
-    pub fn write(&mut self, rules: &RuleSet, obs: &Observed, correlation: Option<&Correlation>) -> io::Result<()> {
+    pub fn write(
+        &mut self,
+        rules: &RuleSet,
+        obs: &Observed,
+        correlation: Option<&Correlation>,
+    ) -> io::Result<()> {
         match &obs.what {
             Observation::Name(s) => {
                 let mut m = self.base(obs, s.source.kind().label());
@@ -90,14 +109,21 @@ impl EventWriter {
                 }
                 self.finish(obs, m)
             }
-            Observation::Nameless { client, server, reason } => {
+            Observation::Nameless {
+                client,
+                server,
+                reason,
+            } => {
                 let Some(c) = correlation else { return Ok(()) };
                 let mut m = self.base(obs, "correlated");
                 m.insert("name".into(), Value::String(c.name.to_string()));
                 m.insert("source".into(), Value::String("dns-answer-address".into()));
                 m.insert("client".into(), client_json(client, &obs.ctx));
                 m.insert("server".into(), server_json(server));
-                m.insert("rule".into(), rule_json(rules, c.rule, Some(c.confidence.label())));
+                m.insert(
+                    "rule".into(),
+                    rule_json(rules, c.rule, Some(c.confidence.label())),
+                );
                 m.insert(
                     "correlation".into(),
                     json!({
@@ -107,7 +133,12 @@ impl EventWriter {
                 );
                 self.finish(obs, m)
             }
-            Observation::UpdatePayload { client, server, magic, host } => {
+            Observation::UpdatePayload {
+                client,
+                server,
+                magic,
+                host,
+            } => {
                 let mut m = self.base(obs, "update-payload");
                 if let Some(h) = host {
                     m.insert("name".into(), Value::String(h.to_string()));

@@ -12,6 +12,7 @@
 
 pub mod collector;
 pub mod observation;
+pub mod replay;
 pub mod worker;
 
 use std::sync::Arc;
@@ -84,7 +85,10 @@ struct Threads {
 }
 
 enum Mode {
-    Inline { worker: Box<Worker>, since_offer: usize },
+    Inline {
+        worker: Box<Worker>,
+        since_offer: usize,
+    },
     Threaded(Threads),
 }
 
@@ -111,7 +115,11 @@ fn worker_loop(
         let observations = worker.take_observations();
         let watermark = batch.watermark;
         // The collector may be gone only when the run is being torn down.
-        let _ = results.send(WorkerResult { worker: index, observations, watermark });
+        let _ = results.send(WorkerResult {
+            worker: index,
+            observations,
+            watermark,
+        });
         batch.clear();
         let _ = recycle.send(batch);
     }
@@ -121,9 +129,18 @@ fn worker_loop(
 impl Pipeline {
     pub fn new(config: &PipelineConfig, collector: Collector) -> Pipeline {
         let workers = config.workers.max(1);
-        let make_worker = || Worker::new(config.rules.clone(), config.all_names, config.max_flows_per_worker);
+        let make_worker = || {
+            Worker::new(
+                config.rules.clone(),
+                config.all_names,
+                config.max_flows_per_worker,
+            )
+        };
         let mode = if workers == 1 {
-            Mode::Inline { worker: Box::new(make_worker()), since_offer: 0 }
+            Mode::Inline {
+                worker: Box::new(make_worker()),
+                since_offer: 0,
+            }
         } else {
             let (recycle_tx, recycled) = unbounded();
             let (results_tx, results) = unbounded();
@@ -141,9 +158,19 @@ impl Pipeline {
                 handles.push(handle);
             }
             let batches = (0..workers).map(|_| Batch::default()).collect();
-            Mode::Threaded(Threads { batches, senders, recycled, results, handles })
+            Mode::Threaded(Threads {
+                batches,
+                senders,
+                recycled,
+                results,
+                handles,
+            })
         };
-        Pipeline { mode, next_seq: 0, collector }
+        Pipeline {
+            mode,
+            next_seq: 0,
+            collector,
+        }
     }
 
     /// Packets pushed so far.
@@ -160,7 +187,10 @@ impl Pipeline {
         let seq = self.next_seq;
         self.next_seq += 1;
         match &mut self.mode {
-            Mode::Inline { worker, since_offer } => {
+            Mode::Inline {
+                worker,
+                since_offer,
+            } => {
                 worker.process(seq, &meta, data);
                 *since_offer += 1;
                 if *since_offer >= BATCH_PACKETS {
@@ -179,7 +209,12 @@ impl Pipeline {
                     Some(batch) => {
                         let start = batch.data.len();
                         batch.data.extend_from_slice(data);
-                        batch.packets.push(BatchPacket { seq, meta, start, len: data.len() });
+                        batch.packets.push(BatchPacket {
+                            seq,
+                            meta,
+                            start,
+                            len: data.len(),
+                        });
                         batch.packets.len() >= BATCH_PACKETS || batch.data.len() >= BATCH_BYTES
                     }
                     None => false,
@@ -195,7 +230,10 @@ impl Pipeline {
     pub fn flush(&mut self) {
         let watermark = self.next_seq;
         match &mut self.mode {
-            Mode::Inline { worker, since_offer } => {
+            Mode::Inline {
+                worker,
+                since_offer,
+            } => {
                 *since_offer = 0;
                 let mut obs = worker.take_observations();
                 self.collector.offer(0, &mut obs, watermark);
@@ -209,7 +247,8 @@ impl Pipeline {
                     let _ = sender.send(full);
                 }
                 while let Ok(mut r) = t.results.try_recv() {
-                    self.collector.offer(r.worker, &mut r.observations, r.watermark);
+                    self.collector
+                        .offer(r.worker, &mut r.observations, r.watermark);
                 }
             }
         }
@@ -230,7 +269,8 @@ impl Pipeline {
                                 *d = true;
                             }
                         }
-                        self.collector.offer(r.worker, &mut r.observations, r.watermark);
+                        self.collector
+                            .offer(r.worker, &mut r.observations, r.watermark);
                     }
                     Err(_) => break,
                 }
@@ -256,11 +296,31 @@ impl Pipeline {
                     }
                 }
                 for mut r in t.results.try_iter() {
-                    self.collector.offer(r.worker, &mut r.observations, r.watermark);
+                    self.collector
+                        .offer(r.worker, &mut r.observations, r.watermark);
                 }
             }
         }
         self.collector.finish();
         (self.collector, counters)
     }
+}
+
+/// The named caps on state, with their values, for reports (every cap that bounds memory).
+pub fn named_caps() -> Vec<(&'static str, u64)> {
+    vec![
+        ("flows_per_worker", crate::flow::MAX_FLOWS_PER_WORKER as u64),
+        ("tunnel_depth", crate::decode::MAX_TUNNEL_DEPTH as u64),
+        ("inventory_hosts", crate::inventory::MAX_HOSTS as u64),
+        (
+            "evidence_per_host",
+            crate::inventory::MAX_EVIDENCE_PER_HOST as u64,
+        ),
+        (
+            "dns_answered_addresses",
+            crate::inventory::MAX_ANSWERED_ADDRS as u64,
+        ),
+        ("batch_packets", BATCH_PACKETS as u64),
+        ("queue_depth_batches", QUEUE_DEPTH as u64),
+    ]
 }

@@ -135,11 +135,24 @@ pub enum Observation {
         ttl: Option<u32>,
     },
     /// A TCP connection (or QUIC without SNI) that gave no usable name.
-    Nameless { client: Endpoint, server: Endpoint, reason: NamelessReason },
+    Nameless {
+        client: Endpoint,
+        server: Endpoint,
+        reason: NamelessReason,
+    },
     /// A client contacted a Kaspersky Security Center port (research §1.8).
-    KscContact { client: Endpoint, server: Endpoint, udp: bool },
+    KscContact {
+        client: Endpoint,
+        server: Endpoint,
+        udp: bool,
+    },
     /// An HTTP response body started with a Kaspersky update-file magic.
-    UpdatePayload { client: Endpoint, server: Endpoint, magic: UpdateMagic, host: Option<HostName> },
+    UpdatePayload {
+        client: Endpoint,
+        server: Endpoint,
+        magic: UpdateMagic,
+        host: Option<HostName>,
+    },
 }
 
 /// An observation with its position and packet context.

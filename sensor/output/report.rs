@@ -1,0 +1,438 @@
+//! The audit report: JSON for machines, Markdown for people, CSV of the host table.
+//!
+//! Contract: [`Report::build`] gathers everything from a finished run into plain data; the
+//! renderers turn it into text. Nothing in a report depends on the wall clock, the machine or
+//! the number of workers, so the same inputs and rules give byte-identical reports.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::inventory::assets::Assets;
+use crate::inventory::{EvidenceKind, Host, Inventory, Verdict};
+use crate::pipeline::WorkerCounters;
+use crate::proto::NameKind;
+use crate::reason::{Reason, ReasonCounts};
+use crate::rules::RuleSet;
+use crate::time::Timestamp;
+
+use super::mac_string;
+
+/// What the report says about one input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputSummary {
+    pub name: String,
+    pub sha256: Option<String>,
+    pub packets: u64,
+    pub captured_bytes: u64,
+    pub file_bytes: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Why reading stopped early, if it did.
+    pub error: Option<String>,
+    /// Things skipped or noticed while reading (`label → count`, zero counts left out).
+    pub notes: BTreeMap<String, u64>,
+}
+
+/// One host row.
+#[derive(Clone, Debug)]
+pub struct HostRow {
+    pub host: Host,
+    pub verdict: Verdict,
+    pub asset_label: Option<String>,
+    pub asset_role: Option<&'static str>,
+}
+
+/// Everything a report shows.
+pub struct Report<'a> {
+    pub version: &'static str,
+    pub inputs: &'a [InputSummary],
+    pub rules: &'a RuleSet,
+    pub counters: &'a WorkerCounters,
+    pub inventory: &'a Inventory,
+    pub assets: &'a Assets,
+    pub caps: &'a [(&'static str, u64)],
+    pub rows: Vec<HostRow>,
+}
+
+fn ts(t: Option<Timestamp>) -> Value {
+    t.map_or(Value::Null, |t| {
+        Value::String(t.rfc3339_micros().to_string())
+    })
+}
+
+fn reasons<R: Reason>(counts: &ReasonCounts<R>) -> Value {
+    let map: serde_json::Map<String, Value> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(l, n)| (l.to_string(), json!(n)))
+        .collect();
+    Value::Object(map)
+}
+
+impl<'a> Report<'a> {
+    pub fn build(
+        inputs: &'a [InputSummary],
+        rules: &'a RuleSet,
+        counters: &'a WorkerCounters,
+        inventory: &'a Inventory,
+        assets: &'a Assets,
+        caps: &'a [(&'static str, u64)],
+    ) -> Report<'a> {
+        let mut rows: Vec<HostRow> = inventory
+            .hosts_sorted()
+            .into_iter()
+            .filter_map(|host| {
+                let verdict = inventory.verdict(&host, assets)?;
+                let asset = assets.find(host.ip, host.macs.iter());
+                Some(HostRow {
+                    asset_label: asset.map(|a| a.label.clone()),
+                    asset_role: asset.map(|a| a.role.label()),
+                    host,
+                    verdict,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.verdict, a.host.ip).cmp(&(b.verdict, b.host.ip)));
+        Report {
+            version: env!("CARGO_PKG_VERSION"),
+            inputs,
+            rules,
+            counters,
+            inventory,
+            assets,
+            caps,
+            rows,
+        }
+    }
+
+    pub fn time_range(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        let first = self.inputs.iter().filter_map(|i| i.first_ts).min();
+        let last = self.inputs.iter().filter_map(|i| i.last_ts).max();
+        (first, last)
+    }
+
+    fn host_json(&self, row: &HostRow) -> Value {
+        let h = &row.host;
+        let mut rule_counts: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut categories: Vec<&str> = Vec::new();
+        let evidence: Vec<Value> = h
+            .evidence
+            .iter()
+            .map(|(key, stat)| {
+                let rule = key.rule.map(|r| self.rules.rule(r));
+                if let Some(rule) = rule {
+                    *rule_counts.entry(rule.id.as_str()).or_insert(0) += stat.count;
+                    let cat = rule.category.label();
+                    if !categories.contains(&cat) {
+                        categories.push(cat);
+                    }
+                }
+                let kind = match key.kind {
+                    EvidenceKind::Name(source) => source.kind().label(),
+                    EvidenceKind::Correlated(_) => "correlated",
+                    EvidenceKind::UpdatePayload(_) => "update-payload",
+                    EvidenceKind::KscContact => "ksc",
+                };
+                let detail = match key.kind {
+                    EvidenceKind::Correlated(reason) => Some(reason.label()),
+                    EvidenceKind::UpdatePayload(magic) => {
+                        Some(crate::inventory::magic_label(magic))
+                    }
+                    _ => None,
+                };
+                json!({
+                    "kind": kind,
+                    "source": key.kind.label(),
+                    "detail": detail,
+                    "name": key.name.map(|n| n.to_string()),
+                    "rule": rule.map(|r| r.id.clone()),
+                    "category": rule.map(|r| r.category.label()),
+                    "confidence": stat.confidence.label(),
+                    "peer": key.peer.map(|p| p.to_string()),
+                    "count": stat.count,
+                    "first": ts(Some(stat.first)),
+                    "last": ts(Some(stat.last)),
+                    "input": self.inputs.get(usize::from(key.input)).map(|i| i.name.clone()),
+                })
+            })
+            .collect();
+        categories.sort_unstable();
+        json!({
+            "ip": h.ip.to_string(),
+            "verdict": row.verdict.label(),
+            "asset": row.asset_label.as_ref().map(|l| json!({"label": l, "role": row.asset_role})),
+            "first_seen": ts(Some(h.first_seen)),
+            "last_seen": ts(Some(h.last_seen)),
+            "macs": h.macs.iter().map(mac_string).collect::<Vec<_>>(),
+            "vlans": h.vlans.iter().collect::<Vec<_>>(),
+            "learned": h.facts.iter().map(|f| f.describe()).collect::<Vec<_>>(),
+            "rules": rule_counts,
+            "categories": categories,
+            "evidence": evidence,
+            "evidence_dropped_by_cap": h.evidence_dropped,
+        })
+    }
+
+    /// The JSON report.
+    pub fn to_json(&self) -> Value {
+        let c = self.counters;
+        let (first, last) = self.time_range();
+        let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
+        for (idx, n) in &self.inventory.per_rule {
+            per_rule.insert(self.rules.rule(*idx).id.as_str(), *n);
+        }
+        let kinds = |arr: &[u64; 4]| -> Value {
+            let m: serde_json::Map<String, Value> = NameKind::ALL
+                .iter()
+                .zip(arr.iter())
+                .map(|(k, n)| (k.label().to_string(), json!(n)))
+                .collect();
+            Value::Object(m)
+        };
+        let mut verdicts: BTreeMap<&str, u64> = BTreeMap::new();
+        for row in &self.rows {
+            *verdicts.entry(row.verdict.label()).or_insert(0) += 1;
+        }
+        let inv = &self.inventory.counters;
+        json!({
+            "sensor": { "name": "ksensor", "version": self.version },
+            "inputs": self.inputs.iter().map(|i| json!({
+                "name": i.name,
+                "sha256": i.sha256,
+                "packets": i.packets,
+                "captured_bytes": i.captured_bytes,
+                "file_bytes": i.file_bytes,
+                "first_ts": ts(i.first_ts),
+                "last_ts": ts(i.last_ts),
+                "error": i.error,
+                "notes": i.notes,
+            })).collect::<Vec<_>>(),
+            "rules": {
+                "sha256": self.rules.sha256(),
+                "rule_count": self.rules.rules().len(),
+                "files": self.rules.files().iter().map(|f| json!({"path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
+            },
+            "time_range": { "first": ts(first), "last": ts(last) },
+            "counters": {
+                "packets": c.packets.packets,
+                "bytes": c.packets.bytes,
+                "decoded": c.packets.decoded,
+                "truncated_by_snaplen": c.packets.truncated,
+                "skipped": {
+                    "decode": reasons(&c.packets.decode_skips),
+                    "dns": reasons(&c.flow.dns),
+                    "tcp": reasons(&c.flow.tcp),
+                    "quic": reasons(&c.flow.quic),
+                    "ip_fragments": reasons(&c.flow.defrag),
+                    "tcp_reassembly": reasons(&c.flow.reasm),
+                },
+                "stream_events": {
+                    "tcp_reassembly": reasons(&c.flow.reasm_events),
+                    "ip_fragments": reasons(&c.flow.defrag_events),
+                },
+                "bad_checksums": c.flow.bad_checksums,
+                "reassembled_datagrams": c.flow.reassembled_datagrams,
+                "parsed_packets": c.flow.parsed_packets,
+                "bypassed_packets": c.flow.bypassed_packets,
+                "flows": {
+                    "created": c.flow.table.created,
+                    "expired": c.flow.table.expired,
+                    "evicted_under_pressure": c.flow.table.evicted_under_pressure,
+                    "refused_table_full": c.flow.table.refused_table_full,
+                    "bypassed": c.flow.flows_bypassed,
+                },
+                "names_extracted": kinds(&c.names.extracted),
+                "names_matched": kinds(&c.names.matched),
+                "detections": inv.detections,
+                "detections_per_rule": per_rule,
+                "correlated_connections": inv.correlated_connections,
+                "update_payloads": inv.update_payloads,
+                "hosts_refused_by_cap": inv.hosts_refused,
+                "answered_addresses_evicted": inv.answered_addrs_evicted,
+            },
+            "caps": self.caps.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "verdicts": verdicts,
+            "hosts": self.rows.iter().map(|r| self.host_json(r)).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The CSV host table.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence\n");
+        for row in &self.rows {
+            let h = &row.host;
+            let mut rules: Vec<&str> = h
+                .evidence
+                .keys()
+                .filter_map(|k| k.rule)
+                .map(|r| self.rules.rule(r).id.as_str())
+                .collect();
+            rules.dedup();
+            rules.sort_unstable();
+            rules.dedup();
+            let mut cats: Vec<&str> = h
+                .evidence
+                .keys()
+                .filter_map(|k| k.rule)
+                .map(|r| self.rules.rule(r).category.label())
+                .collect();
+            cats.sort_unstable();
+            cats.dedup();
+            let fields = [
+                h.ip.to_string(),
+                row.verdict.label().to_string(),
+                row.asset_label.clone().unwrap_or_default(),
+                row.asset_role.unwrap_or("").to_string(),
+                h.first_seen.rfc3339_micros().to_string(),
+                h.last_seen.rfc3339_micros().to_string(),
+                h.macs.iter().map(mac_string).collect::<Vec<_>>().join(" "),
+                h.vlans
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                rules.join(" "),
+                cats.join(" "),
+                h.strongest().map_or("", |c| c.label()).to_string(),
+            ];
+            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The Markdown report for people.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let (first, last) = self.time_range();
+        let show =
+            |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.rfc3339_micros().to_string());
+        let _ = writeln!(md, "# ksensor audit report\n");
+        let _ = writeln!(md, "- Sensor: ksensor {}", self.version);
+        let _ = writeln!(
+            md,
+            "- Rule set: {} rules, SHA-256 `{}`",
+            self.rules.rules().len(),
+            self.rules.sha256()
+        );
+        let _ = writeln!(
+            md,
+            "- Capture time range: {} to {}",
+            show(first),
+            show(last)
+        );
+        let _ = writeln!(md, "\n## Inputs\n\n| file | SHA-256 | packets | bytes | first | last | damage |\n|---|---|---|---|---|---|---|");
+        for i in self.inputs {
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} | {} | {} | {} | {} |",
+                md_cell(&i.name),
+                i.sha256.as_deref().unwrap_or("-"),
+                i.packets,
+                i.file_bytes,
+                show(i.first_ts),
+                show(i.last_ts),
+                md_cell(i.error.as_deref().unwrap_or("none")),
+            );
+        }
+        let _ = writeln!(md, "\n## Hosts\n");
+        if self.rows.is_empty() {
+            let _ = writeln!(md, "No host showed Kaspersky evidence.");
+        } else {
+            let _ = writeln!(md, "| verdict | host | asset | MACs | rules (count) | learned |\n|---|---|---|---|---|---|");
+            for row in &self.rows {
+                let h = &row.host;
+                let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
+                for (k, s) in &h.evidence {
+                    if let Some(r) = k.rule {
+                        *rules.entry(self.rules.rule(r).id.as_str()).or_insert(0) += s.count;
+                    }
+                }
+                let rules: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+                let learned: Vec<String> = h.facts.iter().map(|f| f.describe()).collect();
+                let _ = writeln!(
+                    md,
+                    "| **{}** | {} | {} | {} | {} | {} |",
+                    row.verdict.label(),
+                    h.ip,
+                    md_cell(row.asset_label.as_deref().unwrap_or("-")),
+                    h.macs.iter().map(mac_string).collect::<Vec<_>>().join(" "),
+                    md_cell(&rules.join(", ")),
+                    md_cell(&learned.join("; ")),
+                );
+            }
+            let _ = writeln!(md, "\n## Evidence per host\n");
+            for row in &self.rows {
+                let h = &row.host;
+                let _ = writeln!(md, "### {} — {}\n", h.ip, row.verdict.label());
+                if row.verdict == Verdict::Resolver {
+                    let _ = writeln!(md, "Lookups below were made by this resolver: someone behind it looked up these names.\n");
+                }
+                let _ = writeln!(md, "| kind | name | rule | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|");
+                for (k, s) in &h.evidence {
+                    let rule = k
+                        .rule
+                        .map(|r| self.rules.rule(r).id.as_str())
+                        .unwrap_or("-");
+                    let name = k
+                        .name
+                        .map(|n| n.to_string())
+                        .or(k.peer.map(|p| p.to_string()))
+                        .unwrap_or_default();
+                    let input = self
+                        .inputs
+                        .get(usize::from(k.input))
+                        .map(|i| i.name.as_str())
+                        .unwrap_or("");
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        k.kind.label(),
+                        md_cell(&name),
+                        rule,
+                        s.confidence.label(),
+                        s.count,
+                        s.first.rfc3339_micros(),
+                        s.last.rfc3339_micros(),
+                        md_cell(input),
+                    );
+                }
+                let _ = writeln!(md);
+            }
+        }
+        let c = self.counters;
+        let _ = writeln!(md, "## Counters\n\n| counter | value |\n|---|---|");
+        let _ = writeln!(
+            md,
+            "| packets | {} |\n| decoded | {} |",
+            c.packets.packets, c.packets.decoded
+        );
+        for (label, n) in c.packets.decode_skips.iter().filter(|(_, n)| *n > 0) {
+            let _ = writeln!(md, "| skipped: {label} | {n} |");
+        }
+        for (kind, n) in NameKind::ALL.iter().zip(c.names.extracted) {
+            let _ = writeln!(md, "| names extracted: {} | {n} |", kind.label());
+        }
+        let _ = writeln!(
+            md,
+            "| detections | {} |",
+            self.inventory.counters.detections
+        );
+        md
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}

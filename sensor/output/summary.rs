@@ -1,0 +1,80 @@
+//! The terminal summary printed by `replay` when no report or events are asked for.
+
+use std::fmt::Write as _;
+
+use crate::proto::NameKind;
+
+use super::report::Report;
+
+/// Renders the summary table.
+pub fn render(report: &Report<'_>) -> String {
+    let mut s = String::new();
+    let c = report.counters;
+    let _ = writeln!(
+        s,
+        "ksensor {} — rules: {} ({})",
+        report.version,
+        report.rules.rules().len(),
+        short(report.rules.sha256())
+    );
+    for i in report.inputs {
+        let status = i.error.as_deref().unwrap_or("ok");
+        let _ = writeln!(
+            s,
+            "input {}: {} packets, {} bytes, {}",
+            i.name, i.packets, i.file_bytes, status
+        );
+    }
+    let names: Vec<String> = NameKind::ALL
+        .iter()
+        .zip(c.names.extracted)
+        .map(|(k, n)| format!("{} {n}", k.label()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "packets {} decoded {} skipped {} | names: {} | detections {}",
+        c.packets.packets,
+        c.packets.decoded,
+        c.packets.decode_skips.total(),
+        names.join(", "),
+        report.inventory.counters.detections
+    );
+    if report.rows.is_empty() {
+        let _ = writeln!(s, "\nNo host showed Kaspersky evidence.");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<18} {:<40} {:>6}  {}",
+        "VERDICT", "HOST", "COUNT", "RULES"
+    );
+    for row in &report.rows {
+        let h = &row.host;
+        let mut rules: Vec<&str> = h
+            .evidence
+            .keys()
+            .filter_map(|k| k.rule)
+            .map(|r| report.rules.rule(r).id.as_str())
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let count: u64 = h.evidence.values().map(|e| e.count).sum();
+        let host = match &row.asset_label {
+            Some(label) => format!("{} ({label})", h.ip),
+            None => h.ip.to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<18} {:<40} {:>6}  {}",
+            row.verdict.label(),
+            host,
+            count,
+            rules.join(" ")
+        );
+    }
+    s
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
