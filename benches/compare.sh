@@ -8,7 +8,8 @@
 #
 # Environment: BENCH_DATA (default ./bench-data), GEN_CORPUS (a prebuilt gen_corpus binary),
 # KSENSOR (a prebuilt ksensor binary), WORKERS (the N of "ksensor Nw", default nproc),
-# RULES_DIR (rule files for --suricata-rules, default ./rules).
+# RULES_DIR (rule files for --suricata-rules, default ./rules), KSENSOR_ARGS (extra arguments
+# for ksensor replay, e.g. "--rules DIR").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -232,7 +233,9 @@ for PROFILE in "${PROFILES[@]}"; do
     [ "$WORKERS" = 1 ] || WLIST="1 $WORKERS"
     for w in $WLIST; do
         if [ -z "$KS" ]; then row "ksensor ${w}w" - - "-" "not built"; continue; fi
-        run_timed "ksensor-$w" "$KS" replay --quiet --workers "$w" --report "$OUT/ksensor-$w.json" "$FILE"
+        # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
+        run_timed "ksensor-$w" "$KS" replay --quiet --workers "$w" --report "$OUT/ksensor-$w.json" \
+            ${KSENSOR_ARGS:-} "$FILE"
         if [ -s "$OUT/ksensor-$w.json" ]; then
             det=$(jq -r '.counters.names_matched | "\(.dns) \(.tls) \(.quic) \(.http)"' "$OUT/ksensor-$w.json")
             verdict=$(compare_det "$det" "$TRUTH_DET")
