@@ -8,8 +8,9 @@
 #
 # Environment: BENCH_DATA (default ./bench-data), GEN_CORPUS (a prebuilt gen_corpus binary),
 # KSENSOR (a prebuilt ksensor binary), WORKERS (the N of "ksensor Nw", default nproc),
-# RULES_DIR (rule files for --suricata-rules, default ./rules), KSENSOR_ARGS (extra arguments
-# for ksensor replay, e.g. "--rules DIR").
+# SKIP (tools to leave out, e.g. "tshark ndpiReader"), RULES_DIR (rule files for
+# --suricata-rules, default ./rules), KSENSOR_ARGS (extra arguments for ksensor replay, e.g.
+# "--rules DIR").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -86,22 +87,27 @@ done
 [ ${#PROFILES[@]} -gt 0 ] || die "usage: benches/compare.sh [--scale F] [--seed N] [--runs N] PROFILE..."
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time, or benches/compare.sh --install)"
 
-have() { command -v "$1" >/dev/null 2>&1; }
+# SKIP="tshark ndpiReader": leave those tools out (tshark takes minutes on the full corpus).
+have() { [[ " ${SKIP:-} " != *" $1 "* ]] && command -v "$1" >/dev/null 2>&1; }
+absent() { if [[ " ${SKIP:-} " == *" $1 "* ]]; then echo skipped; else echo "not installed"; fi; }
 
 # --- Binaries -------------------------------------------------------------------------------
 cd "$ROOT"
+mkdir -p "$DATA"
+BUILD_LOG=$DATA/build.log
+: > "$BUILD_LOG"
 GEN=${GEN_CORPUS:-}
 if [ -z "$GEN" ]; then
-    if cargo build --release --quiet --example gen_corpus; then
+    if cargo build --release --example gen_corpus >>"$BUILD_LOG" 2>&1; then
         GEN=$ROOT/target/release/examples/gen_corpus
     fi
 fi
 KS=${KSENSOR:-}
 if [ -z "$KS" ]; then
-    if cargo build --release --quiet --bin ksensor; then
+    if cargo build --release --bin ksensor >>"$BUILD_LOG" 2>&1; then
         KS=$ROOT/target/release/ksensor
     else
-        echo "compare.sh: ksensor does not build; its rows will say 'not built'" >&2
+        echo "compare.sh: ksensor does not build (see $BUILD_LOG); its rows will say 'not built'" >&2
     fi
 fi
 
@@ -145,7 +151,6 @@ int main(int argc, char **argv) {
 }
 C
 FLOOR=""
-mkdir -p "$DATA"
 if have gcc && gcc -O2 -o "$DATA/pcap_floor" "$FLOOR_SRC" -lpcap; then
     FLOOR=$DATA/pcap_floor
 else
@@ -267,14 +272,14 @@ PY
             "${det// //}" "$(compare_det "$det" "$TRUTH_SURI") (dns: queries only)"
         W_SURI=$WALL
     else
-        row suricata - - "-" "not installed"
+        row suricata - - "-" "$(absent suricata)"
     fi
 
     if have ndpiReader; then
         run_timed ndpi ndpiReader -q -i "$FILE"
         row "ndpiReader" "$WALL" "$RSS_KB" "-" "speed only"
     else
-        row ndpiReader - - "-" "not installed"
+        row ndpiReader - - "-" "$(absent ndpiReader)"
     fi
 
     if have tshark; then
@@ -283,7 +288,7 @@ PY
             -T fields -e dns.qry.name -e tls.handshake.extensions_server_name -e http.host
         row "tshark" "$WALL" "$RSS_KB" "-" "speed only"
     else
-        row tshark - - "-" "not installed"
+        row tshark - - "-" "$(absent tshark)"
     fi
 
     if [ -n "$FLOOR" ]; then
