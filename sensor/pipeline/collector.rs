@@ -55,6 +55,11 @@ impl Collector {
         }
     }
 
+    /// Every packet below this sequence number has been processed by every worker.
+    pub fn low_watermark(&self) -> u64 {
+        self.watermarks.iter().copied().min().unwrap_or(0)
+    }
+
     /// Applies one observation directly (single-worker runs, already in order).
     pub fn apply(&mut self, obs: &Observed) {
         let correlation = self.inventory.apply(obs);

@@ -258,20 +258,12 @@ impl Pipeline {
     pub fn drain(&mut self) {
         self.flush();
         if let Mode::Threaded(t) = &mut self.mode {
-            let workers = t.batches.len();
             let target = self.next_seq;
-            let mut done = vec![false; workers];
-            while done.iter().any(|d| !d) {
+            while self.collector.low_watermark() < target {
                 match t.results.recv() {
-                    Ok(mut r) => {
-                        if r.watermark >= target {
-                            if let Some(d) = done.get_mut(r.worker) {
-                                *d = true;
-                            }
-                        }
-                        self.collector
-                            .offer(r.worker, &mut r.observations, r.watermark);
-                    }
+                    Ok(mut r) => self
+                        .collector
+                        .offer(r.worker, &mut r.observations, r.watermark),
                     Err(_) => break,
                 }
             }

@@ -1,1 +1,383 @@
-//! Rules: which names are Kaspersky infrastructure. (Being written.)
+//! Rules: which host names are Kaspersky infrastructure.
+//!
+//! Contract:
+//! * Load: [`RuleSet::load`] reads TOML rule files (a path may be a file or a directory, whose
+//!   `*.toml` files are read in file-name order), validates every rule and builds one index.
+//!   Bad input gives one [`RuleError`] line, `file:line: problem`; nothing is half-loaded. The
+//!   format and the tiers are described in `rules/README.md`; the bundled files live in
+//!   [`RuleSet::bundled_dir`].
+//! * Match: [`RuleSet::lookup`] takes a validated [`HostName`] and returns the index of the most
+//!   specific matching rule, or `None` when nothing matches or an `ignore` rule wins. It borrows
+//!   the name, copies nothing and never allocates.
+//! * Specificity: `exact:` beats `pattern:`, which beats `suffix:`; a longer suffix beats a
+//!   shorter one. Between two patterns matching the same name, the one with the longer literal
+//!   suffix (labels after its last wildcard label) wins, then the one with more literal bytes,
+//!   then the one defined first. The same match string twice is rejected at load, so the other
+//!   cases cannot tie.
+//! * Cost: one hash probe per label-boundary suffix of the name, only for suffixes with no more
+//!   labels than the longest key in the index (usually 3–5 probes, never more than 127), plus at
+//!   most [`MAX_PATTERNS_PER_SUFFIX`] pattern checks per probe. Independent of the rule count.
+//!
+//! Caps (all checked at load): [`MAX_RULE_FILE_BYTES`], [`MAX_RULE_FILES`], [`MAX_RULES`],
+//! [`MAX_MATCHES_PER_RULE`], [`MAX_RULE_ID_LEN`], [`MAX_PATTERNS_PER_SUFFIX`].
+
+mod load;
+mod pattern;
+
+use std::path::Path;
+use std::path::PathBuf;
+
+use crate::proto::HostName;
+use crate::reason::Reason;
+use crate::reason_enum;
+
+pub use pattern::NameMatch;
+
+/// Largest rule file read (8 MiB). The bundled file is ~10 KiB and a 10 000-rule file ~1 MiB;
+/// anything far larger is a mistake (a pcap or a log passed as a rule file).
+pub const MAX_RULE_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// Most rule files in one load (directories included). Rule sets are a handful of curated
+/// files; this stops a wrong directory (say `/`) from being walked file by file.
+pub const MAX_RULE_FILES: usize = 256;
+/// Most rules in one set. Rule ids become metric labels, so the set must stay small enough
+/// for Prometheus (100 000 series is already a lot); it also keeps [`RuleIdx`] far from `u32`.
+pub const MAX_RULES: usize = 100_000;
+/// Most match strings in one rule. The widest bundled rule (the ccTLD websites) has ~40; more
+/// than this means the rule should be split so that its id says what it covers.
+pub const MAX_MATCHES_PER_RULE: usize = 1024;
+/// Longest rule id. Ids are metric labels and report keys: short, stable words.
+pub const MAX_RULE_ID_LEN: usize = 64;
+/// Most patterns sharing one literal suffix. Every lookup that reaches that suffix tries them
+/// all, so this bounds the per-name work regardless of the rule count; more patterns under one
+/// suffix should become exact names or a narrower literal suffix.
+pub const MAX_PATTERNS_PER_SUFFIX: usize = 32;
+
+reason_enum! {
+    /// What a matched name is for. Closed set: categories are metric labels.
+    pub enum Category {
+        /// Database and module update servers (`dnl-NN.geo`, `sNN.upd`, …).
+        Update => "update",
+        /// Kaspersky Security Network cloud reputation and statistics.
+        KsnCloud => "ksn-cloud",
+        /// Licence activation and refresh.
+        Activation => "activation",
+        /// In-product messaging, statistics and telemetry.
+        Telemetry => "telemetry",
+        /// Accounts, My Kaspersky, password-manager sync.
+        Portal => "portal",
+        /// Kaspersky Security Center Cloud Console.
+        KscCloud => "ksc-cloud",
+        /// Certificate revocation and trust for Kaspersky's own PKI.
+        Certificate => "certificate",
+        /// Names of the script the product injects into web pages.
+        InjectedScript => "injected-script",
+        /// Installer and product downloads.
+        Download => "download",
+        /// Kaspersky infrastructure whose purpose is not documented.
+        Service => "service",
+        /// Websites a person may browse: weak evidence of an install.
+        Website => "website",
+        /// Kaspersky-owned but not evidence of an install (mail relays): a winning `ignore`
+        /// rule makes [`RuleSet::lookup`] return `None`.
+        Ignore => "ignore",
+    }
+}
+
+impl Category {
+    /// Every category, in declaration order.
+    pub const ALL: &'static [Category] = <Category as Reason>::ALL;
+
+    /// Stable label as written in rule files and metrics.
+    pub fn label(self) -> &'static str {
+        <Category as Reason>::label(self)
+    }
+
+    /// The category written as `label` in a rule file.
+    pub fn from_label(label: &str) -> Option<Category> {
+        Self::ALL.iter().copied().find(|c| c.label() == label)
+    }
+}
+
+reason_enum! {
+    /// How strongly a match says "this host runs Kaspersky". Ordered: `Low < Medium < High`.
+    pub enum Confidence {
+        /// A website a person may browse.
+        Low => "low",
+        /// Kaspersky infrastructure that is mostly, but not only, reached by the product.
+        Medium => "medium",
+        /// Only the product contacts it.
+        High => "high",
+    }
+}
+
+impl Confidence {
+    /// Every confidence, lowest first.
+    pub const ALL: &'static [Confidence] = <Confidence as Reason>::ALL;
+
+    /// Stable label as written in rule files and metrics.
+    pub fn label(self) -> &'static str {
+        <Confidence as Reason>::label(self)
+    }
+
+    /// The confidence written as `label` in a rule file.
+    pub fn from_label(label: &str) -> Option<Confidence> {
+        Self::ALL.iter().copied().find(|c| c.label() == label)
+    }
+}
+
+reason_enum! {
+    /// Why a rule set failed to load (a metric label for reload failures).
+    pub enum RuleErrorKind {
+        Io => "io",
+        TooLarge => "too_large",
+        NotUtf8 => "not_utf8",
+        Syntax => "syntax",
+        BadId => "bad_id",
+        DuplicateId => "duplicate_id",
+        UnknownCategory => "unknown_category",
+        UnknownConfidence => "unknown_confidence",
+        EmptySource => "empty_source",
+        BadMatch => "bad_match",
+        DuplicateMatch => "duplicate_match",
+        TooMany => "too_many",
+        NoRules => "no_rules",
+    }
+}
+
+/// A rule file problem: `origin:line: message` (or `origin: message` without a line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub kind: RuleErrorKind,
+    /// The file path as given, or the origin passed to [`RuleSet::parse`].
+    pub origin: String,
+    /// 1-based line, when the problem has a position.
+    pub line: Option<u32>,
+    /// One line, no trailing period.
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.origin, line, self.message),
+            None => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// Index of a rule in its [`RuleSet`] (valid only for the set that returned it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleIdx(pub u32);
+
+/// One rule, as loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Unique, `[a-z0-9-]`, stable: a metric label.
+    pub id: String,
+    pub category: Category,
+    pub confidence: Confidence,
+    /// Where the evidence comes from (research tags and source references).
+    pub source: String,
+    pub matches: Vec<NameMatch>,
+    /// Index into [`RuleSet::files`] of the file that defines the rule.
+    pub file: u32,
+    /// 1-based line of the rule's `id`.
+    pub line: u32,
+}
+
+/// Placeholder returned by [`RuleSet::rule`] for an index from another set (never a panic).
+static NO_RULE: Rule = Rule {
+    id: String::new(),
+    category: Category::Ignore,
+    confidence: Confidence::Low,
+    source: String::new(),
+    matches: Vec::new(),
+    file: 0,
+    line: 0,
+};
+
+/// One loaded rule file and the SHA-256 of its bytes (lower-case hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// Which rule and which of its match strings produced a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hit {
+    rule: RuleIdx,
+    matcher: u32,
+}
+
+/// What the index knows about one literal name: it may be an exact name, a suffix, and the
+/// literal suffix of a run of patterns (`patterns[start..start + len]`, most specific first).
+#[derive(Clone, Copy, Debug, Default)]
+struct Entry {
+    exact: Option<Hit>,
+    suffix: Option<Hit>,
+    patterns_start: u32,
+    patterns_len: u32,
+}
+
+/// A pattern's labels up to its last wildcard label; the rest is the key of its bucket.
+#[derive(Clone, Debug)]
+struct CompiledPattern {
+    prefix: Box<str>,
+    hit: Hit,
+}
+
+/// A validated, indexed set of rules.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    files: Vec<RuleFile>,
+    sha256: String,
+    by_name: foldhash::HashMap<Box<str>, Entry>,
+    patterns: Vec<CompiledPattern>,
+    /// Most labels in any key of `by_name`: longer suffixes of a name cannot be keys.
+    max_key_labels: usize,
+    /// Fewest labels in any pattern bucket key (`usize::MAX` without patterns): once a suffix
+    /// rule has matched and the remaining suffixes are shorter than this, nothing can beat it.
+    min_pattern_key_labels: usize,
+}
+
+impl RuleSet {
+    /// The repository's bundled `rules/` directory, the default rule source.
+    pub fn bundled_dir() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+    }
+
+    /// Loads rule files and directories (each directory: its `*.toml` files sorted by name).
+    pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleError> {
+        load::load(paths)
+    }
+
+    /// Parses one rule file's text; `origin` names it in errors and in [`RuleSet::files`].
+    pub fn parse(origin: &str, text: &str) -> Result<RuleSet, RuleError> {
+        load::parse_sources(&[(origin, text)])
+    }
+
+    /// Parses several rule files' texts as one set, in order.
+    pub fn parse_sources(sources: &[(&str, &str)]) -> Result<RuleSet, RuleError> {
+        load::parse_sources(sources)
+    }
+
+    /// The most specific rule for `name`, or `None` when nothing matches or an `ignore` rule
+    /// wins.
+    pub fn lookup(&self, name: &HostName) -> Option<RuleIdx> {
+        let hit = self.resolve(name)?;
+        match self.rules.get(hit.rule.0 as usize) {
+            Some(rule) if rule.category != Category::Ignore => Some(hit.rule),
+            _ => None,
+        }
+    }
+
+    /// Like [`RuleSet::lookup`] but also returns `ignore` winners and the match string that
+    /// won: for `ksensor rules check` and for explaining a verdict.
+    pub fn explain(&self, name: &HostName) -> Option<(RuleIdx, &NameMatch)> {
+        let hit = self.resolve(name)?;
+        let rule = self.rules.get(hit.rule.0 as usize)?;
+        let matcher = rule.matches.get(hit.matcher as usize)?;
+        Some((hit.rule, matcher))
+    }
+
+    /// The rule at `idx`. An index from another set gives an empty `ignore` placeholder.
+    pub fn rule(&self, idx: RuleIdx) -> &Rule {
+        self.get(idx).unwrap_or(&NO_RULE)
+    }
+
+    /// The rule at `idx`, if this set has it.
+    pub fn get(&self, idx: RuleIdx) -> Option<&Rule> {
+        self.rules.get(idx.0 as usize)
+    }
+
+    /// Every rule, in load order (`RuleIdx(i)` is `rules()[i]`).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The files the rules came from, in load order.
+    /// Shows files under `root` as `shown_as/<rest>` in [`RuleSet::files`] (reports name the
+    /// bundled rules the same way on every machine). The rule-set hash does not change: it is
+    /// over the files' contents.
+    pub fn display_root(mut self, root: &Path, shown_as: &str) -> Self {
+        let root = root.display().to_string();
+        for file in &mut self.files {
+            if let Some(rest) = file.path.strip_prefix(&root) {
+                file.path = format!("{shown_as}/{}", rest.trim_start_matches('/'));
+            }
+        }
+        self
+    }
+
+    pub fn files(&self) -> &[RuleFile] {
+        &self.files
+    }
+
+    /// Identity of the rule set for reports: SHA-256 (lower-case hex) over each file's hex
+    /// digest followed by `\n`, in load order.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Where rule `idx` is defined: `path:line`.
+    pub fn location(&self, idx: RuleIdx) -> String {
+        let rule = self.rule(idx);
+        let path = self
+            .files
+            .get(rule.file as usize)
+            .map_or("?", |f| f.path.as_str());
+        format!("{path}:{}", rule.line)
+    }
+
+    /// The winning match, `ignore` rules included.
+    fn resolve(&self, name: &HostName) -> Option<Hit> {
+        let name = name.as_str();
+        let bytes = name.as_bytes();
+        let mut labels_left = memchr::memchr_iter(b'.', bytes).count().saturating_add(1);
+        let mut best_suffix: Option<Hit> = None;
+        let mut start = Some(0usize);
+        // One iteration per label boundary: at most 127 for a 253-byte name (RFC 1035 §2.3.4).
+        while let Some(at) = start {
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            start = memchr::memchr(b'.', rest)
+                .and_then(|dot| dot.checked_add(1))
+                .and_then(|skip| at.checked_add(skip));
+            let labels = labels_left;
+            labels_left = labels_left.saturating_sub(1);
+            if labels > self.max_key_labels {
+                continue;
+            }
+            if best_suffix.is_some() && labels < self.min_pattern_key_labels {
+                break;
+            }
+            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
+                continue;
+            };
+            if at == 0 {
+                if let Some(hit) = entry.exact {
+                    return Some(hit);
+                }
+            } else if entry.patterns_len > 0 {
+                let name_prefix = name.get(..at.saturating_sub(1)).unwrap_or("");
+                let from = entry.patterns_start as usize;
+                let to = from.saturating_add(entry.patterns_len as usize);
+                for p in self.patterns.get(from..to).unwrap_or(&[]) {
+                    if pattern::prefix_matches(&p.prefix, name_prefix) {
+                        return Some(p.hit);
+                    }
+                }
+            }
+            if best_suffix.is_none() {
+                best_suffix = entry.suffix;
+            }
+        }
+        best_suffix
+    }
+}
+
+#[cfg(test)]
+mod tests;
