@@ -743,6 +743,7 @@ enum Rr<'a> {
 /// A DNS response to `dns_query(id, name, qtype, edns)`: the question, then `answers` as a
 /// chain: the first owner is the question (pointer 0xc00c, RFC 1035 §4.1.4), each later owner
 /// is a pointer to the previous CNAME target.
+#[allow(clippy::too_many_arguments)]
 fn dns_response(
     out: &mut Vec<u8>,
     id: u16,
@@ -915,11 +916,14 @@ struct TcpProfile {
     gap_us: u64,
 }
 
+type PendingResponse = (u64, Path4, (u16, u16), Vec<u8>);
+
 struct Gen<W: Write> {
     out: PcapOut<W>,
     rng: Rng,
     truth: Truth,
-    pending: VecDeque<(u64, Path4, (u16, u16), Vec<u8>)>,
+    /// DNS responses waiting to be written: (due step, path, ports, message).
+    pending: VecDeque<PendingResponse>,
     step: u64,
     scratch: Vec<u8>,
     dns_id: u16,
