@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 for s in dns-udp dns-tcp tls-sni http-host chromium-pq quic-chromium quic-aioquic \
-         dns-frag dns-frag6 tunnel-vxlan; do
+         dns-frag dns-frag6 tunnel-vxlan staged-network; do
     echo "== $s"
     bash "./$s.sh" >/dev/null 2>&1 || { echo "$s.sh failed" >&2; exit 1; }
 done

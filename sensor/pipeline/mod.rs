@@ -426,110 +426,29 @@ impl Pipeline {
 
 /// The named caps on state, with their values, for reports (every cap that bounds memory).
 pub fn named_caps() -> Vec<(&'static str, u64)> {
+    use crate::flow::{defrag, reassembly, udp};
     vec![
         ("flows_per_worker", crate::flow::MAX_FLOWS_PER_WORKER as u64),
+        ("flow_idle_timeout_active_secs", crate::flow::tcp::ACTIVE_IDLE_TIMEOUT.as_secs()),
+        ("flow_idle_timeout_bypassed_secs", crate::flow::BYPASSED_IDLE_TIMEOUT.as_secs()),
+        ("flow_idle_timeout_closed_secs", crate::flow::CLOSED_IDLE_TIMEOUT.as_secs()),
+        ("quic_idle_timeout_secs", crate::flow::QUIC_IDLE_TIMEOUT.as_secs()),
+        ("stream_buffered_bytes", reassembly::MAX_BUFFERED_BYTES as u64),
+        ("stream_out_of_order_segments", reassembly::MAX_OOO_SEGMENTS as u64),
+        ("ip_datagrams_in_flight", defrag::MAX_DATAGRAMS_IN_FLIGHT as u64),
+        ("ip_fragments_per_datagram", u64::from(defrag::MAX_FRAGMENTS_PER_DATAGRAM)),
+        ("ip_fragment_buffered_bytes", defrag::MAX_BUFFERED_BYTES as u64),
+        ("ip_fragment_timeout_secs", defrag::FRAGMENT_TIMEOUT.as_secs()),
+        ("quic_crypto_bytes", crate::proto::quic::MAX_CRYPTO_BYTES as u64),
+        ("dns_pending_queries", udp::MAX_PENDING_QUERIES as u64),
+        ("dns_pointer_hops", crate::proto::dns::MAX_POINTER_HOPS as u64),
+        ("tls_client_hello_bytes", crate::proto::tls::MAX_CLIENT_HELLO_LEN as u64),
+        ("http_head_bytes", crate::proto::http::MAX_HEAD_LEN as u64),
         ("tunnel_depth", crate::decode::MAX_TUNNEL_DEPTH as u64),
         ("inventory_hosts", crate::inventory::MAX_HOSTS as u64),
-        (
-            "evidence_per_host",
-            crate::inventory::MAX_EVIDENCE_PER_HOST as u64,
-        ),
-        (
-            "dns_answered_addresses",
-            crate::inventory::MAX_ANSWERED_ADDRS as u64,
-        ),
+        ("evidence_per_host", crate::inventory::MAX_EVIDENCE_PER_HOST as u64),
+        ("dns_answered_addresses", crate::inventory::MAX_ANSWERED_ADDRS as u64),
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::capture::file::FileSource;
-    use crate::capture::{PacketSource, SourceStatus};
-    use crate::inventory::Inventory;
-
-    fn packets(capture: &str) -> Vec<(PacketMeta, Vec<u8>)> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("pcaps")
-            .join(capture);
-        let mut src = FileSource::open(&path, 0).expect("capture");
-        let mut all = Vec::new();
-        while let Ok(SourceStatus::More) =
-            src.next_packets(64, &mut |m, d| all.push((m, d.to_vec())))
-        {}
-        all
-    }
-
-    fn pipeline(workers: usize) -> Pipeline {
-        let rules = Arc::new(RuleSet::load(&[RuleSet::bundled_dir()]).expect("rules"));
-        let config = PipelineConfig {
-            workers,
-            rules: rules.clone(),
-            all_names: false,
-            max_flows_per_worker: 1024,
-        };
-        Pipeline::new(
-            &config,
-            Collector::new(Inventory::new(rules), None, workers),
-        )
-    }
-
-    fn summary(c: &WorkerCounters) -> (u64, u64, u64, [u64; 4], u64) {
-        (
-            c.packets.packets,
-            c.packets.bytes,
-            c.packets.decoded,
-            c.names.extracted,
-            c.flow.table.created,
-        )
-    }
-
-    /// Counters taken while running plus those returned by `finish` equal the totals of a run
-    /// that took none: live metrics and replay reports agree.
-    #[test]
-    fn published_counters_add_up_to_the_totals() {
-        let pkts = packets("staged-network.pcap");
-        for workers in [1, 2] {
-            let mut whole = pipeline(workers);
-            for (m, d) in &pkts {
-                whole.push(*m, d);
-            }
-            let (_, totals) = whole.finish();
-            assert_eq!(totals.packets.packets, 193);
-
-            let mut split = pipeline(workers);
-            let mut taken = WorkerCounters::default();
-            let (first, rest) = pkts.split_at(100);
-            for (m, d) in first {
-                split.push(*m, d);
-            }
-            split.drain();
-            // Let the workers' publication interval pass, so the next result carries counters.
-            std::thread::sleep(COUNTER_PUBLISH_INTERVAL + Duration::from_millis(20));
-            for (m, d) in rest.iter().take(1) {
-                split.push(*m, d);
-            }
-            split.drain();
-            let partial = split.take_counters();
-            assert!(partial.packets.packets >= 100, "{workers}: {partial:?}");
-            taken.merge(&partial);
-            for (m, d) in rest.iter().skip(1) {
-                split.push(*m, d);
-            }
-            let (_, remainder) = split.finish();
-            taken.merge(&remainder);
-            assert_eq!(summary(&taken), summary(&totals), "workers {workers}");
-        }
-    }
-
-    #[test]
-    fn flow_gauges_report_tracked_flows() {
-        let mut p = pipeline(1);
-        for (m, d) in packets("tls-sni.pcap") {
-            p.push(m, &d);
-        }
-        assert!(p.flow_gauges().flows > 0);
-    }
 }
