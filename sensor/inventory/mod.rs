@@ -9,22 +9,24 @@
 //! never per packet. Every map is capped; what a cap refuses is counted.
 //!
 //! Memory: names are interned ([`names::NameTable`]: each distinct name stored once, evidence
-//! holds a 4-byte [`NameId`]); a host's evidence is a sorted vector of 64-byte entries, its
-//! MACs, VLANs and facts sorted boxed slices. Memory is bounded by the caps, not by the input.
-//! Worst case with every cap full (x86-64, allocator overhead included):
+//! holds a 4-byte [`NameId`] instead of a 254-byte inline name); a host's evidence is a sorted
+//! vector of 72-byte entries, its MACs, VLANs and facts sorted boxed slices; answered addresses
+//! a hash map. Memory is bounded by the caps, not by the input. Worst case with every cap full
+//! (x86-64; hash-table slack, vector slack and allocation headers included):
 //!
 //! | structure | cap | worst case |
 //! |---|---|---|
-//! | host records (`DashMap`, 2× bucket slack) | [`MAX_HOSTS`] 65 536 | ≈ 20 MB |
-//! | evidence entries, all hosts (≤ 25 % vector slack) | [`MAX_EVIDENCE_ENTRIES`] 262 144 | ≈ 21 MB |
-//! | MACs and VLANs | [`MAX_MACS_PER_HOST`], [`MAX_VLANS_PER_HOST`] | ≈ 13 MB |
+//! | host records (`DashMap`, 160-byte slots, ≤ 2× slots) | [`MAX_HOSTS`] 65 536 | ≈ 21 MB |
+//! | evidence, all hosts (≤ 25 % vector slack) | [`MAX_EVIDENCE_ENTRIES`] 262 144 | ≈ 25 MB |
+//! | MACs, VLANs, resolver clients per host | [`MAX_MACS_PER_HOST`], [`MAX_VLANS_PER_HOST`] | ≈ 16 MB |
 //! | learned facts, all hosts | [`MAX_FACTS`] 131 072 | ≈ 4 MB |
 //! | distinct names | [`MAX_DISTINCT_NAMES`] 16 384 | ≈ 5 MB |
 //! | answered addresses (map + eviction queue) | [`MAX_ANSWERED_ADDRS`] 65 536 | ≈ 8 MB |
 //! | recent matched queries | [`MAX_RECENT_QUERIES`] 4 096 | ≈ 0.2 MB |
 //!
-//! So at most about 71 MB, whatever the capture. The report walks the hosts in place (it copies
-//! one host's JSON at a time), so writing it adds little on top.
+//! So at most about 80 MB, whatever the capture (the generated dns profile, 4 M packets and
+//! 5 000 hosts with evidence, needs under 3 MB). Writing a report walks the hosts in place and
+//! builds one host's JSON at a time, so it adds little on top.
 
 pub mod assets;
 pub mod names;
@@ -46,19 +48,20 @@ use assets::{Assets, Role};
 pub use names::{NameId, NameTable, MAX_DISTINCT_NAMES};
 
 /// Hosts with evidence or learned facts. A /16 of clients fits; a flood of spoofed sources
-/// cannot grow the inventory past it. A host record is about 150 bytes (with its key and the
-/// hash table's empty slots, ≈ 300 bytes): 65 536 × 300 ≈ 20 MB.
+/// cannot grow the inventory past it. A host record with its key is 160 bytes, in hash tables
+/// at most half full after growing: 65 536 × 2 × 161 ≈ 21 MB.
 pub const MAX_HOSTS: usize = 65_536;
 /// Distinct evidence entries per host (rule × name × kind × input). A real install touches a
 /// few dozen names.
 pub const MAX_EVIDENCE_PER_HOST: usize = 256;
 /// Evidence entries over all hosts: four per host with the host table full (the generated dns
 /// profile averages five per host on 5 000 hosts). Without it the per-host caps alone would
-/// allow 65 536 × 256 entries (over a gigabyte). An entry is 64 bytes: 262 144 × 64 × 1.25
-/// (vector growth slack) ≈ 21 MB.
+/// allow 65 536 × 256 entries (over a gigabyte). An entry is 72 bytes: 262 144 × 72 × 1.25
+/// (vector growth slack) + one allocation header per host ≈ 25 MB.
 pub const MAX_EVIDENCE_ENTRIES: usize = 262_144;
-/// MAC addresses and VLANs remembered per host (6 and 2 bytes each, in boxed slices of at
-/// least one 32-byte allocation: 65 536 × (32 + 96 + 32 + 32) ≈ 13 MB at worst).
+/// MAC addresses and VLANs remembered per host (6 and 2 bytes each, in boxed slices; with the
+/// three resolver clients, at most 112 + 48 + 80 bytes of allocations per host: 65 536 × 240
+/// ≈ 16 MB).
 pub const MAX_MACS_PER_HOST: usize = 16;
 pub const MAX_VLANS_PER_HOST: usize = 16;
 /// Learned facts per host.
@@ -68,8 +71,8 @@ pub const MAX_FACTS_PER_HOST: usize = 64;
 /// allocation per host with facts.
 pub const MAX_FACTS: usize = 131_072;
 /// Addresses remembered from DNS answers for Kaspersky names (DNS-answer correlation). An
-/// entry is 17 + 24 bytes in a hash table (2× slack) plus 17 bytes in the eviction queue:
-/// 65 536 × (2 × 48 + 17) ≈ 8 MB.
+/// entry is 48 bytes in a hash table (≤ 2× slots) plus 17 bytes in the eviction queue:
+/// 65 536 × (2 × 49 + 17) ≈ 7.5 MB.
 pub const MAX_ANSWERED_ADDRS: usize = 65_536;
 /// Shortest time an answered address stays attributed, whatever its TTL: clients and OS caches
 /// commonly keep records for at least a minute (RFC 8767 also allows serving stale answers).
@@ -1016,5 +1019,364 @@ fn lowered(c: Confidence) -> Confidence {
     match c {
         Confidence::High => Confidence::Medium,
         Confidence::Medium | Confidence::Low => Confidence::Low,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::pipeline::observation::{Endpoint, NameSighting, ObsOrder, PacketContext};
+
+    fn rules() -> Arc<RuleSet> {
+        let text = "[[rule]]\nid = \"kaspersky\"\nmatch = [\"suffix:kaspersky.com\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n\
+                    [[rule]]\nid = \"ksn\"\nmatch = [\"suffix:kaspersky-labs.com\"]\n\
+                    category = \"update\"\nconfidence = \"medium\"\nsource = \"t\"\n";
+        Arc::new(RuleSet::parse("t.toml", text).expect("rules"))
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n))
+    }
+
+    fn ctx(secs: u64, input: u16) -> PacketContext {
+        PacketContext {
+            ts: Timestamp::from_secs_nanos(1_000 + secs, 0),
+            input,
+            client_mac: None,
+            vlan: None,
+            outer: None,
+        }
+    }
+
+    fn observed(ctx: PacketContext, what: Observation) -> Observed {
+        Observed {
+            order: ObsOrder { packet: 0, sub: 0 },
+            ctx,
+            what,
+        }
+    }
+
+    fn name(s: &str) -> HostName {
+        HostName::parse(s.as_bytes()).expect("valid name")
+    }
+
+    /// A matched TLS SNI from `client` (rule 0 unless the name says otherwise).
+    fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
+        observed(
+            ctx(0, input),
+            Observation::Name(NameSighting {
+                name: name(host),
+                source: NameSource::TlsSni,
+                client: Endpoint {
+                    ip: client,
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: ip(0xff_ffff),
+                    port: 443,
+                },
+                rule: Some(RuleIdx(u32::from(host.ends_with("kaspersky-labs.com")))),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        )
+    }
+
+    fn answer(host: &str, addrs: Vec<IpAddr>, secs: u64) -> Observed {
+        let ep = Endpoint {
+            ip: ip(1),
+            port: 53,
+        };
+        observed(
+            ctx(secs, 0),
+            Observation::DnsAnswer {
+                name: name(host),
+                rule: RuleIdx(0),
+                client: ep,
+                server: ep,
+                answers: addrs,
+                ttl: Some(300),
+            },
+        )
+    }
+
+    fn ksc(client: IpAddr, server: IpAddr) -> Observed {
+        observed(
+            ctx(0, 0),
+            Observation::KscContact {
+                client: Endpoint {
+                    ip: client,
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: server,
+                    port: 13_000,
+                },
+                udp: false,
+            },
+        )
+    }
+
+    fn total_evidence(inv: &Inventory) -> (usize, u64) {
+        let mut entries = 0usize;
+        let mut dropped = 0u64;
+        inv.for_each_host(|h| {
+            assert!(h.evidence().len() <= MAX_EVIDENCE_PER_HOST);
+            entries += h.evidence().len();
+            dropped += h.evidence_dropped;
+        });
+        (entries, dropped)
+    }
+
+    #[test]
+    fn flood_of_distinct_hosts_and_names_stays_within_caps() {
+        let mut inv = Inventory::new(rules());
+        const FLOOD: u32 = 200_000;
+        for i in 0..FLOOD {
+            inv.apply(&sni(ip(i), &format!("h{i}.kaspersky.com"), 0));
+        }
+        let flood = FLOOD as usize;
+        assert_eq!(inv.counters.detections, u64::from(FLOOD));
+        assert_eq!(inv.host_count(), MAX_HOSTS);
+        assert_eq!(inv.counters.hosts_refused, (flood - MAX_HOSTS) as u64);
+        // Refused hosts intern nothing; accepted ones past the name cap keep nameless evidence.
+        assert_eq!(inv.names().len(), MAX_DISTINCT_NAMES);
+        assert_eq!(
+            inv.counters.names_refused,
+            (MAX_HOSTS - MAX_DISTINCT_NAMES) as u64
+        );
+        assert_eq!(inv.evidence_entries(), MAX_HOSTS);
+        assert_eq!(total_evidence(&inv), (MAX_HOSTS, 0));
+        let last = inv.host(ip(MAX_HOSTS as u32 - 1)).expect("accepted host");
+        assert_eq!(last.evidence().len(), 1);
+        assert_eq!(last.evidence()[0].key.name, None);
+        assert_eq!(last.strongest(), Some(Confidence::High));
+        drop(last);
+        assert!(inv.host(ip(MAX_HOSTS as u32)).is_none());
+    }
+
+    #[test]
+    fn evidence_flood_stops_at_the_inventory_wide_cap() {
+        let mut inv = Inventory::new(rules());
+        // 1 100 hosts × 256 inputs = 281 600 distinct entries, over MAX_EVIDENCE_ENTRIES.
+        const HOSTS: u32 = 1_100;
+        for h in 0..HOSTS {
+            for input in 0..256u16 {
+                inv.apply(&sni(ip(h), "dnl-01.geo.kaspersky.com", input));
+            }
+        }
+        let attempts = HOSTS as usize * 256;
+        assert_eq!(inv.evidence_entries(), MAX_EVIDENCE_ENTRIES);
+        let refused = (attempts - MAX_EVIDENCE_ENTRIES) as u64;
+        assert_eq!(inv.counters.evidence_refused, refused);
+        assert_eq!(total_evidence(&inv), (MAX_EVIDENCE_ENTRIES, refused));
+        assert_eq!(inv.names().len(), 1);
+        // Known entries still count when the inventory is full.
+        inv.apply(&sni(ip(0), "dnl-01.geo.kaspersky.com", 7));
+        let host = inv.host(ip(0)).expect("host");
+        let entry = host
+            .evidence()
+            .iter()
+            .find(|e| e.key.input == 7)
+            .expect("entry");
+        assert_eq!(entry.stat.count, 2);
+    }
+
+    #[test]
+    fn per_host_evidence_cap_refuses_the_257th_entry() {
+        let mut inv = Inventory::new(rules());
+        for input in 0..=256u16 {
+            inv.apply(&sni(ip(5), "dnl-01.geo.kaspersky.com", input));
+        }
+        let host = inv.host(ip(5)).expect("host");
+        assert_eq!(host.evidence().len(), MAX_EVIDENCE_PER_HOST);
+        assert_eq!(host.evidence_dropped, 1);
+        drop(host);
+        assert_eq!(inv.counters.evidence_refused, 0);
+        assert_eq!(inv.evidence_entries(), MAX_EVIDENCE_PER_HOST);
+    }
+
+    #[test]
+    fn refused_evidence_interns_no_name() {
+        let mut inv = Inventory::new(rules());
+        for input in 0..256u16 {
+            inv.apply(&sni(ip(5), "a.kaspersky.com", input));
+        }
+        inv.apply(&sni(ip(5), "b.kaspersky.com", 0));
+        assert_eq!(inv.names().len(), 1);
+        assert_eq!(inv.names().get(&name("b.kaspersky.com")), None);
+    }
+
+    #[test]
+    fn fact_flood_stops_at_the_inventory_wide_cap() {
+        let mut inv = Inventory::new(rules());
+        // 2 048 agents × 80 KSC servers: every pair is one new fact on each side.
+        const CLIENTS: u32 = 2_048;
+        const SERVERS: u32 = 80;
+        for c in 0..CLIENTS {
+            for s in 0..SERVERS {
+                inv.apply(&ksc(ip(c), ip(0x10_0000 + s)));
+            }
+        }
+        let attempts = 2 * CLIENTS as usize * SERVERS as usize;
+        assert_eq!(inv.fact_count(), MAX_FACTS);
+        assert_eq!(inv.counters.facts_refused, (attempts - MAX_FACTS) as u64);
+        let mut facts = 0usize;
+        inv.for_each_host(|h| {
+            assert!(h.facts().len() <= MAX_FACTS_PER_HOST);
+            facts += h.facts().len();
+        });
+        assert_eq!(facts, MAX_FACTS);
+        // Agents keep one evidence entry per server (per-host cap 256 not reached).
+        assert_eq!(inv.evidence_entries(), CLIENTS as usize * SERVERS as usize);
+    }
+
+    #[test]
+    fn answered_addresses_evict_oldest_past_cap() {
+        let mut inv = Inventory::new(rules());
+        // 10 000 answers × 8 addresses = 80 000 distinct addresses.
+        for i in 0..10_000u32 {
+            let addrs = (0..8).map(|k| ip(i * 8 + k)).collect();
+            inv.apply(&answer("dnl-01.geo.kaspersky.com", addrs, 0));
+        }
+        assert_eq!(inv.answered_addrs(), MAX_ANSWERED_ADDRS);
+        assert_eq!(inv.answered_order.len(), MAX_ANSWERED_ADDRS);
+        assert_eq!(
+            inv.counters.answered_addrs_evicted,
+            (80_000 - MAX_ANSWERED_ADDRS) as u64
+        );
+        assert!(!inv.answered.contains_key(&ip(0)));
+        assert!(inv.answered.contains_key(&ip(79_999)));
+        assert_eq!(inv.names().len(), 1);
+    }
+
+    #[test]
+    fn answer_for_a_name_past_the_name_cap_is_not_remembered() {
+        let mut inv = Inventory::new(rules());
+        for i in 0..MAX_DISTINCT_NAMES as u32 {
+            inv.apply(&answer(&format!("h{i}.kaspersky.com"), vec![ip(i)], 0));
+        }
+        inv.apply(&answer("late.kaspersky.com", vec![ip(0xabcd)], 0));
+        assert_eq!(inv.counters.names_refused, 1);
+        assert!(!inv.answered.contains_key(&ip(0xabcd)));
+        assert_eq!(inv.answered_addrs(), MAX_DISTINCT_NAMES);
+    }
+
+    #[test]
+    fn correlation_returns_the_answered_name() {
+        let mut inv = Inventory::new(rules());
+        let server = IpAddr::V6(Ipv6Addr::new(0x2a02, 0x6b8, 0, 0, 0, 0, 0, 1));
+        inv.apply(&answer("dnl-01.geo.kaspersky.com", vec![server], 0));
+        let nameless = observed(
+            ctx(10, 0),
+            Observation::Nameless {
+                client: Endpoint {
+                    ip: ip(9),
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: server,
+                    port: 443,
+                },
+                reason: NamelessReason::TlsNoSni,
+            },
+        );
+        let c = inv.apply(&nameless).expect("correlated");
+        assert_eq!(c.name, name("dnl-01.geo.kaspersky.com"));
+        assert_eq!(c.confidence, Confidence::Medium);
+        let host = inv.host(ip(9)).expect("host");
+        let e = host.evidence()[0];
+        assert_eq!(e.key.peer, Some(server));
+        assert_eq!(
+            e.key.name.and_then(|n| inv.name(n)),
+            Some("dnl-01.geo.kaspersky.com")
+        );
+    }
+
+    #[test]
+    fn report_order_is_host_name_order_not_interning_order() {
+        let mut inv = Inventory::new(rules());
+        for host in ["bb.kaspersky.com", "c.kaspersky.com", "a.kaspersky.com"] {
+            inv.apply(&sni(ip(3), host, 0));
+        }
+        let host = inv.host(ip(3)).expect("host");
+        let shown: Vec<&str> = inv
+            .evidence_in_order(&host)
+            .iter()
+            .filter_map(|e| e.key.name.and_then(|n| inv.name(n)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec!["a.kaspersky.com", "c.kaspersky.com", "bb.kaspersky.com"]
+        );
+    }
+
+    #[test]
+    fn reload_merges_entries_and_keeps_budgets_exact() {
+        let old = rules();
+        let mut inv = Inventory::new(old);
+        inv.apply(&sni(ip(3), "x.kaspersky.com", 0));
+        inv.apply(&sni(ip(3), "x.kaspersky-labs.com", 0));
+        inv.apply(&answer("x.kaspersky.com", vec![ip(77)], 0));
+        // The new set has neither rule: both entries keep their names, no answered address stays.
+        let text = "[[rule]]\nid = \"other\"\nmatch = [\"suffix:example.org\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+        inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
+        assert_eq!(inv.evidence_entries(), 2);
+        assert_eq!(inv.answered_addrs(), 0);
+        assert_eq!(inv.answered_order.len(), 0);
+        let host = inv.host(ip(3)).expect("host");
+        assert!(host.evidence().iter().all(|e| e.key.rule.is_none()));
+    }
+
+    #[test]
+    fn reload_merging_two_rules_into_one_entry_frees_budget() {
+        let mut inv = Inventory::new(rules());
+        // Same name under both rules (forced by hand: rule 1 for a kaspersky.com name).
+        let mut second = sni(ip(3), "x.kaspersky.com", 0);
+        if let Observation::Name(s) = &mut second.what {
+            s.rule = Some(RuleIdx(1));
+        }
+        inv.apply(&sni(ip(3), "x.kaspersky.com", 0));
+        inv.apply(&second);
+        assert_eq!(inv.evidence_entries(), 2);
+        let text = "[[rule]]\nid = \"none\"\nmatch = [\"suffix:example.org\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+        inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
+        assert_eq!(inv.evidence_entries(), 1);
+        let host = inv.host(ip(3)).expect("host");
+        assert_eq!(host.evidence().len(), 1);
+        assert_eq!(host.evidence()[0].stat.count, 2);
+        assert_eq!(host.evidence()[0].stat.confidence, Confidence::High);
+    }
+
+    #[test]
+    fn macs_and_vlans_are_sorted_sets_capped_per_host() {
+        let mut inv = Inventory::new(rules());
+        for i in 0..40u8 {
+            let mut o = sni(ip(4), "a.kaspersky.com", 0);
+            o.ctx.client_mac = Some([0, 0, 0, 0, 0, 39 - i]);
+            o.ctx.vlan = Some(u16::from(i % 20));
+            inv.apply(&o);
+        }
+        let host = inv.host(ip(4)).expect("host");
+        assert_eq!(host.macs().len(), MAX_MACS_PER_HOST);
+        let firsts: Vec<u8> = host.macs().iter().map(|m| m[5]).collect();
+        assert_eq!(firsts, (24..40).collect::<Vec<u8>>());
+        assert_eq!(host.vlans(), (0..16).collect::<Vec<u16>>().as_slice());
+    }
+
+    #[test]
+    fn entry_sizes_match_the_documented_worst_case() {
+        // The worst-case table in the module doc is computed from these (x86-64).
+        assert_eq!(std::mem::size_of::<Evidence>(), 72);
+        assert_eq!(std::mem::size_of::<Fact>(), 24);
+        assert_eq!(std::mem::size_of::<Host>(), 136);
+        assert_eq!(std::mem::size_of::<(IpAddr, Host)>(), 160);
+        assert_eq!(std::mem::size_of::<(IpAddr, Answered)>(), 48);
+        assert_eq!(std::mem::size_of::<RecentQuery>(), 48);
     }
 }
