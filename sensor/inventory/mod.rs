@@ -974,7 +974,7 @@ impl Inventory {
             for e in evidence.iter_mut() {
                 e.key.rule = e.key.rule.and_then(|r| remap.get(r));
             }
-            evidence.sort_by(|a, b| a.key.cmp(&b.key));
+            evidence.sort_by_key(|e| e.key);
             let before = evidence.len();
             // Two entries that now have the same key (two rules mapped to one) become one.
             evidence.dedup_by(|later, kept| {

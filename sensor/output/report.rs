@@ -101,7 +101,7 @@ impl<'a> Report<'a> {
                 asset_role: asset.map(|a| a.role.label()),
             });
         });
-        rows.sort_by(|a, b| (a.verdict, a.ip).cmp(&(b.verdict, b.ip)));
+        rows.sort_by_key(|r| (r.verdict, r.ip));
         Report {
             version: env!("CARGO_PKG_VERSION"),
             inputs,
