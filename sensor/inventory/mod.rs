@@ -7,13 +7,35 @@
 //! a host's verdict from that and the operator's [`assets::Assets`]. Hosts live in a `DashMap`
 //! so that a metrics thread can read while the collector writes; it is touched per observation,
 //! never per packet. Every map is capped; what a cap refuses is counted.
+//!
+//! Memory: names are interned ([`names::NameTable`]: each distinct name stored once, evidence
+//! holds a 4-byte [`NameId`] instead of a 254-byte inline name); a host's evidence is a sorted
+//! vector of 72-byte entries, its MACs, VLANs and facts sorted boxed slices; answered addresses
+//! a hash map. Memory is bounded by the caps, not by the input. Worst case with every cap full
+//! (x86-64; hash-table slack, vector slack and allocation headers included):
+//!
+//! | structure | cap | worst case |
+//! |---|---|---|
+//! | host records (`DashMap`, 160-byte slots, ≤ 2× slots) | [`MAX_HOSTS`] 65 536 | ≈ 21 MB |
+//! | evidence, all hosts (≤ 25 % vector slack) | [`MAX_EVIDENCE_ENTRIES`] 262 144 | ≈ 25 MB |
+//! | MACs, VLANs, resolver clients per host | [`MAX_MACS_PER_HOST`], [`MAX_VLANS_PER_HOST`] | ≈ 16 MB |
+//! | learned facts, all hosts | [`MAX_FACTS`] 131 072 | ≈ 4 MB |
+//! | distinct names | [`MAX_DISTINCT_NAMES`] 16 384 | ≈ 5 MB |
+//! | answered addresses (map + eviction queue) | [`MAX_ANSWERED_ADDRS`] 65 536 | ≈ 8 MB |
+//! | recent matched queries | [`MAX_RECENT_QUERIES`] 4 096 | ≈ 0.2 MB |
+//!
+//! So at most about 80 MB, whatever the capture (measured: 69 MB with every cap but facts
+//! full; the generated dns profile, 4 M packets and 5 000 hosts with evidence, needs a few MB). Writing a report walks the hosts in place and
+//! builds one host's JSON at a time, so it adds little on top.
 
 pub mod assets;
+pub mod names;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use dashmap::mapref::one::Ref;
 use dashmap::DashMap;
 
 use crate::pipeline::observation::{NameSource, NamelessReason, Observation, Observed};
@@ -23,24 +45,40 @@ use crate::rules::{Confidence, RuleIdx, RuleSet};
 use crate::time::Timestamp;
 
 use assets::{Assets, Role};
+pub use names::{NameId, NameTable, MAX_DISTINCT_NAMES};
 
 /// Hosts with evidence or learned facts. A /16 of clients fits; a flood of spoofed sources
-/// cannot grow the inventory past it.
+/// cannot grow the inventory past it. A host record with its key is 160 bytes, in hash tables
+/// at most half full after growing: 65 536 × 2 × 161 ≈ 21 MB.
 pub const MAX_HOSTS: usize = 65_536;
 /// Distinct evidence entries per host (rule × name × kind × input). A real install touches a
 /// few dozen names.
 pub const MAX_EVIDENCE_PER_HOST: usize = 256;
-/// MAC addresses and VLANs remembered per host.
+/// Evidence entries over all hosts: four per host with the host table full (the generated dns
+/// profile averages five per host on 5 000 hosts). Without it the per-host caps alone would
+/// allow 65 536 × 256 entries (over a gigabyte). An entry is 72 bytes: 262 144 × 72 × 1.25
+/// (vector growth slack) + one allocation header per host ≈ 25 MB.
+pub const MAX_EVIDENCE_ENTRIES: usize = 262_144;
+/// MAC addresses and VLANs remembered per host (6 and 2 bytes each, in boxed slices; with the
+/// three resolver clients, at most 112 + 48 + 80 bytes of allocations per host: 65 536 × 240
+/// ≈ 16 MB).
 pub const MAX_MACS_PER_HOST: usize = 16;
 pub const MAX_VLANS_PER_HOST: usize = 16;
 /// Learned facts per host.
 pub const MAX_FACTS_PER_HOST: usize = 64;
-/// Addresses remembered from DNS answers for Kaspersky names (DNS-answer correlation).
+/// Learned facts over all hosts: two per host with the host table full (a KSC server learns
+/// one fact per agent, each agent one). A fact is 24 bytes: 131 072 × 24 ≈ 3 MB, plus one
+/// allocation per host with facts.
+pub const MAX_FACTS: usize = 131_072;
+/// Addresses remembered from DNS answers for Kaspersky names (DNS-answer correlation). An
+/// entry is 48 bytes in a hash table (≤ 2× slots) plus 17 bytes in the eviction queue:
+/// 65 536 × (2 × 49 + 17) ≈ 7.5 MB.
 pub const MAX_ANSWERED_ADDRS: usize = 65_536;
 /// Shortest time an answered address stays attributed, whatever its TTL: clients and OS caches
 /// commonly keep records for at least a minute (RFC 8767 also allows serving stale answers).
 pub const MIN_ANSWER_LIFETIME_SECS: u64 = 60;
-/// Matched DNS queries remembered to recognise a resolver forwarding a client's lookup.
+/// Matched DNS queries remembered to recognise a resolver forwarding a client's lookup
+/// (48 bytes each: 4 096 × 48 ≈ 0.2 MB).
 pub const MAX_RECENT_QUERIES: usize = 4_096;
 /// A forwarded query follows the client's within this many seconds.
 pub const FORWARD_WINDOW_SECS: u64 = 5;
@@ -80,12 +118,13 @@ impl EvidenceKind {
 }
 
 /// Identity of one evidence entry.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EvidenceKey {
     pub kind: EvidenceKind,
     /// The rule that matched (by index in the rule set the inventory was built with).
     pub rule: Option<RuleIdx>,
-    pub name: Option<HostName>,
+    /// The name, in the inventory's [`NameTable`] (`None` also when the table was full).
+    pub name: Option<NameId>,
     /// The other endpoint, where it matters (KSC server, mirror, correlated address).
     pub peer: Option<IpAddr>,
     pub input: u16,
@@ -101,8 +140,30 @@ pub struct EvidenceStat {
     pub confidence: Confidence,
 }
 
+impl EvidenceStat {
+    fn seen(&mut self, ts: Timestamp) {
+        self.count = self.count.saturating_add(1);
+        self.first = self.first.min(ts);
+        self.last = self.last.max(ts);
+    }
+
+    fn merge(&mut self, other: &EvidenceStat) {
+        self.count = self.count.saturating_add(other.count);
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.confidence = self.confidence.max(other.confidence);
+    }
+}
+
+/// One evidence entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub key: EvidenceKey,
+    pub stat: EvidenceStat,
+}
+
 /// Something learned about a host from traffic.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fact {
     /// Contacted KSC server `server` on `port`: a managed endpoint.
     KscAgentOf { server: IpAddr, port: u16 },
@@ -166,14 +227,61 @@ pub struct Host {
     pub ip: IpAddr,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
-    pub macs: BTreeSet<[u8; 6]>,
-    pub vlans: BTreeSet<u16>,
-    pub evidence: BTreeMap<EvidenceKey, EvidenceStat>,
-    pub facts: BTreeSet<Fact>,
-    /// Evidence entries refused by the per-host cap.
+    /// Sorted sets, boxed slices rather than trees or vectors: they rarely change and most
+    /// hosts have one MAC and no facts, so the smallest representation wins.
+    macs: Box<[[u8; 6]]>,
+    vlans: Box<[u16]>,
+    /// Sorted by key, searched by bisection.
+    evidence: Vec<Evidence>,
+    facts: Box<[Fact]>,
+    /// Evidence entries refused by the per-host or the inventory-wide cap.
     pub evidence_dropped: u64,
     /// Distinct clients whose Kaspersky queries this host received (capped).
-    clients_asking: BTreeSet<IpAddr>,
+    clients_asking: Box<[IpAddr]>,
+}
+
+/// What inserting into a capped sorted set did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Insert {
+    Added,
+    Present,
+    Full,
+}
+
+/// Inserts `value` into the sorted set `set` unless it is there or the set holds `cap` values.
+fn insert_sorted<T: Ord + Copy>(set: &mut Box<[T]>, value: T, cap: usize) -> Insert {
+    match set.binary_search(&value) {
+        Ok(_) => Insert::Present,
+        Err(_) if set.len() >= cap => Insert::Full,
+        Err(pos) => {
+            let mut grown = Vec::with_capacity(set.len().saturating_add(1));
+            grown.extend_from_slice(set);
+            // `pos <= len` by `binary_search`'s contract.
+            grown.insert(pos.min(grown.len()), value);
+            *set = grown.into_boxed_slice();
+            Insert::Added
+        }
+    }
+}
+
+/// The name an evidence entry is about, as the caller has it.
+#[derive(Clone, Copy, Debug)]
+enum NameArg<'n> {
+    None,
+    /// Already in the name table.
+    Known(NameId),
+    /// From an observation; interned only if a new entry is stored.
+    Seen(&'n HostName),
+}
+
+/// Inventory-wide budgets shared by all hosts.
+#[derive(Default)]
+struct Budget {
+    names: NameTable,
+    /// Evidence entries stored over all hosts (≤ [`MAX_EVIDENCE_ENTRIES`]).
+    evidence_entries: usize,
+    /// Facts stored over all hosts (≤ [`MAX_FACTS`]).
+    facts: usize,
 }
 
 impl Host {
@@ -182,13 +290,34 @@ impl Host {
             ip,
             first_seen: ts,
             last_seen: ts,
-            macs: BTreeSet::new(),
-            vlans: BTreeSet::new(),
-            evidence: BTreeMap::new(),
-            facts: BTreeSet::new(),
+            macs: Box::default(),
+            vlans: Box::default(),
+            evidence: Vec::new(),
+            facts: Box::default(),
             evidence_dropped: 0,
-            clients_asking: BTreeSet::new(),
+            clients_asking: Box::default(),
         }
+    }
+
+    /// MAC addresses seen for this host, sorted.
+    pub fn macs(&self) -> &[[u8; 6]] {
+        &self.macs
+    }
+
+    /// VLANs seen for this host, sorted.
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlans
+    }
+
+    /// Learned facts, sorted.
+    pub fn facts(&self) -> &[Fact] {
+        &self.facts
+    }
+
+    /// Evidence entries, sorted by [`EvidenceKey`] (name ids, not name text: see
+    /// [`Inventory::evidence_in_order`] for the order reports use).
+    pub fn evidence(&self) -> &[Evidence] {
+        &self.evidence
     }
 
     fn touch(&mut self, ts: Timestamp) {
@@ -196,38 +325,97 @@ impl Host {
         self.last_seen = self.last_seen.max(ts);
     }
 
-    fn add_evidence(&mut self, key: EvidenceKey, ts: Timestamp, confidence: Confidence) {
-        self.touch(ts);
-        if let Some(stat) = self.evidence.get_mut(&key) {
-            stat.count += 1;
-            stat.first = stat.first.min(ts);
-            stat.last = stat.last.max(ts);
-            return;
+    fn find_evidence(&mut self, key: &EvidenceKey) -> Result<&mut EvidenceStat, usize> {
+        match self.evidence.binary_search_by(|e| e.key.cmp(key)) {
+            Ok(i) => self.evidence.get_mut(i).map(|e| &mut e.stat).ok_or(i),
+            Err(i) => Err(i),
         }
-        if self.evidence.len() >= MAX_EVIDENCE_PER_HOST {
-            self.evidence_dropped += 1;
-            return;
-        }
-        self.evidence.insert(
-            key,
-            EvidenceStat {
-                count: 1,
-                first: ts,
-                last: ts,
-                confidence,
-            },
-        );
     }
 
-    fn add_fact(&mut self, fact: Fact) {
-        if self.facts.len() < MAX_FACTS_PER_HOST {
-            self.facts.insert(fact);
+    /// Counts evidence `key` (its `name` is replaced by `name`). A new entry needs room under
+    /// both caps; its name is interned only then, so refused evidence takes no table slot.
+    fn add_evidence(
+        &mut self,
+        budget: &mut Budget,
+        counters: &mut InventoryCounters,
+        key: EvidenceKey,
+        name: NameArg<'_>,
+        ts: Timestamp,
+        confidence: Confidence,
+    ) {
+        self.touch(ts);
+        let known = match name {
+            NameArg::None => Ok(None),
+            NameArg::Known(id) => Ok(Some(id)),
+            NameArg::Seen(n) => budget.names.get(n).map(Some).ok_or(n),
+        };
+        if let Ok(id) = known {
+            if let Ok(stat) = self.find_evidence(&EvidenceKey { name: id, ..key }) {
+                stat.seen(ts);
+                return;
+            }
+        }
+        if self.evidence.len() >= MAX_EVIDENCE_PER_HOST {
+            self.evidence_dropped = self.evidence_dropped.saturating_add(1);
+            return;
+        }
+        if budget.evidence_entries >= MAX_EVIDENCE_ENTRIES {
+            self.evidence_dropped = self.evidence_dropped.saturating_add(1);
+            counters.evidence_refused = counters.evidence_refused.saturating_add(1);
+            return;
+        }
+        let id = match known {
+            Ok(id) => id,
+            Err(n) => {
+                let id = budget.names.intern(n);
+                if id.is_none() {
+                    counters.names_refused = counters.names_refused.saturating_add(1);
+                }
+                id
+            }
+        };
+        let key = EvidenceKey { name: id, ..key };
+        match self.find_evidence(&key) {
+            // The name table was full and a nameless entry of this kind exists.
+            Ok(stat) => stat.seen(ts),
+            Err(pos) => {
+                if self.evidence.len() == self.evidence.capacity() {
+                    // Grow by a quarter, not double: bounds the slack to 25 %.
+                    self.evidence
+                        .reserve_exact((self.evidence.len() / 4).max(1));
+                }
+                let entry = Evidence {
+                    key,
+                    stat: EvidenceStat {
+                        count: 1,
+                        first: ts,
+                        last: ts,
+                        confidence,
+                    },
+                };
+                self.evidence.insert(pos.min(self.evidence.len()), entry);
+                budget.evidence_entries = budget.evidence_entries.saturating_add(1);
+            }
+        }
+    }
+
+    fn add_fact(&mut self, budget: &mut Budget, counters: &mut InventoryCounters, fact: Fact) {
+        let cap = if budget.facts >= MAX_FACTS {
+            // Only facts already known are accepted (as no-ops).
+            0
+        } else {
+            MAX_FACTS_PER_HOST
+        };
+        match insert_sorted(&mut self.facts, fact, cap) {
+            Insert::Added => budget.facts = budget.facts.saturating_add(1),
+            Insert::Present => {}
+            Insert::Full => counters.facts_refused = counters.facts_refused.saturating_add(1),
         }
     }
 
     /// The strongest confidence among this host's evidence.
     pub fn strongest(&self) -> Option<Confidence> {
-        self.evidence.values().map(|s| s.confidence).max()
+        self.evidence.iter().map(|e| e.stat.confidence).max()
     }
 }
 
@@ -267,7 +455,7 @@ impl Verdict {
 /// An address answered for a Kaspersky name.
 #[derive(Clone, Copy, Debug)]
 struct Answered {
-    name: HostName,
+    name: NameId,
     rule: RuleIdx,
     answered_at: Timestamp,
     expires: Timestamp,
@@ -276,7 +464,7 @@ struct Answered {
 /// A matched DNS query, remembered briefly to recognise forwarding.
 #[derive(Clone, Copy, Debug)]
 struct RecentQuery {
-    name: HostName,
+    name: NameId,
     client: IpAddr,
     server: IpAddr,
     ts: Timestamp,
@@ -290,15 +478,24 @@ pub struct InventoryCounters {
     pub correlated_connections: u64,
     pub update_payloads: u64,
     pub detections: u64,
+    /// Names not interned: the name table was at [`MAX_DISTINCT_NAMES`]. The evidence is kept
+    /// without its name; DNS answers and queries for the name are not remembered.
+    pub names_refused: u64,
+    /// Evidence entries refused by [`MAX_EVIDENCE_ENTRIES`] (also in the host's
+    /// `evidence_dropped`).
+    pub evidence_refused: u64,
+    /// Facts refused by [`MAX_FACTS_PER_HOST`] or [`MAX_FACTS`].
+    pub facts_refused: u64,
 }
 
 /// All hosts, and the memories used to learn about them.
 pub struct Inventory {
     rules: Arc<RuleSet>,
     hosts: DashMap<IpAddr, Host>,
-    answered: BTreeMap<IpAddr, Answered>,
-    /// Insertion order of `answered`, for eviction.
-    answered_order: VecDeque<(Timestamp, IpAddr)>,
+    budget: Budget,
+    answered: HashMap<IpAddr, Answered, foldhash::fast::RandomState>,
+    /// Insertion order of `answered`, for eviction: exactly the keys of `answered`.
+    answered_order: VecDeque<IpAddr>,
     recent_queries: VecDeque<RecentQuery>,
     public_resolvers: Vec<IpAddr>,
     pub counters: InventoryCounters,
@@ -311,7 +508,8 @@ impl Inventory {
         Inventory {
             rules,
             hosts: DashMap::new(),
-            answered: BTreeMap::new(),
+            budget: Budget::default(),
+            answered: HashMap::default(),
             answered_order: VecDeque::new(),
             recent_queries: VecDeque::new(),
             public_resolvers: PUBLIC_RESOLVERS
@@ -327,6 +525,16 @@ impl Inventory {
         &self.rules
     }
 
+    /// The interned names evidence refers to.
+    pub fn names(&self) -> &NameTable {
+        &self.budget.names
+    }
+
+    /// The text of an interned name.
+    pub fn name(&self, id: NameId) -> Option<&str> {
+        self.budget.names.name(id)
+    }
+
     /// Applies one observation (in capture order). Returns a correlation found for a nameless
     /// connection, so the caller can report it as an event.
     pub fn apply(&mut self, obs: &Observed) -> Option<Correlation> {
@@ -340,29 +548,32 @@ impl Inventory {
                 let key = EvidenceKey {
                     kind: EvidenceKind::Name(s.source),
                     rule: Some(rule),
-                    name: Some(s.name),
+                    name: None,
                     peer: None,
                     input: obs.ctx.input,
                 };
                 let client = s.client.ip;
-                self.with_host(client, ts, |h| {
-                    h.add_evidence(key, ts, confidence);
+                self.with_host(client, ts, |h, budget, counters| {
+                    h.add_evidence(
+                        budget,
+                        counters,
+                        key,
+                        NameArg::Seen(&s.name),
+                        ts,
+                        confidence,
+                    );
                     if let Some(mac) = obs.ctx.client_mac {
-                        if h.macs.len() < MAX_MACS_PER_HOST {
-                            h.macs.insert(mac);
-                        }
+                        insert_sorted(&mut h.macs, mac, MAX_MACS_PER_HOST);
                     }
                     if let Some(vlan) = obs.ctx.vlan {
-                        if h.vlans.len() < MAX_VLANS_PER_HOST {
-                            h.vlans.insert(vlan);
-                        }
+                        insert_sorted(&mut h.vlans, vlan, MAX_VLANS_PER_HOST);
                     }
                 });
                 if s.source == NameSource::DnsQuery {
-                    self.on_matched_query(s.name, client, s.server.ip, ts);
+                    self.on_matched_query(&s.name, client, s.server.ip, ts);
                 }
                 if !s.answers.is_empty() {
-                    self.remember_answers(s.name, rule, &s.answers, s.ttl, ts);
+                    self.remember_answers(&s.name, rule, &s.answers, s.ttl, ts);
                 }
                 None
             }
@@ -373,7 +584,7 @@ impl Inventory {
                 ttl,
                 ..
             } => {
-                self.remember_answers(*name, *rule, answers, *ttl, ts);
+                self.remember_answers(name, *rule, answers, *ttl, ts);
                 None
             }
             Observation::Nameless {
@@ -385,18 +596,28 @@ impl Inventory {
                 if ts < answered.answered_at || ts > answered.expires {
                     return None;
                 }
+                let name = self.budget.names.host_name(answered.name)?;
                 self.counters.correlated_connections += 1;
                 let confidence = lowered(self.rules.rule(answered.rule).confidence);
                 let key = EvidenceKey {
                     kind: EvidenceKind::Correlated(*reason),
                     rule: Some(answered.rule),
-                    name: Some(answered.name),
+                    name: None,
                     peer: Some(server.ip),
                     input: obs.ctx.input,
                 };
-                self.with_host(client.ip, ts, |h| h.add_evidence(key, ts, confidence));
+                self.with_host(client.ip, ts, |h, budget, counters| {
+                    h.add_evidence(
+                        budget,
+                        counters,
+                        key,
+                        NameArg::Known(answered.name),
+                        ts,
+                        confidence,
+                    )
+                });
                 Some(Correlation {
-                    name: answered.name,
+                    name,
                     rule: answered.rule,
                     answered_at: answered.answered_at,
                     confidence,
@@ -411,18 +632,26 @@ impl Inventory {
                     input: obs.ctx.input,
                 };
                 let port = server.port;
-                self.with_host(client.ip, ts, |h| {
-                    h.add_evidence(key, ts, Confidence::Medium);
-                    h.add_fact(Fact::KscAgentOf {
-                        server: server.ip,
-                        port,
-                    });
+                self.with_host(client.ip, ts, |h, budget, counters| {
+                    h.add_evidence(budget, counters, key, NameArg::None, ts, Confidence::Medium);
+                    h.add_fact(
+                        budget,
+                        counters,
+                        Fact::KscAgentOf {
+                            server: server.ip,
+                            port,
+                        },
+                    );
                 });
-                self.with_host(server.ip, ts, |h| {
-                    h.add_fact(Fact::KscServerFor {
-                        client: client.ip,
-                        port,
-                    })
+                self.with_host(server.ip, ts, |h, budget, counters| {
+                    h.add_fact(
+                        budget,
+                        counters,
+                        Fact::KscServerFor {
+                            client: client.ip,
+                            port,
+                        },
+                    )
                 });
                 None
             }
@@ -437,24 +666,36 @@ impl Inventory {
                 let key = EvidenceKey {
                     kind: EvidenceKind::UpdatePayload(*magic),
                     rule,
-                    name: *host,
+                    name: None,
                     peer: Some(server.ip),
                     input: obs.ctx.input,
                 };
+                let name = match host {
+                    Some(h) => NameArg::Seen(h),
+                    None => NameArg::None,
+                };
                 let from_mirror = rule.is_none();
-                self.with_host(client.ip, ts, |h| {
-                    h.add_evidence(key, ts, Confidence::High);
+                self.with_host(client.ip, ts, |h, budget, counters| {
+                    h.add_evidence(budget, counters, key, name, ts, Confidence::High);
                     if from_mirror {
-                        h.add_fact(Fact::UpdatedFromMirror { server: server.ip });
+                        h.add_fact(
+                            budget,
+                            counters,
+                            Fact::UpdatedFromMirror { server: server.ip },
+                        );
                     }
                 });
                 if from_mirror {
                     let magic = *magic;
-                    self.with_host(server.ip, ts, |h| {
-                        h.add_fact(Fact::ServedUpdate {
-                            client: client.ip,
-                            magic,
-                        })
+                    self.with_host(server.ip, ts, |h, budget, counters| {
+                        h.add_fact(
+                            budget,
+                            counters,
+                            Fact::ServedUpdate {
+                                client: client.ip,
+                                magic,
+                            },
+                        )
                     });
                 }
                 None
@@ -462,54 +703,81 @@ impl Inventory {
         }
     }
 
-    fn with_host(&mut self, ip: IpAddr, ts: Timestamp, f: impl FnOnce(&mut Host)) {
-        if let Some(mut host) = self.hosts.get_mut(&ip) {
-            f(&mut host);
+    /// Runs `f` on the host `ip`, creating it if there is room. The host's shard lock is held
+    /// only during `f`, which must not touch another host.
+    fn with_host(
+        &mut self,
+        ip: IpAddr,
+        ts: Timestamp,
+        f: impl FnOnce(&mut Host, &mut Budget, &mut InventoryCounters),
+    ) {
+        let Inventory {
+            hosts,
+            budget,
+            counters,
+            ..
+        } = self;
+        if let Some(mut host) = hosts.get_mut(&ip) {
+            f(&mut host, budget, counters);
             return;
         }
-        if self.hosts.len() >= MAX_HOSTS {
-            self.counters.hosts_refused += 1;
+        if hosts.len() >= MAX_HOSTS {
+            counters.hosts_refused += 1;
             return;
         }
         let mut host = Host::new(ip, ts);
-        f(&mut host);
-        self.hosts.insert(ip, host);
+        f(&mut host, budget, counters);
+        hosts.insert(ip, host);
     }
 
-    fn on_matched_query(&mut self, name: HostName, client: IpAddr, server: IpAddr, ts: Timestamp) {
+    fn on_matched_query(&mut self, name: &HostName, client: IpAddr, server: IpAddr, ts: Timestamp) {
         if self.public_resolvers.contains(&server) {
-            self.with_host(client, ts, |h| {
-                h.add_fact(Fact::QueriedPublicResolver { resolver: server })
+            self.with_host(client, ts, |h, budget, counters| {
+                h.add_fact(
+                    budget,
+                    counters,
+                    Fact::QueriedPublicResolver { resolver: server },
+                )
             });
+        }
+        let id = self.budget.names.intern(name);
+        if id.is_none() {
+            self.counters.names_refused = self.counters.names_refused.saturating_add(1);
         }
         // Did `client` receive this lookup from someone else just before? Then it forwards.
-        let forwarded_for = self
-            .recent_queries
-            .iter()
-            .rev()
-            .take_while(|q| ts.saturating_sub(q.ts).as_secs() <= FORWARD_WINDOW_SECS)
-            .find(|q| q.server == client && q.name == name && q.client != client)
-            .map(|q| q.client);
+        let forwarded_for = id.and_then(|id| {
+            self.recent_queries
+                .iter()
+                .rev()
+                .take_while(|q| ts.saturating_sub(q.ts).as_secs() <= FORWARD_WINDOW_SECS)
+                .find(|q| q.server == client && q.name == id && q.client != client)
+                .map(|q| q.client)
+        });
         if let Some(origin) = forwarded_for {
-            self.with_host(client, ts, |h| {
-                h.add_fact(Fact::ForwardedFor { client: origin })
+            self.with_host(client, ts, |h, budget, counters| {
+                h.add_fact(budget, counters, Fact::ForwardedFor { client: origin })
             });
         }
-        self.with_host(server, ts, |h| {
+        self.with_host(server, ts, |h, budget, counters| {
             if h.clients_asking.len() < RESOLVER_MIN_CLIENTS {
-                h.clients_asking.insert(client);
+                insert_sorted(&mut h.clients_asking, client, RESOLVER_MIN_CLIENTS);
                 if h.clients_asking.len() == RESOLVER_MIN_CLIENTS {
-                    h.add_fact(Fact::AnsweredClients {
-                        clients: RESOLVER_MIN_CLIENTS,
-                    });
+                    h.add_fact(
+                        budget,
+                        counters,
+                        Fact::AnsweredClients {
+                            clients: RESOLVER_MIN_CLIENTS,
+                        },
+                    );
                 }
             }
         });
+        let Some(id) = id else { return };
         if self.recent_queries.len() >= MAX_RECENT_QUERIES {
             self.recent_queries.pop_front();
         }
         self.recent_queries.push_back(RecentQuery {
-            name,
+            name: id,
             client,
             server,
             ts,
@@ -518,18 +786,25 @@ impl Inventory {
 
     fn remember_answers(
         &mut self,
-        name: HostName,
+        name: &HostName,
         rule: RuleIdx,
         addrs: &[IpAddr],
         ttl: Option<u32>,
         ts: Timestamp,
     ) {
+        if addrs.is_empty() {
+            return;
+        }
+        let Some(name) = self.budget.names.intern(name) else {
+            self.counters.names_refused = self.counters.names_refused.saturating_add(1);
+            return;
+        };
         let lifetime = u64::from(ttl.unwrap_or(0)).max(MIN_ANSWER_LIFETIME_SECS);
         let expires = ts.saturating_add(std::time::Duration::from_secs(lifetime));
         for &ip in addrs {
             while self.answered.len() >= MAX_ANSWERED_ADDRS {
                 match self.answered_order.pop_front() {
-                    Some((_, old)) => {
+                    Some(old) => {
                         if self.answered.remove(&old).is_some() {
                             self.counters.answered_addrs_evicted += 1;
                         }
@@ -550,7 +825,7 @@ impl Inventory {
                 )
                 .is_none()
             {
-                self.answered_order.push_back((ts, ip));
+                self.answered_order.push_back(ip);
             }
         }
     }
@@ -595,14 +870,33 @@ impl Inventory {
         Some(Verdict::WebsiteOnly)
     }
 
-    /// Every host, sorted by address.
-    pub fn hosts_sorted(&self) -> Vec<Host> {
-        let mut hosts: Vec<Host> = self.hosts.iter().map(|e| e.value().clone()).collect();
-        hosts.sort_by_key(|h| h.ip);
-        hosts
+    /// One host, read-locked while the guard lives: do not call into the inventory's hosts
+    /// again before dropping it.
+    pub fn host(&self, ip: IpAddr) -> Option<Ref<'_, IpAddr, Host>> {
+        self.hosts.get(&ip)
     }
 
-    /// Calls `f` on every host, in no particular order, without copying (metrics).
+    /// Number of hosts.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// A host's evidence in report order: by kind, rule, name (shortest first, then bytes, as
+    /// host names compare), peer and input.
+    pub fn evidence_in_order<'h>(&self, host: &'h Host) -> Vec<&'h Evidence> {
+        let names = &self.budget.names;
+        let mut entries: Vec<&Evidence> = host.evidence.iter().collect();
+        entries.sort_by(|a, b| {
+            let (a, b) = (&a.key, &b.key);
+            (a.kind, a.rule)
+                .cmp(&(b.kind, b.rule))
+                .then_with(|| names.cmp(a.name, b.name))
+                .then_with(|| (a.peer, a.input).cmp(&(b.peer, b.input)))
+        });
+        entries
+    }
+
+    /// Calls `f` on every host, in no particular order, without copying (metrics, reports).
     pub fn for_each_host(&self, mut f: impl FnMut(&Host)) {
         for entry in self.hosts.iter() {
             f(entry.value());
@@ -618,6 +912,21 @@ impl Inventory {
             }
         }
         counts
+    }
+
+    /// Evidence entries stored over all hosts (≤ [`MAX_EVIDENCE_ENTRIES`]).
+    pub fn evidence_entries(&self) -> usize {
+        self.budget.evidence_entries
+    }
+
+    /// Facts stored over all hosts (≤ [`MAX_FACTS`]).
+    pub fn fact_count(&self) -> usize {
+        self.budget.facts
+    }
+
+    /// Addresses remembered from DNS answers (≤ [`MAX_ANSWERED_ADDRS`]).
+    pub fn answered_addrs(&self) -> usize {
+        self.answered.len()
     }
 }
 
@@ -659,21 +968,26 @@ impl Inventory {
     /// of a gone rule are forgotten.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         let remap = RuleRemap::new(&self.rules, &rules);
+        let mut merged = 0usize;
         for mut host in self.hosts.iter_mut() {
-            let old = std::mem::take(&mut host.evidence);
-            for (mut key, stat) in old {
-                key.rule = key.rule.and_then(|r| remap.get(r));
-                host.evidence
-                    .entry(key)
-                    .and_modify(|s| {
-                        s.count = s.count.saturating_add(stat.count);
-                        s.first = s.first.min(stat.first);
-                        s.last = s.last.max(stat.last);
-                        s.confidence = s.confidence.max(stat.confidence);
-                    })
-                    .or_insert(stat);
+            let evidence = &mut host.evidence;
+            for e in evidence.iter_mut() {
+                e.key.rule = e.key.rule.and_then(|r| remap.get(r));
             }
+            evidence.sort_by_key(|e| e.key);
+            let before = evidence.len();
+            // Two entries that now have the same key (two rules mapped to one) become one.
+            evidence.dedup_by(|later, kept| {
+                if later.key == kept.key {
+                    kept.stat.merge(&later.stat);
+                    true
+                } else {
+                    false
+                }
+            });
+            merged = merged.saturating_add(before.saturating_sub(evidence.len()));
         }
+        self.budget.evidence_entries = self.budget.evidence_entries.saturating_sub(merged);
         self.answered.retain(|_, a| match remap.get(a.rule) {
             Some(r) => {
                 a.rule = r;
@@ -681,6 +995,8 @@ impl Inventory {
             }
             None => false,
         });
+        let answered = &self.answered;
+        self.answered_order.retain(|ip| answered.contains_key(ip));
         self.per_rule = std::mem::take(&mut self.per_rule)
             .into_iter()
             .filter_map(|(r, n)| Some((remap.get(r)?, n)))
@@ -703,5 +1019,364 @@ fn lowered(c: Confidence) -> Confidence {
     match c {
         Confidence::High => Confidence::Medium,
         Confidence::Medium | Confidence::Low => Confidence::Low,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::pipeline::observation::{Endpoint, NameSighting, ObsOrder, PacketContext};
+
+    fn rules() -> Arc<RuleSet> {
+        let text = "[[rule]]\nid = \"kaspersky\"\nmatch = [\"suffix:kaspersky.com\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n\
+                    [[rule]]\nid = \"ksn\"\nmatch = [\"suffix:kaspersky-labs.com\"]\n\
+                    category = \"update\"\nconfidence = \"medium\"\nsource = \"t\"\n";
+        Arc::new(RuleSet::parse("t.toml", text).expect("rules"))
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n))
+    }
+
+    fn ctx(secs: u64, input: u16) -> PacketContext {
+        PacketContext {
+            ts: Timestamp::from_secs_nanos(1_000 + secs, 0),
+            input,
+            client_mac: None,
+            vlan: None,
+            outer: None,
+        }
+    }
+
+    fn observed(ctx: PacketContext, what: Observation) -> Observed {
+        Observed {
+            order: ObsOrder { packet: 0, sub: 0 },
+            ctx,
+            what,
+        }
+    }
+
+    fn name(s: &str) -> HostName {
+        HostName::parse(s.as_bytes()).expect("valid name")
+    }
+
+    /// A matched TLS SNI from `client` (rule 0 unless the name says otherwise).
+    fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
+        observed(
+            ctx(0, input),
+            Observation::Name(NameSighting {
+                name: name(host),
+                source: NameSource::TlsSni,
+                client: Endpoint {
+                    ip: client,
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: ip(0xff_ffff),
+                    port: 443,
+                },
+                rule: Some(RuleIdx(u32::from(host.ends_with("kaspersky-labs.com")))),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        )
+    }
+
+    fn answer(host: &str, addrs: Vec<IpAddr>, secs: u64) -> Observed {
+        let ep = Endpoint {
+            ip: ip(1),
+            port: 53,
+        };
+        observed(
+            ctx(secs, 0),
+            Observation::DnsAnswer {
+                name: name(host),
+                rule: RuleIdx(0),
+                client: ep,
+                server: ep,
+                answers: addrs,
+                ttl: Some(300),
+            },
+        )
+    }
+
+    fn ksc(client: IpAddr, server: IpAddr) -> Observed {
+        observed(
+            ctx(0, 0),
+            Observation::KscContact {
+                client: Endpoint {
+                    ip: client,
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: server,
+                    port: 13_000,
+                },
+                udp: false,
+            },
+        )
+    }
+
+    fn total_evidence(inv: &Inventory) -> (usize, u64) {
+        let mut entries = 0usize;
+        let mut dropped = 0u64;
+        inv.for_each_host(|h| {
+            assert!(h.evidence().len() <= MAX_EVIDENCE_PER_HOST);
+            entries += h.evidence().len();
+            dropped += h.evidence_dropped;
+        });
+        (entries, dropped)
+    }
+
+    #[test]
+    fn flood_of_distinct_hosts_and_names_stays_within_caps() {
+        let mut inv = Inventory::new(rules());
+        const FLOOD: u32 = 200_000;
+        for i in 0..FLOOD {
+            inv.apply(&sni(ip(i), &format!("h{i}.kaspersky.com"), 0));
+        }
+        let flood = FLOOD as usize;
+        assert_eq!(inv.counters.detections, u64::from(FLOOD));
+        assert_eq!(inv.host_count(), MAX_HOSTS);
+        assert_eq!(inv.counters.hosts_refused, (flood - MAX_HOSTS) as u64);
+        // Refused hosts intern nothing; accepted ones past the name cap keep nameless evidence.
+        assert_eq!(inv.names().len(), MAX_DISTINCT_NAMES);
+        assert_eq!(
+            inv.counters.names_refused,
+            (MAX_HOSTS - MAX_DISTINCT_NAMES) as u64
+        );
+        assert_eq!(inv.evidence_entries(), MAX_HOSTS);
+        assert_eq!(total_evidence(&inv), (MAX_HOSTS, 0));
+        let last = inv.host(ip(MAX_HOSTS as u32 - 1)).expect("accepted host");
+        assert_eq!(last.evidence().len(), 1);
+        assert_eq!(last.evidence()[0].key.name, None);
+        assert_eq!(last.strongest(), Some(Confidence::High));
+        drop(last);
+        assert!(inv.host(ip(MAX_HOSTS as u32)).is_none());
+    }
+
+    #[test]
+    fn evidence_flood_stops_at_the_inventory_wide_cap() {
+        let mut inv = Inventory::new(rules());
+        // 1 100 hosts × 256 inputs = 281 600 distinct entries, over MAX_EVIDENCE_ENTRIES.
+        const HOSTS: u32 = 1_100;
+        for h in 0..HOSTS {
+            for input in 0..256u16 {
+                inv.apply(&sni(ip(h), "dnl-01.geo.kaspersky.com", input));
+            }
+        }
+        let attempts = HOSTS as usize * 256;
+        assert_eq!(inv.evidence_entries(), MAX_EVIDENCE_ENTRIES);
+        let refused = (attempts - MAX_EVIDENCE_ENTRIES) as u64;
+        assert_eq!(inv.counters.evidence_refused, refused);
+        assert_eq!(total_evidence(&inv), (MAX_EVIDENCE_ENTRIES, refused));
+        assert_eq!(inv.names().len(), 1);
+        // Known entries still count when the inventory is full.
+        inv.apply(&sni(ip(0), "dnl-01.geo.kaspersky.com", 7));
+        let host = inv.host(ip(0)).expect("host");
+        let entry = host
+            .evidence()
+            .iter()
+            .find(|e| e.key.input == 7)
+            .expect("entry");
+        assert_eq!(entry.stat.count, 2);
+    }
+
+    #[test]
+    fn per_host_evidence_cap_refuses_the_257th_entry() {
+        let mut inv = Inventory::new(rules());
+        for input in 0..=256u16 {
+            inv.apply(&sni(ip(5), "dnl-01.geo.kaspersky.com", input));
+        }
+        let host = inv.host(ip(5)).expect("host");
+        assert_eq!(host.evidence().len(), MAX_EVIDENCE_PER_HOST);
+        assert_eq!(host.evidence_dropped, 1);
+        drop(host);
+        assert_eq!(inv.counters.evidence_refused, 0);
+        assert_eq!(inv.evidence_entries(), MAX_EVIDENCE_PER_HOST);
+    }
+
+    #[test]
+    fn refused_evidence_interns_no_name() {
+        let mut inv = Inventory::new(rules());
+        for input in 0..256u16 {
+            inv.apply(&sni(ip(5), "a.kaspersky.com", input));
+        }
+        inv.apply(&sni(ip(5), "b.kaspersky.com", 0));
+        assert_eq!(inv.names().len(), 1);
+        assert_eq!(inv.names().get(&name("b.kaspersky.com")), None);
+    }
+
+    #[test]
+    fn fact_flood_stops_at_the_inventory_wide_cap() {
+        let mut inv = Inventory::new(rules());
+        // 2 048 agents × 80 KSC servers: every pair is one new fact on each side.
+        const CLIENTS: u32 = 2_048;
+        const SERVERS: u32 = 80;
+        for c in 0..CLIENTS {
+            for s in 0..SERVERS {
+                inv.apply(&ksc(ip(c), ip(0x10_0000 + s)));
+            }
+        }
+        let attempts = 2 * CLIENTS as usize * SERVERS as usize;
+        assert_eq!(inv.fact_count(), MAX_FACTS);
+        assert_eq!(inv.counters.facts_refused, (attempts - MAX_FACTS) as u64);
+        let mut facts = 0usize;
+        inv.for_each_host(|h| {
+            assert!(h.facts().len() <= MAX_FACTS_PER_HOST);
+            facts += h.facts().len();
+        });
+        assert_eq!(facts, MAX_FACTS);
+        // Agents keep one evidence entry per server (per-host cap 256 not reached).
+        assert_eq!(inv.evidence_entries(), CLIENTS as usize * SERVERS as usize);
+    }
+
+    #[test]
+    fn answered_addresses_evict_oldest_past_cap() {
+        let mut inv = Inventory::new(rules());
+        // 10 000 answers × 8 addresses = 80 000 distinct addresses.
+        for i in 0..10_000u32 {
+            let addrs = (0..8).map(|k| ip(i * 8 + k)).collect();
+            inv.apply(&answer("dnl-01.geo.kaspersky.com", addrs, 0));
+        }
+        assert_eq!(inv.answered_addrs(), MAX_ANSWERED_ADDRS);
+        assert_eq!(inv.answered_order.len(), MAX_ANSWERED_ADDRS);
+        assert_eq!(
+            inv.counters.answered_addrs_evicted,
+            (80_000 - MAX_ANSWERED_ADDRS) as u64
+        );
+        assert!(!inv.answered.contains_key(&ip(0)));
+        assert!(inv.answered.contains_key(&ip(79_999)));
+        assert_eq!(inv.names().len(), 1);
+    }
+
+    #[test]
+    fn answer_for_a_name_past_the_name_cap_is_not_remembered() {
+        let mut inv = Inventory::new(rules());
+        for i in 0..MAX_DISTINCT_NAMES as u32 {
+            inv.apply(&answer(&format!("h{i}.kaspersky.com"), vec![ip(i)], 0));
+        }
+        inv.apply(&answer("late.kaspersky.com", vec![ip(0xabcd)], 0));
+        assert_eq!(inv.counters.names_refused, 1);
+        assert!(!inv.answered.contains_key(&ip(0xabcd)));
+        assert_eq!(inv.answered_addrs(), MAX_DISTINCT_NAMES);
+    }
+
+    #[test]
+    fn correlation_returns_the_answered_name() {
+        let mut inv = Inventory::new(rules());
+        let server = IpAddr::V6(Ipv6Addr::new(0x2a02, 0x6b8, 0, 0, 0, 0, 0, 1));
+        inv.apply(&answer("dnl-01.geo.kaspersky.com", vec![server], 0));
+        let nameless = observed(
+            ctx(10, 0),
+            Observation::Nameless {
+                client: Endpoint {
+                    ip: ip(9),
+                    port: 50_000,
+                },
+                server: Endpoint {
+                    ip: server,
+                    port: 443,
+                },
+                reason: NamelessReason::TlsNoSni,
+            },
+        );
+        let c = inv.apply(&nameless).expect("correlated");
+        assert_eq!(c.name, name("dnl-01.geo.kaspersky.com"));
+        assert_eq!(c.confidence, Confidence::Medium);
+        let host = inv.host(ip(9)).expect("host");
+        let e = host.evidence()[0];
+        assert_eq!(e.key.peer, Some(server));
+        assert_eq!(
+            e.key.name.and_then(|n| inv.name(n)),
+            Some("dnl-01.geo.kaspersky.com")
+        );
+    }
+
+    #[test]
+    fn report_order_is_host_name_order_not_interning_order() {
+        let mut inv = Inventory::new(rules());
+        for host in ["bb.kaspersky.com", "c.kaspersky.com", "a.kaspersky.com"] {
+            inv.apply(&sni(ip(3), host, 0));
+        }
+        let host = inv.host(ip(3)).expect("host");
+        let shown: Vec<&str> = inv
+            .evidence_in_order(&host)
+            .iter()
+            .filter_map(|e| e.key.name.and_then(|n| inv.name(n)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec!["a.kaspersky.com", "c.kaspersky.com", "bb.kaspersky.com"]
+        );
+    }
+
+    #[test]
+    fn reload_merges_entries_and_keeps_budgets_exact() {
+        let old = rules();
+        let mut inv = Inventory::new(old);
+        inv.apply(&sni(ip(3), "x.kaspersky.com", 0));
+        inv.apply(&sni(ip(3), "x.kaspersky-labs.com", 0));
+        inv.apply(&answer("x.kaspersky.com", vec![ip(77)], 0));
+        // The new set has neither rule: both entries keep their names, no answered address stays.
+        let text = "[[rule]]\nid = \"other\"\nmatch = [\"suffix:example.org\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+        inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
+        assert_eq!(inv.evidence_entries(), 2);
+        assert_eq!(inv.answered_addrs(), 0);
+        assert_eq!(inv.answered_order.len(), 0);
+        let host = inv.host(ip(3)).expect("host");
+        assert!(host.evidence().iter().all(|e| e.key.rule.is_none()));
+    }
+
+    #[test]
+    fn reload_merging_two_rules_into_one_entry_frees_budget() {
+        let mut inv = Inventory::new(rules());
+        // Same name under both rules (forced by hand: rule 1 for a kaspersky.com name).
+        let mut second = sni(ip(3), "x.kaspersky.com", 0);
+        if let Observation::Name(s) = &mut second.what {
+            s.rule = Some(RuleIdx(1));
+        }
+        inv.apply(&sni(ip(3), "x.kaspersky.com", 0));
+        inv.apply(&second);
+        assert_eq!(inv.evidence_entries(), 2);
+        let text = "[[rule]]\nid = \"none\"\nmatch = [\"suffix:example.org\"]\n\
+                    category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+        inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
+        assert_eq!(inv.evidence_entries(), 1);
+        let host = inv.host(ip(3)).expect("host");
+        assert_eq!(host.evidence().len(), 1);
+        assert_eq!(host.evidence()[0].stat.count, 2);
+        assert_eq!(host.evidence()[0].stat.confidence, Confidence::High);
+    }
+
+    #[test]
+    fn macs_and_vlans_are_sorted_sets_capped_per_host() {
+        let mut inv = Inventory::new(rules());
+        for i in 0..40u8 {
+            let mut o = sni(ip(4), "a.kaspersky.com", 0);
+            o.ctx.client_mac = Some([0, 0, 0, 0, 0, 39 - i]);
+            o.ctx.vlan = Some(u16::from(i % 20));
+            inv.apply(&o);
+        }
+        let host = inv.host(ip(4)).expect("host");
+        assert_eq!(host.macs().len(), MAX_MACS_PER_HOST);
+        let firsts: Vec<u8> = host.macs().iter().map(|m| m[5]).collect();
+        assert_eq!(firsts, (24..40).collect::<Vec<u8>>());
+        assert_eq!(host.vlans(), (0..16).collect::<Vec<u16>>().as_slice());
+    }
+
+    #[test]
+    fn entry_sizes_match_the_documented_worst_case() {
+        // The worst-case table in the module doc is computed from these (x86-64).
+        assert_eq!(std::mem::size_of::<Evidence>(), 72);
+        assert_eq!(std::mem::size_of::<Fact>(), 24);
+        assert_eq!(std::mem::size_of::<Host>(), 136);
+        assert_eq!(std::mem::size_of::<(IpAddr, Host)>(), 160);
+        assert_eq!(std::mem::size_of::<(IpAddr, Answered)>(), 48);
+        assert_eq!(std::mem::size_of::<RecentQuery>(), 48);
     }
 }

@@ -46,6 +46,12 @@ reason_enum! {
         FlowTableFull => "flow_table_full",
         /// A new host was refused: the inventory is at `inventory::MAX_HOSTS`.
         InventoryHostsFull => "inventory_hosts_full",
+        /// An evidence entry was refused: the inventory is at `inventory::MAX_EVIDENCE_ENTRIES`.
+        InventoryEvidenceFull => "inventory_evidence_full",
+        /// A name was kept without its text: the inventory is at `inventory::MAX_DISTINCT_NAMES`.
+        InventoryNamesFull => "inventory_names_full",
+        /// A learned fact was refused: `inventory::MAX_FACTS_PER_HOST` or `inventory::MAX_FACTS`.
+        InventoryFactsFull => "inventory_facts_full",
         /// An evidence entry was refused: the host is at `inventory::MAX_EVIDENCE_PER_HOST`.
         EvidencePerHostFull => "evidence_per_host_full",
         /// An address remembered from a DNS answer was evicted for a newer one.
@@ -484,6 +490,21 @@ impl Metrics {
         );
         add(
             &self.dropped,
+            &[DropReason::InventoryEvidenceFull.label()],
+            c.evidence_refused.saturating_sub(s.evidence_refused),
+        );
+        add(
+            &self.dropped,
+            &[DropReason::InventoryNamesFull.label()],
+            c.names_refused.saturating_sub(s.names_refused),
+        );
+        add(
+            &self.dropped,
+            &[DropReason::InventoryFactsFull.label()],
+            c.facts_refused.saturating_sub(s.facts_refused),
+        );
+        add(
+            &self.dropped,
             &[DropReason::DnsAnswerAddressEvicted.label()],
             c.answered_addrs_evicted
                 .saturating_sub(s.answered_addrs_evicted),
@@ -523,6 +544,8 @@ impl Metrics {
                 per_verdict.get(&v).copied().unwrap_or(0),
             );
         }
+        // Hosts count refusals by both evidence caps; the inventory-wide ones have their label.
+        let evidence_dropped = evidence_dropped.saturating_sub(c.evidence_refused);
         add(
             &self.dropped,
             &[DropReason::EvidencePerHostFull.label()],

@@ -3,14 +3,22 @@
 //! Contract: [`Report::build`] gathers everything from a finished run into plain data; the
 //! renderers turn it into text. Nothing in a report depends on the wall clock, the machine or
 //! the number of workers, so the same inputs and rules give byte-identical reports.
+//!
+//! Memory: a report holds one small row per reported host (address, verdict, asset), not a copy
+//! of the host; renderers read each host from the inventory in turn, and the JSON report is
+//! streamed ([`JsonReport`] builds one host's object at a time), so writing a report costs about
+//! one host's worth of memory on top of the inventory, whatever the number of hosts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use crate::inventory::assets::Assets;
-use crate::inventory::{EvidenceKind, Host, Inventory, Verdict};
+use crate::inventory::{Evidence, EvidenceKind, Inventory, Verdict};
 use crate::pipeline::WorkerCounters;
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
@@ -35,10 +43,10 @@ pub struct InputSummary {
     pub notes: BTreeMap<String, u64>,
 }
 
-/// One host row.
-#[derive(Clone, Debug)]
+/// One host row: the host itself stays in the inventory ([`Inventory::host`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostRow {
-    pub host: Host,
+    pub ip: IpAddr,
     pub verdict: Verdict,
     pub asset_label: Option<String>,
     pub asset_role: Option<&'static str>,
@@ -80,21 +88,20 @@ impl<'a> Report<'a> {
         assets: &'a Assets,
         caps: &'a [(&'static str, u64)],
     ) -> Report<'a> {
-        let mut rows: Vec<HostRow> = inventory
-            .hosts_sorted()
-            .into_iter()
-            .filter_map(|host| {
-                let verdict = inventory.verdict(&host, assets)?;
-                let asset = assets.find(host.ip, host.macs.iter());
-                Some(HostRow {
-                    asset_label: asset.map(|a| a.label.clone()),
-                    asset_role: asset.map(|a| a.role.label()),
-                    host,
-                    verdict,
-                })
-            })
-            .collect();
-        rows.sort_by(|a, b| (a.verdict, a.host.ip).cmp(&(b.verdict, b.host.ip)));
+        let mut rows: Vec<HostRow> = Vec::new();
+        inventory.for_each_host(|host| {
+            let Some(verdict) = inventory.verdict(host, assets) else {
+                return;
+            };
+            let asset = assets.find(host.ip, host.macs().iter());
+            rows.push(HostRow {
+                ip: host.ip,
+                verdict,
+                asset_label: asset.map(|a| a.label.clone()),
+                asset_role: asset.map(|a| a.role.label()),
+            });
+        });
+        rows.sort_by_key(|r| (r.verdict, r.ip));
         Report {
             version: env!("CARGO_PKG_VERSION"),
             inputs,
@@ -113,14 +120,16 @@ impl<'a> Report<'a> {
         (first, last)
     }
 
-    fn host_json(&self, row: &HostRow) -> Value {
-        let h = &row.host;
+    /// The JSON object of one host (`None` if it is not in the inventory).
+    fn host_json(&self, row: &HostRow) -> Option<Value> {
+        let h = self.inventory.host(row.ip)?;
         let mut rule_counts: BTreeMap<&str, u64> = BTreeMap::new();
         let mut categories: Vec<&str> = Vec::new();
-        let evidence: Vec<Value> = h
-            .evidence
-            .iter()
-            .map(|(key, stat)| {
+        let evidence: Vec<Value> = self
+            .inventory
+            .evidence_in_order(&h)
+            .into_iter()
+            .map(|Evidence { key, stat }| {
                 let rule = key.rule.map(|r| self.rules.rule(r));
                 if let Some(rule) = rule {
                     *rule_counts.entry(rule.id.as_str()).or_insert(0) += stat.count;
@@ -146,7 +155,7 @@ impl<'a> Report<'a> {
                     "kind": kind,
                     "source": key.kind.label(),
                     "detail": detail,
-                    "name": key.name.map(|n| n.to_string()),
+                    "name": key.name.and_then(|n| self.inventory.name(n)),
                     "rule": rule.map(|r| r.id.clone()),
                     "category": rule.map(|r| r.category.label()),
                     "confidence": stat.confidence.label(),
@@ -159,24 +168,37 @@ impl<'a> Report<'a> {
             })
             .collect();
         categories.sort_unstable();
-        json!({
+        Some(json!({
             "ip": h.ip.to_string(),
             "verdict": row.verdict.label(),
             "asset": row.asset_label.as_ref().map(|l| json!({"label": l, "role": row.asset_role})),
             "first_seen": ts(Some(h.first_seen)),
             "last_seen": ts(Some(h.last_seen)),
-            "macs": h.macs.iter().map(mac_string).collect::<Vec<_>>(),
-            "vlans": h.vlans.iter().collect::<Vec<_>>(),
-            "learned": h.facts.iter().map(|f| f.describe()).collect::<Vec<_>>(),
+            "macs": h.macs().iter().map(mac_string).collect::<Vec<_>>(),
+            "vlans": h.vlans(),
+            "learned": h.facts().iter().map(|f| f.describe()).collect::<Vec<_>>(),
             "rules": rule_counts,
             "categories": categories,
             "evidence": evidence,
             "evidence_dropped_by_cap": h.evidence_dropped,
-        })
+        }))
     }
 
-    /// The JSON report.
-    pub fn to_json(&self) -> Value {
+    /// The JSON report, streamed: serialising it builds one host's object at a time.
+    pub fn to_json(&self) -> JsonReport<'_, 'a> {
+        JsonReport {
+            report: self,
+            head: self.json_head(),
+        }
+    }
+
+    /// The JSON report as one value (tests; it holds every host at once).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self.to_json()).unwrap_or(Value::Null)
+    }
+
+    /// Everything in the JSON report but the hosts (`"hosts"` is a placeholder).
+    fn json_head(&self) -> serde_json::Map<String, Value> {
         let c = self.counters;
         let (first, last) = self.time_range();
         let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
@@ -196,7 +218,7 @@ impl<'a> Report<'a> {
             *verdicts.entry(row.verdict.label()).or_insert(0) += 1;
         }
         let inv = &self.inventory.counters;
-        json!({
+        let head = json!({
             "sensor": { "name": "ksensor", "version": self.version },
             "inputs": self.inputs.iter().map(|i| json!({
                 "name": i.name,
@@ -255,28 +277,34 @@ impl<'a> Report<'a> {
             },
             "caps": self.caps.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "verdicts": verdicts,
-            "hosts": self.rows.iter().map(|r| self.host_json(r)).collect::<Vec<_>>(),
-        })
+            "hosts": Value::Null,
+        });
+        match head {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
     }
 
     /// The CSV host table.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence\n");
         for row in &self.rows {
-            let h = &row.host;
+            let Some(h) = self.inventory.host(row.ip) else {
+                continue;
+            };
             let mut rules: Vec<&str> = h
-                .evidence
-                .keys()
-                .filter_map(|k| k.rule)
+                .evidence()
+                .iter()
+                .filter_map(|e| e.key.rule)
                 .map(|r| self.rules.rule(r).id.as_str())
                 .collect();
             rules.dedup();
             rules.sort_unstable();
             rules.dedup();
             let mut cats: Vec<&str> = h
-                .evidence
-                .keys()
-                .filter_map(|k| k.rule)
+                .evidence()
+                .iter()
+                .filter_map(|e| e.key.rule)
                 .map(|r| self.rules.rule(r).category.label())
                 .collect();
             cats.sort_unstable();
@@ -288,8 +316,12 @@ impl<'a> Report<'a> {
                 row.asset_role.unwrap_or("").to_string(),
                 h.first_seen.rfc3339_micros().to_string(),
                 h.last_seen.rfc3339_micros().to_string(),
-                h.macs.iter().map(mac_string).collect::<Vec<_>>().join(" "),
-                h.vlans
+                h.macs()
+                    .iter()
+                    .map(mac_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                h.vlans()
                     .iter()
                     .map(|v| v.to_string())
                     .collect::<Vec<_>>()
@@ -345,42 +377,51 @@ impl<'a> Report<'a> {
         } else {
             let _ = writeln!(md, "| verdict | host | asset | MACs | rules (count) | learned |\n|---|---|---|---|---|---|");
             for row in &self.rows {
-                let h = &row.host;
+                let Some(h) = self.inventory.host(row.ip) else {
+                    continue;
+                };
                 let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
-                for (k, s) in &h.evidence {
-                    if let Some(r) = k.rule {
-                        *rules.entry(self.rules.rule(r).id.as_str()).or_insert(0) += s.count;
+                for e in h.evidence() {
+                    if let Some(r) = e.key.rule {
+                        *rules.entry(self.rules.rule(r).id.as_str()).or_insert(0) += e.stat.count;
                     }
                 }
                 let rules: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-                let learned: Vec<String> = h.facts.iter().map(|f| f.describe()).collect();
+                let learned: Vec<String> = h.facts().iter().map(|f| f.describe()).collect();
                 let _ = writeln!(
                     md,
                     "| **{}** | {} | {} | {} | {} | {} |",
                     row.verdict.label(),
                     h.ip,
                     md_cell(row.asset_label.as_deref().unwrap_or("-")),
-                    h.macs.iter().map(mac_string).collect::<Vec<_>>().join(" "),
+                    h.macs()
+                        .iter()
+                        .map(mac_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     md_cell(&rules.join(", ")),
                     md_cell(&learned.join("; ")),
                 );
             }
             let _ = writeln!(md, "\n## Evidence per host\n");
             for row in &self.rows {
-                let h = &row.host;
+                let Some(h) = self.inventory.host(row.ip) else {
+                    continue;
+                };
                 let _ = writeln!(md, "### {} — {}\n", h.ip, row.verdict.label());
                 if row.verdict == Verdict::Resolver {
                     let _ = writeln!(md, "Lookups below were made by this resolver: someone behind it looked up these names.\n");
                 }
                 let _ = writeln!(md, "| kind | name | rule | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|");
-                for (k, s) in &h.evidence {
+                for Evidence { key: k, stat: s } in self.inventory.evidence_in_order(&h) {
                     let rule = k
                         .rule
                         .map(|r| self.rules.rule(r).id.as_str())
                         .unwrap_or("-");
                     let name = k
                         .name
-                        .map(|n| n.to_string())
+                        .and_then(|n| self.inventory.name(n))
+                        .map(str::to_string)
                         .or(k.peer.map(|p| p.to_string()))
                         .unwrap_or_default();
                     let input = self
@@ -423,6 +464,44 @@ impl<'a> Report<'a> {
             self.inventory.counters.detections
         );
         md
+    }
+}
+
+/// The JSON report of [`Report::to_json`]: serialises like the whole report as one
+/// `serde_json::Value` (same keys, same order), building one host's object at a time.
+pub struct JsonReport<'r, 'a> {
+    report: &'r Report<'a>,
+    /// Everything but the hosts, in output order (`"hosts"` holds a placeholder).
+    head: serde_json::Map<String, Value>,
+}
+
+impl Serialize for JsonReport<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.head.len()))?;
+        for (key, value) in &self.head {
+            if key == "hosts" {
+                map.serialize_entry(key, &HostsJson(self.report))?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The `"hosts"` array, one host object built, written and dropped at a time.
+struct HostsJson<'r, 'a>(&'r Report<'a>);
+
+impl Serialize for HostsJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let report = self.0;
+        let mut seq = serializer.serialize_seq(Some(report.rows.len()))?;
+        for row in &report.rows {
+            if let Some(host) = report.host_json(row) {
+                seq.serialize_element(&host)?;
+            }
+        }
+        seq.end()
     }
 }
 

@@ -49,16 +49,18 @@ pub fn render(report: &Report<'_>) -> String {
         "VERDICT", "HOST", "COUNT", "RULES"
     );
     for row in &report.rows {
-        let h = &row.host;
+        let Some(h) = report.inventory.host(row.ip) else {
+            continue;
+        };
         let mut rules: Vec<&str> = h
-            .evidence
-            .keys()
-            .filter_map(|k| k.rule)
+            .evidence()
+            .iter()
+            .filter_map(|e| e.key.rule)
             .map(|r| report.rules.rule(r).id.as_str())
             .collect();
         rules.sort_unstable();
         rules.dedup();
-        let count: u64 = h.evidence.values().map(|e| e.count).sum();
+        let count: u64 = h.evidence().iter().map(|e| e.stat.count).sum();
         let host = match &row.asset_label {
             Some(label) => format!("{} ({label})", h.ip),
             None => h.ip.to_string(),

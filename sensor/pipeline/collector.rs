@@ -250,8 +250,12 @@ mod tests {
         // "b" is index 0 now; "a" is gone.
         assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
         assert_eq!(c.inventory.per_rule.len(), 1);
-        let host = c.inventory.hosts_sorted().pop().expect("host");
-        let rule_keys: Vec<_> = host.evidence.keys().map(|k| k.rule).collect();
+        let host = c
+            .inventory
+            .host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)))
+            .expect("host");
+        let rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
+        drop(host);
         assert_eq!(rule_keys, vec![Some(RuleIdx(0))]);
 
         // A worker still on the old set reports "b" (old index 1) and "a" (old index 0).
