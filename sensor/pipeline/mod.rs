@@ -429,25 +429,79 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
     use crate::flow::{defrag, reassembly, udp};
     vec![
         ("flows_per_worker", crate::flow::MAX_FLOWS_PER_WORKER as u64),
-        ("flow_idle_timeout_active_secs", crate::flow::tcp::ACTIVE_IDLE_TIMEOUT.as_secs()),
-        ("flow_idle_timeout_bypassed_secs", crate::flow::BYPASSED_IDLE_TIMEOUT.as_secs()),
-        ("flow_idle_timeout_closed_secs", crate::flow::CLOSED_IDLE_TIMEOUT.as_secs()),
-        ("quic_idle_timeout_secs", crate::flow::QUIC_IDLE_TIMEOUT.as_secs()),
-        ("stream_buffered_bytes", reassembly::MAX_BUFFERED_BYTES as u64),
-        ("stream_out_of_order_segments", reassembly::MAX_OOO_SEGMENTS as u64),
-        ("ip_datagrams_in_flight", defrag::MAX_DATAGRAMS_IN_FLIGHT as u64),
-        ("ip_fragments_per_datagram", u64::from(defrag::MAX_FRAGMENTS_PER_DATAGRAM)),
-        ("ip_fragment_buffered_bytes", defrag::MAX_BUFFERED_BYTES as u64),
-        ("ip_fragment_timeout_secs", defrag::FRAGMENT_TIMEOUT.as_secs()),
-        ("quic_crypto_bytes", crate::proto::quic::MAX_CRYPTO_BYTES as u64),
+        (
+            "flow_idle_timeout_active_secs",
+            crate::flow::tcp::ACTIVE_IDLE_TIMEOUT.as_secs(),
+        ),
+        (
+            "flow_idle_timeout_bypassed_secs",
+            crate::flow::BYPASSED_IDLE_TIMEOUT.as_secs(),
+        ),
+        (
+            "flow_idle_timeout_closed_secs",
+            crate::flow::CLOSED_IDLE_TIMEOUT.as_secs(),
+        ),
+        (
+            "quic_idle_timeout_secs",
+            crate::flow::QUIC_IDLE_TIMEOUT.as_secs(),
+        ),
+        (
+            "stream_buffered_bytes",
+            reassembly::MAX_BUFFERED_BYTES as u64,
+        ),
+        (
+            "stream_out_of_order_segments",
+            reassembly::MAX_OOO_SEGMENTS as u64,
+        ),
+        (
+            "ip_datagrams_in_flight",
+            defrag::MAX_DATAGRAMS_IN_FLIGHT as u64,
+        ),
+        (
+            "ip_fragments_per_datagram",
+            u64::from(defrag::MAX_FRAGMENTS_PER_DATAGRAM),
+        ),
+        (
+            "ip_fragment_buffered_bytes",
+            defrag::MAX_BUFFERED_BYTES as u64,
+        ),
+        (
+            "ip_fragment_timeout_secs",
+            defrag::FRAGMENT_TIMEOUT.as_secs(),
+        ),
+        (
+            "quic_crypto_bytes",
+            crate::proto::quic::MAX_CRYPTO_BYTES as u64,
+        ),
         ("dns_pending_queries", udp::MAX_PENDING_QUERIES as u64),
-        ("dns_pointer_hops", crate::proto::dns::MAX_POINTER_HOPS as u64),
-        ("tls_client_hello_bytes", crate::proto::tls::MAX_CLIENT_HELLO_LEN as u64),
+        (
+            "dns_pointer_hops",
+            crate::proto::dns::MAX_POINTER_HOPS as u64,
+        ),
+        (
+            "tls_client_hello_bytes",
+            crate::proto::tls::MAX_CLIENT_HELLO_LEN as u64,
+        ),
         ("http_head_bytes", crate::proto::http::MAX_HEAD_LEN as u64),
         ("tunnel_depth", crate::decode::MAX_TUNNEL_DEPTH as u64),
         ("inventory_hosts", crate::inventory::MAX_HOSTS as u64),
-        ("evidence_per_host", crate::inventory::MAX_EVIDENCE_PER_HOST as u64),
-        ("dns_answered_addresses", crate::inventory::MAX_ANSWERED_ADDRS as u64),
+        (
+            "evidence_per_host",
+            crate::inventory::MAX_EVIDENCE_PER_HOST as u64,
+        ),
+        (
+            "inventory_evidence_entries",
+            crate::inventory::MAX_EVIDENCE_ENTRIES as u64,
+        ),
+        ("inventory_facts", crate::inventory::MAX_FACTS as u64),
+        (
+            "inventory_names",
+            crate::inventory::names::MAX_DISTINCT_NAMES as u64,
+        ),
+        (
+            "dns_answered_addresses",
+            crate::inventory::MAX_ANSWERED_ADDRS as u64,
+        ),
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]
