@@ -119,12 +119,12 @@ fn main() -> ExitCode {
 }
 
 fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
-    let paths = if paths.is_empty() {
-        vec![RuleSet::bundled_dir()]
-    } else {
-        paths.to_vec()
-    };
-    Ok(RuleSet::load(&paths)?)
+    if paths.is_empty() {
+        let bundled = RuleSet::bundled_dir();
+        let set = RuleSet::load(std::slice::from_ref(&bundled))?;
+        return Ok(set.display_root(&bundled, "<bundled>"));
+    }
+    Ok(RuleSet::load(paths)?)
 }
 
 fn rules_check(paths: &[PathBuf]) -> ExitCode {

@@ -7,7 +7,28 @@
 //! keeping each outer IP pair as context. An IP fragment stops the walk with [`L4::Fragment`]; the
 //! flow stage reassembles it and resumes with [`decode_ip_payload`]. Failures are counted
 //! [`DecodeSkip`] reasons; unknown protocol numbers are values ([`L4::Other`]), not failures.
-//! Checksums are not verified here (see [`transport_checksum_ok`]).
+//! Checksums are not verified here (see [`transport_checksum_ok`]); neither is the IPv4 header
+//! checksum (a sensor sees what the host saw; a bad header checksum costs a pass over 20 bytes
+//! per packet for no verdict change).
+//!
+//! Lengths: every layer is cut to the length its header declares (IPv4 total length, IPv6
+//! payload length, UDP length), so Ethernet padding never reaches a parser; when the capture
+//! holds fewer bytes than declared, the view keeps what was captured and sets
+//! [`Decoded::truncated`]. An IPv4 total length of 0 is read as "the captured length" (TCP
+//! segmentation offload captures on the sending host carry 0 there).
+//!
+//! Caps bound the work per packet: [`link::MAX_VLAN_TAGS`], [`link::MAX_MPLS_LABELS`],
+//! [`ip::MAX_IPV6_EXT_HEADERS`], [`tunnel::MAX_GTPU_EXT_HEADERS`] and [`MAX_TUNNEL_DEPTH`];
+//! every loop in the stage is bounded by one of them.
+//!
+//! Submodules: [`link`] (link types, Ethernet, VLAN, MPLS, PPPoE), [`ip`] (IPv4, IPv6 and its
+//! extension headers, TCP, UDP), [`tunnel`] (GRE, ERSPAN, VXLAN, GENEVE, GTP-U, Teredo) and
+//! [`checksum`] (Internet checksum, RFC 1071).
+
+pub mod checksum;
+pub mod ip;
+pub mod link;
+pub mod tunnel;
 
 use std::net::IpAddr;
 
@@ -134,11 +155,37 @@ pub struct Decoded<'a> {
     pub outer_len: u8,
     pub ip: IpInfo,
     pub l4: L4<'a>,
-    /// The IP packet (header and payload) of the innermost layer, as captured; used for
-    /// checksums and to copy fragments.
+    /// The IP packet (header and payload) of the innermost layer, as captured and cut to the IP
+    /// length; used to copy fragments. After [`decode_ip_payload`] without a tunnel inside, the
+    /// reassembled payload (there is no header).
     pub ip_packet: &'a [u8],
+    /// The bytes the transport checksum covers, as captured: the TCP header and payload, the
+    /// UDP datagram cut to its UDP length; for fragments and other protocols, the IP payload
+    /// after the extension headers.
+    pub l4_bytes: &'a [u8],
+    /// Length of what `l4_bytes` covers on the wire (from the IP or UDP length); larger than
+    /// `l4_bytes.len()` when the snap length cut the packet.
+    pub l4_wire_len: u32,
+    /// The innermost IPv6 header has a routing header with segments left: the checksum
+    /// pseudo-header uses the final destination, not `ip.dst` (RFC 8200 §8.1).
+    pub routed: bool,
     /// The snap length cut this packet short.
     pub truncated: bool,
+}
+
+impl Decoded<'_> {
+    /// The valid outer hops, outermost first.
+    pub fn outer_hops(&self) -> impl Iterator<Item = OuterHop> + '_ {
+        self.outer
+            .iter()
+            .take(usize::from(self.outer_len))
+            .filter_map(|hop| *hop)
+    }
+
+    /// The innermost tunnel, if the packet was decapsulated.
+    pub fn innermost_tunnel(&self) -> Option<TunnelKind> {
+        self.outer_hops().last().map(|hop| hop.tunnel)
+    }
 }
 
 crate::reason_enum! {
@@ -156,18 +203,29 @@ crate::reason_enum! {
         TooManyVlanTags => "too_many_vlan_tags",
         TooManyMplsLabels => "too_many_mpls_labels",
         TooManyIpv6ExtensionHeaders => "too_many_ipv6_extension_headers",
+        /// A link header (PPPoE) with impossible fields.
+        BadLinkHeader => "bad_link_header",
+        /// A tunnel identified by IP protocol (GRE, ERSPAN) cut before its header ended.
+        TruncatedTunnel => "truncated_tunnel",
     }
 }
 
 /// Decodes one captured packet of link type `link`.
 pub fn decode_packet(link: LinkType, packet: &[u8]) -> Result<Decoded<'_>, DecodeSkip> {
-    let _ = (link, packet);
-    Err(DecodeSkip::UnsupportedLinkType)
+    let mut link_info = LinkInfo::default();
+    let network = link::decode_link(link, packet, &mut link_info)?;
+    let first = ip::parse_network(network)?;
+    let mut hops = Hops::default();
+    let end = walk(&mut hops, first)?;
+    Ok(end.into_decoded(link_info, hops))
 }
 
 /// Resumes decoding after IP reassembly: `payload` is the reassembled payload of protocol
 /// `proto` between `src` and `dst`; `context` carries the link info and outer hops of the
-/// fragment that completed the datagram. Tunnels inside continue to be followed.
+/// fragment that completed the datagram. Tunnels inside continue to be followed (the depth
+/// count goes on from `context`). For IPv6, `proto` is the next header of the fragment header,
+/// so extension headers of the fragmentable part (destination options) are walked here.
+/// `src` and `dst` of different families are [`DecodeSkip::BadIpHeader`].
 pub fn decode_ip_payload<'a>(
     context: &Decoded<'_>,
     src: IpAddr,
@@ -175,13 +233,130 @@ pub fn decode_ip_payload<'a>(
     proto: u8,
     payload: &'a [u8],
 ) -> Result<Decoded<'a>, DecodeSkip> {
-    let _ = (context, src, dst, proto, payload);
-    Err(DecodeSkip::NotIp)
+    let first = ip::reassembled(src, dst, proto, payload, context.routed)?;
+    let mut hops = Hops {
+        list: context.outer,
+        len: context.outer_len,
+    };
+    let end = walk(&mut hops, first)?;
+    Ok(end.into_decoded(context.link, hops))
 }
 
-/// Whether the TCP or UDP checksum of a decoded packet is right. `None` when it cannot be
-/// checked (truncated by the snap length, UDP over IPv4 with checksum 0, reassembled payload).
+/// Whether the TCP or UDP checksum of a decoded packet is right (RFC 793 §3.1, RFC 768, with
+/// the IPv4 pseudo-header or the IPv6 one of RFC 8200 §8.1). `None` when it cannot be checked:
+/// not TCP/UDP, cut by the snap length, UDP over IPv4 with checksum 0 (RFC 768: none sent), or
+/// an IPv6 routing header with segments left (the final destination is not at hand). A
+/// reassembled payload from [`decode_ip_payload`] is complete and is checked. UDP over IPv6
+/// with checksum 0 is `Some(false)` (RFC 8200 §8.1: receivers discard it). Packets captured on
+/// the sending host with checksum offload carry unfinished checksums and read `Some(false)`;
+/// callers should count, not drop, on that alone.
 pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
-    let _ = decoded;
-    None
+    checksum::transport_ok(decoded)
 }
+
+/// Outer hops collected while walking.
+#[derive(Default)]
+struct Hops {
+    list: [Option<OuterHop>; MAX_TUNNEL_DEPTH],
+    len: u8,
+}
+
+/// Where a walk ended: the innermost layer and what follows it.
+struct End<'a> {
+    addrs: ip::Addrs,
+    proto: u8,
+    ip_packet: &'a [u8],
+    l4: L4<'a>,
+    l4_bytes: &'a [u8],
+    l4_wire_len: u32,
+    routed: bool,
+    truncated: bool,
+}
+
+impl<'a> End<'a> {
+    /// Builds the view in one expression, so that it is written once, in place. (Filling a
+    /// local `Decoded` and moving it out copies ~300 bytes right after writing them piecewise,
+    /// which stalls on store forwarding.)
+    #[inline(always)]
+    fn into_decoded(self, link: LinkInfo, hops: Hops) -> Decoded<'a> {
+        Decoded {
+            link,
+            outer: if hops.len == 0 {
+                [None; MAX_TUNNEL_DEPTH]
+            } else {
+                hops.list
+            },
+            outer_len: hops.len,
+            ip: IpInfo {
+                src: self.addrs.src(),
+                dst: self.addrs.dst(),
+                proto: self.proto,
+            },
+            l4: self.l4,
+            ip_packet: self.ip_packet,
+            l4_bytes: self.l4_bytes,
+            l4_wire_len: self.l4_wire_len,
+            routed: self.routed,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// Walks from one IP layer inward, following tunnels until a transport header, a fragment or
+/// another protocol ends the walk. Bounded: every turn of the loop pushes one outer hop, and
+/// there are at most [`MAX_TUNNEL_DEPTH`] of them.
+#[inline]
+fn walk<'a>(hops: &mut Hops, first: ip::IpLayer<'a>) -> Result<End<'a>, DecodeSkip> {
+    let mut layer = first;
+    let mut truncated = false;
+    loop {
+        truncated |= layer.truncated;
+        let end = |l4, l4_bytes, l4_wire_len| End {
+            addrs: layer.addrs,
+            proto: layer.proto,
+            ip_packet: layer.packet,
+            l4,
+            l4_bytes,
+            l4_wire_len,
+            routed: layer.routed,
+            truncated,
+        };
+        if let Some(fragment) = layer.fragment {
+            let l4 = L4::Fragment(IpFragment {
+                id: fragment.id,
+                offset: fragment.offset,
+                more_fragments: fragment.more,
+                proto: layer.proto,
+                payload: layer.payload,
+            });
+            return Ok(end(l4, layer.payload, layer.payload_wire_len));
+        }
+        let (kind, inner) = match ip::transport(&layer)? {
+            ip::Transport::Done {
+                l4,
+                l4_bytes,
+                l4_wire_len,
+            } => return Ok(end(l4, l4_bytes, l4_wire_len)),
+            ip::Transport::Tunnel { kind, inner } => (kind, inner),
+        };
+        let slot = hops
+            .list
+            .get_mut(usize::from(hops.len))
+            .ok_or(DecodeSkip::TunnelTooDeep)?;
+        *slot = Some(OuterHop {
+            src: layer.addrs.src(),
+            dst: layer.addrs.dst(),
+            tunnel: kind,
+        });
+        hops.len = hops.len.saturating_add(1);
+        let network = match inner {
+            tunnel::Inner::Network(network) => network,
+            tunnel::Inner::Ethernet(frame) => link::inner_ethernet(frame)?,
+            tunnel::Inner::Mpls(stack) => link::inner_mpls(stack)?,
+        };
+        layer = ip::parse_network(network)?;
+    }
+}
+
+#[cfg(test)]
+mod tests;

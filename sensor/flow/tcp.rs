@@ -385,10 +385,13 @@ fn feed_tls(
             } else {
                 NameSource::TlsSni
             };
-            emit.name(name, source, client, server, &[], None);
-            if ech {
+            // Chrome offers a GREASE ECH extension on every connection, so ECH alone does not
+            // mean the name is hidden; when it really is, the SNI is the outer public name and
+            // the connection may still be attributed through DNS answers.
+            if ech && !emit.is_detection(&name) {
                 emit.nameless(client, server, NamelessReason::TlsEch);
             }
+            emit.name(name, source, client, server, &[], None);
         }
         ClientHelloOutcome::NoSni { ech } => {
             let reason = if ech {

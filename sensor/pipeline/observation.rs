@@ -48,7 +48,9 @@ pub enum NameSource {
     /// A DNS response whose query was not seen, or a CNAME target in a response.
     DnsAnswer,
     TlsSni,
-    /// SNI of a ClientHello that also offered Encrypted Client Hello: the outer, public name.
+    /// SNI of a ClientHello that also offered Encrypted Client Hello. Chrome offers a GREASE
+    /// ECH extension on every connection, so this is usually the real name; with real ECH it
+    /// is the outer, public name.
     TlsSniEchOuter,
     QuicSni,
     HttpHost,
@@ -62,7 +64,7 @@ impl NameSource {
             NameSource::DnsQuery => "dns-query",
             NameSource::DnsAnswer => "dns-answer",
             NameSource::TlsSni => "tls-sni",
-            NameSource::TlsSniEchOuter => "tls-sni-ech-outer",
+            NameSource::TlsSniEchOuter => "tls-sni-ech",
             NameSource::QuicSni => "quic-sni",
             NameSource::HttpHost => "http-host",
             NameSource::HttpConnect => "http-connect",

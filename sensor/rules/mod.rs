@@ -24,6 +24,7 @@
 mod load;
 mod pattern;
 
+use std::path::Path;
 use std::path::PathBuf;
 
 use crate::proto::HostName;
@@ -299,6 +300,19 @@ impl RuleSet {
     }
 
     /// The files the rules came from, in load order.
+    /// Shows files under `root` as `shown_as/<rest>` in [`RuleSet::files`] (reports name the
+    /// bundled rules the same way on every machine). The rule-set hash does not change: it is
+    /// over the files' contents.
+    pub fn display_root(mut self, root: &Path, shown_as: &str) -> Self {
+        let root = root.display().to_string();
+        for file in &mut self.files {
+            if let Some(rest) = file.path.strip_prefix(&root) {
+                file.path = format!("{shown_as}/{}", rest.trim_start_matches('/'));
+            }
+        }
+        self
+    }
+
     pub fn files(&self) -> &[RuleFile] {
         &self.files
     }
