@@ -94,9 +94,10 @@ fuzz_target!(|data: &[u8]| {
         }),
         len,
     );
-    let (Some(whole), Some(trickled)) = (whole, trickled) else {
-        assert!(whole.is_none() && trickled.is_none(), "header read differs with {step}-byte reads");
-        return;
+    let (whole, trickled) = match (whole, trickled) {
+        (Some(w), Some(t)) => (w, t),
+        (None, None) => return,
+        _ => panic!("header read differs with {step}-byte reads"),
     };
     assert_eq!(whole.error, trickled.error, "error differs with {step}-byte reads");
     assert_eq!(whole.packets.len(), trickled.packets.len(), "packet count differs");
