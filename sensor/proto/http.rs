@@ -1769,7 +1769,11 @@ mod tests {
                         break;
                     }
                 }
-                assert_eq!((consumed, body.invalid()), (at, Some(skip)), "pieces of {piece}");
+                assert_eq!(
+                    (consumed, body.invalid()),
+                    (at, Some(skip)),
+                    "pieces of {piece}"
+                );
             }
         }
     }
