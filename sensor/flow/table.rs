@@ -8,7 +8,18 @@
 //! the cap, each insertion costs O(1) amortised however long the flood lasts, and a real
 //! connection that starts during or after a flood is still tracked (its flow lives until
 //! `capacity` newer flows have been created).
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -199,8 +210,14 @@ impl<V: FlowEntry> FlowTable<V> {
             self.order
                 .retain(|(k, s)| map.get(k).is_some_and(|(live, _)| live == s));
         }
-        let (_, v) = self.map.entry(key).insert_entry((serial, value)).into_mut();
-        Some(v)
+        let slot = match self.map.entry(key) {
+            Entry::Occupied(mut o) => {
+                o.insert((serial, value));
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert((serial, value)),
+        };
+        Some(&mut slot.1)
     }
 
     /// Removes the oldest live flow in creation order (counted), skipping stale queue entries.

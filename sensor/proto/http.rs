@@ -23,6 +23,16 @@
 //! continuation lines are ignored, except after `Host`, `Content-Length` or `Transfer-Encoding`
 //! where they make the message invalid (RFC 9112 §5.2 allows rejecting them, and a folded framing
 //! field is a request-smuggling vector).
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use memchr::memchr;
 
@@ -502,6 +512,8 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 §5.6.2 tchar, as a table: field names are checked byte by byte on every request.
+// Built at compile time, where an out-of-range index is a compile error, not a panic.
+#[allow(clippy::indexing_slicing)]
 const TCHAR: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0usize;
