@@ -25,6 +25,16 @@
 //!   of the whole file; it is `None` until the end is reached, and stays `None` when a read
 //!   error made the whole file unreadable. Hashing is the main cost of reading and can be turned
 //!   off with [`FileOptions::sha256`].
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -24,6 +24,16 @@
 //! Submodules: [`link`] (link types, Ethernet, VLAN, MPLS, PPPoE), [`ip`] (IPv4, IPv6 and its
 //! extension headers, TCP, UDP), [`tunnel`] (GRE, ERSPAN, VXLAN, GENEVE, GTP-U, Teredo) and
 //! [`checksum`] (Internet checksum, RFC 1071).
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod checksum;
 pub mod ip;

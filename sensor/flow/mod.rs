@@ -7,6 +7,16 @@
 //! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
 //! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
 //! packets cost one table lookup.
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod defrag;
 pub mod emit;

@@ -3,11 +3,24 @@
 //! Contract: maps a direction-independent [`FlowKey`] to a value, remembers when each flow was
 //! last seen, expires idle flows as capture time advances and never holds more than its
 //! capacity. Expiry sweeps run at most once per [`SWEEP_INTERVAL`] of capture time, so their cost
-//! is spread over the packets of that interval. When the table is full, flows idle for longer
-//! than [`PRESSURE_IDLE`] are evicted first, then (if still full) the new flow is refused and
-//! counted: a flood of new flows can never push memory past the cap.
+//! is spread over the packets of that interval. When the table is full, the oldest flow (by
+//! creation) is evicted to make room, counted: a flood of new flows can never push memory past
+//! the cap, each insertion costs O(1) amortised however long the flood lasts, and a real
+//! connection that starts during or after a flood is still tracked (its flow lives until
+//! `capacity` newer flows have been created).
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -16,9 +29,6 @@ use crate::time::Timestamp;
 
 /// How often (in capture time) idle flows are swept out.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Under pressure (table full), flows idle this long are evicted before a new one is refused.
-/// A TCP handshake completes well within a second on any network a span port watches.
-pub const PRESSURE_IDLE: Duration = Duration::from_secs(2);
 
 /// Which endpoint of a [`FlowKey`] sent a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,7 +143,14 @@ pub struct TableCounters {
 /// A bounded flow table. Iteration order is fixed by a fixed hash seed, so that sweeps and
 /// evictions are reproducible from run to run.
 pub struct FlowTable<V> {
-    map: HashMap<FlowKey, V, foldhash::fast::FixedState>,
+    /// Each flow with the serial number of its creation.
+    map: HashMap<FlowKey, (u64, V), foldhash::fast::FixedState>,
+    /// Flows in creation order, as (key, serial). An entry whose serial differs from the map's
+    /// (the flow is gone, or was created again later) is stale and skipped; stale entries are
+    /// compacted away once the queue holds twice the capacity, so it stays O(capacity) and each
+    /// insertion costs O(1) amortised.
+    order: VecDeque<(FlowKey, u64)>,
+    next_serial: u64,
     capacity: usize,
     last_sweep: Timestamp,
     pub counters: TableCounters,
@@ -143,6 +160,8 @@ impl<V: FlowEntry> FlowTable<V> {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
             map: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x666c_6f77)),
+            order: VecDeque::new(),
+            next_serial: 0,
             capacity: capacity.max(1),
             last_sweep: Timestamp::ZERO,
             counters: TableCounters::default(),
@@ -168,34 +187,61 @@ impl<V: FlowEntry> FlowTable<V> {
         match self.map.entry(*key) {
             Entry::Vacant(_) => None,
             Entry::Occupied(e) => {
-                let v = e.get();
+                let (_, v) = e.get();
                 if now.saturating_sub(v.last_seen()) >= v.idle_timeout() {
                     e.remove();
                     self.counters.expired += 1;
                     None
                 } else {
-                    Some(e.into_mut())
+                    Some(&mut e.into_mut().1)
                 }
             }
         }
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
-        self.map.remove(key)
+        self.map.remove(key).map(|(_, v)| v)
     }
 
-    /// Inserts a new flow, making room if needed. Returns `None` (counted) when the table is
-    /// full of recently active flows.
-    pub fn insert(&mut self, key: FlowKey, value: V, now: Timestamp) -> Option<&mut V> {
-        if self.map.len() >= self.capacity {
-            self.sweep_with(now, |_| PRESSURE_IDLE);
+    /// Inserts a new flow (replacing any flow with the same key), evicting the oldest flow if
+    /// the table is full. Returns `None` (counted) only if no room could be made, which cannot
+    /// happen while the creation queue is consistent.
+    pub fn insert(&mut self, key: FlowKey, value: V, _now: Timestamp) -> Option<&mut V> {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            self.evict_oldest();
             if self.map.len() >= self.capacity {
                 self.counters.refused_table_full += 1;
                 return None;
             }
         }
         self.counters.created += 1;
-        Some(self.map.entry(key).insert_entry(value).into_mut())
+        let serial = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        self.order.push_back((key, serial));
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s)| map.get(k).is_some_and(|(live, _)| live == s));
+        }
+        let slot = match self.map.entry(key) {
+            Entry::Occupied(mut o) => {
+                o.insert((serial, value));
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert((serial, value)),
+        };
+        Some(&mut slot.1)
+    }
+
+    /// Removes the oldest live flow in creation order (counted), skipping stale queue entries.
+    fn evict_oldest(&mut self) {
+        while let Some((key, serial)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|(live, _)| *live == serial) {
+                self.map.remove(&key);
+                self.counters.evicted_under_pressure += 1;
+                return;
+            }
+        }
     }
 
     /// Expires idle flows if a sweep interval of capture time has passed since the last sweep.
@@ -205,21 +251,15 @@ impl<V: FlowEntry> FlowTable<V> {
             self.last_sweep = now;
             let before = self.map.len();
             self.map
-                .retain(|_, v| now.saturating_sub(v.last_seen()) < v.idle_timeout());
+                .retain(|_, (_, v)| now.saturating_sub(v.last_seen()) < v.idle_timeout());
             self.counters.expired += (before - self.map.len()) as u64;
         }
     }
 
-    fn sweep_with(&mut self, now: Timestamp, limit: impl Fn(&V) -> Duration) {
-        let before = self.map.len();
-        self.map
-            .retain(|_, v| now.saturating_sub(v.last_seen()) < limit(v).min(v.idle_timeout()));
-        self.counters.evicted_under_pressure += (before - self.map.len()) as u64;
-    }
-
     /// Removes every flow (end of input), returning how many there were.
     pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, V)> + '_ {
-        self.map.drain()
+        self.order.clear();
+        self.map.drain().map(|(k, (_, v))| (k, v))
     }
 }
 
@@ -254,23 +294,69 @@ mod tests {
         assert_ne!(k1, k3);
     }
 
+    fn key(port: u16) -> FlowKey {
+        FlowKey::new(ip(1), port, ip(2), 80, 6).0
+    }
+
     #[test]
-    fn full_table_refuses_then_evicts_idle() {
+    fn full_table_evicts_the_oldest_flow() {
         let mut t = FlowTable::new(2);
         let t0 = Timestamp::from_secs_nanos(100, 0);
         for port in 1..=2 {
-            let (k, _) = FlowKey::new(ip(1), port, ip(2), 80, 6);
-            assert!(t.insert(k, F(t0), t0).is_some());
+            assert!(t.insert(key(port), F(t0), t0).is_some());
         }
-        let (k3, _) = FlowKey::new(ip(1), 3, ip(2), 80, 6);
-        assert!(t.insert(k3, F(t0), t0).is_none());
-        assert_eq!(t.counters.refused_table_full, 1);
+        assert!(t.insert(key(3), F(t0), t0).is_some());
+        assert_eq!(t.counters.evicted_under_pressure, 1);
+        assert_eq!(t.counters.refused_table_full, 0);
         assert_eq!(t.len(), 2);
-        // Three seconds later both old flows are idle past PRESSURE_IDLE and make room.
-        let t1 = t0.saturating_add(Duration::from_secs(3));
-        assert!(t.insert(k3, F(t1), t1).is_some());
-        assert_eq!(t.counters.evicted_under_pressure, 2);
-        assert_eq!(t.len(), 1);
+        assert!(t.get_mut(&key(1), t0).is_none());
+        assert!(t.get_mut(&key(2), t0).is_some());
+        assert!(t.get_mut(&key(3), t0).is_some());
+    }
+
+    #[test]
+    fn stale_queue_entries_are_skipped() {
+        // Flow 1 is removed and created again: its first queue entry is stale, so the next
+        // eviction takes flow 2 (now the oldest), not the new flow 1.
+        let mut t = FlowTable::new(2);
+        let t0 = Timestamp::from_secs_nanos(100, 0);
+        t.insert(key(1), F(t0), t0);
+        t.insert(key(2), F(t0), t0);
+        assert!(t.remove(&key(1)).is_some());
+        t.insert(key(1), F(t0), t0);
+        t.insert(key(3), F(t0), t0);
+        assert!(t.get_mut(&key(1), t0).is_some());
+        assert!(t.get_mut(&key(2), t0).is_none());
+        assert!(t.get_mut(&key(3), t0).is_some());
+    }
+
+    /// Found by the SYN-flood test (tests/floods.rs): with the table full of recently created
+    /// flows, every new flow used to trigger a sweep of the whole table and then be refused, so
+    /// a flood cost O(capacity) per packet and hid every later connection. Now each insertion
+    /// evicts one flow and the queue stays within twice the capacity.
+    #[test]
+    fn a_flood_of_new_flows_stays_bounded_and_keeps_admitting() {
+        const CAP: usize = 64;
+        let mut t = FlowTable::new(CAP);
+        let t0 = Timestamp::from_secs_nanos(100, 0);
+        for i in 0..100_000u32 {
+            let (k, _) = FlowKey::new(
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                1024,
+                ip(2),
+                443,
+                6,
+            );
+            assert!(t.insert(k, F(t0), t0).is_some());
+            assert!(t.len() <= CAP);
+            assert!(t.order.len() <= 2 * CAP + 1);
+        }
+        assert_eq!(t.counters.created, 100_000);
+        assert_eq!(t.counters.evicted_under_pressure, 100_000 - CAP as u64);
+        assert_eq!(t.counters.refused_table_full, 0);
+        // A real connection after the flood is tracked.
+        assert!(t.insert(key(443), F(t0), t0).is_some());
+        assert!(t.get_mut(&key(443), t0).is_some());
     }
 
     #[test]

@@ -23,6 +23,16 @@
 //! continuation lines are ignored, except after `Host`, `Content-Length` or `Transfer-Encoding`
 //! where they make the message invalid (RFC 9112 §5.2 allows rejecting them, and a folded framing
 //! field is a request-smuggling vector).
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use memchr::memchr;
 
@@ -502,6 +512,8 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 §5.6.2 tchar, as a table: field names are checked byte by byte on every request.
+// Built at compile time, where an out-of-range index is a compile error, not a panic.
+#[allow(clippy::indexing_slicing)]
 const TCHAR: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0usize;
@@ -721,11 +733,15 @@ impl ChunkedBody {
                         Some(lf) => (lf.saturating_add(1), true),
                         None => (rest.len(), false),
                     };
-                    self.line_len = self.line_len.saturating_add(skipped);
-                    if self.line_len > MAX_CHUNK_LINE_LEN {
+                    // Fail at the byte that crosses the cap, wherever the input was split.
+                    let room = MAX_CHUNK_LINE_LEN.saturating_sub(self.line_len);
+                    if skipped > room {
+                        self.line_len = MAX_CHUNK_LINE_LEN;
+                        rest = rest.get(room..).unwrap_or_default();
                         self.state = ChunkState::Failed(HttpSkip::ChunkLineTooLong);
                         continue;
                     }
+                    self.line_len = self.line_len.saturating_add(skipped);
                     rest = rest.get(skipped..).unwrap_or_default();
                     if !found {
                         return self.progress(bytes, rest);
@@ -737,11 +753,14 @@ impl ChunkedBody {
                         Some(lf) => (lf.saturating_add(1), true),
                         None => (rest.len(), false),
                     };
-                    self.trailer_len = self.trailer_len.saturating_add(skipped);
-                    if self.trailer_len > MAX_TRAILER_LEN {
+                    let room = MAX_TRAILER_LEN.saturating_sub(self.trailer_len);
+                    if skipped > room {
+                        self.trailer_len = MAX_TRAILER_LEN;
+                        rest = rest.get(room..).unwrap_or_default();
                         self.state = ChunkState::Failed(HttpSkip::TrailerTooLarge);
                         continue;
                     }
+                    self.trailer_len = self.trailer_len.saturating_add(skipped);
                     rest = rest.get(skipped..).unwrap_or_default();
                     if !found {
                         return self.progress(bytes, rest);
@@ -1736,6 +1755,39 @@ mod tests {
             body.consume(&[b'x'; 16]).invalid,
             Some(HttpSkip::ChunkLineTooLong)
         );
+    }
+
+    /// Found by the `http` fuzz target: an over-long size line or trailer used to report its
+    /// failure offset (`consumed`) at the start of the piece that crossed the cap, so the offset
+    /// depended on how the body was split. It is now the byte that crosses the cap.
+    #[test]
+    fn line_cap_failure_offset_does_not_depend_on_the_split() {
+        let mut line = b"FFFFFF\r".to_vec();
+        line.resize(2 * MAX_CHUNK_LINE_LEN, b'x');
+        let mut trailer = b"0\r\nX-Pad: ".to_vec();
+        trailer.resize(2 * MAX_TRAILER_LEN, b'p');
+        for (data, skip, at) in [
+            (&line, HttpSkip::ChunkLineTooLong, MAX_CHUNK_LINE_LEN),
+            (&trailer, HttpSkip::TrailerTooLarge, 3 + MAX_TRAILER_LEN),
+        ] {
+            assert_eq!(ChunkedBody::new().consume(data), failed_at(at, skip));
+            for piece in [1, 7, 185, 1000] {
+                let mut body = ChunkedBody::new();
+                let mut consumed = 0;
+                for chunk in data.chunks(piece) {
+                    let progress = body.consume(chunk);
+                    consumed += progress.consumed;
+                    if progress.invalid.is_some() {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    (consumed, body.invalid()),
+                    (at, Some(skip)),
+                    "pieces of {piece}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,16 @@
 //! never panics, never allocates per call in steady state, and returns either what it found or a
 //! small `Copy` reason. Parsers never format output and never touch counters or flow state.
 //! Names leave the parsers as [`HostName`]: validated, lower-case, without a trailing dot.
+// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod dns;
 pub mod http;

@@ -1,0 +1,107 @@
+//! capture::file::FileSource over arbitrary bytes, read whole and in small reads.
+//!
+//! Properties: every packet is non-empty and within the packet cap; the packets together never
+//! hold more bytes than the input; the statistics match what was delivered and never count more
+//! bytes than the input; an error offset lies within the input; every call makes progress (no
+//! hang); and reading through a reader that returns a few bytes at a time gives exactly the same
+//! packets, statistics and error as reading at once (the buffer refill and compaction paths).
+#![no_main]
+
+use std::io::{Cursor as IoCursor, Read};
+
+use ksensor::capture::file::{FileOptions, FileSource, MAX_PACKET_LEN};
+use ksensor::capture::{CaptureError, PacketMeta, PacketSource, SourceStatus};
+use ksensor_fuzz::Cursor;
+use libfuzzer_sys::fuzz_target;
+
+/// A reader that returns at most `step` bytes per call.
+struct Trickle {
+    data: IoCursor<Vec<u8>>,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step);
+        self.data.read(buf.get_mut(..n).unwrap_or_default())
+    }
+}
+
+/// What one read of the input delivered. (`FileStats::bytes_read` is not compared: once damage
+/// ends the source it counts what was physically read, which depends on the read sizes.)
+struct Run {
+    packets: Vec<(PacketMeta, Vec<u8>)>,
+    error: Option<CaptureError>,
+}
+
+fn read_all(reader: Box<dyn Read + Send>, input_len: usize) -> Option<Run> {
+    let options = FileOptions { sha256: false };
+    let mut source = match FileSource::from_reader_with(reader, 0, options) {
+        Ok(source) => source,
+        Err(e) => {
+            if let CaptureError::Truncated { offset, .. } | CaptureError::Corrupt { offset, .. } = e
+            {
+                assert!(offset <= input_len as u64, "error offset past the input");
+            }
+            return None;
+        }
+    };
+    let mut packets = Vec::new();
+    let mut error = None;
+    let mut delivered_bytes = 0usize;
+    // Each call consumes at least one record or block header (>= 8 bytes) or ends.
+    let mut calls = 0usize;
+    loop {
+        calls += 1;
+        assert!(calls <= input_len + 2, "no progress after {calls} calls");
+        let status = source.next_packets(7, &mut |meta, bytes| {
+            assert!(!bytes.is_empty(), "empty packet delivered");
+            assert!(bytes.len() <= MAX_PACKET_LEN, "packet over the cap");
+            delivered_bytes += bytes.len();
+            packets.push((meta, bytes.to_vec()));
+        });
+        match status {
+            Ok(SourceStatus::More) | Ok(SourceStatus::Idle) => {}
+            Ok(SourceStatus::End) => break,
+            Err(e) => {
+                if let CaptureError::Truncated { offset, .. } | CaptureError::Corrupt { offset, .. } = e
+                {
+                    assert!(offset <= input_len as u64, "error offset past the input");
+                }
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(delivered_bytes <= input_len, "more packet bytes than input bytes");
+    let stats = source.stats();
+    assert_eq!(stats.packets, packets.len() as u64);
+    assert_eq!(stats.captured_bytes, delivered_bytes as u64);
+    assert!(stats.bytes_read <= input_len as u64, "read more than the input");
+    Some(Run { packets, error })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut cursor = Cursor::new(data);
+    let step = usize::from(cursor.u8()).max(1);
+    let file = cursor.rest().to_vec();
+    let len = file.len();
+    let whole = read_all(Box::new(IoCursor::new(file.clone())), len);
+    let trickled = read_all(
+        Box::new(Trickle {
+            data: IoCursor::new(file),
+            step,
+        }),
+        len,
+    );
+    let (whole, trickled) = match (whole, trickled) {
+        (Some(w), Some(t)) => (w, t),
+        (None, None) => return,
+        _ => panic!("header read differs with {step}-byte reads"),
+    };
+    assert_eq!(whole.error, trickled.error, "error differs with {step}-byte reads");
+    assert_eq!(whole.packets.len(), trickled.packets.len(), "packet count differs");
+    for (i, (a, b)) in whole.packets.iter().zip(&trickled.packets).enumerate() {
+        assert!(a == b, "packet {i} differs with {step}-byte reads");
+    }
+});

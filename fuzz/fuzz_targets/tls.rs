@@ -1,0 +1,73 @@
+//! proto::tls: the ClientHello walker on arbitrary streams and on a handshake message re-framed
+//! into records of a fuzzer-chosen size.
+//!
+//! Properties: whenever the walker reports a name (or a complete hello without one),
+//! `sni_via_tls_parser` (the tls-parser crate) agrees; the scratch buffer stays within its cap;
+//! splitting the same handshake into one record or many records gives the same outcome; the bare
+//! handshake entry point (used by QUIC) agrees with the stream entry point.
+#![no_main]
+
+use ksensor::proto::tls::{
+    sni_from_handshake, sni_from_stream, sni_via_tls_parser, ClientHelloOutcome,
+    MAX_CLIENT_HELLO_LEN,
+};
+use ksensor::proto::HostName;
+use ksensor_fuzz::{tls_records, Cursor};
+use libfuzzer_sys::fuzz_target;
+
+/// Whether `stream` is a sequence of whole TLS records (RFC 8446 §5.1 headers and bodies).
+fn whole_records(mut stream: &[u8]) -> bool {
+    while let Some((header, rest)) = stream.split_first_chunk::<5>() {
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        match rest.get(len..) {
+            Some(next) => stream = next,
+            None => return false,
+        }
+    }
+    stream.is_empty()
+}
+
+/// The agreement contract of the tests in tls.rs: a name or "complete, no name" from the walker
+/// must be what tls-parser finds; elsewhere the walker may only be stricter. The walker answers
+/// as soon as the ClientHello is complete, before the rest of its record has arrived, while
+/// tls-parser needs whole records: the comparison is made on whole records only.
+fn agree(stream: &[u8], scratch: &mut Vec<u8>) -> ClientHelloOutcome {
+    let ours = sni_from_stream(stream, scratch);
+    assert!(scratch.len() <= 4 + MAX_CLIENT_HELLO_LEN, "scratch over its cap");
+    if let ClientHelloOutcome::Sni { name, .. } = ours {
+        assert_eq!(HostName::parse(name.as_bytes()), Ok(name));
+    }
+    if !whole_records(stream) {
+        return ours;
+    }
+    match ours {
+        ClientHelloOutcome::Sni { name, .. } => {
+            assert_eq!(sni_via_tls_parser(stream), Some(name), "tls-parser disagrees");
+        }
+        ClientHelloOutcome::NoSni { .. } => {
+            assert_eq!(sni_via_tls_parser(stream), None, "tls-parser finds a name");
+        }
+        _ => {}
+    }
+    ours
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut scratch = Vec::new();
+    // 1. The input as a raw client stream.
+    agree(data, &mut scratch);
+
+    // 2. The input after one selector byte as a handshake message, framed two ways.
+    let mut cursor = Cursor::new(data);
+    let split = usize::from(cursor.u8()).max(1);
+    let handshake = cursor.rest();
+    if handshake.len() > 1 << 14 {
+        return;
+    }
+    let whole = agree(&tls_records(handshake, 1 << 14), &mut scratch);
+    let pieces = agree(&tls_records(handshake, split), &mut scratch);
+    if matches!(whole, ClientHelloOutcome::Sni { .. } | ClientHelloOutcome::NoSni { .. }) {
+        assert_eq!(whole, pieces, "one record vs records of {split} bytes");
+        assert_eq!(sni_from_handshake(handshake), whole, "handshake vs stream entry point");
+    }
+});

@@ -1,0 +1,528 @@
+//! Floods: generated captures that push every per-worker table to its cap, run through the real
+//! binary with its peak memory measured.
+//!
+//! Each test writes a capture with `ksensor::capture::file::PcapWriter` and
+//! `etherparse::PacketBuilder`, runs `ksensor replay --workers 1 --report -` on it, samples the
+//! child's peak resident set (`VmHWM` in `/proc/<pid>/status`, a high-water mark, read every
+//! 2 ms until the child exits) and asserts it stays under a bound derived from the documented
+//! caps, on top of the peak of a run on a one-packet capture (the binary, the rules and the
+//! 1 MiB read buffer). `ru_maxrss` from `wait4`/`getrusage` is not used: Linux charges a child
+//! with its parent's high-water mark at `exec`, so it would measure the test process. The
+//! figures are printed (`println!`): `cargo test --test floods -- --nocapture` shows them, and a
+//! failure shows them too.
+
+mod support;
+
+use std::io::{BufWriter, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use etherparse::{IpNumber, Ipv4Header, PacketBuilder};
+use ksensor::capture::file::{PcapWriter, TsResolution};
+use ksensor::capture::LinkType;
+use ksensor::decode::MAX_TUNNEL_DEPTH;
+use ksensor::flow::defrag::{MAX_BUFFERED_BYTES as DEFRAG_BYTES, MAX_DATAGRAMS_IN_FLIGHT};
+use ksensor::flow::reassembly::MAX_BUFFERED_BYTES as REASM_BYTES;
+use ksensor::flow::tcp::TcpFlow;
+use ksensor::flow::MAX_FLOWS_PER_WORKER;
+use ksensor::proto::dns::MAX_POINTER_HOPS;
+use ksensor::time::Timestamp;
+use serde_json::Value;
+use support::{repo_root, Scratch};
+
+const MIB: u64 = 1024 * 1024;
+/// Slack for allocator fragmentation and hash-table growth on top of what the caps hold.
+const SLACK: u64 = 16 * MIB;
+
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+const SERVER: [u8; 4] = [10, 77, 0, 2];
+
+/// A real TLS 1.3 ClientHello record for ds.kaspersky.com (see sensor/proto/testdata/README.md).
+const CLIENT_HELLO: &[u8] = include_bytes!("../sensor/proto/testdata/tls13_ds_kaspersky.bin");
+
+/// A run's report, exit code and peak memory.
+struct Measured {
+    code: i32,
+    report: Value,
+    stderr: String,
+    peak_rss: u64,
+}
+
+impl Measured {
+    fn counter(&self, path: &[&str]) -> u64 {
+        let mut v = &self.report["counters"];
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_u64().unwrap_or(0)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|h| h["evidence"].as_array().into_iter().flatten())
+            .filter_map(|e| e["name"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// `VmHWM` of a live process, in bytes.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs the binary on `capture`, sampling its peak resident set until it exits.
+fn run_measured(capture: &Path) -> Measured {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksensor"))
+        .current_dir(repo_root())
+        .args(["replay", "--quiet", "--workers", "1", "--report", "-"])
+        .arg(capture)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ksensor");
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut peak_rss = 0;
+    let status = loop {
+        // Sampled before each reap attempt: the last sample is the peak up to ~2 ms before exit.
+        if let Some(hwm) = vm_hwm(pid) {
+            peak_rss = peak_rss.max(hwm);
+        }
+        if let Some(status) = child.try_wait().expect("wait for ksensor") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let out = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    let code = status.code().unwrap_or(-1);
+    let report = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("no report ({e}), exit {code}, stderr: {stderr}"));
+    assert!(peak_rss > 0, "no memory sample of ksensor");
+    Measured {
+        code,
+        report,
+        stderr,
+        peak_rss,
+    }
+}
+
+/// Peak memory of a run on a one-packet capture: binary, rules, read buffer, thread stacks.
+fn baseline() -> u64 {
+    let s = Scratch::new();
+    let path = s.dir.path().join("one.pcap");
+    let mut w = Writer::create(&path);
+    w.tcp(0, [10, 0, 0, 1], 1000, 0, 0, &[]);
+    w.finish();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.peak_rss
+}
+
+fn report_memory(what: &str, run: &Measured, base: u64, bound: u64) {
+    println!(
+        "flood {what}: peak RSS {:.1} MiB (baseline {:.1} MiB, bound {:.1} MiB)",
+        run.peak_rss as f64 / MIB as f64,
+        base as f64 / MIB as f64,
+        bound as f64 / MIB as f64
+    );
+    assert!(
+        run.peak_rss <= bound,
+        "flood {what}: peak RSS {} over the bound {bound}",
+        run.peak_rss
+    );
+}
+
+/// A classic pcap of Ethernet frames, with timestamps in microseconds from a fixed start.
+struct Writer {
+    w: PcapWriter<BufWriter<std::fs::File>>,
+    buf: Vec<u8>,
+}
+
+const START_SECS: u64 = 1_790_000_000;
+
+impl Writer {
+    fn create(path: &Path) -> Writer {
+        let file = std::fs::File::create(path).expect("create capture");
+        let w = PcapWriter::new(
+            BufWriter::with_capacity(1 << 20, file),
+            LinkType::ETHERNET,
+            262_144,
+            TsResolution::Micros,
+        )
+        .expect("pcap header");
+        Writer {
+            w,
+            buf: Vec::with_capacity(2048),
+        }
+    }
+
+    fn ts(micros: u64) -> Timestamp {
+        Timestamp::from_secs_nanos(START_SECS + micros / 1_000_000, (micros % 1_000_000) * 1000)
+    }
+
+    fn raw(&mut self, micros: u64, frame: &[u8]) {
+        self.w
+            .write_packet(Writer::ts(micros), frame, frame.len() as u32)
+            .expect("write packet");
+    }
+
+    /// A TCP segment from `client:port` to the server's port 443. `flags`: 0 data, 1 SYN.
+    fn tcp(&mut self, micros: u64, client: [u8; 4], port: u16, seq: u32, flags: u8, data: &[u8]) {
+        self.buf.clear();
+        let b = PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)
+            .ipv4(client, SERVER, 64)
+            .tcp(port, 443, seq, 64240);
+        let b = if flags == 1 { b.syn() } else { b.ack(1) };
+        b.write(&mut self.buf, data).expect("build");
+        let frame = std::mem::take(&mut self.buf);
+        self.raw(micros, &frame);
+        self.buf = frame;
+    }
+
+    /// A UDP datagram from `client:port` to the server's `dport`.
+    fn udp(&mut self, micros: u64, client: [u8; 4], port: u16, dport: u16, data: &[u8]) {
+        self.buf.clear();
+        PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)
+            .ipv4(client, SERVER, 64)
+            .udp(port, dport)
+            .write(&mut self.buf, data)
+            .expect("build");
+        let frame = std::mem::take(&mut self.buf);
+        self.raw(micros, &frame);
+        self.buf = frame;
+    }
+
+    /// A complete connection from a fresh client port carrying the ClientHello.
+    fn client_hello(&mut self, micros: u64, client: [u8; 4], port: u16) {
+        self.tcp(micros, client, port, 1000, 1, &[]);
+        self.tcp(micros + 100, client, port, 1001, 0, CLIENT_HELLO);
+    }
+
+    fn finish(self) {
+        self.w.finish().expect("flush capture");
+    }
+}
+
+/// Client address number `i` in 10.0.0.0/8 (16 M distinct addresses).
+fn client(i: u32) -> [u8; 4] {
+    let [_, a, b, c] = i.to_be_bytes();
+    [10, a, b, c]
+}
+
+#[test]
+fn a_million_syn_flows_then_a_client_hello() {
+    // A SYN flood at 1 M packets/s of capture time (line rate for minimum-size frames on 1 GbE
+    // is 1.49 M/s), each from its own address and port, then a real ClientHello in a new flow.
+    const FLOWS: u32 = 1_000_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("syn-flood.pcap");
+    let mut w = Writer::create(&path);
+    for i in 0..FLOWS {
+        w.tcp(
+            u64::from(i),
+            client(i),
+            1024 + (i % 60000) as u16,
+            i,
+            1,
+            &[],
+        );
+    }
+    w.client_hello(u64::from(FLOWS) + 1000, [192, 168, 1, 1], 50000);
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.counter(&["packets"]), u64::from(FLOWS) + 2);
+    // The table never held more than its cap: the rest was evicted or refused, and counted.
+    let created = run.counter(&["flows", "created"]);
+    let evicted = run.counter(&["flows", "evicted_under_pressure"]);
+    let refused = run.counter(&["flows", "refused_table_full"]);
+    println!("flood syn: created {created}, evicted {evicted}, refused {refused}");
+    assert!(created + refused >= u64::from(FLOWS));
+    assert!(evicted + refused >= u64::from(FLOWS) - MAX_FLOWS_PER_WORKER as u64);
+    // Issue 3: the flood must not hide the real connection that follows it.
+    let names = run.names();
+    assert!(
+        names.iter().any(|n| n == "ds.kaspersky.com"),
+        "the ClientHello after the flood was missed: {names:?}"
+    );
+    // Each tracked flow: a boxed TCP state (plus malloc's header), a hash-map bucket (key,
+    // serial, timestamps, state pointer) in a map that may have twice as many buckets as flows,
+    // and up to two entries in the creation-order queue.
+    let cap = MAX_FLOWS_PER_WORKER as u64;
+    let boxed = (std::mem::size_of::<TcpFlow>() + 16) as u64;
+    let bound = base + cap * boxed + 2 * cap * 128 + 2 * cap * 48 + SLACK;
+    println!(
+        "flood syn: {} bytes of TCP state per flow x {cap} flows",
+        std::mem::size_of::<TcpFlow>()
+    );
+    report_memory("a million SYN flows", &run, base, bound);
+}
+
+#[test]
+fn megabytes_of_out_of_order_data_in_one_flow() {
+    // Two connections send 8 MiB each in 1 KiB segments that never become contiguous: one
+    // highest offsets first (every segment far beyond the reassembly window), one every other
+    // segment from the start (holes inside the window). Each stream must hit a reassembly cap
+    // and stop buffering, while a ClientHello on a third connection is still found.
+    const SEGMENTS: u32 = 8192;
+    const SEG: usize = 1024;
+    let s = Scratch::new();
+    let path = s.dir.path().join("ooo.pcap");
+    let mut w = Writer::create(&path);
+    let (far, holes) = ([10, 1, 1, 1], [10, 1, 1, 3]);
+    w.tcp(0, far, 40000, 0, 1, &[]);
+    w.tcp(1, holes, 40002, 0, 1, &[]);
+    let payload = vec![0x41u8; SEG];
+    for i in 1..SEGMENTS {
+        let micros = 10 + 2 * u64::from(i);
+        w.tcp(
+            micros,
+            far,
+            40000,
+            1 + (SEGMENTS - i) * SEG as u32,
+            0,
+            &payload,
+        );
+        w.tcp(
+            micros + 1,
+            holes,
+            40002,
+            1 + 2 * i * SEG as u32,
+            0,
+            &payload,
+        );
+    }
+    w.client_hello(3 * u64::from(SEGMENTS), [10, 1, 1, 2], 40001);
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let skipped = &run.report["counters"]["skipped"]["tcp_reassembly"];
+    println!(
+        "flood out-of-order: reassembly skips {skipped}, events {}",
+        run.report["counters"]["stream_events"]["tcp_reassembly"]
+    );
+    let reasm_skips: u64 = skipped
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    assert_eq!(reasm_skips, 2, "each stream stops at one cap: {skipped}");
+    assert!(run.names().iter().any(|n| n == "ds.kaspersky.com"));
+    // Each direction of each flow holds at most its cap.
+    let bound = base + 4 * REASM_BYTES as u64 + SLACK;
+    report_memory("out-of-order megabytes", &run, base, bound);
+}
+
+#[test]
+fn a_million_fragment_heads_never_completed() {
+    // First fragments (MF set, offset 0) of a million distinct UDP datagrams, none completed.
+    const HEADS: u32 = 1_000_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("frag-heads.pcap");
+    let mut w = Writer::create(&path);
+    let mut frame = Vec::with_capacity(1600);
+    let payload = [0x5au8; 1024];
+    for i in 0..HEADS {
+        frame.clear();
+        frame.extend_from_slice(&SERVER_MAC);
+        frame.extend_from_slice(&CLIENT_MAC);
+        frame.extend_from_slice(&0x0800u16.to_be_bytes());
+        let mut ip = Ipv4Header::new(
+            payload.len() as u16,
+            64,
+            IpNumber::UDP,
+            client(i % 4096),
+            SERVER,
+        )
+        .expect("header");
+        ip.identification = i as u16;
+        ip.dont_fragment = false;
+        ip.more_fragments = true;
+        ip.write(&mut frame).expect("ip header");
+        frame.extend_from_slice(&payload);
+        w.raw(u64::from(i), &frame);
+    }
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let frag = &run.report["counters"]["skipped"]["ip_fragments"];
+    println!("flood fragments: skipped {frag}");
+    let dropped: u64 = frag
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    // All but the datagrams still in flight at the end were evicted (or timed out).
+    assert!(dropped >= u64::from(HEADS) - MAX_DATAGRAMS_IN_FLIGHT as u64);
+    assert_eq!(run.counter(&["reassembled_datagrams"]), 0);
+    // Held bytes are capped in total; each datagram also has a slot and a range list.
+    let bound = base + DEFRAG_BYTES as u64 + MAX_DATAGRAMS_IN_FLIGHT as u64 * 4096 + SLACK;
+    report_memory("a million fragment heads", &run, base, bound);
+}
+
+/// A DNS response whose answer owner name is reached through `hops` compression pointers
+/// (RFC 1035 §4.1.4). Pointers must point backwards, so the chain is built from the questions:
+/// question 1 is `a.`, each later question is only a pointer to the one before it, and the
+/// answer's owner points at question `hops`. The name is `a`, one label: only the hop count is at
+/// stake, never the name length.
+fn pointer_chain_message(id: u16, hops: usize) -> Vec<u8> {
+    let questions = hops;
+    let mut m = Vec::new();
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0x81, 0x80]);
+    m.extend_from_slice(&(questions as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+    let mut prev = m.len();
+    m.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+    for _ in 1..questions {
+        let at = m.len();
+        m.extend_from_slice(&[0xc0 | (prev >> 8) as u8, prev as u8, 0, 1, 0, 1]);
+        prev = at;
+    }
+    // Answer: owner -> last question, type A, class IN, TTL 60, 4 bytes of address.
+    m.extend_from_slice(&[
+        0xc0 | (prev >> 8) as u8,
+        prev as u8,
+        0,
+        1,
+        0,
+        1,
+        0,
+        0,
+        0,
+        60,
+        0,
+        4,
+    ]);
+    m.extend_from_slice(&[10, 77, 1, 1]);
+    m
+}
+
+#[test]
+fn dns_pointer_chains_at_the_limits() {
+    // Owner names at the end of the longest pointer chains: exactly MAX_POINTER_HOPS is decoded,
+    // one more is a counted skip. Thousands of each, so that a quadratic walk would show.
+    const MESSAGES: u16 = 20_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("dns-chains.pcap");
+    let mut w = Writer::create(&path);
+    let at_cap = pointer_chain_message(1, MAX_POINTER_HOPS);
+    let over_cap = pointer_chain_message(2, MAX_POINTER_HOPS + 1);
+    for i in 0..MESSAGES {
+        let msg = if i % 2 == 0 { &at_cap } else { &over_cap };
+        w.udp(u64::from(i) * 10, [10, 2, 0, 1], 30000 + i, 53, msg);
+    }
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dns = &run.report["counters"]["skipped"]["dns"];
+    println!("flood dns chains: skipped {dns}");
+    assert_eq!(
+        run.counter(&["skipped", "dns", "too_many_pointer_hops"]),
+        u64::from(MESSAGES / 2),
+        "{dns}"
+    );
+    let skipped: u64 = dns
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    assert_eq!(
+        skipped,
+        u64::from(MESSAGES / 2),
+        "only the over-cap messages: {dns}"
+    );
+    let bound = base + SLACK;
+    report_memory("DNS pointer chains", &run, base, bound);
+}
+
+/// An Ethernet frame carrying `depth` IPv4-in-IPv4 tunnel levels (protocol 4, RFC 2003) around
+/// an inner UDP datagram to port 53.
+fn nested_ipip(depth: usize) -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv4([10, 9, 0, 1], [10, 9, 0, 2], 64)
+        .udp(5353, 53)
+        .write(&mut inner, &pointer_chain_message(7, 3))
+        .expect("inner");
+    for level in 0..depth {
+        let mut outer = Vec::with_capacity(inner.len() + 20);
+        Ipv4Header::new(
+            inner.len() as u16,
+            64,
+            IpNumber::IPV4,
+            [172, 16, level as u8, 1],
+            [172, 16, level as u8, 2],
+        )
+        .expect("outer")
+        .write(&mut outer)
+        .expect("write outer");
+        outer.extend_from_slice(&inner);
+        inner = outer;
+    }
+    let mut frame = Vec::with_capacity(inner.len() + 14);
+    frame.extend_from_slice(&SERVER_MAC);
+    frame.extend_from_slice(&CLIENT_MAC);
+    frame.extend_from_slice(&0x0800u16.to_be_bytes());
+    frame.extend_from_slice(&inner);
+    frame
+}
+
+#[test]
+fn tunnels_nested_past_the_depth_cap() {
+    // IP-in-IP nested exactly to the cap decodes; one level more is `tunnel_too_deep`; far more
+    // (40 levels) costs no more than that.
+    const EACH: u64 = 50_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("tunnels.pcap");
+    let mut w = Writer::create(&path);
+    let at_cap = nested_ipip(MAX_TUNNEL_DEPTH);
+    let over = nested_ipip(MAX_TUNNEL_DEPTH + 1);
+    let far_over = nested_ipip(40);
+    for i in 0..EACH {
+        w.raw(i * 3, &at_cap);
+        w.raw(i * 3 + 1, &over);
+        w.raw(i * 3 + 2, &far_over);
+    }
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    println!(
+        "flood tunnels: decode skips {}",
+        run.report["counters"]["skipped"]["decode"]
+    );
+    assert_eq!(run.counter(&["packets"]), 3 * EACH);
+    assert_eq!(run.counter(&["decoded"]), EACH);
+    assert_eq!(
+        run.counter(&["skipped", "decode", "tunnel_too_deep"]),
+        2 * EACH
+    );
+    let bound = base + SLACK;
+    report_memory("nested tunnels", &run, base, bound);
+}
