@@ -42,8 +42,10 @@ pub struct QueryCache {
 }
 
 impl QueryCache {
+    /// Hashes the name's bytes, not the whole inline [`HostName`] (whose derived `Hash` covers
+    /// all 253 bytes of its buffer, used or not).
     fn tag(key: &FlowKey, id: u16, name: &HostName) -> u64 {
-        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name))
+        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name.as_bytes()))
     }
 
     /// Drops queries older than the lifetime, and the oldest while over the cap.
@@ -90,6 +92,9 @@ impl QueryCache {
 pub struct DnsScratch {
     pub message: DnsMessage,
     pub queries: QueryCache,
+    /// Addresses answered for the name being emitted (at most [`MAX_ANSWER_ADDRS`]); reused so
+    /// that a response costs no allocation unless it becomes an observation.
+    pub addrs: Vec<IpAddr>,
 }
 
 /// Per-worker buffers and caches shared by the parsers.
@@ -100,25 +105,30 @@ pub struct Scratch {
     pub dns: DnsScratch,
 }
 
+/// Whether two names are equal, comparing only their used bytes.
+fn same_name(a: &HostName, b: &HostName) -> bool {
+    a.as_bytes() == b.as_bytes()
+}
+
 /// Addresses (and smallest TTL) answered for `name` in `msg`, following CNAME chains.
 fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Option<u32> {
     addrs.clear();
-    let mut chain: [Option<HostName>; MAX_CNAME_CHAIN] = [None; MAX_CNAME_CHAIN];
+    // The chain borrows names from the message: no 256-byte name is copied.
+    let mut chain: [&HostName; MAX_CNAME_CHAIN] = [name; MAX_CNAME_CHAIN];
     let mut chain_len = 1usize;
-    if let Some(first) = chain.get_mut(0) {
-        *first = Some(*name);
-    }
-    let in_chain =
-        |chain: &[Option<HostName>], n: &HostName| chain.iter().flatten().any(|c| c == n);
+    let in_chain = |chain: &[&HostName], len: usize, n: &HostName| {
+        chain.iter().take(len).any(|c| same_name(c, n))
+    };
     let mut ttl: Option<u32> = None;
     // Answers are usually in chain order; a few passes cover any order.
     for _ in 0..MAX_CNAME_CHAIN {
         let mut grew = false;
         for answer in &msg.answers {
             if let RData::Cname(target) = &answer.data {
-                if in_chain(&chain, &answer.name) && !in_chain(&chain, target) {
+                if in_chain(&chain, chain_len, &answer.name) && !in_chain(&chain, chain_len, target)
+                {
                     if let Some(slot) = chain.get_mut(chain_len) {
-                        *slot = Some(*target);
+                        *slot = target;
                         chain_len += 1;
                         grew = true;
                         ttl = Some(ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
@@ -136,7 +146,9 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
             RData::Aaaa(v6) => IpAddr::V6(v6),
             _ => continue,
         };
-        if in_chain(&chain, &answer.name) && addrs.len() < MAX_ANSWER_ADDRS && !addrs.contains(&ip)
+        if in_chain(&chain, chain_len, &answer.name)
+            && addrs.len() < MAX_ANSWER_ADDRS
+            && !addrs.contains(&ip)
         {
             addrs.push(ip);
             ttl = Some(ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
@@ -146,7 +158,8 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
 }
 
 /// Emits the names of the DNS message in `scratch.dns.message`, sent from `src` to `dst` over
-/// transport `proto` (17 or 6).
+/// transport `proto` (17 or 6). Each name costs one rule lookup; the answered addresses are
+/// gathered only for names that become observations.
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
@@ -158,6 +171,7 @@ pub fn emit_dns(
     let DnsScratch {
         message: msg,
         queries,
+        addrs,
     } = &mut scratch.dns;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
     if !msg.is_response {
@@ -169,23 +183,50 @@ pub fn emit_dns(
     }
     // A response: the querier is the destination.
     let (client, server) = (dst, src);
-    let mut addrs: Vec<IpAddr> = Vec::new();
     for q in &msg.questions {
         let query_seen = queries.take(&key, msg.id, &q.name, now);
-        let detection = emit.is_detection(&q.name);
-        if !query_seen || detection {
-            let ttl = answers_for(msg, &q.name, &mut addrs);
-            if !query_seen {
-                emit.name(q.name, NameSource::DnsAnswer, client, server, &addrs, ttl);
-            } else if !addrs.is_empty() {
-                emit.dns_answer(q.name, client, server, &addrs, ttl);
+        let rule = emit.lookup(&q.name);
+        if !query_seen {
+            let ttl = if emit.keeps(rule) {
+                answers_for(msg, &q.name, addrs)
+            } else {
+                addrs.clear();
+                None
+            };
+            emit.name_with_rule(
+                q.name,
+                rule,
+                NameSource::DnsAnswer,
+                client,
+                server,
+                addrs,
+                ttl,
+            );
+        } else if rule.is_some() {
+            let ttl = answers_for(msg, &q.name, addrs);
+            if !addrs.is_empty() {
+                emit.dns_answer_with_rule(q.name, rule, client, server, addrs, ttl);
             }
         }
     }
     for answer in &msg.answers {
         if let RData::Cname(target) = &answer.data {
-            let ttl = answers_for(msg, target, &mut addrs);
-            emit.name(*target, NameSource::DnsAnswer, client, server, &addrs, ttl);
+            let rule = emit.lookup(target);
+            let ttl = if emit.keeps(rule) {
+                answers_for(msg, target, addrs)
+            } else {
+                addrs.clear();
+                None
+            };
+            emit.name_with_rule(
+                *target,
+                rule,
+                NameSource::DnsAnswer,
+                client,
+                server,
+                addrs,
+                ttl,
+            );
         }
     }
 }
