@@ -33,11 +33,11 @@ pub const MAX_VLAN_TAGS: usize = 4;
 pub const MAX_MPLS_LABELS: usize = 16;
 
 /// Ethertypes (IEEE registry) and PPP protocol numbers (RFC 1661 §2, IANA PPP DLL numbers).
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86DD;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88A8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86DD;
+pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(crate) const ETHERTYPE_QINQ: u16 = 0x88A8;
+pub(crate) const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_MPLS: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;

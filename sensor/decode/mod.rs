@@ -264,6 +264,108 @@ pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
     checksum::transport_ok(decoded)
 }
 
+/// The address pair [`decode_packet`] would report in [`Decoded::ip`], for choosing a packet's
+/// worker; `None` when the packet does not decode (such a packet yields nothing but a counter,
+/// on whichever worker). The common shapes — Ethernet with up to [`link::MAX_VLAN_TAGS`] tags,
+/// then IPv4 or IPv6 carrying TCP, UDP on a port no tunnel uses, or ICMP, or an IPv4 fragment —
+/// are read from fixed offsets without building a [`Decoded`]; every other shape (tunnels,
+/// IPv6 extension headers, MPLS, PPPoE, other link types) takes the full decode, so both
+/// directions of a flow and every fragment of a datagram always get the same pair.
+pub fn dispatch_addrs(link: LinkType, packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    if link == LinkType::ETHERNET {
+        if let Some(pair) = plain_ethernet_addrs(packet) {
+            return Some(pair);
+        }
+    }
+    decode_packet(link, packet)
+        .ok()
+        .map(|d| (d.ip.src, d.ip.dst))
+}
+
+/// UDP ports whose payload [`decode_packet`] may decapsulate (see [`tunnel::by_udp_port`]):
+/// packets on them take the full decode.
+fn is_tunnel_port(port: u16) -> bool {
+    matches!(
+        port,
+        tunnel::VXLAN_PORT | tunnel::GENEVE_PORT | tunnel::GTPU_PORT | tunnel::TEREDO_PORT
+    )
+}
+
+/// UDP ports of a transport header at the start of `l4`, unless a tunnel may hide behind them.
+fn plain_udp(l4: &[u8]) -> Option<()> {
+    let [s0, s1, d0, d1] = *l4.first_chunk::<4>()?;
+    let tunnel = is_tunnel_port(u16::from_be_bytes([s0, s1]))
+        || is_tunnel_port(u16::from_be_bytes([d0, d1]));
+    (!tunnel).then_some(())
+}
+
+/// ICMP (RFC 792) and ICMPv6 (RFC 4443): carried to the end of the walk as [`L4::Other`].
+const PROTO_ICMP: u8 = 1;
+const PROTO_ICMPV6: u8 = 58;
+
+/// The fast path of [`dispatch_addrs`]: `None` means "take the full decode", never "drop".
+#[inline]
+fn plain_ethernet_addrs(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let (header, mut rest) = frame.split_first_chunk::<14>()?;
+    let [.., t0, t1] = *header;
+    let mut ethertype = u16::from_be_bytes([t0, t1]);
+    // Bounded by the tag cap, as in the link walk; a deeper stack takes the full decode.
+    for _ in 0..link::MAX_VLAN_TAGS {
+        if !matches!(
+            ethertype,
+            link::ETHERTYPE_VLAN | link::ETHERTYPE_QINQ | link::ETHERTYPE_QINQ_OLD
+        ) {
+            break;
+        }
+        let (&[_, _, t0, t1], inner) = rest.split_first_chunk::<4>()?;
+        ethertype = u16::from_be_bytes([t0, t1]);
+        rest = inner;
+    }
+    match ethertype {
+        link::ETHERTYPE_IPV4 => {
+            // RFC 791 §3.1: version/IHL, flags and fragment offset, protocol, addresses.
+            let header = rest.first_chunk::<20>()?;
+            let [vihl, _, _, _, _, _, f0, f1, _, proto, _, _, s0, s1, s2, s3, d0, d1, d2, d3] =
+                *header;
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 {
+                return None;
+            }
+            let pair = (
+                IpAddr::from([s0, s1, s2, s3]),
+                IpAddr::from([d0, d1, d2, d3]),
+            );
+            // More-fragments bit or a non-zero offset: the walk stops at this layer.
+            if f0 & 0x3f != 0 || f1 != 0 {
+                return Some(pair);
+            }
+            match proto {
+                ip::PROTO_TCP | PROTO_ICMP => Some(pair),
+                ip::PROTO_UDP => rest.get(ihl..).and_then(plain_udp).map(|()| pair),
+                _ => None,
+            }
+        }
+        link::ETHERTYPE_IPV6 => {
+            // RFC 8200 §3: next header at 6, source at 8..24, destination at 24..40.
+            let (header, l4) = rest.split_first_chunk::<40>()?;
+            let (fixed, addrs) = header.split_first_chunk::<8>()?;
+            let (src, dst) = addrs.split_first_chunk::<16>()?;
+            let dst = dst.first_chunk::<16>()?;
+            let [v, _, _, _, _, _, next, _] = *fixed;
+            if v >> 4 != 6 {
+                return None;
+            }
+            let pair = (IpAddr::from(*src), IpAddr::from(*dst));
+            match next {
+                ip::PROTO_TCP | PROTO_ICMPV6 => Some(pair),
+                ip::PROTO_UDP => plain_udp(l4).map(|()| pair),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Outer hops collected while walking.
 #[derive(Default)]
 struct Hops {

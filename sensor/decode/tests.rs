@@ -157,9 +157,16 @@ fn check_consistent(link: LinkType, packet: &[u8], cut: usize) {
     let Some(captured) = packet.get(..cut) else {
         return;
     };
+    let dispatched = dispatch_addrs(link, captured);
     let Ok(d) = decode_packet(link, captured) else {
         return;
     };
+    // The dispatcher's fast path agrees with the full decode whenever the packet decodes.
+    assert_eq!(
+        dispatched,
+        Some((d.ip.src, d.ip.dst)),
+        "dispatch at cut {cut}"
+    );
     assert_eq!(
         d.truncated,
         cut < packet.len(),
@@ -1199,4 +1206,74 @@ fn decode_skip_labels_are_snake_case_and_unique() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), labels.len());
+}
+
+// ---- dispatch_addrs (the multi-worker reader's address pair) ----
+
+/// Every packet of every committed capture: the dispatcher's pair is the full decode's.
+#[test]
+fn dispatch_addrs_agree_with_decode_on_every_committed_capture() {
+    use crate::capture::file::FileSource;
+    use crate::capture::{PacketSource, SourceStatus};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut checked = 0usize;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "pcap" && ext != "pcapng" {
+            continue;
+        }
+        let mut src = FileSource::open(&path, 0).unwrap();
+        while let Ok(SourceStatus::More) = src.next_packets(64, &mut |meta, data| {
+            let full = decode_packet(meta.link, data)
+                .ok()
+                .map(|d| (d.ip.src, d.ip.dst));
+            assert_eq!(dispatch_addrs(meta.link, data), full, "{}", path.display());
+            checked += 1;
+        }) {}
+    }
+    assert!(checked > 1000, "{checked}");
+}
+
+#[test]
+fn dispatch_addrs_of_vxlan_are_the_inner_pair() {
+    let frame = vxlan_frame();
+    let d = decode_packet(LinkType::ETHERNET, &frame).unwrap();
+    assert_eq!(d.outer_len, 1);
+    assert_eq!(
+        dispatch_addrs(LinkType::ETHERNET, &frame),
+        Some((v4(CLIENT4), v4(SERVER4)))
+    );
+}
+
+#[test]
+fn dispatch_addrs_of_vlan_tagged_ipv4_tcp() {
+    let tcp4 = inner_tcp4();
+    let mut tagged = vec![0u8; 12];
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x08, 0x00]);
+    tagged.extend_from_slice(&tcp4);
+    assert_eq!(
+        dispatch_addrs(LinkType::ETHERNET, &tagged),
+        Some((v4(CLIENT4), v4(SERVER4)))
+    );
+}
+
+#[test]
+fn dispatch_addrs_of_garbage_is_none_at_every_length() {
+    let garbage = [0xffu8; 80];
+    for cut in 0..=garbage.len() {
+        assert_eq!(dispatch_addrs(LinkType::ETHERNET, &garbage[..cut]), None);
+    }
+    // Five VLAN tags: over the cap, the full decode refuses it.
+    let mut deep = vec![0u8; 12];
+    for _ in 0..5 {
+        deep.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
+    }
+    deep.extend_from_slice(&[0x08, 0x00]);
+    deep.extend_from_slice(&inner_tcp4());
+    assert_eq!(dispatch_addrs(LinkType::ETHERNET, &deep), None);
 }

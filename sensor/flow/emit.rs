@@ -18,7 +18,7 @@ use crate::pipeline::observation::{
 };
 use crate::proto::http::UpdateMagic;
 use crate::proto::{HostName, NameKind};
-use crate::rules::RuleSet;
+use crate::rules::{RuleIdx, RuleSet};
 
 /// Names extracted per kind, and detections, counted by the worker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,6 +112,18 @@ impl<'a> Emitter<'a> {
         self.rules.lookup(name).is_some()
     }
 
+    /// The rule `name` matches, if any (one rule lookup; pass the result to
+    /// [`Emitter::name_with_rule`] or [`Emitter::dns_answer_with_rule`] so it is not repeated).
+    pub fn lookup(&self, name: &HostName) -> Option<RuleIdx> {
+        self.rules.lookup(name)
+    }
+
+    /// Whether a name with this lookup result becomes an observation (matched, or every name is
+    /// wanted). Callers skip building what only an observation needs (DNS answers) otherwise.
+    pub fn keeps(&self, rule: Option<RuleIdx>) -> bool {
+        rule.is_some() || self.all_names
+    }
+
     /// A name was seen; `answers`/`ttl` only for DNS responses.
     pub fn name(
         &mut self,
@@ -123,6 +135,22 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
+        self.name_with_rule(name, rule, source, client, server, answers, ttl);
+    }
+
+    /// [`Emitter::name`] with the rule lookup already done by [`Emitter::lookup`]. Counts the
+    /// name; copies it into an observation only when [`Emitter::keeps`] says so.
+    #[allow(clippy::too_many_arguments)]
+    pub fn name_with_rule(
+        &mut self,
+        name: HostName,
+        rule: Option<RuleIdx>,
+        source: NameSource,
+        client: Endpoint,
+        server: Endpoint,
+        answers: &[IpAddr],
+        ttl: Option<u32>,
+    ) {
         let k = kind_index(source.kind());
         if let Some(slot) = self.names.extracted.get_mut(k) {
             *slot += 1;
@@ -157,7 +185,21 @@ impl<'a> Emitter<'a> {
         answers: &[IpAddr],
         ttl: Option<u32>,
     ) {
-        if let Some(rule) = self.rules.lookup(&name) {
+        let rule = self.rules.lookup(&name);
+        self.dns_answer_with_rule(name, rule, client, server, answers, ttl);
+    }
+
+    /// [`Emitter::dns_answer`] with the rule lookup already done.
+    pub fn dns_answer_with_rule(
+        &mut self,
+        name: HostName,
+        rule: Option<RuleIdx>,
+        client: Endpoint,
+        server: Endpoint,
+        answers: &[IpAddr],
+        ttl: Option<u32>,
+    ) {
+        if let Some(rule) = rule {
             let answers = answers.to_vec();
             self.push(
                 client,

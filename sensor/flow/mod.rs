@@ -173,6 +173,11 @@ impl FlowEngine {
         }
     }
 
+    /// The worker switched rule sets: rule lookups cached with pending DNS queries are stale.
+    pub fn rules_changed(&mut self) {
+        self.scratch.dns.rules_epoch = self.scratch.dns.rules_epoch.wrapping_add(1);
+    }
+
     /// Advances the capture clock: expires idle flows and fragments.
     pub fn tick(&mut self, now: Timestamp) {
         self.table.tick(now);

@@ -320,9 +320,10 @@ impl Pipeline {
             }
             Mode::Threaded(t) => {
                 let n = t.batches.len();
-                let target = match decode::decode_packet(meta.link, data) {
-                    Ok(d) => worker_for(d.ip.src, d.ip.dst, n),
-                    Err(_) => 0,
+                // Common shapes are read at fixed offsets; the rest take the full decode.
+                let target = match decode::dispatch_addrs(meta.link, data) {
+                    Some((src, dst)) => worker_for(src, dst, n),
+                    None => 0,
                 };
                 let full = match t.batches.get_mut(target) {
                     Some(batch) => {

@@ -78,6 +78,7 @@ impl Worker {
     /// Swaps in a new rule set (live reload); flows keep their state.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
+        self.flow.rules_changed();
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {

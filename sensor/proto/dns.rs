@@ -30,7 +30,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::HostName;
+use super::{HostName, InvalidName};
 
 /// Fixed header length (RFC 1035 §4.1.1).
 const HEADER_LEN: usize = 12;
@@ -63,6 +63,10 @@ pub const MAX_QUESTIONS: usize = 32;
 /// typically under 20 records; mDNS announcements of a host with many services carry more
 /// (RFC 6762 §8.3), still well under 100. Parsing stops at the cap.
 pub const MAX_ANSWERS: usize = 128;
+
+/// Octets moved per label by [`read_name_text`]'s fixed-size copy: a label is at most 63 octets
+/// (RFC 1035 §2.3.4), so one move covers any label.
+const LABEL_COPY_LEN: usize = 64;
 
 /// Resource record types decoded here (RFC 1035 §3.2.2, RFC 3596 §2.1).
 const TYPE_A: u16 = 1;
@@ -227,6 +231,12 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
         return Err(DnsSkip::NotDns);
     }
 
+    // Names are decoded into these buffers and validated straight into the question or answer
+    // pushed, so a 256-byte `HostName` is not moved through intermediate results.
+    let mut text: NameText = [0; NAME_TEXT_LEN];
+    let mut target_text: NameText = [0; NAME_TEXT_LEN];
+    let mut memo = NameMemo::default();
+    let mut hops = 0usize;
     let mut pos = HEADER_LEN;
     for index in 0..qdcount {
         if index >= MAX_QUESTIONS {
@@ -238,7 +248,8 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
                 .ok_or(DnsSkip::TruncatedRecord)?;
             continue;
         }
-        let (name, end) = read_name(msg, pos)?;
+        let name_start = pos;
+        let (name, end) = read_name_text(msg, pos, &mut text, &mut hops)?;
         let fixed = end
             .checked_add(QUESTION_FIXED_LEN)
             .and_then(|fixed_end| msg.get(end..fixed_end))
@@ -249,9 +260,16 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
         };
         pos = end.saturating_add(QUESTION_FIXED_LEN);
         match name {
-            WireName::Host(name) => out.questions.push(Question { name, qtype }),
-            WireName::Root => {}
-            WireName::Invalid => out.invalid_names = out.invalid_names.saturating_add(1),
+            TextName::Text(len) => match HostName::parse(text.get(..len).unwrap_or(&[])) {
+                Ok(name) => {
+                    out.questions.push(Question { name, qtype });
+                    let at = NameAt::Question(out.questions.len().saturating_sub(1));
+                    memo.add(name_start, hops, at);
+                }
+                Err(_) => out.invalid_names = out.invalid_names.saturating_add(1),
+            },
+            TextName::Root => {}
+            TextName::Invalid => out.invalid_names = out.invalid_names.saturating_add(1),
         }
     }
 
@@ -260,7 +278,13 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             out.capped = true;
             break;
         }
-        let (owner, end) = read_name(msg, pos)?;
+        let owner_start = pos;
+        // An owner that is only a pointer to a name decoded before is copied, not decoded.
+        let known = memo.find(msg, pos, out);
+        let (owner, end) = match known {
+            Some((_, end)) => (TextName::Root, end),
+            None => read_name_text(msg, pos, &mut text, &mut hops)?,
+        };
         let fixed_end = end
             .checked_add(RR_FIXED_LEN)
             .ok_or(DnsSkip::TruncatedRecord)?;
@@ -278,15 +302,28 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             .filter(|&e| e <= msg.len())
             .ok_or(DnsSkip::TruncatedRecord)?;
         pos = rdata_end;
-        let name = match owner {
-            WireName::Host(name) => name,
-            WireName::Root => continue,
-            WireName::Invalid => {
-                out.invalid_names = out.invalid_names.saturating_add(1);
-                continue;
-            }
+        let parsed = match (known, owner) {
+            (Some((name, _)), _) => Ok(name),
+            (None, TextName::Text(len)) => HostName::parse(text.get(..len).unwrap_or(&[])),
+            (None, TextName::Root) => continue,
+            (None, TextName::Invalid) => Err(InvalidName::BadCharacter),
         };
-        let data = read_rdata(msg, rtype, class, fixed_end, rdata_end, out);
+        let Ok(name) = parsed else {
+            out.invalid_names = out.invalid_names.saturating_add(1);
+            continue;
+        };
+        let owner_hops = hops;
+        let data = read_rdata(
+            msg,
+            rtype,
+            class,
+            fixed_end,
+            rdata_end,
+            out,
+            &mut target_text,
+            &mut hops,
+        );
+        let is_cname = matches!(data, RData::Cname(_));
         // RFC 2181 §8: a TTL with the most significant bit set is treated as zero.
         let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
         out.answers.push(Answer {
@@ -295,12 +332,89 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             ttl,
             data,
         });
+        let index = out.answers.len().saturating_sub(1);
+        if known.is_none() {
+            memo.add(owner_start, owner_hops, NameAt::Owner(index));
+        }
+        if is_cname {
+            memo.add(fixed_end, hops, NameAt::CnameTarget(index));
+        }
     }
     Ok(())
 }
 
+/// Names decoded so far in one message, remembered by the wire offset they start at, for
+/// [`NameMemo::find`]. A response repeats its names as compression pointers: each answer's
+/// owner points at the question or at the previous CNAME target. Sixteen entries cover the
+/// question and a CNAME chain of typical length; later names are decoded in full.
+const NAME_MEMO_LEN: usize = 16;
+
+/// Where a decoded name is kept in the [`DnsMessage`] being filled.
+#[derive(Clone, Copy, Debug)]
+enum NameAt {
+    Question(usize),
+    Owner(usize),
+    CnameTarget(usize),
+}
+
+/// A remembered name: its start offset, the pointer hops its walk took, and where it is.
+#[derive(Clone, Copy, Debug)]
+struct MemoEntry {
+    start: usize,
+    hops: usize,
+    at: NameAt,
+}
+
+#[derive(Default)]
+struct NameMemo {
+    entries: [Option<MemoEntry>; NAME_MEMO_LEN],
+    len: usize,
+}
+
+impl NameMemo {
+    /// Remembers the host name that starts at `start`; ignored once full.
+    fn add(&mut self, start: usize, hops: usize, at: NameAt) {
+        if let Some(slot) = self.entries.get_mut(self.len) {
+            *slot = Some(MemoEntry { start, hops, at });
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    /// The name at `pos` and the offset after it, when `pos` holds only a compression pointer
+    /// to a remembered name. The full walk would give the same name: it follows the pointer
+    /// (backwards, as the pointer rule requires) and then walks exactly the remembered name,
+    /// with one hop more, so names whose walk already used the whole hop cap are not taken.
+    fn find(&self, msg: &[u8], pos: usize, out: &DnsMessage) -> Option<(HostName, usize)> {
+        let (&[hi, lo], _) = msg.get(pos..)?.split_first_chunk::<2>()?;
+        if hi & 0xc0 != 0xc0 {
+            return None;
+        }
+        let target = usize::from(u16::from_be_bytes([hi & 0x3f, lo]));
+        if target >= pos {
+            return None;
+        }
+        let entry = self
+            .entries
+            .iter()
+            .take(self.len)
+            .flatten()
+            .find(|e| e.start == target && e.hops < MAX_POINTER_HOPS)?;
+        let name = match entry.at {
+            NameAt::Question(i) => out.questions.get(i)?.name,
+            NameAt::Owner(i) => out.answers.get(i)?.name,
+            NameAt::CnameTarget(i) => match out.answers.get(i)?.data {
+                RData::Cname(target) => target,
+                _ => return None,
+            },
+        };
+        Some((name, pos.saturating_add(2)))
+    }
+}
+
 /// Decodes the RDATA at `msg[start..end]` (bounds already checked) of a record of `rtype` and
-/// `class`, counting malformed A/AAAA/CNAME data in `out`.
+/// `class`, counting malformed A/AAAA/CNAME data in `out`. A CNAME target is decoded into
+/// `text`, and the pointer hops its walk took go to `hops` (for [`NameMemo`]).
+#[allow(clippy::too_many_arguments)]
 fn read_rdata(
     msg: &[u8],
     rtype: u16,
@@ -308,6 +422,8 @@ fn read_rdata(
     start: usize,
     end: usize,
     out: &mut DnsMessage,
+    text: &mut NameText,
+    hops: &mut usize,
 ) -> RData {
     let Some(rdata) = msg.get(start..end) else {
         return RData::Other;
@@ -330,9 +446,17 @@ fn read_rdata(
         },
         // CNAME RDATA is a name in any class (RFC 1035 §3.3.1); it may be compressed, but its
         // in-place labels must stay inside RDATA.
-        TYPE_CNAME => match read_name(msg, start) {
-            Ok((WireName::Host(target), name_end)) if name_end == end => RData::Cname(target),
-            Ok((WireName::Invalid, name_end)) if name_end == end => {
+        TYPE_CNAME => match read_name_text(msg, start, text, hops) {
+            Ok((TextName::Text(len), name_end)) if name_end == end => {
+                match HostName::parse(text.get(..len).unwrap_or(&[])) {
+                    Ok(target) => RData::Cname(target),
+                    Err(_) => {
+                        out.invalid_names = out.invalid_names.saturating_add(1);
+                        RData::Other
+                    }
+                }
+            }
+            Ok((TextName::Invalid, name_end)) if name_end == end => {
                 out.invalid_names = out.invalid_names.saturating_add(1);
                 RData::Other
             }
@@ -345,8 +469,27 @@ fn read_rdata(
     }
 }
 
+/// Bytes of the buffer a name is decoded into: the presentation form (at most 254 octets of
+/// labels and dots for 255 wire octets) plus room for one fixed-size label copy that runs past
+/// the text's end (see [`read_name_text`]).
+const NAME_TEXT_LEN: usize = MAX_NAME_WIRE_LEN + LABEL_COPY_LEN;
+type NameText = [u8; NAME_TEXT_LEN];
+
+/// What [`read_name_text`] left in its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextName {
+    /// `text[..len]`: labels joined by dots, none holding a dot itself; still to be validated
+    /// as a host name.
+    Text(usize),
+    /// The root name (a single zero octet).
+    Root,
+    /// A well-formed DNS name that cannot be a host name (a label holds a '.').
+    Invalid,
+}
+
 /// A name read from the wire.
 // Inline on purpose, as for `RData`.
+#[cfg(test)]
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WireName {
@@ -357,16 +500,34 @@ enum WireName {
     Invalid,
 }
 
-/// Reads the (possibly compressed) name starting at `start`. Returns it and the offset just
-/// after it in place (after its zero octet or its first pointer).
+/// The name at `start` validated as a host name, and the offset just after it (tests).
+#[cfg(test)]
+fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
+    let mut text: NameText = [0; NAME_TEXT_LEN];
+    let (name, end) = read_name_text(msg, start, &mut text, &mut 0)?;
+    let name = match name {
+        TextName::Text(len) => HostName::parse(text.get(..len).unwrap_or(&[]))
+            .map_or(WireName::Invalid, WireName::Host),
+        TextName::Root => WireName::Root,
+        TextName::Invalid => WireName::Invalid,
+    };
+    Ok((name, end))
+}
+
+/// Reads the (possibly compressed) name starting at `start` into `text`: its labels joined by
+/// dots, not yet validated as a host name. Returns what it is and the offset just after it in
+/// place (after its zero octet or its first pointer).
 ///
 /// Pointer rule (RFC 1035 §4.1.4 allows any earlier offset; encoders only ever point back to
 /// names already written): a pointer must point strictly before the start of the label run
 /// that contains it (the name's start, or the previous pointer's target). Run starts therefore
 /// strictly decrease, so the walk ends even without the hop cap.
-fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
-    // Presentation form: at most 254 octets of labels and dots for 255 wire octets.
-    let mut text = [0u8; MAX_NAME_WIRE_LEN];
+fn read_name_text(
+    msg: &[u8],
+    start: usize,
+    text: &mut NameText,
+    hops_out: &mut usize,
+) -> Result<(TextName, usize), DnsSkip> {
     let mut text_len = 0usize;
     // Wire octets so far, length octets included, final root octet not yet included.
     let mut wire_len = 0usize;
@@ -384,14 +545,16 @@ fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
                 let label_start = pos.saturating_add(1);
                 if label_len == 0 {
                     let end = end.unwrap_or(label_start);
+                    *hops_out = hops;
                     if text_len == 0 {
-                        return Ok((WireName::Root, end));
+                        return Ok((TextName::Root, end));
                     }
-                    let name = match text.get(..text_len) {
-                        Some(raw) if !has_dot => HostName::parse(raw).ok(),
-                        _ => None,
+                    let name = if has_dot {
+                        TextName::Invalid
+                    } else {
+                        TextName::Text(text_len)
                     };
-                    return Ok((name.map_or(WireName::Invalid, WireName::Host), end));
+                    return Ok((name, end));
                 }
                 // +1 for this label's length octet, +1 for the root octet still to come.
                 wire_len = wire_len.saturating_add(1).saturating_add(label_len);
@@ -407,11 +570,31 @@ fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
                     text_len = text_len.saturating_add(1);
                 }
                 let text_end = text_len.saturating_add(label_len);
-                text.get_mut(text_len..text_end)
-                    .ok_or(DnsSkip::NameTooLong)?
-                    .copy_from_slice(label);
+                if text_end > MAX_NAME_WIRE_LEN {
+                    return Err(DnsSkip::NameTooLong);
+                }
+                // Labels are short (< 64 octets): one fixed-size move, inlined, instead of a
+                // library call per label. The octets it copies past the label are overwritten
+                // by the next label or lie past `text_len`. Near the end of the message the
+                // exact copy is used.
+                let fixed_src = msg
+                    .get(label_start..)
+                    .and_then(|rest| rest.first_chunk::<LABEL_COPY_LEN>());
+                let fixed_dst = text
+                    .get_mut(text_len..)
+                    .and_then(|rest| rest.first_chunk_mut::<LABEL_COPY_LEN>());
+                match (fixed_src, fixed_dst) {
+                    (Some(src), Some(dst)) => *dst = *src,
+                    _ => text
+                        .get_mut(text_len..text_end)
+                        .ok_or(DnsSkip::NameTooLong)?
+                        .copy_from_slice(label),
+                }
                 text_len = text_end;
-                has_dot |= label.contains(&b'.');
+                // A short inline loop: `contains` would call memchr once per label.
+                #[allow(clippy::manual_contains)]
+                let dot = label.iter().any(|&b| b == b'.');
+                has_dot |= dot;
                 pos = label_end;
             }
             0xc0 => {
@@ -763,6 +946,66 @@ mod tests {
         let (name, _) = read_name(&msg, start - 2).unwrap();
         assert_eq!(name, WireName::Host(host("a")));
         assert_eq!(read_name(&msg, start), Err(DnsSkip::TooManyPointerHops));
+    }
+
+    /// A response whose second and third owners are pointers: the second to a 128-cell
+    /// pointer chain (in the RDATA of an unknown-type first answer) at cell `cell`, the third to
+    /// the second owner. Every owner reads as "a".
+    fn pointer_owner_response(cell: usize) -> Vec<u8> {
+        let mut msg = header(9, 0x8180, 0, 3, 0, 0);
+        msg.extend_from_slice(&[0x01, b'a', 0x00]); // owner 0 at 12
+        msg.extend_from_slice(&[0x00, 0x63, 0x00, 0x01, 0, 0, 0, 60, 0x01, 0x00]); // type 99
+        let base = msg.len();
+        for k in 0..128usize {
+            let to = if k == 0 { 12 } else { base + 2 * (k - 1) };
+            msg.extend_from_slice(&(0xc000 | to as u16).to_be_bytes());
+        }
+        let owner1 = msg.len();
+        msg.extend_from_slice(&(0xc000 | (base + 2 * cell) as u16).to_be_bytes());
+        msg.extend_from_slice(&[
+            0x00, 0x01, 0x00, 0x01, 0, 0, 0, 60, 0x00, 0x04, 192, 0, 2, 1,
+        ]);
+        msg.extend_from_slice(&(0xc000 | owner1 as u16).to_be_bytes());
+        msg.extend_from_slice(&[
+            0x00, 0x01, 0x00, 0x01, 0, 0, 0, 60, 0x00, 0x04, 192, 0, 2, 2,
+        ]);
+        msg
+    }
+
+    /// An owner that points at an earlier owner is copied from it (the memo), but only when the
+    /// full walk would stay within the hop cap: at 126 + 1 hops it reads, at 127 + 1 it fails
+    /// exactly as the full walk does.
+    #[test]
+    fn pointer_to_earlier_owner_respects_the_hop_cap() {
+        // Cell 124: owner 1 takes 126 hops, owner 2 one more (127, the cap).
+        let (res, out) = parse(&pointer_owner_response(124));
+        assert_eq!(res, Ok(()));
+        assert_eq!(out.answers.len(), 3);
+        for answer in &out.answers {
+            assert_eq!(answer.name, host("a"));
+        }
+        assert_eq!(out.answers[2].data, RData::A(Ipv4Addr::new(192, 0, 2, 2)));
+        // Cell 125: owner 1 takes 127 hops (allowed), owner 2 would take 128.
+        let (res, out) = parse(&pointer_owner_response(125));
+        assert_eq!(res, Err(DnsSkip::TooManyPointerHops));
+        assert_eq!(out.answers.len(), 2);
+    }
+
+    /// Owners that point at the question and at the previous CNAME target (what every encoder
+    /// writes) read the same names as a full decode.
+    #[test]
+    fn memo_copies_match_full_decode() {
+        let (res, out) = parse(&RESPONSE);
+        assert_eq!(res, Ok(()));
+        for (i, answer) in out.answers.iter().enumerate() {
+            let start = if i == 0 {
+                RESPONSE_QUESTION_END
+            } else {
+                RESPONSE_ANSWER_ENDS[i - 1]
+            };
+            let (name, _) = read_name(&RESPONSE, start).unwrap();
+            assert_eq!(name, WireName::Host(answer.name), "answer {i}");
+        }
     }
 
     #[test]
