@@ -175,10 +175,10 @@ impl FileStats {
             self.skipped.incr(FileSkip::TimestampBackwards);
         }
         self.previous_ts = Some(ts);
-        if self.earliest_ts.map_or(true, |t| ts < t) {
+        if self.earliest_ts.is_none_or(|t| ts < t) {
             self.earliest_ts = Some(ts);
         }
-        if self.latest_ts.map_or(true, |t| ts > t) {
+        if self.latest_ts.is_none_or(|t| ts > t) {
             self.latest_ts = Some(ts);
         }
     }

@@ -235,9 +235,9 @@ impl Defragmenter {
             return self.reject(Some(slot), DefragSkip::TooManyFragments);
         }
         let consistent = if frag.more_fragments {
-            dg.total_len.map_or(true, |total| end <= total)
+            dg.total_len.is_none_or(|total| end <= total)
         } else {
-            dg.total_len.map_or(true, |total| total == end) && dg.data.len() <= end
+            dg.total_len.is_none_or(|total| total == end) && dg.data.len() <= end
         };
         if !consistent {
             return self.reject(Some(slot), DefragSkip::InconsistentLength);

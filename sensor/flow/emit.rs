@@ -67,6 +67,7 @@ pub struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
+    #[allow(clippy::too_many_arguments)] // one packet's whole context, passed once per packet
     pub fn new(
         rules: &'a RuleSet,
         all_names: bool,

@@ -77,6 +77,7 @@ enum App {
 
 /// Where an HTTP direction is between messages.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the inline HostName: no allocation per request
 enum HttpBody {
     /// Expecting a message head.
     Head,

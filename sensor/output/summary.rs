@@ -45,8 +45,8 @@ pub fn render(report: &Report<'_>) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<18} {:<40} {:>6}  {}",
-        "VERDICT", "HOST", "COUNT", "RULES"
+        "\n{:<18} {:<40} {:>6}  RULES",
+        "VERDICT", "HOST", "COUNT"
     );
     for row in &report.rows {
         let Some(h) = report.inventory.host(row.ip) else {

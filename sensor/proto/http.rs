@@ -72,6 +72,7 @@ pub enum BodyLength {
 
 /// Result of parsing a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // the inline HostName: no allocation per message
 pub enum RequestHead {
     /// The bytes do not start an HTTP/1.x request.
     NotHttp,

@@ -56,6 +56,7 @@ crate::reason_enum! {
 
 /// Result of looking for a ClientHello's server name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // the inline HostName: no allocation per message
 pub enum ClientHelloOutcome {
     /// The bytes do not start a TLS handshake record / ClientHello.
     NotClientHello,
