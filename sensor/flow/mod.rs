@@ -69,6 +69,8 @@ pub enum FlowState {
 pub struct Flow {
     pub last_seen: Timestamp,
     pub state: FlowState,
+    /// TCP: which sides sent a FIN (bit [`Side::index`]); both, or a RST, end the flow.
+    pub fins: u8,
 }
 
 impl FlowEntry for Flow {
@@ -105,6 +107,8 @@ pub struct FlowCounters {
     pub bypassed_packets: u64,
     /// Flows that went to the bypass state.
     pub flows_bypassed: u64,
+    /// TCP flows forgotten because both sides closed or one reset.
+    pub flows_closed: u64,
     /// Packets handled by a parser.
     pub parsed_packets: u64,
     /// DNS queries forgotten before their response because the pending-query cap was hit.
@@ -128,6 +132,7 @@ impl FlowCounters {
         self.bad_checksums += o.bad_checksums;
         self.bypassed_packets += o.bypassed_packets;
         self.flows_bypassed += o.flows_bypassed;
+        self.flows_closed += o.flows_closed;
         self.parsed_packets += o.parsed_packets;
         self.dns_queries_evicted += o.dns_queries_evicted;
     }
@@ -256,6 +261,7 @@ fn on_transport(
                     let fresh = Flow {
                         last_seen: now,
                         state: FlowState::Tcp(Box::default()),
+                        fins: 0,
                     };
                     match table.insert(key, fresh, now) {
                         Some(flow) => flow,
@@ -298,6 +304,16 @@ fn on_transport(
                     }
                 }
                 FlowState::Quic(_) => {}
+            }
+            if seg.flags & decode::TcpSegment::FIN != 0 {
+                flow.fins |= 1 << side.index();
+            }
+            // A connection closed both ways (or reset) can carry nothing more: forget it now
+            // rather than after an idle timeout, so short connections do not pile up.
+            let ended = seg.flags & decode::TcpSegment::RST != 0 || flow.fins == 0b11;
+            if ended && matches!(flow.state, FlowState::Bypassed { .. }) {
+                table.remove(&key);
+                counters.flows_closed += 1;
             }
         }
         L4::Udp(dgram) => {
@@ -348,6 +364,7 @@ fn on_quic(
             let fresh = Flow {
                 last_seen: now,
                 state: FlowState::Quic(Box::default()),
+                fins: 0,
             };
             match table.insert(key, fresh, now) {
                 Some(flow) => flow,

@@ -265,6 +265,7 @@ impl<'a> Report<'a> {
                     "evicted_under_pressure": c.flow.table.evicted_under_pressure,
                     "refused_table_full": c.flow.table.refused_table_full,
                     "bypassed": c.flow.flows_bypassed,
+                    "closed": c.flow.flows_closed,
                 },
                 "names_extracted": kinds(&c.names.extracted),
                 "names_matched": kinds(&c.names.matched),
