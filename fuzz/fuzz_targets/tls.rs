@@ -27,6 +27,37 @@ fn whole_records(mut stream: &[u8]) -> bool {
     stream.is_empty()
 }
 
+/// The handshake bytes carried by whole records (RFC 8446 §5.1), concatenated.
+fn handshake_of(mut stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some((header, rest)) = stream.split_first_chunk::<5>() {
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let Some((body, next)) = rest.split_at_checked(len) else {
+            break;
+        };
+        out.extend_from_slice(body);
+        stream = next;
+    }
+    out
+}
+
+/// Whether tls-parser parses the first message as a ClientHello whose extension block it reads
+/// to the end. It stops at extension data it finds malformed (say, a non-empty
+/// extended_master_secret, RFC 7627 §5.1) and then never sees a server_name after it, while the
+/// walker skips extensions it does not use by their length: there its answer is no oracle.
+fn tls_parser_reads_all_extensions(stream: &[u8]) -> bool {
+    use tls_parser::{parse_tls_extensions, parse_tls_message_handshake};
+    use tls_parser::{TlsMessage, TlsMessageHandshake};
+    let handshake = handshake_of(stream);
+    match parse_tls_message_handshake(&handshake) {
+        Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)))) => match hello.ext {
+            None => true,
+            Some(ext) => matches!(parse_tls_extensions(ext), Ok((rest, _)) if rest.is_empty()),
+        },
+        _ => true,
+    }
+}
+
 /// The agreement contract of the tests in tls.rs: a name or "complete, no name" from the walker
 /// must be what tls-parser finds; elsewhere the walker may only be stricter. The walker answers
 /// as soon as the ClientHello is complete, before the rest of its record has arrived, while
@@ -37,7 +68,7 @@ fn agree(stream: &[u8], scratch: &mut Vec<u8>) -> ClientHelloOutcome {
     if let ClientHelloOutcome::Sni { name, .. } = ours {
         assert_eq!(HostName::parse(name.as_bytes()), Ok(name));
     }
-    if !whole_records(stream) {
+    if !whole_records(stream) || !tls_parser_reads_all_extensions(stream) {
         return ours;
     }
     match ours {

@@ -426,14 +426,13 @@ pub fn sni_via_tls_parser(stream: &[u8]) -> Option<HostName> {
         parse_tls_message_handshake, parse_tls_plaintext, parse_tls_raw_record, TlsMessage,
         TlsMessageHandshake, TlsRecordType,
     };
-    // One record holding the whole hello.
+    // One record holding the whole hello. Only the first ClientHello counts, as in the walker.
     if let Ok((_, plaintext)) = parse_tls_plaintext(stream) {
-        return plaintext.msg.iter().find_map(|message| match message {
-            TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)) => {
-                host_name_via_tls_parser(hello.ext?)
-            }
+        let hello = plaintext.msg.iter().find_map(|message| match message {
+            TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)) => Some(hello),
             _ => None,
-        });
+        })?;
+        return host_name_via_tls_parser(hello.ext?);
     }
     // A hello spanning records: concatenate the fragments and retry after each record.
     let mut handshake = Vec::new();
@@ -1164,6 +1163,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Found by the `tls` fuzz target: a hello without server_name followed, in the same
+    /// record, by a second hello with one. The walker answers for the first hello; the
+    /// tls-parser oracle used to skip to the second and report its name.
+    #[test]
+    fn oracle_answers_for_the_first_client_hello_only() {
+        let mut handshake = handshake_of(NO_SNI).to_vec();
+        handshake.extend_from_slice(handshake_of(CURL));
+        let stream = records(&handshake, 1 << 14);
+        let mut scratch = Vec::new();
+        assert_eq!(
+            sni_from_stream(&stream, &mut scratch),
+            ClientHelloOutcome::NoSni { ech: false }
+        );
+        assert_eq!(sni_via_tls_parser(&stream), None);
     }
 
     // ---- agreement with tls-parser on mutated inputs ----
