@@ -8,6 +8,10 @@
 # sanitizer coverage), which RUSTC_BOOTSTRAP=1 unlocks on a stable compiler. With a nightly
 # toolchain installed, `cargo +nightly fuzz …` works as well.
 #
+# CI wants a verdict that does not depend on luck: a fixed seed and a fixed number of runs
+# (FUZZ_SEED, FUZZ_RUNS) make each target's run reproducible; FUZZ_SECONDS caps it in time.
+# Long exploratory runs: FUZZ_RUNS=-1 FUZZ_SECONDS=600.
+#
 # Environment: FUZZ_SECONDS (per target), FUZZ_JOBS (targets run at once, default 2),
 # FUZZ_TARGETS (space-separated subset), FUZZ_LOG_DIR (keep each target's libFuzzer log).
 set -euo pipefail
@@ -32,6 +36,7 @@ run_one() {
     mkdir -p "corpus/$t" "artifacts/$t"
     # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a leak or unbounded table.
     if "$bin/$t" "corpus/$t" "seeds/$t" \
+        -seed="${FUZZ_SEED:-1}" -runs="${FUZZ_RUNS:-30000}" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" >"$log_dir/$t.log" 2>&1; then
         echo "fuzz $t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log_dir/$t.log" | grep -o '[0-9]*$') runs)"
