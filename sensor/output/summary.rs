@@ -45,7 +45,7 @@ pub fn render(report: &Report<'_>) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<18} {:<40} {:>6}  RULES",
+        "\n{:<18} {:<40} {:>6}  RULES (OR EVIDENCE)",
         "VERDICT", "HOST", "COUNT"
     );
     for row in &report.rows {
@@ -58,6 +58,13 @@ pub fn render(report: &Report<'_>) -> String {
             .filter_map(|e| e.key.rule)
             .map(|r| report.rules.rule(r).id.as_str())
             .collect();
+        if rules.is_empty() {
+            // Content-level evidence (agent ports, update files) or what the host serves.
+            rules = h.evidence().iter().map(|e| e.key.kind.label()).collect();
+            if rules.is_empty() {
+                rules = h.facts().iter().map(fact_kind).collect();
+            }
+        }
         rules.sort_unstable();
         rules.dedup();
         let count: u64 = h.evidence().iter().map(|e| e.stat.count).sum();
@@ -75,6 +82,20 @@ pub fn render(report: &Report<'_>) -> String {
         );
     }
     s
+}
+
+/// A short tag for a learned fact.
+fn fact_kind(fact: &crate::inventory::Fact) -> &'static str {
+    use crate::inventory::Fact;
+    match fact {
+        Fact::KscAgentOf { .. } => "talks-to-ksc",
+        Fact::KscServerFor { .. } => "serves-ksc-agents",
+        Fact::ServedUpdate { .. } => "serves-update-files",
+        Fact::UpdatedFromMirror { .. } => "updates-from-mirror",
+        Fact::ForwardedFor { .. } => "forwards-lookups",
+        Fact::AnsweredClients { .. } => "answers-clients",
+        Fact::QueriedPublicResolver { .. } => "uses-public-resolver",
+    }
 }
 
 fn short(hash: &str) -> &str {
