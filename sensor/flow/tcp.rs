@@ -447,6 +447,18 @@ fn skip_body(body: &mut HttpBody, bytes: &[u8]) -> (usize, bool) {
     }
 }
 
+/// One body-skipping step from `rest`: the new consumed count, or `None` when more bytes are
+/// needed. A finished body puts the direction back to expecting a head.
+fn skip_step(state: &mut HttpBody, rest: &[u8], used: usize) -> Option<usize> {
+    let (n, ended) = skip_body(state, rest);
+    if ended {
+        *state = HttpBody::Head;
+    } else if n == 0 {
+        return None;
+    }
+    Some(used.saturating_add(n))
+}
+
 fn feed_http_requests(
     bytes: &[u8],
     app: &mut App,
@@ -521,15 +533,10 @@ fn feed_http_requests(
                     }
                 }
             },
-            _ => {
-                let (n, ended) = skip_body(state, rest);
-                used = used.saturating_add(n);
-                if ended {
-                    *state = HttpBody::Head;
-                } else if n == 0 {
-                    return used;
-                }
-            }
+            _ => match skip_step(state, rest, used) {
+                Some(next) => used = next,
+                None => return used,
+            },
         }
     }
 }
@@ -557,10 +564,12 @@ fn feed_http_responses(
         match state {
             HttpBody::Head => match http::parse_response_head(rest) {
                 ResponseHead::NeedMore => return used,
-                ResponseHead::NotHttp | ResponseHead::Invalid(_) => {
-                    if !matches!(http::parse_response_head(rest), ResponseHead::NotHttp) {
-                        cx.skips.incr(TcpSkip::HttpInvalid);
-                    }
+                ResponseHead::NotHttp => {
+                    *app = App::Done;
+                    return bytes.len();
+                }
+                ResponseHead::Invalid(_) => {
+                    cx.skips.incr(TcpSkip::HttpInvalid);
                     *app = App::Done;
                     return bytes.len();
                 }
@@ -652,15 +661,10 @@ fn feed_http_responses(
                     }
                 }
             }
-            _ => {
-                let (n, ended) = skip_body(state, rest);
-                used = used.saturating_add(n);
-                if ended {
-                    *state = HttpBody::Head;
-                } else if n == 0 {
-                    return used;
-                }
-            }
+            _ => match skip_step(state, rest, used) {
+                Some(next) => used = next,
+                None => return used,
+            },
         }
     }
 }
