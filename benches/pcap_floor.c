@@ -1,5 +1,5 @@
 /* The floor: read every packet of a capture with libpcap and do nothing else.
- * Written by benches/compare.sh, built with gcc -O2 -lpcap. Touches one byte per packet so
+ * Built by benches/compare.sh with gcc -O2 -lpcap. Touches one byte per packet so
  * that the read cannot be optimised away. */
 #include <pcap/pcap.h>
 #include <stdio.h>

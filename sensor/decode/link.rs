@@ -9,16 +9,6 @@
 //!
 //! Caps: [`MAX_VLAN_TAGS`] tags per Ethernet header and [`MAX_MPLS_LABELS`] labels per walk;
 //! a pseudowire needs a label, so the number of Ethernet headers per walk is bounded too.
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use super::{DecodeSkip, LinkInfo};
 use crate::capture::LinkType;

@@ -25,6 +25,7 @@
 //! extension headers, TCP, UDP), [`tunnel`] (GRE, ERSPAN, VXLAN, GENEVE, GTP-U, Teredo) and
 //! [`checksum`] (Internet checksum, RFC 1071).
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+// Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(
     not(test),
     deny(

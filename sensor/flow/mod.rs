@@ -8,6 +8,7 @@
 //! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
 //! packets cost one table lookup.
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+// Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(
     not(test),
     deny(

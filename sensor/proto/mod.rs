@@ -5,6 +5,7 @@
 //! small `Copy` reason. Parsers never format output and never touch counters or flow state.
 //! Names leave the parsers as [`HostName`]: validated, lower-case, without a trailing dot.
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
+// Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(
     not(test),
     deny(

@@ -28,16 +28,6 @@
 //! does not fill its container is invalid), two server_name extensions or two host_name entries
 //! are invalid (RFC 8446 §4.2, RFC 6066 §3), and an IPv4 literal as a name is invalid (RFC 6066
 //! §3 forbids literal addresses in HostName).
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use super::http::is_numeric_host;
 use super::HostName;

