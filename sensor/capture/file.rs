@@ -11,7 +11,10 @@
 //!   snap length, `if_tsresol` and `if_tsoffset`, so mixed link types in one file are normal.
 //! * Copies: the file is read with large `read()` calls into one buffer of [`READ_BUF_LEN`]
 //!   bytes allocated at open; when a record straddles the end of the buffer, only that partial
-//!   record is moved to the front before the next read.
+//!   record is moved to the front before the next read. Through
+//!   [`PacketSource::next_packets_shared`] the buffer can be lent to other threads as a
+//!   [`Chunk`]; while it is lent, reading goes on in another buffer from the source's pool (the
+//!   partial record is copied there), so lent bytes never change.
 //! * Caps: [`MAX_PACKET_LEN`] captured bytes per packet, [`MAX_BLOCK_LEN`] bytes for a pcapng
 //!   block held whole (longer blocks that carry nothing we need are skipped in a stream),
 //!   [`MAX_INTERFACES`] interfaces per pcapng section.
@@ -42,6 +45,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::chunk::{Chunk, ChunkPool};
 use super::{CaptureError, CorruptKind, LinkType, PacketMeta, PacketSource, SourceStatus};
 use crate::reason::ReasonCounts;
 use crate::reason_enum;
@@ -350,7 +354,10 @@ enum Format {
 /// The byte stream, its read buffer and its running hash.
 struct Input {
     reader: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    /// The read buffer. It may be lent out (see [`Chunk`]): then the next read goes to a fresh
+    /// buffer from `pool`, never into this one.
+    buf: Chunk,
+    pool: ChunkPool,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
     end: usize,
@@ -364,9 +371,11 @@ struct Input {
 
 impl Input {
     fn new(reader: Box<dyn Read + Send>, sha256: bool) -> Input {
+        let pool = ChunkPool::default();
         Input {
             reader,
-            buf: vec![0; READ_BUF_LEN],
+            buf: pool.take(READ_BUF_LEN),
+            pool,
             start: 0,
             end: 0,
             buf_offset: 0,
@@ -378,7 +387,7 @@ impl Input {
 
     /// Unconsumed bytes.
     fn available(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
+        self.buf.bytes().get(self.start..self.end).unwrap_or(&[])
     }
 
     fn len(&self) -> usize {
@@ -412,43 +421,72 @@ impl Input {
             return Ok(false);
         }
         // Move the partial record (always shorter than `need`) to the front, so that each read
-        // gets the whole rest of the buffer.
+        // gets the whole rest of the buffer: in place while the buffer is ours alone, else into
+        // a fresh buffer (the lent one must not change under its borrowers).
         // Invariant start <= end <= buf.len(); checked so that a slip cannot panic.
-        if self.start > 0 && self.start <= self.end && self.end <= self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.buf_offset = self
-                .buf_offset
-                .saturating_add(u64::try_from(self.start).unwrap_or(u64::MAX));
-            self.end = self.len();
-            self.start = 0;
+        let (start, end) = (self.start, self.end);
+        if self.buf.get_mut().is_none() {
+            let mut fresh = self.pool.take(need.max(READ_BUF_LEN));
+            let partial = self.buf.bytes().get(start..end).unwrap_or(&[]);
+            if let Some(to) = fresh.get_mut().and_then(|b| b.get_mut(..partial.len())) {
+                to.copy_from_slice(partial);
+            }
+            self.buf = fresh;
+            self.rebase(start);
+        } else if start > 0 {
+            if let Some(buf) = self.buf.get_mut().filter(|b| start <= end && end <= b.len()) {
+                buf.copy_within(start..end, 0);
+                self.rebase(start);
+            }
         }
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
+        let Input {
+            reader,
+            buf,
+            end,
+            start,
+            eof,
+            bytes_read,
+            hasher,
+            ..
+        } = self;
+        let Some(buf) = buf.get_mut() else {
+            // Unreachable: the buffer was made ours above.
+            return Err(CaptureError::Io(io::ErrorKind::Other));
+        };
+        if buf.len() < need {
+            buf.resize(need, 0);
         }
-        while self.len() < need {
-            let Some(space) = self.buf.get_mut(self.end..) else {
+        while end.saturating_sub(*start) < need {
+            let Some(space) = buf.get_mut(*end..) else {
                 return Ok(false);
             };
-            match self.reader.read(space) {
+            match reader.read(space) {
                 Ok(0) => {
-                    self.eof = true;
+                    *eof = true;
                     return Ok(false);
                 }
                 Ok(n) => {
                     let n = n.min(space.len());
-                    if let Some(hasher) = &mut self.hasher {
+                    if let Some(hasher) = hasher {
                         hasher.update(space.get(..n).unwrap_or(&[]));
                     }
-                    self.end = self.end.saturating_add(n);
-                    self.bytes_read = self
-                        .bytes_read
-                        .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+                    *end = end.saturating_add(n);
+                    *bytes_read = bytes_read.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CaptureError::Io(e.kind())),
             }
         }
         Ok(true)
+    }
+
+    /// The unconsumed bytes, which started at `start`, now start at the front of the buffer.
+    fn rebase(&mut self, start: usize) {
+        self.buf_offset = self
+            .buf_offset
+            .saturating_add(u64::try_from(start).unwrap_or(u64::MAX));
+        self.end = self.len();
+        self.start = 0;
     }
 
     /// Consumes `n` bytes without keeping them (they are still hashed). `Ok(false)`: the input
@@ -578,7 +616,7 @@ impl FileSource {
         &mut self,
         header: PcapHeader,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8]),
+        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
     ) -> Result<SourceStatus, CaptureError> {
         let hdr_len = header.record_header_len;
         let order = header.order;
@@ -643,7 +681,7 @@ impl FileSource {
                 orig_len,
                 input: self.input_index,
             };
-            sink(meta, data);
+            sink(meta, data, Some(&self.input.buf));
             self.input.consume(record_len);
         }
         Ok(SourceStatus::More)
@@ -652,7 +690,7 @@ impl FileSource {
     fn next_pcapng(
         &mut self,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8]),
+        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
     ) -> Result<SourceStatus, CaptureError> {
         let FileSource {
             input,
@@ -790,7 +828,7 @@ impl FileSource {
                             orig_len: pkt.orig_len,
                             input: *input_index,
                         };
-                        sink(meta, pkt.data);
+                        sink(meta, pkt.data, Some(&input.buf));
                     }
                 }
                 other => stats.skipped.incr(skipped_block_reason(other)),
@@ -806,6 +844,14 @@ impl PacketSource for FileSource {
         &mut self,
         max: usize,
         sink: &mut dyn FnMut(PacketMeta, &[u8]),
+    ) -> Result<SourceStatus, CaptureError> {
+        self.next_packets_shared(max, &mut |meta, data, _| sink(meta, data))
+    }
+
+    fn next_packets_shared(
+        &mut self,
+        max: usize,
+        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
     ) -> Result<SourceStatus, CaptureError> {
         if self.finished {
             return Ok(SourceStatus::End);
@@ -2484,5 +2530,67 @@ mod tests {
             assert_eq!(source.sha256_hex(), None);
             assert_eq!(source.stats().bytes_read, bytes.len() as u64);
         }
+    }
+
+    /// Packets of varied sizes and contents, so a changed byte anywhere shows.
+    fn varied_packets(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let len = 40 + (i * 7919) % 1_460;
+                (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+            })
+            .collect()
+    }
+
+    /// Reads `reader` through `next_packets_shared`, keeping every packet as (chunk, offset,
+    /// length) only; checks afterwards that the lent bytes are still the packets.
+    fn assert_lent_chunks_hold(reader: Box<dyn Read + Send>, expected: &[Vec<u8>]) {
+        let mut source = FileSource::from_reader(reader, 0).unwrap();
+        let mut kept: Vec<(Chunk, usize, usize)> = Vec::new();
+        let mut copied = 0;
+        loop {
+            let status = source.next_packets_shared(100, &mut |_, data, chunk| match chunk {
+                Some(c) => kept.push((c.clone(), c.offset_of(data).unwrap(), data.len())),
+                None => copied += 1,
+            });
+            match status.unwrap() {
+                SourceStatus::More => {}
+                _ => break,
+            }
+        }
+        assert_eq!(copied, 0, "a file source lends every packet");
+        assert_eq!(kept.len(), expected.len());
+        for (i, ((chunk, at, len), want)) in kept.iter().zip(expected).enumerate() {
+            assert_eq!(&chunk.bytes()[*at..at + len], &want[..], "packet {i}");
+        }
+        let distinct = kept.windows(2).filter(|w| !w[0].0.same(&w[1].0)).count() + 1;
+        assert!(distinct > 3, "the reader moved on to fresh buffers ({distinct})");
+    }
+
+    #[test]
+    fn lent_pcap_chunks_never_change() {
+        let packets = varied_packets(6_000);
+        let records: Vec<(u64, &[u8], u32)> = packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u64 * 1_000, &p[..], p.len() as u32))
+            .collect();
+        let file = written(TsResolution::Micros, LinkType::ETHERNET, &records);
+        assert!(file.len() > 3 * READ_BUF_LEN);
+        // Reads of an odd size make records straddle buffer ends.
+        assert_lent_chunks_hold(chunked(&file, 100_003), &packets);
+        assert_lent_chunks_hold(Box::new(Cursor::new(file)), &packets);
+    }
+
+    #[test]
+    fn lent_pcapng_chunks_never_change() {
+        let order = ByteOrder::Little;
+        let packets = varied_packets(6_000);
+        let mut file = cat(&[&shb(order), &idb(order, 1, 0, &[])]);
+        for (i, p) in packets.iter().enumerate() {
+            file.extend_from_slice(&epb(order, 0, i as u64, p, p.len() as u32));
+        }
+        assert!(file.len() > 3 * READ_BUF_LEN);
+        assert_lent_chunks_hold(chunked(&file, 65_537), &packets);
     }
 }

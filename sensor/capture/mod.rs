@@ -6,8 +6,11 @@
 //! [`live::LiveSource`] (libpcap). Damage in a file ends that file with a [`CaptureError`] that
 //! names the offset and packet number; everything handed out before it stays valid.
 
+pub mod chunk;
 pub mod file;
 pub mod live;
+
+pub use chunk::Chunk;
 
 use crate::time::Timestamp;
 
@@ -63,6 +66,18 @@ pub trait PacketSource {
         max: usize,
         sink: &mut dyn FnMut(PacketMeta, &[u8]),
     ) -> Result<SourceStatus, CaptureError>;
+
+    /// Like [`PacketSource::next_packets`], and each packet also comes with the [`Chunk`] its
+    /// bytes are borrowed from when the source reads into shared buffers (files do; libpcap's
+    /// buffer cannot be shared). A consumer on another thread may keep a clone of the chunk
+    /// instead of copying the bytes: the source never writes into a chunk that is lent out.
+    fn next_packets_shared(
+        &mut self,
+        max: usize,
+        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
+    ) -> Result<SourceStatus, CaptureError> {
+        self.next_packets(max, &mut |meta, data| sink(meta, data, None))
+    }
 }
 
 /// Why reading a capture stopped early. Small and `Copy`: the file name is added by the caller.

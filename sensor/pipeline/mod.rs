@@ -1,11 +1,14 @@
 //! Pipeline wiring: one reader, N workers, one collector.
 //!
-//! Contract: a packet source pushes packets into [`Pipeline::push`] (borrowed bytes). With one
-//! worker everything runs inline on the caller's thread (no copy, no queue). With N workers the
-//! caller's thread becomes the reader: it decodes just enough to find the packet's innermost
-//! address pair, picks a worker by a symmetric hash of it (both directions and every fragment of
-//! a flow reach the same worker), copies the packet into that worker's batch and hands full
-//! batches over bounded `crossbeam-channel` queues. Batches are flushed to all workers at the
+//! Contract: a packet source pushes packets into [`Pipeline::push`] (borrowed bytes) or
+//! [`Pipeline::push_shared`] (bytes in a lent [`Chunk`]). With one worker everything runs inline
+//! on the caller's thread (no copy, no queue). With N workers the caller's thread becomes the
+//! reader: it decodes just enough to find the packet's innermost address pair, picks a worker by
+//! a symmetric hash of it (both directions and every fragment of a flow reach the same worker),
+//! adds the packet to that worker's batch and hands full batches over bounded
+//! `crossbeam-channel` queues. A packet in a chunk travels as a reference into it (the batch
+//! holds the chunk: no copy, the file reader's own buffer is what the worker reads); other
+//! packets (live capture) are copied into the batch's buffer. Batches are flushed to all workers at the
 //! same sequence numbers, each with a watermark, so the [`Collector`] can apply observations in
 //! capture order: results do not depend on N. Batch buffers are recycled: no allocation per
 //! packet once warm.
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::capture::PacketMeta;
+use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
 use crate::flow::table::worker_for;
 use crate::flow::FlowGauges;
@@ -62,15 +65,24 @@ pub struct PipelineConfig {
 struct BatchPacket {
     seq: u64,
     meta: PacketMeta,
+    /// Index into [`Batch::chunks`], or [`COPIED`]: the bytes are in [`Batch::data`].
+    chunk: u32,
     start: usize,
     len: usize,
 }
 
-/// Packets for one worker, in one buffer.
+/// [`BatchPacket::chunk`] of a packet copied into the batch.
+const COPIED: u32 = u32::MAX;
+
+/// Packets for one worker: copied into one buffer, or referenced in lent chunks.
 #[derive(Default)]
 struct Batch {
     data: Vec<u8>,
+    /// The chunks the packets refer to, each once, in the order first used.
+    chunks: Vec<Chunk>,
     packets: Vec<BatchPacket>,
+    /// Packet bytes in the batch, copied or referenced (the flush threshold).
+    bytes: usize,
     /// Every packet below this sequence number has been dispatched.
     watermark: u64,
     /// A new rule set the worker switches to before processing this batch.
@@ -78,9 +90,51 @@ struct Batch {
 }
 
 impl Batch {
+    /// Adds a packet: a reference when its bytes lie in `chunk`, else a copy. Returns whether
+    /// the batch is full.
+    fn add(&mut self, seq: u64, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) -> bool {
+        let lent = chunk.and_then(|c| Some((c, c.offset_of(data)?)));
+        let (index, start) = match lent {
+            Some((c, start)) => {
+                let known = self.chunks.last().is_some_and(|last| last.same(c));
+                if !known {
+                    self.chunks.push(c.clone());
+                }
+                let index = u32::try_from(self.chunks.len() - 1).unwrap_or(COPIED);
+                (index, start)
+            }
+            None => {
+                let start = self.data.len();
+                self.data.extend_from_slice(data);
+                (COPIED, start)
+            }
+        };
+        self.packets.push(BatchPacket {
+            seq,
+            meta,
+            chunk: index,
+            start,
+            len: data.len(),
+        });
+        self.bytes = self.bytes.saturating_add(data.len());
+        self.packets.len() >= BATCH_PACKETS || self.bytes >= BATCH_BYTES
+    }
+
+    /// The bytes of one of this batch's packets.
+    fn packet_bytes(&self, p: &BatchPacket) -> Option<&[u8]> {
+        let end = p.start.checked_add(p.len)?;
+        match p.chunk {
+            COPIED => self.data.get(p.start..end),
+            i => self.chunks.get(i as usize)?.bytes().get(p.start..end),
+        }
+    }
+
     fn clear(&mut self) {
         self.data.clear();
+        // Dropping the references hands the chunks back to their reader's pool.
+        self.chunks.clear();
         self.packets.clear();
+        self.bytes = 0;
         self.rules = None;
     }
 }
@@ -152,7 +206,7 @@ fn worker_loop(
             worker.set_rules(rules);
         }
         for p in &batch.packets {
-            if let Some(bytes) = batch.data.get(p.start..p.start + p.len) {
+            if let Some(bytes) = batch.packet_bytes(p) {
                 worker.process(p.seq, &p.meta, bytes);
             }
         }
@@ -303,6 +357,12 @@ impl Pipeline {
 
     /// Handles one packet.
     pub fn push(&mut self, meta: PacketMeta, data: &[u8]) {
+        self.push_shared(meta, data, None);
+    }
+
+    /// Handles one packet whose bytes may lie in a lent `chunk` (see
+    /// [`crate::capture::PacketSource::next_packets_shared`]): workers then read them there.
+    pub fn push_shared(&mut self, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         match &mut self.mode {
@@ -326,17 +386,7 @@ impl Pipeline {
                     None => 0,
                 };
                 let full = match t.batches.get_mut(target) {
-                    Some(batch) => {
-                        let start = batch.data.len();
-                        batch.data.extend_from_slice(data);
-                        batch.packets.push(BatchPacket {
-                            seq,
-                            meta,
-                            start,
-                            len: data.len(),
-                        });
-                        batch.packets.len() >= BATCH_PACKETS || batch.data.len() >= BATCH_BYTES
-                    }
+                    Some(batch) => batch.add(seq, meta, data, chunk),
                     None => false,
                 };
                 if full {

@@ -167,8 +167,9 @@ pub fn run(
             }
         };
         loop {
-            let status =
-                source.next_packets(READ_CHUNK, &mut |meta, data| pipeline.push(meta, data));
+            let status = source.next_packets_shared(READ_CHUNK, &mut |meta, data, chunk| {
+                pipeline.push_shared(meta, data, chunk)
+            });
             progress.tick(
                 pipeline.packets(),
                 bytes_read + source.stats().bytes_read,
