@@ -1441,7 +1441,7 @@ fn run_tcp_profile<W: Write>(g: &mut Gen<W>, p: &TcpProfile) -> Result<()> {
     let mut committed_bytes = 0u64;
     let mut committed_packets = 0u64;
     let within_budget = |b: u64, n: u64| {
-        p.budget_bytes.map_or(true, |max| b < max) && p.budget_packets.map_or(true, |max| n < max)
+        p.budget_bytes.is_none_or(|max| b < max) && p.budget_packets.is_none_or(|max| n < max)
     };
     // Standalone lookups (AAAA, names without a connection) top DNS up to ~3% of packets.
     let extra_dns = if p.dns_before_flow > 0.0 { 0.006 } else { 0.0 };

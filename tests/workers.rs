@@ -50,7 +50,10 @@ fn real_packets() -> Vec<(Duration, Vec<u8>)> {
 fn build_input(path: &Path) -> u64 {
     let packets = real_packets();
     let round_bytes: usize = packets.iter().map(|(_, d)| d.len() + 16).sum();
-    assert!(round_bytes > 10_000, "too few real packets: {round_bytes} bytes");
+    assert!(
+        round_bytes > 10_000,
+        "too few real packets: {round_bytes} bytes"
+    );
     let file = std::fs::File::create(path).expect("create input");
     let mut w = PcapWriter::new(
         BufWriter::new(file),

@@ -46,7 +46,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::chunk::{Chunk, ChunkPool};
-use super::{CaptureError, CorruptKind, LinkType, PacketMeta, PacketSource, SourceStatus};
+use super::{
+    CaptureError, CorruptKind, LinkType, PacketMeta, PacketSource, SharedSink, SourceStatus,
+};
 use crate::reason::ReasonCounts;
 use crate::reason_enum;
 use crate::time::Timestamp;
@@ -434,7 +436,11 @@ impl Input {
             self.buf = fresh;
             self.rebase(start);
         } else if start > 0 {
-            if let Some(buf) = self.buf.get_mut().filter(|b| start <= end && end <= b.len()) {
+            if let Some(buf) = self
+                .buf
+                .get_mut()
+                .filter(|b| start <= end && end <= b.len())
+            {
                 buf.copy_within(start..end, 0);
                 self.rebase(start);
             }
@@ -616,7 +622,7 @@ impl FileSource {
         &mut self,
         header: PcapHeader,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
+        sink: &mut SharedSink<'_>,
     ) -> Result<SourceStatus, CaptureError> {
         let hdr_len = header.record_header_len;
         let order = header.order;
@@ -690,7 +696,7 @@ impl FileSource {
     fn next_pcapng(
         &mut self,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
+        sink: &mut SharedSink<'_>,
     ) -> Result<SourceStatus, CaptureError> {
         let FileSource {
             input,
@@ -851,7 +857,7 @@ impl PacketSource for FileSource {
     fn next_packets_shared(
         &mut self,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
+        sink: &mut SharedSink<'_>,
     ) -> Result<SourceStatus, CaptureError> {
         if self.finished {
             return Ok(SourceStatus::End);
@@ -2564,7 +2570,10 @@ mod tests {
             assert_eq!(&chunk.bytes()[*at..at + len], &want[..], "packet {i}");
         }
         let distinct = kept.windows(2).filter(|w| !w[0].0.same(&w[1].0)).count() + 1;
-        assert!(distinct > 3, "the reader moved on to fresh buffers ({distinct})");
+        assert!(
+            distinct > 3,
+            "the reader moved on to fresh buffers ({distinct})"
+        );
     }
 
     #[test]

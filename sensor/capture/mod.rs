@@ -46,6 +46,10 @@ pub struct PacketMeta {
     pub input: u16,
 }
 
+/// What [`PacketSource::next_packets_shared`] hands each packet to: its metadata, its bytes and,
+/// when the bytes lie in a lendable read buffer, that buffer.
+pub type SharedSink<'a> = dyn FnMut(PacketMeta, &[u8], Option<&Chunk>) + 'a;
+
 /// Whether a source has more to give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceStatus {
@@ -74,7 +78,7 @@ pub trait PacketSource {
     fn next_packets_shared(
         &mut self,
         max: usize,
-        sink: &mut dyn FnMut(PacketMeta, &[u8], Option<&Chunk>),
+        sink: &mut SharedSink<'_>,
     ) -> Result<SourceStatus, CaptureError> {
         self.next_packets(max, &mut |meta, data| sink(meta, data, None))
     }

@@ -10,8 +10,14 @@
 //! holds the chunk: no copy, the file reader's own buffer is what the worker reads); other
 //! packets (live capture) are copied into the batch's buffer. Batches are flushed to all workers at the
 //! same sequence numbers, each with a watermark, so the [`Collector`] can apply observations in
-//! capture order: results do not depend on N. Batch buffers are recycled: no allocation per
-//! packet once warm.
+//! capture order: results do not depend on N. Batch buffers and lent chunks are recycled: no
+//! allocation per packet once warm.
+//!
+//! Memory in flight: the reader runs at most `QUEUE_DEPTH + 2` flush rounds ahead of the slowest
+//! worker (queued, being processed, being filled), and a round holds at most
+//! `workers × (BATCH_BYTES + one packet)` bytes, copied or lent. Lent chunks are contiguous
+//! stretches of the file, so the chunks pinned by unprocessed packets span at most that much
+//! plus one read buffer: about 25 MB with 2 workers, whatever the input.
 //!
 //! Live runs: workers publish their counters with their results at most every
 //! [`COUNTER_PUBLISH_INTERVAL`] (so metrics move while capture runs; [`Pipeline::take_counters`]
