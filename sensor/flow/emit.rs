@@ -126,15 +126,16 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
-        self.name_with_rule(name, rule, source, client, server, answers, ttl);
+        self.name_with_rule(&name, rule, source, client, server, answers, ttl);
     }
 
     /// [`Emitter::name`] with the rule lookup already done by [`Emitter::lookup`]. Counts the
-    /// name; copies it into an observation only when [`Emitter::keeps`] says so.
+    /// name; borrows it, and copies it into an observation only when [`Emitter::keeps`] says
+    /// so (most names on a busy link are counted and dropped).
     #[allow(clippy::too_many_arguments)]
     pub fn name_with_rule(
         &mut self,
-        name: HostName,
+        name: &HostName,
         rule: Option<RuleIdx>,
         source: NameSource,
         client: Endpoint,
@@ -156,7 +157,7 @@ impl<'a> Emitter<'a> {
         self.push(
             client,
             Observation::Name(NameSighting {
-                name,
+                name: *name,
                 source,
                 client,
                 server,
@@ -177,13 +178,14 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
-        self.dns_answer_with_rule(name, rule, client, server, answers, ttl);
+        self.dns_answer_with_rule(&name, rule, client, server, answers, ttl);
     }
 
-    /// [`Emitter::dns_answer`] with the rule lookup already done.
+    /// [`Emitter::dns_answer`] with the rule lookup already done; copies the name only when
+    /// it matched.
     pub fn dns_answer_with_rule(
         &mut self,
-        name: HostName,
+        name: &HostName,
         rule: Option<RuleIdx>,
         client: Endpoint,
         server: Endpoint,
@@ -195,7 +197,7 @@ impl<'a> Emitter<'a> {
             self.push(
                 client,
                 Observation::DnsAnswer {
-                    name,
+                    name: *name,
                     rule,
                     client,
                     server,

@@ -5,6 +5,11 @@
 //! was not seen, every CNAME target, and the addresses answered (after CNAME chains) for names
 //! that matched a rule. Whether a query was seen is remembered in a small direct-mapped cache,
 //! not in the flow table, so DNS costs no flow state.
+//!
+//! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
+//! copied once into the worker's reusable [`DnsScratch::name`] (only its own bytes), and into an
+//! observation only when it is reported. A response to a query seen before reuses the query's
+//! lookup and copies nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -13,7 +18,7 @@ use std::net::IpAddr;
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
 use crate::pipeline::observation::{Endpoint, NameSource, MAX_ANSWER_ADDRS};
-use crate::proto::dns::{DnsMessage, RData};
+use crate::proto::dns::{DnsMessage, NameRef, RData};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -62,10 +67,9 @@ pub struct QueryCache {
 }
 
 impl QueryCache {
-    /// Hashes the name's bytes, not the whole inline [`HostName`] (whose derived `Hash` covers
-    /// all 253 bytes of its buffer, used or not).
-    fn tag(key: &FlowKey, id: u16, name: &HostName) -> u64 {
-        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name.as_bytes()))
+    /// Hashes the name's text (as the parser keeps it: lower-case, no trailing dot).
+    fn tag(key: &FlowKey, id: u16, name: &[u8]) -> u64 {
+        foldhash::fast::FixedState::with_seed(0x646e73).hash_one((key, id, name))
     }
 
     /// Drops queries older than the lifetime, and the oldest while over the cap.
@@ -97,7 +101,7 @@ impl QueryCache {
         &mut self,
         key: &FlowKey,
         id: u16,
-        name: &HostName,
+        name: &[u8],
         now: Timestamp,
         rule: Option<RuleIdx>,
         rules_epoch: u32,
@@ -119,7 +123,7 @@ impl QueryCache {
         &mut self,
         key: &FlowKey,
         id: u16,
-        name: &HostName,
+        name: &[u8],
         now: Timestamp,
         rules_epoch: u32,
     ) -> Asked {
@@ -137,7 +141,6 @@ impl QueryCache {
 }
 
 /// DNS parsing state reused across messages.
-#[derive(Default)]
 pub struct DnsScratch {
     pub message: DnsMessage,
     pub queries: QueryCache,
@@ -147,6 +150,20 @@ pub struct DnsScratch {
     /// Addresses answered for the name being emitted (at most [`MAX_ANSWER_ADDRS`]); reused so
     /// that a response costs no allocation unless it becomes an observation.
     pub addrs: Vec<IpAddr>,
+    /// The name being looked up or emitted, filled in place from the message's name text.
+    pub name: HostName,
+}
+
+impl Default for DnsScratch {
+    fn default() -> Self {
+        DnsScratch {
+            message: DnsMessage::default(),
+            queries: QueryCache::default(),
+            rules_epoch: 0,
+            addrs: Vec::new(),
+            name: HostName::scratch(),
+        }
+    }
 }
 
 /// Per-worker buffers and caches shared by the parsers.
@@ -157,27 +174,25 @@ pub struct Scratch {
     pub dns: DnsScratch,
 }
 
-/// Whether two names are equal, comparing only their used bytes.
-fn same_name(a: &HostName, b: &HostName) -> bool {
-    a.as_bytes() == b.as_bytes()
-}
-
 /// Addresses (and smallest TTL) answered for `name` in `msg`, following CNAME chains.
-fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Option<u32> {
+fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Option<u32> {
     addrs.clear();
-    // The chain borrows names from the message: no 256-byte name is copied.
-    let mut chain: [&HostName; MAX_CNAME_CHAIN] = [name; MAX_CNAME_CHAIN];
+    let mut chain: [NameRef; MAX_CNAME_CHAIN] = [name; MAX_CNAME_CHAIN];
     let mut chain_len = 1usize;
-    let in_chain = |chain: &[&HostName], len: usize, n: &HostName| {
-        chain.iter().take(len).any(|c| same_name(c, n))
+    // Two references to the same text are the same name; others compare their text.
+    let in_chain = |chain: &[NameRef], len: usize, n: NameRef| {
+        chain
+            .iter()
+            .take(len)
+            .any(|&c| c == n || msg.name(c) == msg.name(n))
     };
     let mut ttl: Option<u32> = None;
     // Answers are usually in chain order; a few passes cover any order.
     for _ in 0..MAX_CNAME_CHAIN {
         let mut grew = false;
         for answer in &msg.answers {
-            if let RData::Cname(target) = &answer.data {
-                if in_chain(&chain, chain_len, &answer.name) && !in_chain(&chain, chain_len, target)
+            if let RData::Cname(target) = answer.data {
+                if in_chain(&chain, chain_len, answer.name) && !in_chain(&chain, chain_len, target)
                 {
                     if let Some(slot) = chain.get_mut(chain_len) {
                         *slot = target;
@@ -198,7 +213,7 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
             RData::Aaaa(v6) => IpAddr::V6(v6),
             _ => continue,
         };
-        if in_chain(&chain, chain_len, &answer.name)
+        if in_chain(&chain, chain_len, answer.name)
             && addrs.len() < MAX_ANSWER_ADDRS
             && !addrs.contains(&ip)
         {
@@ -210,8 +225,9 @@ fn answers_for(msg: &DnsMessage, name: &HostName, addrs: &mut Vec<IpAddr>) -> Op
 }
 
 /// Emits the names of the DNS message in `scratch.dns.message`, sent from `src` to `dst` over
-/// transport `proto` (17 or 6). Each name costs one rule lookup; the answered addresses are
-/// gathered only for names that become observations.
+/// transport `proto` (17 or 6). Each name costs at most one rule lookup (none for the question
+/// of a response whose query was seen); the answered addresses are gathered only for names
+/// that become observations.
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
@@ -225,35 +241,55 @@ pub fn emit_dns(
         queries,
         rules_epoch,
         addrs,
+        name,
     } = &mut scratch.dns;
     let epoch = *rules_epoch;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
+    // The parser keeps only host names, so `host_name_into` cannot fail; a name it refused
+    // is skipped.
     if !msg.is_response {
         for q in &msg.questions {
-            let rule = emit.lookup(&q.name);
-            queries.remember(&key, msg.id, &q.name, now, rule, epoch);
-            emit.name_with_rule(q.name, rule, NameSource::DnsQuery, src, dst, &[], None);
+            if !msg.host_name_into(q.name, name) {
+                continue;
+            }
+            let text = name.as_bytes();
+            let rule = emit.lookup(name);
+            queries.remember(&key, msg.id, text, now, rule, epoch);
+            emit.name_with_rule(name, rule, NameSource::DnsQuery, src, dst, &[], None);
         }
         return;
     }
     // A response: the querier is the destination.
     let (client, server) = (dst, src);
     for q in &msg.questions {
-        let asked = queries.take(&key, msg.id, &q.name, now, epoch);
+        let text = msg.name(q.name);
+        let asked = queries.take(&key, msg.id, text, now, epoch);
         let query_seen = asked.seen;
         let rule = match asked.rule {
             Some(rule) => rule,
-            None => emit.lookup(&q.name),
+            None => {
+                if !msg.host_name_into(q.name, name) {
+                    continue;
+                }
+                emit.lookup(name)
+            }
         };
+        if query_seen && rule.is_none() {
+            // Reported with its query, and no addresses to remember: the common case.
+            continue;
+        }
+        if asked.rule.is_some() && !msg.host_name_into(q.name, name) {
+            continue;
+        }
         if !query_seen {
             let ttl = if emit.keeps(rule) {
-                answers_for(msg, &q.name, addrs)
+                answers_for(msg, q.name, addrs)
             } else {
                 addrs.clear();
                 None
             };
             emit.name_with_rule(
-                q.name,
+                name,
                 rule,
                 NameSource::DnsAnswer,
                 client,
@@ -261,16 +297,19 @@ pub fn emit_dns(
                 addrs,
                 ttl,
             );
-        } else if rule.is_some() {
-            let ttl = answers_for(msg, &q.name, addrs);
+        } else {
+            let ttl = answers_for(msg, q.name, addrs);
             if !addrs.is_empty() {
-                emit.dns_answer_with_rule(q.name, rule, client, server, addrs, ttl);
+                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl);
             }
         }
     }
     for answer in &msg.answers {
-        if let RData::Cname(target) = &answer.data {
-            let rule = emit.lookup(target);
+        if let RData::Cname(target) = answer.data {
+            if !msg.host_name_into(target, name) {
+                continue;
+            }
+            let rule = emit.lookup(name);
             let ttl = if emit.keeps(rule) {
                 answers_for(msg, target, addrs)
             } else {
@@ -278,7 +317,7 @@ pub fn emit_dns(
                 None
             };
             emit.name_with_rule(
-                *target,
+                name,
                 rule,
                 NameSource::DnsAnswer,
                 client,
@@ -301,8 +340,8 @@ mod tests {
         FlowKey::new(a, 40000, b, 53, 17).0
     }
 
-    fn name(s: &str) -> HostName {
-        HostName::parse(s.as_bytes()).unwrap()
+    fn name(s: &str) -> &[u8] {
+        s.as_bytes()
     }
 
     #[test]
@@ -310,8 +349,8 @@ mod tests {
         let mut cache = QueryCache::default();
         let t0 = Timestamp::from_secs_nanos(100, 0);
         let n = name("dnl-01.geo.kaspersky.com");
-        cache.remember(&key(), 7, &n, t0, Some(RuleIdx(3)), 0);
-        let asked = cache.take(&key(), 7, &n, t0, 0);
+        cache.remember(&key(), 7, n, t0, Some(RuleIdx(3)), 0);
+        let asked = cache.take(&key(), 7, n, t0, 0);
         assert_eq!(
             asked,
             Asked {
@@ -321,7 +360,7 @@ mod tests {
         );
         // Answered once: a second response finds nothing.
         assert_eq!(
-            cache.take(&key(), 7, &n, t0, 0),
+            cache.take(&key(), 7, n, t0, 0),
             Asked {
                 seen: false,
                 rule: None
@@ -334,8 +373,8 @@ mod tests {
         let mut cache = QueryCache::default();
         let t0 = Timestamp::from_secs_nanos(100, 0);
         let n = name("example.com");
-        cache.remember(&key(), 9, &n, t0, None, 4);
-        let asked = cache.take(&key(), 9, &n, t0, 5);
+        cache.remember(&key(), 9, n, t0, None, 4);
+        let asked = cache.take(&key(), 9, n, t0, 5);
         assert_eq!(
             asked,
             Asked {
@@ -351,17 +390,17 @@ mod tests {
         let t0 = Timestamp::from_secs_nanos(100, 0);
         let late = t0.saturating_add(QUERY_LIFETIME + std::time::Duration::from_millis(1));
         let n = name("example.com");
-        cache.remember(&key(), 1, &n, t0, None, 0);
+        cache.remember(&key(), 1, n, t0, None, 0);
         assert_eq!(
-            cache.take(&key(), 1, &n, late, 0),
+            cache.take(&key(), 1, n, late, 0),
             Asked {
                 seen: false,
                 rule: Some(None)
             }
         );
         // Other ids and names do not match.
-        cache.remember(&key(), 2, &n, t0, None, 0);
-        assert!(!cache.take(&key(), 3, &n, t0, 0).seen);
-        assert!(!cache.take(&key(), 2, &name("example.org"), t0, 0).seen);
+        cache.remember(&key(), 2, n, t0, None, 0);
+        assert!(!cache.take(&key(), 3, n, t0, 0).seen);
+        assert!(!cache.take(&key(), 2, name("example.org"), t0, 0).seen);
     }
 }

@@ -22,7 +22,7 @@
 //! | learned facts, all hosts | [`MAX_FACTS`] 131 072 | ≈ 4 MB |
 //! | distinct names | [`MAX_DISTINCT_NAMES`] 16 384 | ≈ 5 MB |
 //! | answered addresses (map + eviction queue) | [`MAX_ANSWERED_ADDRS`] 65 536 | ≈ 8 MB |
-//! | recent matched queries | [`MAX_RECENT_QUERIES`] 4 096 | ≈ 0.2 MB |
+//! | recent matched queries (queue + index by name and server) | [`MAX_RECENT_QUERIES`] 4 096 | ≈ 0.5 MB |
 //!
 //! So at most about 80 MB, whatever the capture (measured: 69 MB with every cap but facts
 //! full; the generated dns profile, 4 M packets and 5 000 hosts with evidence, needs a few MB). Writing a report walks the hosts in place and
@@ -77,8 +77,11 @@ pub const MAX_ANSWERED_ADDRS: usize = 65_536;
 /// Shortest time an answered address stays attributed, whatever its TTL: clients and OS caches
 /// commonly keep records for at least a minute (RFC 8767 also allows serving stale answers).
 pub const MIN_ANSWER_LIFETIME_SECS: u64 = 60;
-/// Matched DNS queries remembered to recognise a resolver forwarding a client's lookup
-/// (48 bytes each: 4 096 × 48 ≈ 0.2 MB).
+/// Matched DNS queries remembered to recognise a resolver forwarding a client's lookup: a
+/// resolver forwards within [`FORWARD_WINDOW_SECS`], and a few thousand matched queries in five
+/// seconds is far more than a site's Kaspersky lookups. Each costs 48 bytes in the arrival
+/// queue (4 096 × 48 ≈ 0.2 MB) and at most one 32-byte index entry in a hash table at most
+/// half full after growing (8 192 × 33 ≈ 0.27 MB).
 pub const MAX_RECENT_QUERIES: usize = 4_096;
 /// A forwarded query follows the client's within this many seconds.
 pub const FORWARD_WINDOW_SECS: u64 = 5;
@@ -470,6 +473,56 @@ struct RecentQuery {
     ts: Timestamp,
 }
 
+/// The last [`MAX_RECENT_QUERIES`] matched queries, in arrival order, with an index that finds
+/// the newest query for a (name, server) pair in one hash probe.
+///
+/// Invariant: `newest` maps a (name, server) key to the sequence number of the newest query in
+/// `order` with that key whose client is not its server, and holds no other entry. Eviction
+/// pops the oldest query; the index entry goes with it only if it was that query (any newer
+/// query of the key would have replaced it), so the index never outlives the queue.
+#[derive(Default)]
+struct RecentQueries {
+    order: VecDeque<RecentQuery>,
+    /// Sequence number of `order.front()`; query `seq` is at `order[seq - first_seq]`.
+    first_seq: u64,
+    /// Keyed by a per-process random hash: names and servers come off the wire.
+    newest: HashMap<(NameId, IpAddr), u64, foldhash::fast::RandomState>,
+}
+
+impl RecentQueries {
+    /// Remembers a query, forgetting the oldest when [`MAX_RECENT_QUERIES`] are held.
+    fn push(&mut self, query: RecentQuery) {
+        if self.order.len() >= MAX_RECENT_QUERIES {
+            if let Some(old) = self.order.pop_front() {
+                let key = (old.name, old.server);
+                if self.newest.get(&key) == Some(&self.first_seq) {
+                    self.newest.remove(&key);
+                }
+                self.first_seq = self.first_seq.wrapping_add(1);
+            }
+        }
+        // `order.len()` < 4 096 fits in u64.
+        let seq = self.first_seq.wrapping_add(self.order.len() as u64);
+        self.order.push_back(query);
+        // A query a host sent to itself can never show that host forwarding someone else's
+        // lookup (the client must differ), so it is queued for eviction order but not indexed.
+        if query.client != query.server {
+            self.newest.insert((query.name, query.server), seq);
+        }
+    }
+
+    /// The client of the newest remembered query for `name` sent to `server` by another host,
+    /// if it was sent at most [`FORWARD_WINDOW_SECS`] before `now`. Queries are applied in
+    /// capture order, so with non-decreasing times this is the newest such query within the
+    /// window (an older one of the same key would be older still).
+    fn forwarded_from(&self, name: NameId, server: IpAddr, now: Timestamp) -> Option<IpAddr> {
+        let seq = *self.newest.get(&(name, server))?;
+        let at = usize::try_from(seq.wrapping_sub(self.first_seq)).ok()?;
+        let query = self.order.get(at)?;
+        (now.saturating_sub(query.ts).as_secs() <= FORWARD_WINDOW_SECS).then_some(query.client)
+    }
+}
+
 /// Counters of the inventory's own caps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InventoryCounters {
@@ -496,7 +549,7 @@ pub struct Inventory {
     answered: HashMap<IpAddr, Answered, foldhash::fast::RandomState>,
     /// Insertion order of `answered`, for eviction: exactly the keys of `answered`.
     answered_order: VecDeque<IpAddr>,
-    recent_queries: VecDeque<RecentQuery>,
+    recent_queries: RecentQueries,
     public_resolvers: Vec<IpAddr>,
     pub counters: InventoryCounters,
     /// Detections per rule index.
@@ -511,7 +564,7 @@ impl Inventory {
             budget: Budget::default(),
             answered: HashMap::default(),
             answered_order: VecDeque::new(),
-            recent_queries: VecDeque::new(),
+            recent_queries: RecentQueries::default(),
             public_resolvers: PUBLIC_RESOLVERS
                 .iter()
                 .filter_map(|s| s.parse().ok())
@@ -745,14 +798,7 @@ impl Inventory {
             self.counters.names_refused = self.counters.names_refused.saturating_add(1);
         }
         // Did `client` receive this lookup from someone else just before? Then it forwards.
-        let forwarded_for = id.and_then(|id| {
-            self.recent_queries
-                .iter()
-                .rev()
-                .take_while(|q| ts.saturating_sub(q.ts).as_secs() <= FORWARD_WINDOW_SECS)
-                .find(|q| q.server == client && q.name == id && q.client != client)
-                .map(|q| q.client)
-        });
+        let forwarded_for = id.and_then(|id| self.recent_queries.forwarded_from(id, client, ts));
         if let Some(origin) = forwarded_for {
             self.with_host(client, ts, |h, budget, counters| {
                 h.add_fact(budget, counters, Fact::ForwardedFor { client: origin })
@@ -773,10 +819,7 @@ impl Inventory {
             }
         });
         let Some(id) = id else { return };
-        if self.recent_queries.len() >= MAX_RECENT_QUERIES {
-            self.recent_queries.pop_front();
-        }
-        self.recent_queries.push_back(RecentQuery {
+        self.recent_queries.push(RecentQuery {
             name: id,
             client,
             server,
@@ -1369,6 +1412,174 @@ mod tests {
         assert_eq!(host.vlans(), (0..16).collect::<Vec<u16>>().as_slice());
     }
 
+    /// A matched DNS query for `host` from `client` to `server` at `secs`.
+    fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
+        observed(
+            ctx(secs, 0),
+            Observation::Name(NameSighting {
+                name: name(host),
+                source: NameSource::DnsQuery,
+                client: Endpoint {
+                    ip: client,
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: server,
+                    port: 53,
+                },
+                rule: Some(RuleIdx(0)),
+                answers: Vec::new(),
+                ttl: None,
+            }),
+        )
+    }
+
+    /// The clients `ip` was learned to forward lookups for.
+    fn forwarded_for(inv: &Inventory, ip: IpAddr) -> Vec<IpAddr> {
+        inv.host(ip).map_or(Vec::new(), |h| {
+            h.facts()
+                .iter()
+                .filter_map(|f| match f {
+                    Fact::ForwardedFor { client } => Some(*client),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Checks the index against a scan of the queue: every key maps to the newest query of
+    /// that key sent by another host, and nothing else is indexed.
+    fn check_recent_index(recent: &RecentQueries) {
+        let mut expected: HashMap<(NameId, IpAddr), u64> = HashMap::new();
+        for (i, q) in recent.order.iter().enumerate() {
+            if q.client != q.server {
+                expected.insert((q.name, q.server), recent.first_seq + i as u64);
+            }
+        }
+        let actual: HashMap<(NameId, IpAddr), u64> =
+            recent.newest.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(actual, expected);
+        assert!(recent.order.len() <= MAX_RECENT_QUERIES);
+    }
+
+    #[test]
+    fn resolver_forwarding_a_recent_client_lookup_is_learned() {
+        let mut inv = Inventory::new(rules());
+        let (client, resolver, upstream) = (ip(1), ip(2), ip(3));
+        inv.apply(&query(client, resolver, "ds.kaspersky.com", 0));
+        inv.apply(&query(resolver, upstream, "ds.kaspersky.com", 1));
+        assert_eq!(forwarded_for(&inv, resolver), vec![client]);
+        // Another name, or another server, does not make a forwarder.
+        inv.apply(&query(ip(4), ip(5), "a.kaspersky.com", 2));
+        inv.apply(&query(ip(5), upstream, "b.kaspersky.com", 2));
+        inv.apply(&query(ip(6), upstream, "a.kaspersky.com", 2));
+        assert_eq!(forwarded_for(&inv, ip(5)), Vec::<IpAddr>::new());
+        assert_eq!(forwarded_for(&inv, ip(6)), Vec::<IpAddr>::new());
+        check_recent_index(&inv.recent_queries);
+    }
+
+    #[test]
+    fn forwarding_window_is_inclusive_and_then_closes() {
+        let mut inv = Inventory::new(rules());
+        inv.apply(&query(ip(1), ip(2), "ds.kaspersky.com", 0));
+        // 6 s later: outside the window.
+        inv.apply(&query(
+            ip(2),
+            ip(3),
+            "ds.kaspersky.com",
+            FORWARD_WINDOW_SECS + 1,
+        ));
+        assert_eq!(forwarded_for(&inv, ip(2)), Vec::<IpAddr>::new());
+        inv.apply(&query(ip(7), ip(8), "ds.kaspersky.com", 10));
+        // Exactly 5 s later: inside.
+        inv.apply(&query(
+            ip(8),
+            ip(3),
+            "ds.kaspersky.com",
+            10 + FORWARD_WINDOW_SECS,
+        ));
+        assert_eq!(forwarded_for(&inv, ip(8)), vec![ip(7)]);
+    }
+
+    #[test]
+    fn newest_other_client_is_the_origin_and_self_queries_are_skipped() {
+        let mut inv = Inventory::new(rules());
+        let resolver = ip(2);
+        inv.apply(&query(ip(1), resolver, "ds.kaspersky.com", 0));
+        inv.apply(&query(ip(4), resolver, "ds.kaspersky.com", 1));
+        // The resolver asking itself (a local stub) comes later but cannot be the origin.
+        inv.apply(&query(resolver, resolver, "ds.kaspersky.com", 2));
+        check_recent_index(&inv.recent_queries);
+        inv.apply(&query(resolver, ip(3), "ds.kaspersky.com", 3));
+        assert_eq!(forwarded_for(&inv, resolver), vec![ip(4)]);
+    }
+
+    #[test]
+    fn evicted_query_no_longer_makes_a_forwarder() {
+        // The client's query, then enough queries to other servers to push it out.
+        let run = |fillers: usize| {
+            let mut inv = Inventory::new(rules());
+            inv.apply(&query(ip(1), ip(2), "ds.kaspersky.com", 0));
+            for i in 0..fillers {
+                let server = ip(0x10_0000 + i as u32);
+                inv.apply(&query(ip(9), server, "ds.kaspersky.com", 0));
+            }
+            check_recent_index(&inv.recent_queries);
+            inv.apply(&query(ip(2), ip(3), "ds.kaspersky.com", 1));
+            check_recent_index(&inv.recent_queries);
+            forwarded_for(&inv, ip(2))
+        };
+        // With one slot to spare the query is still there; one filler more evicts it.
+        assert_eq!(run(MAX_RECENT_QUERIES - 1), vec![ip(1)]);
+        assert_eq!(run(MAX_RECENT_QUERIES), Vec::<IpAddr>::new());
+        assert_eq!(run(MAX_RECENT_QUERIES + 100), Vec::<IpAddr>::new());
+    }
+
+    #[test]
+    fn index_matches_a_linear_scan_under_eviction() {
+        // Model check against the scan the index replaces: newest query within the window
+        // from another client, over many evictions of a few hot keys.
+        let mut recent = RecentQueries::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut names = NameTable::new();
+        let ids: Vec<NameId> = (0..3)
+            .map(|i| {
+                names
+                    .intern(&name(&format!("n{i}.kaspersky.com")))
+                    .expect("room")
+            })
+            .collect();
+        let mut now = Timestamp::from_secs_nanos(1_000, 0);
+        for step in 0..3 * MAX_RECENT_QUERIES {
+            now = now.saturating_add(std::time::Duration::from_millis(next() % 8));
+            let id = ids[(next() % 3) as usize];
+            let client = ip((next() % 4) as u32);
+            let server = ip((next() % 4) as u32);
+            let scan = recent
+                .order
+                .iter()
+                .rev()
+                .take_while(|q| now.saturating_sub(q.ts).as_secs() <= FORWARD_WINDOW_SECS)
+                .find(|q| q.server == client && q.name == id && q.client != client)
+                .map(|q| q.client);
+            assert_eq!(recent.forwarded_from(id, client, now), scan, "step {step}");
+            recent.push(RecentQuery {
+                name: id,
+                client,
+                server,
+                ts: now,
+            });
+        }
+        check_recent_index(&recent);
+        assert_eq!(recent.order.len(), MAX_RECENT_QUERIES);
+    }
+
     #[test]
     fn entry_sizes_match_the_documented_worst_case() {
         // The worst-case table in the module doc is computed from these (x86-64).
@@ -1378,5 +1589,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<(IpAddr, Host)>(), 160);
         assert_eq!(std::mem::size_of::<(IpAddr, Answered)>(), 48);
         assert_eq!(std::mem::size_of::<RecentQuery>(), 48);
+        assert_eq!(std::mem::size_of::<((NameId, IpAddr), u64)>(), 32);
     }
 }

@@ -7,20 +7,25 @@
 //! * Output: [`parse_message`] fills a caller-owned [`DnsMessage`]: header fields, the question
 //!   names and the answer-section records (A, AAAA and CNAME data decoded; other types kept as
 //!   [`RData::Other`]). The authority and additional sections are not read.
-//! * Copies: each name is decoded into a stack buffer in presentation form and validated into an
-//!   inline [`HostName`]; nothing else is copied. The vectors of [`DnsMessage`] keep their
-//!   capacity across [`DnsMessage::clear`], so steady-state parsing does not allocate.
+//! * Copies: each name is decoded once, straight into the message's name text: labels are
+//!   copied, lower-cased and checked as host-name bytes in one pass. Questions, owners and CNAME
+//!   targets hold an 8-byte [`NameRef`] into that text; an owner that is a pointer to a name
+//!   already decoded reuses its reference. Nothing else is copied. Callers borrow a name with
+//!   [`DnsMessage::name`] or copy it into a reused [`HostName`] with
+//!   [`DnsMessage::host_name_into`]. The vectors of [`DnsMessage`] keep their capacity across
+//!   [`DnsMessage::clear`], so steady-state parsing does not allocate.
 //! * Laxness: on error the message keeps every question and answer decoded before the error.
 //!   Names that are valid DNS names but not host names (spaces, binary bytes, mDNS service
 //!   instance names) are counted in [`DnsMessage::invalid_names`] and skipped, not errors.
 //! * Caps: [`MAX_QUESTIONS`], [`MAX_ANSWERS`] records per message, [`MAX_NAME_WIRE_LEN`]
-//!   octets per name, [`MAX_POINTER_HOPS`] compression pointers per name. Compression pointers
+//!   octets per name, [`MAX_POINTER_HOPS`] compression pointers per name, and so at most
+//!   [`MAX_NAME_TEXT_LEN`] bytes of name text per message. Compression pointers
 //!   must point strictly before the start of the label run that contains them, so every name
 //!   walk terminates.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{HostName, InvalidName};
+use super::{HostName, MAX_HOST_NAME_LEN, MAX_LABEL_LEN};
 
 /// Fixed header length (RFC 1035 §4.1.1).
 const HEADER_LEN: usize = 12;
@@ -53,10 +58,6 @@ pub const MAX_QUESTIONS: usize = 32;
 /// typically under 20 records; mDNS announcements of a host with many services carry more
 /// (RFC 6762 §8.3), still well under 100. Parsing stops at the cap.
 pub const MAX_ANSWERS: usize = 128;
-
-/// Octets moved per label by [`read_name_text`]'s fixed-size copy: a label is at most 63 octets
-/// (RFC 1035 §2.3.4), so one move covers any label.
-const LABEL_COPY_LEN: usize = 64;
 
 /// Resource record types decoded here (RFC 1035 §3.2.2, RFC 3596 §2.1).
 const TYPE_A: u16 = 1;
@@ -94,16 +95,32 @@ crate::reason_enum! {
     }
 }
 
+/// A host name decoded into a [`DnsMessage`]: where its text lies in the message's name text.
+/// Read it with [`DnsMessage::name`] or [`DnsMessage::host_name`]; it refers to the message
+/// that produced it, until that message is parsed into again. Eight bytes instead of a
+/// 254-byte inline [`HostName`], so questions and answers are cheap to push and copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameRef {
+    start: u32,
+    len: u8,
+}
+
+impl NameRef {
+    fn range(self) -> std::ops::Range<usize> {
+        // u32 -> usize is lossless on the 32- and 64-bit targets the sensor runs on.
+        let start = self.start as usize;
+        start..start.saturating_add(usize::from(self.len))
+    }
+}
+
 /// One question (RFC 1035 §4.1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Question {
-    pub name: HostName,
+    pub name: NameRef,
     pub qtype: u16,
 }
 
 /// Decoded RDATA of an answer record.
-// The inline `HostName` is what keeps parsing allocation-free; boxing it would allocate.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RData {
     /// Class IN type A (RFC 1035 §3.4.1).
@@ -111,7 +128,7 @@ pub enum RData {
     /// Class IN type AAAA (RFC 3596 §2.2).
     Aaaa(Ipv6Addr),
     /// CNAME target (RFC 1035 §3.3.1).
-    Cname(HostName),
+    Cname(NameRef),
     /// Any other type or class, or A/AAAA/CNAME data that did not decode (counted in
     /// [`DnsMessage::bad_rdata`] or [`DnsMessage::invalid_names`]).
     Other,
@@ -120,12 +137,23 @@ pub enum RData {
 /// One answer-section record (RFC 1035 §4.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Answer {
-    pub name: HostName,
+    pub name: NameRef,
     pub rtype: u16,
     /// Seconds; values with the top bit set are read as 0 (RFC 2181 §8).
     pub ttl: u32,
     pub data: RData,
 }
+
+/// Most host names decoded from one message: each kept question, and the owner and CNAME
+/// target of each kept answer.
+const MAX_NAMES_PER_MESSAGE: usize = MAX_QUESTIONS + 2 * MAX_ANSWERS;
+/// Bytes a name being decoded may need past the kept text: its presentation form, at most 254
+/// octets of labels and dots for 255 wire octets (253 for a name that is kept).
+const NAME_DECODE_ROOM: usize = MAX_NAME_WIRE_LEN;
+/// Largest name text of one message: every name it can keep at the longest host name, plus
+/// the room to decode one more. ≈ 73 KB; a message only grows the buffer to what it uses
+/// (a typical response needs a few hundred bytes), and the buffer is kept across messages.
+pub const MAX_NAME_TEXT_LEN: usize = MAX_NAMES_PER_MESSAGE * MAX_HOST_NAME_LEN + NAME_DECODE_ROOM;
 
 /// A parsed DNS message, reused across calls.
 #[derive(Clone, Debug, Default)]
@@ -150,6 +178,11 @@ pub struct DnsMessage {
     pub bad_rdata: u16,
     /// True when [`MAX_QUESTIONS`] or [`MAX_ANSWERS`] cut the message.
     pub capped: bool,
+    /// The text of every kept name, back to back: lower-case host names as [`HostName::parse`]
+    /// would make them, each decoded once. `names[..names_len]` is in use; the rest is scratch
+    /// for the name being decoded. Only grows (to at most [`MAX_NAME_TEXT_LEN`]).
+    names: Vec<u8>,
+    names_len: usize,
 }
 
 impl DnsMessage {
@@ -169,6 +202,50 @@ impl DnsMessage {
         self.invalid_names = 0;
         self.bad_rdata = 0;
         self.capped = false;
+        self.names_len = 0;
+    }
+
+    /// The text of a name of this message: a valid host name, lower-case, without a trailing
+    /// dot (empty for a reference from another message that falls outside this one's text).
+    pub fn name(&self, name: NameRef) -> &[u8] {
+        self.names
+            .get(name.range())
+            .filter(|_| name.range().end <= self.names_len)
+            .unwrap_or(&[])
+    }
+
+    /// A name of this message as an owned [`HostName`] (a copy; the hot path borrows
+    /// [`DnsMessage::name`] or fills a reused name with [`DnsMessage::host_name_into`]).
+    pub fn host_name(&self, name: NameRef) -> Option<HostName> {
+        HostName::parse(self.name(name)).ok()
+    }
+
+    /// Copies a name of this message into `out` (only its bytes) without checking its
+    /// characters again: everything the parser keeps in the name text is lower-case host
+    /// names back to back, so a reference of this message is already a host name. A reference
+    /// from another message may cut across names; the few checks that catch that (a dot at
+    /// either end, too long, a label over 63 bytes) are made, and false leaves `out` as it was.
+    pub fn host_name_into(&self, name: NameRef, out: &mut HostName) -> bool {
+        let text = self.name(name);
+        let ends_ok = match (text.first(), text.last()) {
+            (Some(&first), Some(&last)) => first != b'.' && last != b'.',
+            _ => false,
+        };
+        // A name cut from the middle of two names has no ".." (none holds one, none starts
+        // or ends with a dot), but its labels may join across a boundary: only a name longer
+        // than a label can hold a label that long.
+        let labels_ok = text.len() <= MAX_LABEL_LEN
+            || text.split(|&b| b == b'.').all(|l| l.len() <= MAX_LABEL_LEN);
+        if !ends_ok || !labels_ok || text.len() > MAX_HOST_NAME_LEN {
+            return false;
+        }
+        out.set_checked(text);
+        true
+    }
+
+    /// Keeps the text of a name just decoded by [`read_name_text`] at `names_len`.
+    fn keep_name(&mut self, name: NameRef) {
+        self.names_len = name.range().end;
     }
 }
 
@@ -221,10 +298,7 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
         return Err(DnsSkip::NotDns);
     }
 
-    // Names are decoded into these buffers and validated straight into the question or answer
-    // pushed, so a 256-byte `HostName` is not moved through intermediate results.
-    let mut text: NameText = [0; NAME_TEXT_LEN];
-    let mut target_text: NameText = [0; NAME_TEXT_LEN];
+    // Names are decoded straight into `out.names`; questions and answers only hold where.
     let mut memo = NameMemo::default();
     let mut hops = 0usize;
     let mut pos = HEADER_LEN;
@@ -239,7 +313,7 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             continue;
         }
         let name_start = pos;
-        let (name, end) = read_name_text(msg, pos, &mut text, &mut hops)?;
+        let (name, end) = read_name_text(msg, pos, &mut out.names, out.names_len, &mut hops)?;
         let fixed = end
             .checked_add(QUESTION_FIXED_LEN)
             .and_then(|fixed_end| msg.get(end..fixed_end))
@@ -250,14 +324,11 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
         };
         pos = end.saturating_add(QUESTION_FIXED_LEN);
         match name {
-            TextName::Text(len) => match HostName::parse(text.get(..len).unwrap_or(&[])) {
-                Ok(name) => {
-                    out.questions.push(Question { name, qtype });
-                    let at = NameAt::Question(out.questions.len().saturating_sub(1));
-                    memo.add(name_start, hops, at);
-                }
-                Err(_) => out.invalid_names = out.invalid_names.saturating_add(1),
-            },
+            TextName::Text(name) => {
+                out.keep_name(name);
+                out.questions.push(Question { name, qtype });
+                memo.add(name_start, hops, name);
+            }
             TextName::Root => {}
             TextName::Invalid => out.invalid_names = out.invalid_names.saturating_add(1),
         }
@@ -269,11 +340,11 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             break;
         }
         let owner_start = pos;
-        // An owner that is only a pointer to a name decoded before is copied, not decoded.
-        let known = memo.find(msg, pos, out);
+        // An owner that is only a pointer to a name decoded before reuses its text.
+        let known = memo.find(msg, pos);
         let (owner, end) = match known {
-            Some((_, end)) => (TextName::Root, end),
-            None => read_name_text(msg, pos, &mut text, &mut hops)?,
+            Some((name, end)) => (TextName::Text(name), end),
+            None => read_name_text(msg, pos, &mut out.names, out.names_len, &mut hops)?,
         };
         let fixed_end = end
             .checked_add(RR_FIXED_LEN)
@@ -292,28 +363,20 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             .filter(|&e| e <= msg.len())
             .ok_or(DnsSkip::TruncatedRecord)?;
         pos = rdata_end;
-        let parsed = match (known, owner) {
-            (Some((name, _)), _) => Ok(name),
-            (None, TextName::Text(len)) => HostName::parse(text.get(..len).unwrap_or(&[])),
-            (None, TextName::Root) => continue,
-            (None, TextName::Invalid) => Err(InvalidName::BadCharacter),
+        let name = match owner {
+            TextName::Text(name) => name,
+            TextName::Root => continue,
+            TextName::Invalid => {
+                out.invalid_names = out.invalid_names.saturating_add(1);
+                continue;
+            }
         };
-        let Ok(name) = parsed else {
-            out.invalid_names = out.invalid_names.saturating_add(1);
-            continue;
-        };
+        if known.is_none() {
+            // Kept before the RDATA is read: a CNAME target is decoded after it.
+            out.keep_name(name);
+        }
         let owner_hops = hops;
-        let data = read_rdata(
-            msg,
-            rtype,
-            class,
-            fixed_end,
-            rdata_end,
-            out,
-            &mut target_text,
-            &mut hops,
-        );
-        let is_cname = matches!(data, RData::Cname(_));
+        let data = read_rdata(msg, rtype, class, fixed_end, rdata_end, out, &mut hops);
         // RFC 2181 §8: a TTL with the most significant bit set is treated as zero.
         let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
         out.answers.push(Answer {
@@ -322,12 +385,11 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             ttl,
             data,
         });
-        let index = out.answers.len().saturating_sub(1);
         if known.is_none() {
-            memo.add(owner_start, owner_hops, NameAt::Owner(index));
+            memo.add(owner_start, owner_hops, name);
         }
-        if is_cname {
-            memo.add(fixed_end, hops, NameAt::CnameTarget(index));
+        if let RData::Cname(target) = data {
+            memo.add(fixed_end, hops, target);
         }
     }
     Ok(())
@@ -339,20 +401,12 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
 /// question and a CNAME chain of typical length; later names are decoded in full.
 const NAME_MEMO_LEN: usize = 16;
 
-/// Where a decoded name is kept in the [`DnsMessage`] being filled.
-#[derive(Clone, Copy, Debug)]
-enum NameAt {
-    Question(usize),
-    Owner(usize),
-    CnameTarget(usize),
-}
-
-/// A remembered name: its start offset, the pointer hops its walk took, and where it is.
+/// A remembered name: its start offset, the pointer hops its walk took, and its text.
 #[derive(Clone, Copy, Debug)]
 struct MemoEntry {
     start: usize,
     hops: usize,
-    at: NameAt,
+    name: NameRef,
 }
 
 #[derive(Default)]
@@ -363,9 +417,9 @@ struct NameMemo {
 
 impl NameMemo {
     /// Remembers the host name that starts at `start`; ignored once full.
-    fn add(&mut self, start: usize, hops: usize, at: NameAt) {
+    fn add(&mut self, start: usize, hops: usize, name: NameRef) {
         if let Some(slot) = self.entries.get_mut(self.len) {
-            *slot = Some(MemoEntry { start, hops, at });
+            *slot = Some(MemoEntry { start, hops, name });
             self.len = self.len.saturating_add(1);
         }
     }
@@ -374,7 +428,7 @@ impl NameMemo {
     /// to a remembered name. The full walk would give the same name: it follows the pointer
     /// (backwards, as the pointer rule requires) and then walks exactly the remembered name,
     /// with one hop more, so names whose walk already used the whole hop cap are not taken.
-    fn find(&self, msg: &[u8], pos: usize, out: &DnsMessage) -> Option<(HostName, usize)> {
+    fn find(&self, msg: &[u8], pos: usize) -> Option<(NameRef, usize)> {
         let (&[hi, lo], _) = msg.get(pos..)?.split_first_chunk::<2>()?;
         if hi & 0xc0 != 0xc0 {
             return None;
@@ -389,22 +443,13 @@ impl NameMemo {
             .take(self.len)
             .flatten()
             .find(|e| e.start == target && e.hops < MAX_POINTER_HOPS)?;
-        let name = match entry.at {
-            NameAt::Question(i) => out.questions.get(i)?.name,
-            NameAt::Owner(i) => out.answers.get(i)?.name,
-            NameAt::CnameTarget(i) => match out.answers.get(i)?.data {
-                RData::Cname(target) => target,
-                _ => return None,
-            },
-        };
-        Some((name, pos.saturating_add(2)))
+        Some((entry.name, pos.saturating_add(2)))
     }
 }
 
 /// Decodes the RDATA at `msg[start..end]` (bounds already checked) of a record of `rtype` and
 /// `class`, counting malformed A/AAAA/CNAME data in `out`. A CNAME target is decoded into
-/// `text`, and the pointer hops its walk took go to `hops` (for [`NameMemo`]).
-#[allow(clippy::too_many_arguments)]
+/// `out`'s name text, and the pointer hops its walk took go to `hops` (for [`NameMemo`]).
 fn read_rdata(
     msg: &[u8],
     rtype: u16,
@@ -412,7 +457,6 @@ fn read_rdata(
     start: usize,
     end: usize,
     out: &mut DnsMessage,
-    text: &mut NameText,
     hops: &mut usize,
 ) -> RData {
     let Some(rdata) = msg.get(start..end) else {
@@ -436,15 +480,10 @@ fn read_rdata(
         },
         // CNAME RDATA is a name in any class (RFC 1035 §3.3.1); it may be compressed, but its
         // in-place labels must stay inside RDATA.
-        TYPE_CNAME => match read_name_text(msg, start, text, hops) {
-            Ok((TextName::Text(len), name_end)) if name_end == end => {
-                match HostName::parse(text.get(..len).unwrap_or(&[])) {
-                    Ok(target) => RData::Cname(target),
-                    Err(_) => {
-                        out.invalid_names = out.invalid_names.saturating_add(1);
-                        RData::Other
-                    }
-                }
+        TYPE_CNAME => match read_name_text(msg, start, &mut out.names, out.names_len, hops) {
+            Ok((TextName::Text(target), name_end)) if name_end == end => {
+                out.keep_name(target);
+                RData::Cname(target)
             }
             Ok((TextName::Invalid, name_end)) if name_end == end => {
                 out.invalid_names = out.invalid_names.saturating_add(1);
@@ -459,26 +498,21 @@ fn read_rdata(
     }
 }
 
-/// Bytes of the buffer a name is decoded into: the presentation form (at most 254 octets of
-/// labels and dots for 255 wire octets) plus room for one fixed-size label copy that runs past
-/// the text's end (see [`read_name_text`]).
-const NAME_TEXT_LEN: usize = MAX_NAME_WIRE_LEN + LABEL_COPY_LEN;
-type NameText = [u8; NAME_TEXT_LEN];
-
-/// What [`read_name_text`] left in its buffer.
+/// What [`read_name_text`] decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TextName {
-    /// `text[..len]`: labels joined by dots, none holding a dot itself; still to be validated
-    /// as a host name.
-    Text(usize),
+    /// A host name: its labels joined by dots, lower-cased, every byte checked. Its text is in
+    /// the name buffer but not yet kept ([`DnsMessage::keep_name`]).
+    Text(NameRef),
     /// The root name (a single zero octet).
     Root,
-    /// A well-formed DNS name that cannot be a host name (a label holds a '.').
+    /// A well-formed DNS name that cannot be a host name (a label holds a byte outside
+    /// `[A-Za-z0-9_-]`, such as a space, a '.' or binary data).
     Invalid,
 }
 
 /// A name read from the wire.
-// Inline on purpose, as for `RData`.
+// Inline on purpose: a test helper that compares whole names.
 #[cfg(test)]
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,10 +527,12 @@ enum WireName {
 /// The name at `start` validated as a host name, and the offset just after it (tests).
 #[cfg(test)]
 fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
-    let mut text: NameText = [0; NAME_TEXT_LEN];
-    let (name, end) = read_name_text(msg, start, &mut text, &mut 0)?;
+    let mut names = Vec::new();
+    let (name, end) = read_name_text(msg, start, &mut names, 0, &mut 0)?;
     let name = match name {
-        TextName::Text(len) => HostName::parse(text.get(..len).unwrap_or(&[]))
+        TextName::Text(name) => names
+            .get(name.range())
+            .and_then(|text| HostName::parse(text).ok())
             .map_or(WireName::Invalid, WireName::Host),
         TextName::Root => WireName::Root,
         TextName::Invalid => WireName::Invalid,
@@ -504,9 +540,11 @@ fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
     Ok((name, end))
 }
 
-/// Reads the (possibly compressed) name starting at `start` into `text`: its labels joined by
-/// dots, not yet validated as a host name. Returns what it is and the offset just after it in
-/// place (after its zero octet or its first pointer).
+/// Reads the (possibly compressed) name starting at `start` into `names` at offset `at`
+/// (growing `names` if it is shorter than `at` + [`NAME_DECODE_ROOM`]): its labels joined by
+/// dots, each label lower-cased and checked as it is copied, so a host name needs no second
+/// pass. Returns what it is and the offset just after it in place (after its zero octet or its
+/// first pointer).
 ///
 /// Pointer rule (RFC 1035 §4.1.4 allows any earlier offset; encoders only ever point back to
 /// names already written): a pointer must point strictly before the start of the label run
@@ -515,9 +553,19 @@ fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsSkip> {
 fn read_name_text(
     msg: &[u8],
     start: usize,
-    text: &mut NameText,
+    names: &mut Vec<u8>,
+    at: usize,
     hops_out: &mut usize,
 ) -> Result<(TextName, usize), DnsSkip> {
+    let room = at.saturating_add(NAME_DECODE_ROOM);
+    if names.len() < room {
+        // Cannot happen: at most MAX_NAMES_PER_MESSAGE names of at most 253 bytes are kept.
+        if room > MAX_NAME_TEXT_LEN {
+            return Err(DnsSkip::NameTooLong);
+        }
+        names.resize(room, 0);
+    }
+    let text = names.get_mut(at..room).ok_or(DnsSkip::NameTooLong)?;
     let mut text_len = 0usize;
     // Wire octets so far, length octets included, final root octet not yet included.
     let mut wire_len = 0usize;
@@ -525,8 +573,9 @@ fn read_name_text(
     let mut run_start = start;
     let mut end = None;
     let mut hops = 0usize;
-    // A label holding a '.' octet would be split in two by `HostName::parse`.
-    let mut has_dot = false;
+    // Every byte so far is a host-name byte; a label holding a '.' octet fails this too (it
+    // would otherwise be split in two when the text is read back).
+    let mut host = true;
     loop {
         let &len_octet = msg.get(pos).ok_or(DnsSkip::TruncatedRecord)?;
         match len_octet & 0xc0 {
@@ -539,10 +588,14 @@ fn read_name_text(
                     if text_len == 0 {
                         return Ok((TextName::Root, end));
                     }
-                    let name = if has_dot {
-                        TextName::Invalid
-                    } else {
-                        TextName::Text(text_len)
+                    if !host {
+                        return Ok((TextName::Invalid, end));
+                    }
+                    // A wire name of at most 255 octets has at most 253 bytes of text
+                    // (RFC 1035 §2.3.4), so both conversions succeed.
+                    let name = match (u32::try_from(at), u8::try_from(text_len)) {
+                        (Ok(start), Ok(len)) => TextName::Text(NameRef { start, len }),
+                        _ => TextName::Invalid,
                     };
                     return Ok((name, end));
                 }
@@ -563,28 +616,12 @@ fn read_name_text(
                 if text_end > MAX_NAME_WIRE_LEN {
                     return Err(DnsSkip::NameTooLong);
                 }
-                // Labels are short (< 64 octets): one fixed-size move, inlined, instead of a
-                // library call per label. The octets it copies past the label are overwritten
-                // by the next label or lie past `text_len`. Near the end of the message the
-                // exact copy is used.
-                let fixed_src = msg
-                    .get(label_start..)
-                    .and_then(|rest| rest.first_chunk::<LABEL_COPY_LEN>());
-                let fixed_dst = text
-                    .get_mut(text_len..)
-                    .and_then(|rest| rest.first_chunk_mut::<LABEL_COPY_LEN>());
-                match (fixed_src, fixed_dst) {
-                    (Some(src), Some(dst)) => *dst = *src,
-                    _ => text
-                        .get_mut(text_len..text_end)
-                        .ok_or(DnsSkip::NameTooLong)?
-                        .copy_from_slice(label),
-                }
+                // One pass per label: copied, lower-cased and checked together.
+                let dst = text
+                    .get_mut(text_len..text_end)
+                    .ok_or(DnsSkip::NameTooLong)?;
+                host &= super::copy_host_label(dst, label);
                 text_len = text_end;
-                // A short inline loop: `contains` would call memchr once per label.
-                #[allow(clippy::manual_contains)]
-                let dot = label.iter().any(|&b| b == b'.');
-                has_dot |= dot;
                 pos = label_end;
             }
             0xc0 => {
@@ -683,6 +720,53 @@ mod tests {
         HostName::parse(s.as_bytes()).unwrap()
     }
 
+    /// An answer with its names read back as [`HostName`]s, to compare whole records.
+    #[derive(Debug, PartialEq)]
+    struct Rec {
+        name: HostName,
+        rtype: u16,
+        ttl: u32,
+        data: Data,
+    }
+
+    // Inline like `Rec`'s name: these only compare parse results in tests.
+    #[allow(clippy::large_enum_variant)]
+    #[derive(Debug, PartialEq)]
+    enum Data {
+        A(Ipv4Addr),
+        Aaaa(Ipv6Addr),
+        Cname(HostName),
+        Other,
+    }
+
+    fn name_of(out: &DnsMessage, name: NameRef) -> HostName {
+        out.host_name(name).expect("kept names are host names")
+    }
+
+    fn answers(out: &DnsMessage) -> Vec<Rec> {
+        out.answers
+            .iter()
+            .map(|a| Rec {
+                name: name_of(out, a.name),
+                rtype: a.rtype,
+                ttl: a.ttl,
+                data: match a.data {
+                    RData::A(v4) => Data::A(v4),
+                    RData::Aaaa(v6) => Data::Aaaa(v6),
+                    RData::Cname(target) => Data::Cname(name_of(out, target)),
+                    RData::Other => Data::Other,
+                },
+            })
+            .collect()
+    }
+
+    fn questions(out: &DnsMessage) -> Vec<(HostName, u16)> {
+        out.questions
+            .iter()
+            .map(|q| (name_of(out, q.name), q.qtype))
+            .collect()
+    }
+
     fn parse(msg: &[u8]) -> (Result<(), DnsSkip>, DnsMessage) {
         let mut out = DnsMessage::new();
         let res = parse_message(msg, &mut out);
@@ -731,25 +815,25 @@ mod tests {
     const RESPONSE_QUESTION_END: usize = 42;
     const RESPONSE_ANSWER_ENDS: [usize; 3] = [60, 76, 104];
 
-    fn expected_answers() -> [Answer; 3] {
+    fn expected_answers() -> [Rec; 3] {
         [
-            Answer {
+            Rec {
                 name: host("dnl-01.geo.kaspersky.com"),
                 rtype: TYPE_CNAME,
                 ttl: 300,
-                data: RData::Cname(host("cdn.kaspersky.com")),
+                data: Data::Cname(host("cdn.kaspersky.com")),
             },
-            Answer {
+            Rec {
                 name: host("cdn.kaspersky.com"),
                 rtype: TYPE_A,
                 ttl: 60,
-                data: RData::A(Ipv4Addr::new(203, 0, 113, 10)),
+                data: Data::A(Ipv4Addr::new(203, 0, 113, 10)),
             },
-            Answer {
+            Rec {
                 name: host("cdn.kaspersky.com"),
                 rtype: TYPE_AAAA,
                 ttl: 60,
-                data: RData::Aaaa("2001:db8::10".parse().unwrap()),
+                data: Data::Aaaa("2001:db8::10".parse().unwrap()),
             },
         ]
     }
@@ -772,12 +856,10 @@ mod tests {
         assert_eq!(out.rcode, 0);
         assert!(!out.truncated_flag);
         assert_eq!(
-            out.questions,
-            vec![Question {
-                name: host("dnl-01.geo.kaspersky.com"),
-                qtype: TYPE_A
-            }]
+            questions(&out),
+            vec![(host("dnl-01.geo.kaspersky.com"), TYPE_A)]
         );
+        assert_eq!(out.name(out.questions[0].name), b"dnl-01.geo.kaspersky.com");
         assert!(out.answers.is_empty());
         assert_eq!(out.invalid_names, 0);
         assert!(!out.capped);
@@ -790,10 +872,91 @@ mod tests {
         assert!(out.is_response);
         assert_eq!(out.rcode, 0);
         assert_eq!(out.questions.len(), 1);
-        assert_eq!(out.questions[0].name, host("dnl-01.geo.kaspersky.com"));
-        assert_eq!(out.answers, expected_answers());
+        assert_eq!(
+            name_of(&out, out.questions[0].name),
+            host("dnl-01.geo.kaspersky.com")
+        );
+        assert_eq!(answers(&out), expected_answers());
+        // Owners that point at the question and at the CNAME target reuse their text.
+        assert_eq!(out.answers[0].name, out.questions[0].name);
+        assert_eq!(out.answers[1].name, out.answers[2].name);
+        assert_eq!(RData::Cname(out.answers[1].name), out.answers[0].data);
         assert_eq!(out.invalid_names, 0);
         assert_eq!(out.bad_rdata, 0);
+    }
+
+    #[test]
+    fn host_name_into_copies_every_kept_name() {
+        let (_, out) = parse(&RESPONSE);
+        let mut name = HostName::scratch();
+        let refs = out
+            .questions
+            .iter()
+            .map(|q| q.name)
+            .chain(out.answers.iter().map(|a| a.name))
+            .chain(out.answers.iter().filter_map(|a| match a.data {
+                RData::Cname(target) => Some(target),
+                _ => None,
+            }));
+        let mut seen = Vec::new();
+        for r in refs {
+            assert!(out.host_name_into(r, &mut name));
+            assert_eq!(Some(name), out.host_name(r));
+            seen.push(name.to_string());
+        }
+        assert_eq!(
+            seen,
+            [
+                "dnl-01.geo.kaspersky.com",
+                "dnl-01.geo.kaspersky.com",
+                "cdn.kaspersky.com",
+                "cdn.kaspersky.com",
+                "cdn.kaspersky.com",
+            ]
+        );
+        // Upper-case on the wire is lower-case in the text (RFC 4343 §3: case-insensitive).
+        let mut msg = QUERY;
+        msg[13] = b'D';
+        msg[24] = b'K';
+        let (_, out) = parse(&msg);
+        assert!(out.host_name_into(out.questions[0].name, &mut name));
+        assert_eq!(name.as_str(), "dnl-01.geo.kaspersky.com");
+    }
+
+    #[test]
+    fn host_name_into_refuses_references_cutting_across_names() {
+        let (_, out) = parse(&RESPONSE);
+        // The text is "dnl-01.geo.kaspersky.com" then "cdn.kaspersky.com" (41 bytes).
+        assert_eq!(out.names_len, 41);
+        let mut name = HostName::parse(b"unchanged.example").unwrap();
+        let cut = |start: u32, len: u8| NameRef { start, len };
+        for bad in [
+            cut(6, 4),   // ".geo": starts with a dot
+            cut(0, 7),   // "dnl-01.": ends with a dot
+            cut(0, 0),   // empty
+            cut(40, 2),  // runs past the kept text
+            cut(500, 3), // outside the buffer
+        ] {
+            assert!(!out.host_name_into(bad, &mut name), "{bad:?}");
+            assert_eq!(name.as_str(), "unchanged.example");
+        }
+        // Across the boundary the labels join: still a host name.
+        assert!(out.host_name_into(cut(11, 16), &mut name));
+        assert_eq!(name.as_str(), "kaspersky.comcdn");
+        // Two 63-byte labels back to back make a 126-byte label: refused.
+        let mut msg = header(1, 0x0000, 2, 0, 0, 0);
+        for byte in [b'a', b'b'] {
+            msg.push(63);
+            msg.extend(std::iter::repeat_n(byte, 63));
+            msg.extend_from_slice(&[0, 0, 1, 0, 1]);
+        }
+        let (res, out) = parse(&msg);
+        assert_eq!(res, Ok(()));
+        assert!(out.host_name_into(out.questions[1].name, &mut name));
+        assert!(!out.host_name_into(cut(0, 126), &mut name));
+        assert!(!out.host_name_into(cut(1, 64), &mut name));
+        assert!(out.host_name_into(cut(1, 63), &mut name));
+        assert_eq!(name.as_bytes(), [&[b'a'; 62][..], b"b"].concat());
     }
 
     #[test]
@@ -847,8 +1010,8 @@ mod tests {
             assert_eq!(res.err(), expected_err, "cut {cut}");
             let questions = usize::from(cut >= RESPONSE_QUESTION_END);
             assert_eq!(out.questions.len(), questions, "cut {cut}");
-            let answers = RESPONSE_ANSWER_ENDS.iter().filter(|&&e| e <= cut).count();
-            assert_eq!(out.answers[..], expected_answers()[..answers], "cut {cut}");
+            let kept = RESPONSE_ANSWER_ENDS.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(answers(&out)[..], expected_answers()[..kept], "cut {cut}");
         }
     }
 
@@ -972,7 +1135,7 @@ mod tests {
         assert_eq!(res, Ok(()));
         assert_eq!(out.answers.len(), 3);
         for answer in &out.answers {
-            assert_eq!(answer.name, host("a"));
+            assert_eq!(name_of(&out, answer.name), host("a"));
         }
         assert_eq!(out.answers[2].data, RData::A(Ipv4Addr::new(192, 0, 2, 2)));
         // Cell 125: owner 1 takes 127 hops (allowed), owner 2 would take 128.
@@ -994,7 +1157,11 @@ mod tests {
                 RESPONSE_ANSWER_ENDS[i - 1]
             };
             let (name, _) = read_name(&RESPONSE, start).unwrap();
-            assert_eq!(name, WireName::Host(answer.name), "answer {i}");
+            assert_eq!(
+                name,
+                WireName::Host(name_of(&out, answer.name)),
+                "answer {i}"
+            );
         }
     }
 
@@ -1022,7 +1189,7 @@ mod tests {
         let mut name = Vec::new();
         for &len in label_lens {
             name.push(len as u8);
-            name.extend(std::iter::repeat(b'a').take(len));
+            name.extend(std::iter::repeat_n(b'a', len));
         }
         name.push(0);
         name
@@ -1034,7 +1201,7 @@ mod tests {
         assert_eq!(name.len(), 255);
         let (res, out) = parse(&query_with_name(&name));
         assert_eq!(res, Ok(()));
-        assert_eq!(out.questions[0].name.as_bytes().len(), 253);
+        assert_eq!(out.name(out.questions[0].name).len(), 253);
     }
 
     #[test]
@@ -1082,7 +1249,7 @@ mod tests {
         let (res, out) = parse(&msg);
         assert_eq!(res, Err(DnsSkip::TruncatedRecord));
         assert_eq!(out.questions.len(), 1);
-        assert_eq!(out.answers, expected_answers());
+        assert_eq!(answers(&out), expected_answers());
     }
 
     #[test]
@@ -1166,19 +1333,19 @@ mod tests {
         assert_eq!(res, Ok(()));
         assert_eq!(out.invalid_names, 1);
         assert_eq!(
-            out.answers,
+            answers(&out),
             vec![
-                Answer {
+                Rec {
                     name: host("_ipp._tcp.local"),
                     rtype: 12,
                     ttl: 4500,
-                    data: RData::Other
+                    data: Data::Other
                 },
-                Answer {
+                Rec {
                     name: host("printer.local"),
                     rtype: TYPE_A,
                     ttl: 120,
-                    data: RData::A(Ipv4Addr::new(192, 168, 1, 20))
+                    data: Data::A(Ipv4Addr::new(192, 168, 1, 20))
                 },
             ]
         );
@@ -1253,7 +1420,7 @@ mod tests {
         let (res, out) = parse(&msg);
         assert_eq!(res, Ok(()));
         assert_eq!(out.bad_rdata, 1);
-        assert_eq!(out.answers[0].name, host("a"));
+        assert_eq!(name_of(&out, out.answers[0].name), host("a"));
         assert_eq!(out.answers[0].data, RData::Other);
     }
 
@@ -1395,9 +1562,12 @@ mod tests {
                 _ => None,
             }));
         for name in names {
-            assert_eq!(HostName::parse(name.as_bytes()), Ok(name));
-            assert!(name.as_bytes().len() <= input.len());
+            let text = out.name(name);
+            let host = HostName::parse(text).expect("kept names are host names");
+            assert_eq!(host.as_bytes(), text);
+            assert!(text.len() <= input.len());
         }
+        assert!(out.names_len <= MAX_NAME_TEXT_LEN);
     }
 
     #[test]

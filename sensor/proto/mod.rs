@@ -3,7 +3,9 @@
 //! Contract: each parser reads a borrowed byte slice (a datagram or a reassembled stream prefix),
 //! never panics, never allocates per call in steady state, and returns either what it found or a
 //! small `Copy` reason. Parsers never format output and never touch counters or flow state.
-//! Names leave the parsers as [`HostName`]: validated, lower-case, without a trailing dot.
+//! Names leave the parsers as [`HostName`]: validated, lower-case, without a trailing dot. The
+//! DNS parser keeps a message's names as checked text inside its [`dns::DnsMessage`] and
+//! hands out references; callers borrow the text or fill a reused `HostName` from it.
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
 // Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(
@@ -69,47 +71,168 @@ pub enum InvalidName {
     BadCharacter,
 }
 
+/// Each byte's lower-case form when it may appear in a host-name label (`[A-Za-z0-9_-]`, the
+/// alphabet [`HostName::parse`] accepts), 0 otherwise (the dot included). One table load per
+/// byte replaces a chain of range tests, so the per-byte loops below have no branches.
+// Built at compile time with `b < 256`, the table's length: an index out of bounds would stop
+// the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+static HOST_LABEL_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            table[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The lower-case form of `b` if it may appear in a host-name label, 0 otherwise.
+fn host_label_byte(b: u8) -> u8 {
+    // Always in bounds: the table has an entry for every u8.
+    HOST_LABEL_BYTE.get(usize::from(b)).copied().unwrap_or(0)
+}
+
+/// Copies `label` into `dst` (of the same length) lower-cased, and says whether every byte
+/// is a host-name byte (`[A-Za-z0-9_-]`, the alphabet [`HostName::parse`] accepts): a parser
+/// copying labels out of a message copies, lower-cases and checks them in one branch-free
+/// pass. When it returns false the copy's content is unspecified (bytes outside the alphabet
+/// become 0). Copies nothing if the lengths differ.
+pub fn copy_host_label(dst: &mut [u8], label: &[u8]) -> bool {
+    if dst.len() != label.len() {
+        return false;
+    }
+    let mut ok = true;
+    for (d, &b) in dst.iter_mut().zip(label) {
+        let lower = host_label_byte(b);
+        ok &= lower != 0;
+        *d = lower;
+    }
+    ok
+}
+
+/// Checks `raw` (one trailing dot already dropped) as a host name, without copying it: one
+/// branch-free pass for the common case, and the exact first problem found by
+/// [`first_problem`] only when that pass saw one.
+fn check_host_name(raw: &[u8]) -> Result<(), InvalidName> {
+    if raw.is_empty() {
+        return Err(InvalidName::Empty);
+    }
+    if raw.len() > MAX_HOST_NAME_LEN {
+        return Err(InvalidName::TooLong);
+    }
+    let mut ok = true;
+    // The name starts like a label that just ended: a leading dot is an empty label.
+    let mut after_dot = true;
+    let mut label_len = 0usize;
+    for &b in raw {
+        let dot = b == b'.';
+        ok &= dot | (host_label_byte(b) != 0);
+        ok &= !(dot & after_dot);
+        // raw.len() <= 253, so these cannot overflow.
+        label_len = if dot { 0 } else { label_len + 1 };
+        ok &= label_len <= MAX_LABEL_LEN;
+        after_dot = dot;
+    }
+    ok &= !after_dot;
+    if ok {
+        Ok(())
+    } else {
+        Err(first_problem(raw))
+    }
+}
+
+/// The first problem of a name that is not a host name, scanning from the left (the error
+/// [`HostName::parse`] has always reported).
+fn first_problem(raw: &[u8]) -> InvalidName {
+    let mut label_len = 0usize;
+    for &b in raw {
+        match b {
+            b'.' => {
+                if label_len == 0 {
+                    return InvalidName::EmptyLabel;
+                }
+                label_len = 0;
+            }
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'A'..=b'Z' => {
+                label_len += 1;
+                if label_len > MAX_LABEL_LEN {
+                    return InvalidName::LabelTooLong;
+                }
+            }
+            _ => return InvalidName::BadCharacter,
+        }
+    }
+    // Only a trailing dot is left (the caller saw a problem).
+    InvalidName::EmptyLabel
+}
+
 impl HostName {
     /// Validates and normalises `raw`: ASCII letters are lower-cased and one trailing dot is
     /// dropped. Letters, digits, `-` and `_` are accepted in labels (`_` appears in real DNS
     /// names such as SRV owners); anything else is rejected.
     pub fn parse(raw: &[u8]) -> Result<HostName, InvalidName> {
-        let raw = raw.strip_suffix(b".").unwrap_or(raw);
-        if raw.is_empty() {
-            return Err(InvalidName::Empty);
-        }
-        if raw.len() > MAX_HOST_NAME_LEN {
-            return Err(InvalidName::TooLong);
-        }
         let mut name = HostName {
             len: 0,
             bytes: [0; MAX_HOST_NAME_LEN],
         };
-        let mut label_len = 0usize;
-        for (slot, &b) in name.bytes.iter_mut().zip(raw) {
-            match b {
-                b'.' => {
-                    if label_len == 0 {
-                        return Err(InvalidName::EmptyLabel);
-                    }
-                    label_len = 0;
-                }
-                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'A'..=b'Z' => {
-                    label_len += 1;
-                    if label_len > MAX_LABEL_LEN {
-                        return Err(InvalidName::LabelTooLong);
-                    }
-                }
-                _ => return Err(InvalidName::BadCharacter),
-            }
+        name.assign(raw)?;
+        Ok(name)
+    }
+
+    /// A name to fill with [`HostName::assign`]: holds `a` until then. For callers that keep
+    /// one name buffer per worker instead of building a name per call.
+    pub fn scratch() -> HostName {
+        let mut bytes = [0; MAX_HOST_NAME_LEN];
+        if let Some(first) = bytes.first_mut() {
+            *first = b'a';
+        }
+        HostName { len: 1, bytes }
+    }
+
+    /// [`HostName::parse`] into an existing name, for callers that keep one name buffer and
+    /// reuse it (no 253-byte value is built and moved per name): copies only `raw`'s bytes
+    /// and clears what is left of the previous name. On error the name is unchanged.
+    pub fn assign(&mut self, raw: &[u8]) -> Result<(), InvalidName> {
+        let raw = raw.strip_suffix(b".").unwrap_or(raw);
+        check_host_name(raw)?;
+        let new_len = raw.len();
+        let old_len = usize::from(self.len);
+        for (slot, &b) in self.bytes.iter_mut().zip(raw) {
             *slot = b.to_ascii_lowercase();
         }
-        if label_len == 0 {
-            return Err(InvalidName::EmptyLabel);
+        // Bytes past the length stay zero: the derived `Eq`, `Hash` and `Ord` compare the
+        // whole buffer.
+        if let Some(stale) = self.bytes.get_mut(new_len..old_len) {
+            stale.fill(0);
         }
-        // raw.len() <= 253 was checked above.
-        name.len = raw.len() as u8;
-        Ok(name)
+        // new_len <= 253 was checked by `check_host_name`.
+        self.len = new_len as u8;
+        Ok(())
+    }
+
+    /// Copies `text` in without checking it again, for the parsers of this module that built
+    /// it as a host name in final form (checked and lower-cased as they copied it). Clears
+    /// what is left of the previous name. Text longer than a host name is cut (never happens
+    /// for checked text).
+    fn set_checked(&mut self, text: &[u8]) {
+        debug_assert!(
+            check_host_name(text).is_ok() && !text.iter().any(u8::is_ascii_uppercase),
+            "not a checked host name: {text:?}"
+        );
+        let new_len = text.len().min(MAX_HOST_NAME_LEN);
+        let old_len = usize::from(self.len);
+        if let (Some(dst), Some(src)) = (self.bytes.get_mut(..new_len), text.get(..new_len)) {
+            dst.copy_from_slice(src);
+        }
+        if let Some(stale) = self.bytes.get_mut(new_len..old_len) {
+            stale.fill(0);
+        }
+        // new_len <= 253.
+        self.len = new_len as u8;
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -142,6 +265,123 @@ mod tests {
     fn normalises_case_and_trailing_dot() {
         let n = HostName::parse(b"DNL-01.Geo.Kaspersky.COM.").unwrap();
         assert_eq!(n.as_str(), "dnl-01.geo.kaspersky.com");
+    }
+
+    #[test]
+    fn assign_reuses_the_buffer_and_clears_the_old_tail() {
+        assert_eq!(HostName::scratch(), HostName::parse(b"a").unwrap());
+        let mut n = HostName::parse(b"dnl-01.geo.kaspersky.com").unwrap();
+        n.assign(b"A.B").unwrap();
+        assert_eq!(n.as_str(), "a.b");
+        // Equal (derived over the whole buffer) to a freshly parsed name.
+        assert_eq!(n, HostName::parse(b"a.b").unwrap());
+        // A failed assign leaves the name as it was.
+        assert_eq!(n.assign(b"a b"), Err(InvalidName::BadCharacter));
+        assert_eq!(n.assign(b""), Err(InvalidName::Empty));
+        assert_eq!(n, HostName::parse(b"a.b").unwrap());
+        n.assign(b"longer-than-before.example.").unwrap();
+        assert_eq!(n, HostName::parse(b"longer-than-before.example").unwrap());
+    }
+
+    #[test]
+    fn copy_host_label_copies_lower_case_and_checks() {
+        let mut dst = [0u8; 6];
+        assert!(copy_host_label(&mut dst, b"Ab-_9Z"));
+        assert_eq!(&dst, b"ab-_9z");
+        assert!(!copy_host_label(&mut dst, b"ab.cd_"));
+        assert!(!copy_host_label(&mut dst, b"ab cd_"));
+        // Lengths must agree; nothing is copied otherwise.
+        let mut dst = [7u8; 3];
+        assert!(!copy_host_label(&mut dst, b"ab"));
+        assert_eq!(dst, [7; 3]);
+        for bad in [
+            b'.', b' ', 0, 0x80, 0xc1, b'@', b'[', b'`', b'{', b'/', b':',
+        ] {
+            let mut dst = [0u8; 3];
+            assert!(
+                !copy_host_label(&mut dst, &[b'a', bad, b'B']),
+                "byte {bad:#x}"
+            );
+            assert_eq!(dst[2], b'b');
+        }
+        // The same alphabet as `HostName::parse`, byte by byte.
+        for b in 0..=255u8 {
+            let mut one = [0u8];
+            assert_eq!(
+                copy_host_label(&mut one, &[b]),
+                HostName::parse(&[b]).is_ok(),
+                "byte {b:#x}"
+            );
+        }
+        assert!(copy_host_label(&mut [], &[]));
+    }
+
+    /// The checks `HostName::parse` made before the branch-free pass (one test per rule is
+    /// in `rejects_bad_names`; this compares every verdict and error on many names).
+    fn reference_check(raw: &[u8]) -> Result<(), InvalidName> {
+        let raw = raw.strip_suffix(b".").unwrap_or(raw);
+        if raw.is_empty() {
+            return Err(InvalidName::Empty);
+        }
+        if raw.len() > MAX_HOST_NAME_LEN {
+            return Err(InvalidName::TooLong);
+        }
+        let mut label_len = 0usize;
+        for &b in raw {
+            match b {
+                b'.' if label_len == 0 => return Err(InvalidName::EmptyLabel),
+                b'.' => label_len = 0,
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'A'..=b'Z' => {
+                    label_len += 1;
+                    if label_len > MAX_LABEL_LEN {
+                        return Err(InvalidName::LabelTooLong);
+                    }
+                }
+                _ => return Err(InvalidName::BadCharacter),
+            }
+        }
+        if label_len == 0 {
+            return Err(InvalidName::EmptyLabel);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn branch_free_check_agrees_with_the_reference_on_random_names() {
+        let alphabet = b"aZ9-_. \0\xff";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut raw = Vec::new();
+        let (mut mismatches, mut kinds) = (0, std::collections::HashSet::new());
+        for i in 0..200_000u32 {
+            raw.clear();
+            let len = (next() % 80) as usize + if i % 4 == 0 { 190 } else { 0 };
+            // Some names are mostly letters with rare dots, so that labels of 63 and 64
+            // bytes and names of 253 and 254 bytes come up.
+            let other = if i % 2 == 0 { 8 } else { 64 };
+            for _ in 0..len {
+                let r = (next() % other) as usize;
+                raw.push(alphabet.get(r).copied().unwrap_or(b'a'));
+            }
+            let parsed = HostName::parse(&raw);
+            let expected = reference_check(&raw);
+            if parsed.map(|_| ()) != expected {
+                mismatches += 1;
+            }
+            kinds.insert(format!("{expected:?}"));
+            if let Ok(name) = parsed {
+                let want = raw.strip_suffix(b".").unwrap_or(&raw).to_ascii_lowercase();
+                assert_eq!(name.as_bytes(), &want[..]);
+            }
+        }
+        assert_eq!(mismatches, 0);
+        // Every verdict came up.
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
     }
 
     #[test]
