@@ -109,9 +109,12 @@ pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6b73_656e_736f_7221).hash_one((lo, hi))
 }
 
-/// The worker, out of `workers`, that handles packets between `a` and `b`.
+/// The worker, out of `workers`, that handles packets between `a` and `b`. The hash is mapped
+/// onto `0..workers` by a multiply and a shift (Lemire's "fastrange"), not a division: the
+/// reader does this for every packet, and a 64-bit division costs as much as the rest of it.
 pub fn worker_for(a: IpAddr, b: IpAddr, workers: usize) -> usize {
-    (symmetric_hash(a, b) % workers.max(1) as u64) as usize
+    let scaled = u128::from(symmetric_hash(a, b)) * workers.max(1) as u128;
+    (scaled >> 64) as usize
 }
 
 /// What the table needs to know about a stored value.
@@ -282,6 +285,25 @@ mod tests {
         assert_eq!(symmetric_hash(ip(1), ip(2)), symmetric_hash(ip(2), ip(1)));
         let (k3, _) = FlowKey::new(ip(1), 40001, ip(2), 443, 6);
         assert_ne!(k1, k3);
+    }
+
+    #[test]
+    fn workers_are_chosen_in_range_evenly_and_symmetrically() {
+        for workers in [1usize, 2, 3, 8] {
+            let mut per_worker = vec![0u32; workers];
+            for i in 0..30_000u32 {
+                let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+                let b = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + i % 97));
+                let w = worker_for(a, b, workers);
+                assert_eq!(w, worker_for(b, a, workers));
+                per_worker[w] += 1;
+            }
+            let fair = 30_000 / workers as u32;
+            for n in per_worker {
+                assert!(n.abs_diff(fair) < fair / 10, "{n} of {fair} ({workers} workers)");
+            }
+        }
+        assert_eq!(worker_for(ip(1), ip(2), 0), 0);
     }
 
     fn key(port: u16) -> FlowKey {
