@@ -620,11 +620,11 @@ impl FileSource {
         }
     }
 
-    fn next_pcap(
+    fn next_pcap<F: FnMut(PacketMeta, &[u8], Option<&Chunk>) + ?Sized>(
         &mut self,
         header: PcapHeader,
         max: usize,
-        sink: &mut SharedSink<'_>,
+        sink: &mut F,
     ) -> Result<SourceStatus, CaptureError> {
         let hdr_len = header.record_header_len;
         let order = header.order;
@@ -695,10 +695,10 @@ impl FileSource {
         Ok(SourceStatus::More)
     }
 
-    fn next_pcapng(
+    fn next_pcapng<F: FnMut(PacketMeta, &[u8], Option<&Chunk>) + ?Sized>(
         &mut self,
         max: usize,
-        sink: &mut SharedSink<'_>,
+        sink: &mut F,
     ) -> Result<SourceStatus, CaptureError> {
         let FileSource {
             input,
@@ -853,13 +853,25 @@ impl PacketSource for FileSource {
         max: usize,
         sink: &mut dyn FnMut(PacketMeta, &[u8]),
     ) -> Result<SourceStatus, CaptureError> {
-        self.next_packets_shared(max, &mut |meta, data, _| sink(meta, data))
+        self.read_lent(max, &mut |meta, data, _| sink(meta, data))
     }
 
     fn next_packets_shared(
         &mut self,
         max: usize,
         sink: &mut SharedSink<'_>,
+    ) -> Result<SourceStatus, CaptureError> {
+        self.read_lent(max, sink)
+    }
+}
+
+impl FileSource {
+    /// [`PacketSource::next_packets_shared`] with a sink the compiler can inline into the record
+    /// loop (the replay loop's hot path: no indirect call per packet).
+    pub fn read_lent<F: FnMut(PacketMeta, &[u8], Option<&Chunk>) + ?Sized>(
+        &mut self,
+        max: usize,
+        sink: &mut F,
     ) -> Result<SourceStatus, CaptureError> {
         if self.finished {
             return Ok(SourceStatus::End);

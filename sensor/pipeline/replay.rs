@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::capture::file::{FileOptions, FileSource};
-use crate::capture::{PacketSource, SourceStatus};
+use crate::capture::SourceStatus;
 use crate::output::report::InputSummary;
 use crate::pipeline::{Collector, Pipeline, PipelineConfig, WorkerCounters};
 
@@ -167,7 +167,7 @@ pub fn run(
             }
         };
         loop {
-            let status = source.next_packets_shared(READ_CHUNK, &mut |meta, data, chunk| {
+            let status = source.read_lent(READ_CHUNK, &mut |meta, data, chunk| {
                 pipeline.push_shared(meta, data, chunk)
             });
             progress.tick(
