@@ -123,13 +123,16 @@ SURI_RULES=$ROOT/benches/suricata/kaspersky.rules
 [ -f "$SURI_RULES" ] || write_suricata_rules
 
 # --- One timed run --------------------------------------------------------------------------
-# run_timed NAME CMD...: runs CMD $RUNS times, keeps the fastest wall time and its peak RSS in
-# WALL and RSS_KB. Output of the command goes to $OUT/NAME.out / .err.
+# run_timed NAME CMD...: runs CMD $RUNS times (TIMES=n overrides), keeps the fastest wall time
+# and its peak RSS in WALL and RSS_KB. Output of the command goes to $OUT/NAME.out / .err. Files
+# named in RESET are removed before each run (tools that append to their logs).
 run_timed() {
     local name=$1; shift
     WALL=""; RSS_KB=""
     local i t
-    for ((i = 0; i < RUNS; i++)); do
+    for ((i = 0; i < ${TIMES:-$RUNS}; i++)); do
+        # shellcheck disable=SC2086 # RESET is a list of paths without spaces
+        [ -z "${RESET:-}" ] || rm -f $RESET
         if ! /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; then
             echo "compare.sh: $name failed (exit status non-zero; see $OUT/$name.err)" >&2
         fi
@@ -198,11 +201,23 @@ for PROFILE in "${PROFILES[@]}"; do
 
     WLIST=1
     [ "$WORKERS" = 1 ] || WLIST="1 $WORKERS"
+    # 1 and N workers alternate run by run, so that a drift of the machine's speed hits both
+    # alike (their ratio is the scaling figure); each keeps its fastest run.
+    declare -A KS_WALL=() KS_RSS=()
+    for ((run = 0; run < RUNS; run++)); do
+        for w in $WLIST; do
+            [ -n "$KS" ] || continue
+            # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
+            TIMES=1 run_timed "ksensor-$w" "$KS" replay --quiet --workers "$w" \
+                --report "$OUT/ksensor-$w.json" ${KSENSOR_ARGS:-} "$FILE"
+            if [ -z "${KS_WALL[$w]:-}" ] || [ "$(echo "$WALL < ${KS_WALL[$w]}" | bc -l)" = 1 ]; then
+                KS_WALL[$w]=$WALL; KS_RSS[$w]=$RSS_KB
+            fi
+        done
+    done
     for w in $WLIST; do
         if [ -z "$KS" ]; then row "ksensor ${w}w" - - "-" "not built"; continue; fi
-        # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
-        run_timed "ksensor-$w" "$KS" replay --quiet --workers "$w" --report "$OUT/ksensor-$w.json" \
-            ${KSENSOR_ARGS:-} "$FILE"
+        WALL=${KS_WALL[$w]}; RSS_KB=${KS_RSS[$w]}
         if [ -s "$OUT/ksensor-$w.json" ]; then
             det=$(jq -r '.counters.names_matched | "\(.dns) \(.tls) \(.quic) \(.http)"' "$OUT/ksensor-$w.json")
             verdict=$(compare_det "$det" "$TRUTH_DET")
@@ -214,7 +229,7 @@ for PROFILE in "${PROFILES[@]}"; do
     done
 
     if have suricata; then
-        run_timed suricata suricata -c "$ROOT/benches/suricata/suricata.yaml" -S "$SURI_RULES" \
+        RESET="$OUT/eve.json $OUT/fast.log $OUT/stats.log" run_timed suricata suricata -c "$ROOT/benches/suricata/suricata.yaml" -S "$SURI_RULES" \
             --runmode single -k none -l "$OUT" -r "$FILE"
         det=$(python3 - "$OUT/eve.json" <<'PY'
 import json, sys
