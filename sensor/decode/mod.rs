@@ -272,12 +272,20 @@ pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
 /// are read from fixed offsets without building a [`Decoded`]; every other shape (tunnels,
 /// IPv6 extension headers, MPLS, PPPoE, other link types) takes the full decode, so both
 /// directions of a flow and every fragment of a datagram always get the same pair.
+#[inline]
 pub fn dispatch_addrs(link: LinkType, packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
     if link == LinkType::ETHERNET {
         if let Some(pair) = plain_ethernet_addrs(packet) {
             return Some(pair);
         }
     }
+    dispatch_addrs_by_decode(link, packet)
+}
+
+/// The slow path of [`dispatch_addrs`], out of line so that the fast path inlines into the
+/// reader's loop.
+#[inline(never)]
+fn dispatch_addrs_by_decode(link: LinkType, packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
     decode_packet(link, packet)
         .ok()
         .map(|d| (d.ip.src, d.ip.dst))

@@ -63,6 +63,7 @@ impl std::hash::Hash for FlowKey {
     }
 }
 
+#[inline]
 fn ip_bits(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
@@ -103,6 +104,7 @@ impl FlowKey {
 /// A hash of the address pair that is the same for both directions. Workers are chosen by it;
 /// ports are left out so that every fragment of a datagram (only the first carries ports) and
 /// every flow between two hosts reach the same worker.
+#[inline]
 pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
     let (a, b) = (ip_bits(a), ip_bits(b));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -112,6 +114,7 @@ pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
 /// The worker, out of `workers`, that handles packets between `a` and `b`. The hash is mapped
 /// onto `0..workers` by a multiply and a shift (Lemire's "fastrange"), not a division: the
 /// reader does this for every packet, and a 64-bit division costs as much as the rest of it.
+#[inline]
 pub fn worker_for(a: IpAddr, b: IpAddr, workers: usize) -> usize {
     let scaled = u128::from(symmetric_hash(a, b)) * workers.max(1) as u128;
     (scaled >> 64) as usize
@@ -300,7 +303,10 @@ mod tests {
             }
             let fair = 30_000 / workers as u32;
             for n in per_worker {
-                assert!(n.abs_diff(fair) < fair / 10, "{n} of {fair} ({workers} workers)");
+                assert!(
+                    n.abs_diff(fair) < fair / 10,
+                    "{n} of {fair} ({workers} workers)"
+                );
             }
         }
         assert_eq!(worker_for(ip(1), ip(2), 0), 0);

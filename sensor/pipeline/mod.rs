@@ -559,6 +559,10 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
             "dns_answered_addresses",
             crate::inventory::MAX_ANSWERED_ADDRS as u64,
         ),
+        (
+            "read_buffers_pooled",
+            crate::capture::chunk::POOLED_BUFFERS as u64,
+        ),
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]
