@@ -265,30 +265,47 @@ pub fn transport_checksum_ok(decoded: &Decoded<'_>) -> Option<bool> {
     checksum::transport_ok(decoded)
 }
 
-/// The address pair [`decode_packet`] would report in [`Decoded::ip`], for choosing a packet's
-/// worker; `None` when the packet does not decode (such a packet yields nothing but a counter,
-/// on whichever worker). The common shapes — Ethernet with up to [`link::MAX_VLAN_TAGS`] tags,
+/// An address as the 128-bit integer that flow keys and the choice of worker use: IPv6 as is,
+/// IPv4 mapped into IPv6 (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2).
+#[inline]
+pub fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => ipv4_bits(v4.octets()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+#[inline]
+fn ipv4_bits(octets: [u8; 4]) -> u128 {
+    0xffff_0000_0000 | u128::from(u32::from_be_bytes(octets))
+}
+
+/// The address pair [`decode_packet`] would report in [`Decoded::ip`], as [`ip_bits`], for
+/// choosing a packet's worker; `None` when the packet does not decode (such a packet yields
+/// nothing but a counter, on whichever worker). Integers rather than `IpAddr`s: the reader
+/// hashes them for every packet, and building the enums on the stack only to read them back
+/// stalled it (narrow stores forwarded to wide loads). The common shapes — Ethernet with up to [`link::MAX_VLAN_TAGS`] tags,
 /// then IPv4 or IPv6 carrying TCP, UDP on a port no tunnel uses, or ICMP, or an IPv4 fragment —
 /// are read from fixed offsets without building a [`Decoded`]; every other shape (tunnels,
 /// IPv6 extension headers, MPLS, PPPoE, other link types) takes the full decode, so both
 /// directions of a flow and every fragment of a datagram always get the same pair.
 #[inline]
-pub fn dispatch_addrs(link: LinkType, packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+pub fn dispatch_bits(link: LinkType, packet: &[u8]) -> Option<(u128, u128)> {
     if link == LinkType::ETHERNET {
-        if let Some(pair) = plain_ethernet_addrs(packet) {
+        if let Some(pair) = plain_ethernet_bits(packet) {
             return Some(pair);
         }
     }
-    dispatch_addrs_by_decode(link, packet)
+    dispatch_bits_by_decode(link, packet)
 }
 
-/// The slow path of [`dispatch_addrs`], out of line so that the fast path inlines into the
+/// The slow path of [`dispatch_bits`], out of line so that the fast path inlines into the
 /// reader's loop.
 #[inline(never)]
-fn dispatch_addrs_by_decode(link: LinkType, packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+fn dispatch_bits_by_decode(link: LinkType, packet: &[u8]) -> Option<(u128, u128)> {
     decode_packet(link, packet)
         .ok()
-        .map(|d| (d.ip.src, d.ip.dst))
+        .map(|d| (ip_bits(d.ip.src), ip_bits(d.ip.dst)))
 }
 
 /// UDP ports whose payload [`decode_packet`] may decapsulate (see [`tunnel::by_udp_port`]):
@@ -312,9 +329,9 @@ fn plain_udp(l4: &[u8]) -> Option<()> {
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
-/// The fast path of [`dispatch_addrs`]: `None` means "take the full decode", never "drop".
+/// The fast path of [`dispatch_bits`]: `None` means "take the full decode", never "drop".
 #[inline]
-fn plain_ethernet_addrs(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+fn plain_ethernet_bits(frame: &[u8]) -> Option<(u128, u128)> {
     let (header, mut rest) = frame.split_first_chunk::<14>()?;
     let [.., t0, t1] = *header;
     let mut ethertype = u16::from_be_bytes([t0, t1]);
@@ -340,10 +357,7 @@ fn plain_ethernet_addrs(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
             if vihl >> 4 != 4 || ihl < 20 {
                 return None;
             }
-            let pair = (
-                IpAddr::from([s0, s1, s2, s3]),
-                IpAddr::from([d0, d1, d2, d3]),
-            );
+            let pair = (ipv4_bits([s0, s1, s2, s3]), ipv4_bits([d0, d1, d2, d3]));
             // More-fragments bit or a non-zero offset: the walk stops at this layer.
             if f0 & 0x3f != 0 || f1 != 0 {
                 return Some(pair);
@@ -364,7 +378,7 @@ fn plain_ethernet_addrs(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
             if v >> 4 != 6 {
                 return None;
             }
-            let pair = (IpAddr::from(*src), IpAddr::from(*dst));
+            let pair = (u128::from_be_bytes(*src), u128::from_be_bytes(*dst));
             match next {
                 ip::PROTO_TCP | PROTO_ICMPV6 => Some(pair),
                 ip::PROTO_UDP => plain_udp(l4).map(|()| pair),

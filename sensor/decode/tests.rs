@@ -157,14 +157,14 @@ fn check_consistent(link: LinkType, packet: &[u8], cut: usize) {
     let Some(captured) = packet.get(..cut) else {
         return;
     };
-    let dispatched = dispatch_addrs(link, captured);
+    let dispatched = dispatch_bits(link, captured);
     let Ok(d) = decode_packet(link, captured) else {
         return;
     };
     // The dispatcher's fast path agrees with the full decode whenever the packet decodes.
     assert_eq!(
         dispatched,
-        Some((d.ip.src, d.ip.dst)),
+        Some((ip_bits(d.ip.src), ip_bits(d.ip.dst))),
         "dispatch at cut {cut}"
     );
     assert_eq!(
@@ -1208,11 +1208,11 @@ fn decode_skip_labels_are_snake_case_and_unique() {
     assert_eq!(sorted.len(), labels.len());
 }
 
-// ---- dispatch_addrs (the multi-worker reader's address pair) ----
+// ---- dispatch_bits (the multi-worker reader's address pair) ----
 
 /// Every packet of every committed capture: the dispatcher's pair is the full decode's.
 #[test]
-fn dispatch_addrs_agree_with_decode_on_every_committed_capture() {
+fn dispatch_bits_agree_with_decode_on_every_committed_capture() {
     use crate::capture::file::FileSource;
     use crate::capture::{PacketSource, SourceStatus};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
@@ -1231,8 +1231,8 @@ fn dispatch_addrs_agree_with_decode_on_every_committed_capture() {
         while let Ok(SourceStatus::More) = src.next_packets(64, &mut |meta, data| {
             let full = decode_packet(meta.link, data)
                 .ok()
-                .map(|d| (d.ip.src, d.ip.dst));
-            assert_eq!(dispatch_addrs(meta.link, data), full, "{}", path.display());
+                .map(|d| (ip_bits(d.ip.src), ip_bits(d.ip.dst)));
+            assert_eq!(dispatch_bits(meta.link, data), full, "{}", path.display());
             checked += 1;
         }) {}
     }
@@ -1240,33 +1240,33 @@ fn dispatch_addrs_agree_with_decode_on_every_committed_capture() {
 }
 
 #[test]
-fn dispatch_addrs_of_vxlan_are_the_inner_pair() {
+fn dispatch_bits_of_vxlan_are_the_inner_pair() {
     let frame = vxlan_frame();
     let d = decode_packet(LinkType::ETHERNET, &frame).unwrap();
     assert_eq!(d.outer_len, 1);
     assert_eq!(
-        dispatch_addrs(LinkType::ETHERNET, &frame),
-        Some((v4(CLIENT4), v4(SERVER4)))
+        dispatch_bits(LinkType::ETHERNET, &frame),
+        Some((ip_bits(v4(CLIENT4)), ip_bits(v4(SERVER4))))
     );
 }
 
 #[test]
-fn dispatch_addrs_of_vlan_tagged_ipv4_tcp() {
+fn dispatch_bits_of_vlan_tagged_ipv4_tcp() {
     let tcp4 = inner_tcp4();
     let mut tagged = vec![0u8; 12];
     tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x08, 0x00]);
     tagged.extend_from_slice(&tcp4);
     assert_eq!(
-        dispatch_addrs(LinkType::ETHERNET, &tagged),
-        Some((v4(CLIENT4), v4(SERVER4)))
+        dispatch_bits(LinkType::ETHERNET, &tagged),
+        Some((ip_bits(v4(CLIENT4)), ip_bits(v4(SERVER4))))
     );
 }
 
 #[test]
-fn dispatch_addrs_of_garbage_is_none_at_every_length() {
+fn dispatch_bits_of_garbage_is_none_at_every_length() {
     let garbage = [0xffu8; 80];
     for cut in 0..=garbage.len() {
-        assert_eq!(dispatch_addrs(LinkType::ETHERNET, &garbage[..cut]), None);
+        assert_eq!(dispatch_bits(LinkType::ETHERNET, &garbage[..cut]), None);
     }
     // Five VLAN tags: over the cap, the full decode refuses it.
     let mut deep = vec![0u8; 12];
@@ -1275,5 +1275,5 @@ fn dispatch_addrs_of_garbage_is_none_at_every_length() {
     }
     deep.extend_from_slice(&[0x08, 0x00]);
     deep.extend_from_slice(&inner_tcp4());
-    assert_eq!(dispatch_addrs(LinkType::ETHERNET, &deep), None);
+    assert_eq!(dispatch_bits(LinkType::ETHERNET, &deep), None);
 }

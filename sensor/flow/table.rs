@@ -63,13 +63,7 @@ impl std::hash::Hash for FlowKey {
     }
 }
 
-#[inline]
-fn ip_bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
+use crate::decode::ip_bits;
 
 impl FlowKey {
     /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
@@ -106,17 +100,29 @@ impl FlowKey {
 /// every flow between two hosts reach the same worker.
 #[inline]
 pub fn symmetric_hash(a: IpAddr, b: IpAddr) -> u64 {
-    let (a, b) = (ip_bits(a), ip_bits(b));
+    symmetric_hash_bits(ip_bits(a), ip_bits(b))
+}
+
+/// [`symmetric_hash`] of two addresses given as [`ip_bits`].
+#[inline]
+pub fn symmetric_hash_bits(a: u128, b: u128) -> u64 {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     foldhash::fast::FixedState::with_seed(0x6b73_656e_736f_7221).hash_one((lo, hi))
 }
 
-/// The worker, out of `workers`, that handles packets between `a` and `b`. The hash is mapped
-/// onto `0..workers` by a multiply and a shift (Lemire's "fastrange"), not a division: the
-/// reader does this for every packet, and a 64-bit division costs as much as the rest of it.
+/// The worker, out of `workers`, that handles packets between `a` and `b`.
 #[inline]
 pub fn worker_for(a: IpAddr, b: IpAddr, workers: usize) -> usize {
-    let scaled = u128::from(symmetric_hash(a, b)) * workers.max(1) as u128;
+    worker_for_bits(ip_bits(a), ip_bits(b), workers)
+}
+
+/// [`worker_for`] of two addresses given as [`ip_bits`] (what [`crate::decode::dispatch_bits`]
+/// returns). The hash is mapped onto `0..workers` by a multiply and a shift (Lemire's
+/// "fastrange"), not a division: the reader does this for every packet, and a 64-bit division
+/// costs as much as the rest of it.
+#[inline]
+pub fn worker_for_bits(a: u128, b: u128, workers: usize) -> usize {
+    let scaled = u128::from(symmetric_hash_bits(a, b)) * workers.max(1) as u128;
     (scaled >> 64) as usize
 }
 

@@ -39,7 +39,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
-use crate::flow::table::worker_for;
+use crate::flow::table::worker_for_bits;
 use crate::flow::FlowGauges;
 use crate::rules::RuleSet;
 
@@ -387,8 +387,8 @@ impl Pipeline {
             Mode::Threaded(t) => {
                 let n = t.batches.len();
                 // Common shapes are read at fixed offsets; the rest take the full decode.
-                let target = match decode::dispatch_addrs(meta.link, data) {
-                    Some((src, dst)) => worker_for(src, dst, n),
+                let target = match decode::dispatch_bits(meta.link, data) {
+                    Some((src, dst)) => worker_for_bits(src, dst, n),
                     None => 0,
                 };
                 let full = match t.batches.get_mut(target) {
