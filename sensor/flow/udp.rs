@@ -282,21 +282,7 @@ pub fn emit_dns(
             continue;
         }
         if !query_seen {
-            let ttl = if emit.keeps(rule) {
-                answers_for(msg, q.name, addrs)
-            } else {
-                addrs.clear();
-                None
-            };
-            emit.name_with_rule(
-                name,
-                rule,
-                NameSource::DnsAnswer,
-                client,
-                server,
-                addrs,
-                ttl,
-            );
+            emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
         } else {
             let ttl = answers_for(msg, q.name, addrs);
             if !addrs.is_empty() {
@@ -310,23 +296,40 @@ pub fn emit_dns(
                 continue;
             }
             let rule = emit.lookup(name);
-            let ttl = if emit.keeps(rule) {
-                answers_for(msg, target, addrs)
-            } else {
-                addrs.clear();
-                None
-            };
-            emit.name_with_rule(
-                name,
-                rule,
-                NameSource::DnsAnswer,
-                client,
-                server,
-                addrs,
-                ttl,
-            );
+            emit_answered_name(emit, msg, target, name, rule, client, server, addrs);
         }
     }
+}
+
+/// Emits `name` (the text of `at` in `msg`) as seen in a response, with the addresses the
+/// response gives for it when the name becomes an observation (they are not gathered
+/// otherwise).
+#[allow(clippy::too_many_arguments)]
+fn emit_answered_name(
+    emit: &mut Emitter<'_>,
+    msg: &DnsMessage,
+    at: NameRef,
+    name: &HostName,
+    rule: Option<RuleIdx>,
+    client: Endpoint,
+    server: Endpoint,
+    addrs: &mut Vec<IpAddr>,
+) {
+    let ttl = if emit.keeps(rule) {
+        answers_for(msg, at, addrs)
+    } else {
+        addrs.clear();
+        None
+    };
+    emit.name_with_rule(
+        name,
+        rule,
+        NameSource::DnsAnswer,
+        client,
+        server,
+        addrs,
+        ttl,
+    );
 }
 
 #[cfg(test)]
