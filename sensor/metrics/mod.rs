@@ -688,7 +688,6 @@ pub fn write_textfile(path: &Path, text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
-    use std::sync::Arc;
 
     use super::*;
     use crate::inventory::Inventory;
@@ -698,18 +697,7 @@ mod tests {
     use crate::proto::HostName;
     use crate::time::Timestamp;
 
-    fn rules(ids: &[&str]) -> Arc<RuleSet> {
-        let text: String = ids
-            .iter()
-            .map(|id| {
-                format!(
-                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
-                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
-                )
-            })
-            .collect();
-        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
-    }
+    use crate::rules::suffix_rules_for_tests as rules;
 
     /// A detection of rule 0 from client 10.1.x.y at second `t`.
     fn seen(client: u32, t: u64) -> Observed {

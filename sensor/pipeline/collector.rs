@@ -180,18 +180,7 @@ mod tests {
     use crate::rules::RuleIdx;
     use crate::time::Timestamp;
 
-    fn rules(ids: &[&str]) -> Arc<RuleSet> {
-        let text: String = ids
-            .iter()
-            .map(|id| {
-                format!(
-                    "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
-                     category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
-                )
-            })
-            .collect();
-        Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
-    }
+    use crate::rules::suffix_rules_for_tests as rules;
 
     fn sighting(packet: u64, name: &str, rule: Option<u32>) -> Observed {
         let ep = |last: u8, port| Endpoint {

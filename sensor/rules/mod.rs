@@ -379,5 +379,21 @@ impl RuleSet {
     }
 }
 
+/// A rule set for tests elsewhere in the crate: one high-confidence update rule per id, matching
+/// `<id>.example` and its subdomains, in the order given (so rule indexes follow `ids`).
+#[cfg(test)]
+pub(crate) fn suffix_rules_for_tests(ids: &[&str]) -> std::sync::Arc<RuleSet> {
+    let text: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
+                 category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+            )
+        })
+        .collect();
+    std::sync::Arc::new(RuleSet::parse("t.toml", &text).expect("rules"))
+}
+
 #[cfg(test)]
 mod tests;
