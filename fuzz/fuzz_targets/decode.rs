@@ -3,7 +3,8 @@
 //! Properties: every borrowed view (IP packet, TCP/UDP payload, fragment payload) lies within
 //! the packet; TCP wire length is at least the captured payload; `outer_len` hops are present
 //! and within the tunnel cap; a fragment resumed with `decode_ip_payload` stays within its
-//! payload; the checksum helper never panics.
+//! payload; the checksum helper never panics; the worker's fast path (`decode::plain_tcp`)
+//! answers only for packets the full decode ends on the same TCP segment for.
 #![no_main]
 
 use ksensor::decode::{self, Decoded, L4, MAX_TUNNEL_DEPTH};
@@ -44,6 +45,10 @@ fuzz_target!(|data: &[u8]| {
     let mut cursor = Cursor::new(data);
     let link = link_type(cursor.u8());
     let packet = cursor.rest();
+    assert!(
+        decode::plain_tcp_agrees_with_decode(link, packet),
+        "plain_tcp differs from the full decode"
+    );
     let Ok(d) = decode::decode_packet(link, packet) else {
         return;
     };

@@ -332,21 +332,7 @@ const PROTO_ICMPV6: u8 = 58;
 /// The fast path of [`dispatch_bits`]: `None` means "take the full decode", never "drop".
 #[inline]
 fn plain_ethernet_bits(frame: &[u8]) -> Option<(u128, u128)> {
-    let (header, mut rest) = frame.split_first_chunk::<14>()?;
-    let [.., t0, t1] = *header;
-    let mut ethertype = u16::from_be_bytes([t0, t1]);
-    // Bounded by the tag cap, as in the link walk; a deeper stack takes the full decode.
-    for _ in 0..link::MAX_VLAN_TAGS {
-        if !matches!(
-            ethertype,
-            link::ETHERTYPE_VLAN | link::ETHERTYPE_QINQ | link::ETHERTYPE_QINQ_OLD
-        ) {
-            break;
-        }
-        let (&[_, _, t0, t1], inner) = rest.split_first_chunk::<4>()?;
-        ethertype = u16::from_be_bytes([t0, t1]);
-        rest = inner;
-    }
+    let (ethertype, rest) = skip_ethernet(frame)?;
     match ethertype {
         link::ETHERTYPE_IPV4 => {
             // RFC 791 §3.1: version/IHL, flags and fragment offset, protocol, addresses.
@@ -387,6 +373,119 @@ fn plain_ethernet_bits(frame: &[u8]) -> Option<(u128, u128)> {
         }
         _ => None,
     }
+}
+
+/// The ethertype after an Ethernet header and at most [`link::MAX_VLAN_TAGS`] VLAN tags, and
+/// the bytes after it. `None` for a frame too short or with a deeper tag stack.
+#[inline]
+fn skip_ethernet(frame: &[u8]) -> Option<(u16, &[u8])> {
+    let (header, mut rest) = frame.split_first_chunk::<14>()?;
+    let [.., t0, t1] = *header;
+    let mut ethertype = u16::from_be_bytes([t0, t1]);
+    // Bounded by the tag cap, as in the link walk; a deeper stack takes the full decode.
+    for _ in 0..link::MAX_VLAN_TAGS {
+        if !matches!(
+            ethertype,
+            link::ETHERTYPE_VLAN | link::ETHERTYPE_QINQ | link::ETHERTYPE_QINQ_OLD
+        ) {
+            break;
+        }
+        let (&[_, _, t0, t1], inner) = rest.split_first_chunk::<4>()?;
+        ethertype = u16::from_be_bytes([t0, t1]);
+        rest = inner;
+    }
+    Some((ethertype, rest))
+}
+
+/// What the fast path needs of a plain TCP segment (see [`plain_tcp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainTcp {
+    /// Source and destination as [`ip_bits`].
+    pub src: u128,
+    pub dst: u128,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// The TCP flags byte ([`TcpSegment::FIN`] and friends).
+    pub flags: u8,
+}
+
+/// The addresses, ports and flags of the commonest packet on a span port, read at fixed
+/// offsets: Ethernet (with at most [`link::MAX_VLAN_TAGS`] VLAN tags), then IPv4 without
+/// options and unfragmented, or IPv6 without extension headers, then a whole TCP header, all of
+/// it captured (nothing cut by the snap length). For such a packet [`decode_packet`] succeeds
+/// with an [`L4::Tcp`] of these values, no outer hops and `truncated == false` (checked on every
+/// committed capture and by the `decode` fuzz target). Every other packet gets `None` and takes
+/// the full decode.
+#[inline]
+pub fn plain_tcp(link: LinkType, packet: &[u8]) -> Option<PlainTcp> {
+    if link != LinkType::ETHERNET {
+        return None;
+    }
+    let (ethertype, rest) = skip_ethernet(packet)?;
+    let (src, dst, segment) = match ethertype {
+        link::ETHERTYPE_IPV4 => {
+            let (header, after) = rest.split_first_chunk::<20>()?;
+            let [vihl, _, l0, l1, _, _, f0, f1, _, proto, _, _, s0, s1, s2, s3, d0, d1, d2, d3] =
+                *header;
+            // Version 4 with a 20-byte header, no MF flag and offset 0, TCP.
+            if vihl != 0x45 || f0 & 0x3f != 0 || f1 != 0 || proto != ip::PROTO_TCP {
+                return None;
+            }
+            let payload_len = usize::from(u16::from_be_bytes([l0, l1])).checked_sub(20)?;
+            let src = ipv4_bits([s0, s1, s2, s3]);
+            (src, ipv4_bits([d0, d1, d2, d3]), after.get(..payload_len)?)
+        }
+        link::ETHERTYPE_IPV6 => {
+            let (header, after) = rest.split_first_chunk::<40>()?;
+            let (fixed, addrs) = header.split_first_chunk::<8>()?;
+            let (src, dst) = addrs.split_first_chunk::<16>()?;
+            let dst = dst.first_chunk::<16>()?;
+            let [v, _, _, _, l0, l1, next, _] = *fixed;
+            if v >> 4 != 6 || next != ip::PROTO_TCP {
+                return None;
+            }
+            let payload_len = usize::from(u16::from_be_bytes([l0, l1]));
+            let src = u128::from_be_bytes(*src);
+            (src, u128::from_be_bytes(*dst), after.get(..payload_len)?)
+        }
+        _ => return None,
+    };
+    let header = segment.first_chunk::<20>()?;
+    let [sp0, sp1, dp0, dp1, _, _, _, _, _, _, _, _, offset, flags, ..] = *header;
+    let header_len = usize::from(offset >> 4) * 4;
+    if header_len < 20 || header_len > segment.len() {
+        return None;
+    }
+    Some(PlainTcp {
+        src,
+        dst,
+        src_port: u16::from_be_bytes([sp0, sp1]),
+        dst_port: u16::from_be_bytes([dp0, dp1]),
+        flags,
+    })
+}
+
+/// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, [`decode_packet`]
+/// ends on a TCP segment with the same addresses, ports and flags, no outer hops, nothing
+/// truncated. The oracle of the unit tests and of the `decode` fuzz target.
+pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
+    let Some(fast) = plain_tcp(link, packet) else {
+        return true;
+    };
+    let Ok(d) = decode_packet(link, packet) else {
+        return false;
+    };
+    let L4::Tcp(seg) = &d.l4 else {
+        return false;
+    };
+    let full = PlainTcp {
+        src: ip_bits(d.ip.src),
+        dst: ip_bits(d.ip.dst),
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        flags: seg.flags,
+    };
+    full == fast && d.outer_len == 0 && !d.truncated
 }
 
 /// Outer hops collected while walking.

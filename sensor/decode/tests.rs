@@ -1210,13 +1210,15 @@ fn decode_skip_labels_are_snake_case_and_unique() {
 
 // ---- dispatch_bits (the multi-worker reader's address pair) ----
 
-/// Every packet of every committed capture: the dispatcher's pair is the full decode's.
+/// Every packet of every committed capture: the dispatcher's pair is the full decode's, and the
+/// worker's fast path reads what the full decode reads.
 #[test]
-fn dispatch_bits_agree_with_decode_on_every_committed_capture() {
+fn fixed_offset_readers_agree_with_decode_on_every_committed_capture() {
     use crate::capture::file::FileSource;
     use crate::capture::{PacketSource, SourceStatus};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
     let mut checked = 0usize;
+    let mut plain = 0usize;
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1233,10 +1235,96 @@ fn dispatch_bits_agree_with_decode_on_every_committed_capture() {
                 .ok()
                 .map(|d| (ip_bits(d.ip.src), ip_bits(d.ip.dst)));
             assert_eq!(dispatch_bits(meta.link, data), full, "{}", path.display());
+            assert!(
+                plain_tcp_agrees_with_decode(meta.link, data),
+                "plain_tcp: {}",
+                path.display()
+            );
+            plain += usize::from(plain_tcp(meta.link, data).is_some());
             checked += 1;
         }) {}
     }
     assert!(checked > 1000, "{checked}");
+    // Most TCP on the committed captures is plain: the fast path is exercised, not skipped.
+    assert!(plain > checked / 4, "{plain} plain TCP of {checked}");
+}
+
+// ---- plain_tcp (the worker's fast path) ----
+
+/// A plain IPv4 TCP frame (inner_tcp4 behind an Ethernet header), VLAN-tagged `tags` times.
+fn ethernet_tcp4(tags: usize) -> Vec<u8> {
+    let mut frame = vec![0u8; 12];
+    for _ in 0..tags {
+        frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+    }
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&inner_tcp4());
+    frame
+}
+
+#[test]
+fn plain_tcp_reads_vlan_tagged_ipv4() {
+    for tags in 0..=2 {
+        let frame = ethernet_tcp4(tags);
+        let seg = plain_tcp(LinkType::ETHERNET, &frame).expect("plain");
+        assert_eq!(seg.src, ip_bits(v4(CLIENT4)));
+        assert_eq!(seg.dst, ip_bits(v4(SERVER4)));
+        assert!(plain_tcp_agrees_with_decode(LinkType::ETHERNET, &frame));
+    }
+    let mut frame6 = vec![0u8; 12];
+    frame6.extend_from_slice(&[0x86, 0xdd]);
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .tcp(40000, 443, 1000, 65535)
+        .fin()
+        .ack(5)
+        .write(&mut frame6, HELLO)
+        .unwrap();
+    let seg = plain_tcp(LinkType::ETHERNET, &frame6).expect("plain IPv6");
+    assert_eq!((seg.src_port, seg.dst_port), (40000, 443));
+    assert_ne!(seg.flags & TcpSegment::FIN, 0);
+    assert!(plain_tcp_agrees_with_decode(LinkType::ETHERNET, &frame6));
+}
+
+#[test]
+fn plain_tcp_leaves_everything_unusual_to_the_full_decode() {
+    let frame = ethernet_tcp4(0);
+    let ip = 14;
+    // Cut by the snap length anywhere: the full decode marks it truncated (or skips it).
+    for cut in 0..frame.len() {
+        assert_eq!(
+            plain_tcp(LinkType::ETHERNET, &frame[..cut]),
+            None,
+            "cut at {cut}"
+        );
+    }
+    let with = |at: usize, value: u8| {
+        let mut f = frame.clone();
+        f[at] = value;
+        f
+    };
+    // IPv4 options (IHL 6), a fragment (MF, or an offset), UDP, version 6 in an IPv4 frame.
+    for f in [
+        with(ip, 0x46),
+        with(ip + 6, 0x20),
+        with(ip + 7, 0x01),
+        with(ip + 9, 17),
+        with(ip, 0x65),
+    ] {
+        assert_eq!(plain_tcp(LinkType::ETHERNET, &f), None);
+        assert!(plain_tcp_agrees_with_decode(LinkType::ETHERNET, &f));
+    }
+    // A TCP data offset below 5 words or past the segment.
+    let tcp = ip + 20;
+    for offset in [0x40u8, 0xf0] {
+        assert_eq!(plain_tcp(LinkType::ETHERNET, &with(tcp + 12, offset)), None);
+    }
+    // Not Ethernet: the full decode.
+    assert_eq!(plain_tcp(LinkType::RAW, &inner_tcp4()), None);
+    // Trailing padding after the IP packet (short frames) is fine: the IP length rules.
+    let mut padded = frame.clone();
+    padded.extend_from_slice(&[0; 6]);
+    assert!(plain_tcp(LinkType::ETHERNET, &padded).is_some());
+    assert!(plain_tcp_agrees_with_decode(LinkType::ETHERNET, &padded));
 }
 
 #[test]

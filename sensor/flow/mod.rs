@@ -221,6 +221,30 @@ impl FlowEngine {
         on_transport(table, scratch, counters, d, now, true, emit);
     }
 
+    /// The fast path: a plain TCP segment (see [`decode::plain_tcp`]) of a bypassed flow costs
+    /// a table lookup and nothing more; the outcome is exactly what [`FlowEngine::on_packet`]
+    /// would make of the fully decoded packet. Returns `false`, having changed nothing but the
+    /// expiry of an idle flow (which the full path would do too), when the packet needs the
+    /// full path: an unknown flow or one still being parsed.
+    #[inline]
+    pub fn on_plain_tcp(&mut self, seg: &decode::PlainTcp, now: Timestamp) -> bool {
+        let (key, side) = FlowKey::from_bits(seg.src, seg.src_port, seg.dst, seg.dst_port, 6);
+        let Some(flow) = self.table.get_mut(&key, now) else {
+            return false;
+        };
+        let FlowState::Bypassed { closed } = &mut flow.state else {
+            return false;
+        };
+        flow.last_seen = now;
+        self.counters.bypassed_packets += 1;
+        *closed |= seg.flags & (decode::TcpSegment::FIN | decode::TcpSegment::RST) != 0;
+        if note_fin(flow, side, seg.flags) {
+            self.table.remove(&key);
+            self.counters.flows_closed += 1;
+        }
+        true
+    }
+
     /// Counters to publish; the state stays.
     pub fn take_counters(&mut self) -> FlowCounters {
         self.counters.table = std::mem::take(&mut self.table.counters);
@@ -230,6 +254,18 @@ impl FlowEngine {
         self.counters.defrag_events.merge(&events);
         std::mem::take(&mut self.counters)
     }
+}
+
+/// Notes a segment's FIN on its flow and says whether the flow is over: a bypassed
+/// connection closed both ways (or reset) can carry nothing more, so the caller forgets it now
+/// rather than after an idle timeout, and short connections do not pile up.
+#[inline]
+fn note_fin(flow: &mut Flow, side: table::Side, flags: u8) -> bool {
+    if flags & decode::TcpSegment::FIN != 0 {
+        flow.fins |= 1 << side.index();
+    }
+    let ended = flags & decode::TcpSegment::RST != 0 || flow.fins == 0b11;
+    ended && matches!(flow.state, FlowState::Bypassed { .. })
 }
 
 fn on_transport(
@@ -308,13 +344,7 @@ fn on_transport(
                 }
                 FlowState::Quic(_) => {}
             }
-            if seg.flags & decode::TcpSegment::FIN != 0 {
-                flow.fins |= 1 << side.index();
-            }
-            // A connection closed both ways (or reset) can carry nothing more: forget it now
-            // rather than after an idle timeout, so short connections do not pile up.
-            let ended = seg.flags & decode::TcpSegment::RST != 0 || flow.fins == 0b11;
-            if ended && matches!(flow.state, FlowState::Bypassed { .. }) {
+            if note_fin(flow, side, seg.flags) {
                 table.remove(&key);
                 counters.flows_closed += 1;
             }

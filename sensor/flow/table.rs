@@ -66,32 +66,33 @@ impl std::hash::Hash for FlowKey {
 use crate::decode::ip_bits;
 
 impl FlowKey {
-    /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
-    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, Side) {
-        let (s, d) = (ip_bits(src), ip_bits(dst));
+    /// [`FlowKey::new`] for addresses given as [`ip_bits`].
+    #[inline]
+    pub fn from_bits(s: u128, sport: u16, d: u128, dport: u16, proto: u8) -> (FlowKey, Side) {
         if (s, sport) <= (d, dport) {
             let ports = u32::from(sport) << 16 | u32::from(dport);
-            (
-                FlowKey {
-                    lo_ip: s,
-                    hi_ip: d,
-                    ports,
-                    proto,
-                },
-                Side::Lo,
-            )
+            let key = FlowKey {
+                lo_ip: s,
+                hi_ip: d,
+                ports,
+                proto,
+            };
+            (key, Side::Lo)
         } else {
             let ports = u32::from(dport) << 16 | u32::from(sport);
-            (
-                FlowKey {
-                    lo_ip: d,
-                    hi_ip: s,
-                    ports,
-                    proto,
-                },
-                Side::Hi,
-            )
+            let key = FlowKey {
+                lo_ip: d,
+                hi_ip: s,
+                ports,
+                proto,
+            };
+            (key, Side::Hi)
         }
+    }
+
+    /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
+    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, Side) {
+        FlowKey::from_bits(ip_bits(src), sport, ip_bits(dst), dport, proto)
     }
 }
 
