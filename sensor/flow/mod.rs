@@ -44,9 +44,9 @@ use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
 use udp::Scratch;
 
 /// Flows tracked per worker. The enterprise profile keeps ~20 000 flows open at once. A flow
-/// still being parsed costs about 1 KB (table entry plus its boxed TCP state, ~880 bytes while
-/// only a SYN has been seen; a bypassed flow ~100 bytes), so a table full of fresh flows — a SYN
-/// flood — holds about 64 MB per worker. When full, the oldest flow is evicted (counted);
+/// still being parsed costs about 500 bytes (a 96-byte table entry plus its boxed TCP state,
+/// 384 bytes while only a SYN has been seen; a bypassed flow just the entry), so a table full
+/// of fresh flows — a SYN flood — holds about 32 MB per worker. When full, the oldest flow is evicted (counted);
 /// flows closed both ways are forgotten at once, so only concurrent flows count.
 pub const MAX_FLOWS_PER_WORKER: usize = 1 << 16;
 /// A bypassed flow is forgotten after this much silence; if it speaks again it is picked up
