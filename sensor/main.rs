@@ -101,8 +101,8 @@ struct ReplayArgs {
     /// Never draw the progress line.
     #[arg(long)]
     quiet: bool,
-    /// Skip the inputs' SHA-256 in the report (it costs about 0.7 s per GB of capture on a
-    /// second core; audits want it, throughput benchmarks may not).
+    /// Skip the inputs' SHA-256 in the report (it runs beside the reader at about 1.5 GB/s, so
+    /// it bounds the speed of a replay; audits want it, throughput benchmarks may not).
     #[arg(long)]
     no_input_hash: bool,
     /// Write the final metrics in Prometheus text format to PATH, atomically (for

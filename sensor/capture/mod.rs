@@ -7,6 +7,7 @@
 //! names the offset and packet number; everything handed out before it stays valid.
 
 pub mod chunk;
+pub mod digest;
 pub mod file;
 pub mod live;
 

@@ -34,61 +34,15 @@ impl ReplayOutcome {
     }
 }
 
-/// An opened input and, for a regular file, the thread hashing it.
-struct Opened {
-    source: FileSource,
-    hasher: Option<std::thread::JoinHandle<std::io::Result<String>>>,
-}
-
-/// SHA-256 of a whole file, read on its own (the page cache serves both readers).
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// Opens an input. Standard input is hashed as it is read; a regular file is hashed by a
-/// second thread so that SHA-256 (about 1.4 GB/s per core) does not slow the packet path.
-fn open(name: &str, index: u16, hash: bool) -> Result<Opened, String> {
-    if name == "-" {
-        let options = FileOptions { sha256: hash };
-        let source = FileSource::from_reader_with(Box::new(std::io::stdin()), index, options)
-            .map_err(|e| e.to_string())?;
-        return Ok(Opened {
-            source,
-            hasher: None,
-        });
-    }
-    let path = Path::new(name);
-    let options = FileOptions { sha256: false };
-    let source = FileSource::open_with(path, index, options).map_err(|e| e.to_string())?;
-    if !hash {
-        return Ok(Opened {
-            source,
-            hasher: None,
-        });
-    }
-    let owned = path.to_path_buf();
-    let hasher = std::thread::Builder::new()
-        .name("ksensor-sha256".into())
-        .spawn(move || hash_file(&owned))
-        .ok();
-    Ok(Opened { source, hasher })
+/// Opens an input; its reader hashes what it reads (on a thread beside it) when `hash` is set.
+fn open(name: &str, index: u16, hash: bool) -> Result<FileSource, String> {
+    let options = FileOptions { sha256: hash };
+    let source = if name == "-" {
+        FileSource::from_reader_with(Box::new(std::io::stdin()), index, options)
+    } else {
+        FileSource::open_with(Path::new(name), index, options)
+    };
+    source.map_err(|e| e.to_string())
 }
 
 struct Progress {
@@ -158,8 +112,8 @@ pub fn run(
             ..InputSummary::default()
         };
         let index = u16::try_from(index).unwrap_or(u16::MAX);
-        let Opened { mut source, hasher } = match open(name, index, read.hash) {
-            Ok(opened) => opened,
+        let mut source = match open(name, index, read.hash) {
+            Ok(source) => source,
             Err(e) => {
                 summary.error = Some(e);
                 summaries.push(summary);
@@ -198,10 +152,7 @@ pub fn run(
             .filter(|(_, n)| *n > 0)
             .map(|(l, n)| (l.to_string(), n))
             .collect();
-        summary.sha256 = match hasher {
-            Some(handle) => handle.join().ok().and_then(Result::ok),
-            None => source.sha256_hex(),
-        };
+        summary.sha256 = source.sha256_hex();
         summaries.push(summary);
         // Observations of this input are applied before the next input starts.
         pipeline.drain();
