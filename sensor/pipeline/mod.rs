@@ -563,6 +563,10 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
             "read_buffers_pooled",
             crate::capture::chunk::POOLED_BUFFERS as u64,
         ),
+        (
+            "read_buffers_queued_for_hash",
+            crate::capture::digest::HASH_QUEUE as u64,
+        ),
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]
