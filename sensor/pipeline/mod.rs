@@ -71,6 +71,8 @@ pub struct PipelineConfig {
 struct BatchPacket {
     seq: u64,
     meta: PacketMeta,
+    /// The reader's [`decode::plain_tcp`] reading of the packet.
+    plain: Option<decode::PlainTcp>,
     /// Index into [`Batch::chunks`], or [`COPIED`]: the bytes are in [`Batch::data`].
     chunk: u32,
     start: usize,
@@ -98,7 +100,14 @@ struct Batch {
 impl Batch {
     /// Adds a packet: a reference when its bytes lie in `chunk`, else a copy. Returns whether
     /// the batch is full.
-    fn add(&mut self, seq: u64, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) -> bool {
+    fn add(
+        &mut self,
+        seq: u64,
+        meta: PacketMeta,
+        plain: Option<decode::PlainTcp>,
+        data: &[u8],
+        chunk: Option<&Chunk>,
+    ) -> bool {
         let lent = chunk.and_then(|c| Some((c, c.offset_of(data)?)));
         let (index, start) = match lent {
             Some((c, start)) => {
@@ -118,6 +127,7 @@ impl Batch {
         self.packets.push(BatchPacket {
             seq,
             meta,
+            plain,
             chunk: index,
             start,
             len: data.len(),
@@ -213,7 +223,7 @@ fn worker_loop(
         }
         for p in &batch.packets {
             if let Some(bytes) = batch.packet_bytes(p) {
-                worker.process(p.seq, &p.meta, bytes);
+                worker.process_read(p.seq, &p.meta, bytes, p.plain);
             }
         }
         let observations = worker.take_observations();
@@ -386,13 +396,19 @@ impl Pipeline {
             }
             Mode::Threaded(t) => {
                 let n = t.batches.len();
-                // Common shapes are read at fixed offsets; the rest take the full decode.
-                let target = match decode::dispatch_bits(meta.link, data) {
+                // Common shapes are read at fixed offsets; the rest take the full decode. A
+                // plain TCP segment's reading travels with it: the worker need not read again.
+                let plain = decode::plain_tcp(meta.link, data);
+                let pair = match plain {
+                    Some(seg) => Some((seg.src, seg.dst)),
+                    None => decode::dispatch_bits(meta.link, data),
+                };
+                let target = match pair {
                     Some((src, dst)) => worker_for_bits(src, dst, n),
                     None => 0,
                 };
                 let full = match t.batches.get_mut(target) {
-                    Some(batch) => batch.add(seq, meta, data, chunk),
+                    Some(batch) => batch.add(seq, meta, plain, data, chunk),
                     None => false,
                 };
                 if full {

@@ -92,15 +92,32 @@ impl Worker {
 
     /// Handles packet number `seq` (global, 0-based).
     pub fn process(&mut self, seq: u64, meta: &PacketMeta, data: &[u8]) {
+        #[cfg(test)]
+        let plain = if self.full_path_only {
+            None
+        } else {
+            decode::plain_tcp(meta.link, data)
+        };
+        #[cfg(not(test))]
+        let plain = decode::plain_tcp(meta.link, data);
+        self.process_read(seq, meta, data, plain);
+    }
+
+    /// [`Worker::process`] of a packet whose [`decode::plain_tcp`] reading the caller already
+    /// made (the multi-worker reader reads those bytes to pick the worker): a plain TCP segment
+    /// of a bypassed flow is then handled without touching the packet's bytes at all.
+    pub fn process_read(
+        &mut self,
+        seq: u64,
+        meta: &PacketMeta,
+        data: &[u8],
+        plain: Option<decode::PlainTcp>,
+    ) {
         self.packets.packets += 1;
         self.packets.bytes += u64::from(meta.orig_len);
         self.flow.tick(meta.ts);
-        #[cfg(test)]
-        let data_for_fast_path = if self.full_path_only { &[][..] } else { data };
-        #[cfg(not(test))]
-        let data_for_fast_path = data;
         // The fast path: a plain TCP segment of a bypassed flow is done after one lookup.
-        if let Some(seg) = decode::plain_tcp(meta.link, data_for_fast_path) {
+        if let Some(seg) = plain {
             if self.flow.on_plain_tcp(&seg, meta.ts) {
                 self.packets.decoded += 1;
                 return;
