@@ -1,5 +1,7 @@
 //! Decode-stage benchmarks: packets per second through `decode_packet` for the common shapes
-//! (Ethernet/IPv4/TCP, VLAN/IPv6/UDP) and a tunnelled one (VXLAN), plus the checksum.
+//! (Ethernet/IPv4/TCP, VLAN/IPv6/UDP) and a tunnelled one (VXLAN), the worker's fast-path
+//! reading of a plain TCP segment (`plain_tcp`, all a packet of a bypassed flow costs besides
+//! its flow lookup), plus the checksum.
 //!
 //! Needs `[[bench]] name = "decode" path = "benches/decode.rs" harness = false` in Cargo.toml.
 
@@ -8,7 +10,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::{LaxSlicedPacket, PacketBuilder, VlanId};
 use ksensor::capture::LinkType;
-use ksensor::decode::{decode_packet, transport_checksum_ok};
+use ksensor::decode::{decode_packet, plain_tcp, transport_checksum_ok};
 
 const MAC_A: [u8; 6] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
 const MAC_B: [u8; 6] = [0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb];
@@ -82,6 +84,14 @@ fn bench_decode(c: &mut Criterion) {
             b.iter(|| LaxSlicedPacket::from_ethernet(black_box(frame)).is_ok())
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("plain_tcp");
+    group.throughput(Throughput::Elements(1));
+    let frame = ethernet_ipv4_tcp();
+    group.bench_function("ethernet_ipv4_tcp", |b| {
+        b.iter(|| plain_tcp(black_box(LinkType::ETHERNET), black_box(&frame)).is_some())
+    });
     group.finish();
 
     let mut group = c.benchmark_group("transport_checksum_ok");

@@ -292,11 +292,29 @@ fn ipv4_bits(octets: [u8; 4]) -> u128 {
 #[inline]
 pub fn dispatch_bits(link: LinkType, packet: &[u8]) -> Option<(u128, u128)> {
     if link == LinkType::ETHERNET {
-        if let Some(pair) = plain_ethernet_bits(packet) {
+        if let Some(pair) = skip_ethernet(packet).and_then(|(t, rest)| pair_after_ethernet(t, rest))
+        {
             return Some(pair);
         }
     }
     dispatch_bits_by_decode(link, packet)
+}
+
+/// [`plain_tcp`] and [`dispatch_bits`] of a packet in one reading of its headers (what the
+/// multi-worker reader needs of every packet).
+#[inline]
+pub fn dispatch_reading(link: LinkType, packet: &[u8]) -> (Option<PlainTcp>, Option<(u128, u128)>) {
+    if link == LinkType::ETHERNET {
+        if let Some((ethertype, rest)) = skip_ethernet(packet) {
+            if let Some(seg) = plain_tcp_after_ethernet(ethertype, rest) {
+                return (Some(seg), Some((seg.src, seg.dst)));
+            }
+            if let Some(pair) = pair_after_ethernet(ethertype, rest) {
+                return (None, Some(pair));
+            }
+        }
+    }
+    (None, dispatch_bits_by_decode(link, packet))
 }
 
 /// The slow path of [`dispatch_bits`], out of line so that the fast path inlines into the
@@ -329,10 +347,10 @@ fn plain_udp(l4: &[u8]) -> Option<()> {
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
-/// The fast path of [`dispatch_bits`]: `None` means "take the full decode", never "drop".
+/// The fast path of [`dispatch_bits`], given what follows the Ethernet header and its tags:
+/// `None` means "take the full decode", never "drop".
 #[inline]
-fn plain_ethernet_bits(frame: &[u8]) -> Option<(u128, u128)> {
-    let (ethertype, rest) = skip_ethernet(frame)?;
+fn pair_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<(u128, u128)> {
     match ethertype {
         link::ETHERTYPE_IPV4 => {
             // RFC 791 §3.1: version/IHL, flags and fragment offset, protocol, addresses.
@@ -422,6 +440,12 @@ pub fn plain_tcp(link: LinkType, packet: &[u8]) -> Option<PlainTcp> {
         return None;
     }
     let (ethertype, rest) = skip_ethernet(packet)?;
+    plain_tcp_after_ethernet(ethertype, rest)
+}
+
+/// [`plain_tcp`], given what follows the Ethernet header and its tags.
+#[inline]
+fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
     let (src, dst, segment) = match ethertype {
         link::ETHERTYPE_IPV4 => {
             let (header, after) = rest.split_first_chunk::<20>()?;

@@ -1241,6 +1241,12 @@ fn fixed_offset_readers_agree_with_decode_on_every_committed_capture() {
                 path.display()
             );
             plain += usize::from(plain_tcp(meta.link, data).is_some());
+            assert_eq!(
+                dispatch_reading(meta.link, data),
+                (plain_tcp(meta.link, data), dispatch_bits(meta.link, data)),
+                "{}",
+                path.display()
+            );
             checked += 1;
         }) {}
     }

@@ -398,11 +398,7 @@ impl Pipeline {
                 let n = t.batches.len();
                 // Common shapes are read at fixed offsets; the rest take the full decode. A
                 // plain TCP segment's reading travels with it: the worker need not read again.
-                let plain = decode::plain_tcp(meta.link, data);
-                let pair = match plain {
-                    Some(seg) => Some((seg.src, seg.dst)),
-                    None => decode::dispatch_bits(meta.link, data),
-                };
+                let (plain, pair) = decode::dispatch_reading(meta.link, data);
                 let target = match pair {
                     Some((src, dst)) => worker_for_bits(src, dst, n),
                     None => 0,
