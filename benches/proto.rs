@@ -103,7 +103,7 @@ fn http_heads(c: &mut Criterion) {
     for i in 0..16 {
         body.extend_from_slice(b"1000\r\n");
         let fill = if i == 0 { b'K' } else { b'x' };
-        body.extend(std::iter::repeat(fill).take(4096));
+        body.extend(std::iter::repeat_n(fill, 4096));
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(b"0\r\n\r\n");
