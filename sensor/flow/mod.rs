@@ -6,7 +6,8 @@
 //! shared) and bounded by named caps: flows ([`MAX_FLOWS_PER_WORKER`]), IP fragments
 //! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
 //! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
-//! packets cost one table lookup.
+//! packets cost one table lookup, and a plain TCP segment of it not even a full decode
+//! ([`FlowEngine::on_plain_tcp`]).
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
 // Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(

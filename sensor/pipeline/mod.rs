@@ -5,7 +5,9 @@
 //! on the caller's thread (no copy, no queue). With N workers the caller's thread becomes the
 //! reader: it decodes just enough to find the packet's innermost address pair, picks a worker by
 //! a symmetric hash of it (both directions and every fragment of a flow reach the same worker),
-//! adds the packet to that worker's batch and hands full batches over bounded
+//! adds the packet to that worker's batch (with the reading of a plain TCP segment,
+//! [`decode::dispatch_reading`], so that the worker handles a segment of a bypassed flow without
+//! reading its bytes) and hands full batches over bounded
 //! `crossbeam-channel` queues. A packet in a chunk travels as a reference into it (the batch
 //! holds the chunk: no copy, the file reader's own buffer is what the worker reads); other
 //! packets (live capture) are copied into the batch's buffer. Batches are flushed to all workers at the
@@ -71,8 +73,10 @@ pub struct PipelineConfig {
 struct BatchPacket {
     seq: u64,
     meta: PacketMeta,
-    /// The reader's [`decode::plain_tcp`] reading of the packet.
-    plain: Option<decode::PlainTcp>,
+    /// Index into [`Batch::plain`] of the reader's [`decode::plain_tcp`] reading of the packet,
+    /// or [`NOT_PLAIN`]. (Kept aside so that the many packets without one, such as DNS, keep
+    /// a small entry: the worker reads every entry from another core's cache.)
+    plain: u32,
     /// Index into [`Batch::chunks`], or [`COPIED`]: the bytes are in [`Batch::data`].
     chunk: u32,
     start: usize,
@@ -81,6 +85,8 @@ struct BatchPacket {
 
 /// [`BatchPacket::chunk`] of a packet copied into the batch.
 const COPIED: u32 = u32::MAX;
+/// [`BatchPacket::plain`] of a packet that is not a plain TCP segment.
+const NOT_PLAIN: u32 = u32::MAX;
 
 /// Packets for one worker: copied into one buffer, or referenced in lent chunks.
 #[derive(Default)]
@@ -89,6 +95,8 @@ struct Batch {
     /// The chunks the packets refer to, each once, in the order first used.
     chunks: Vec<Chunk>,
     packets: Vec<BatchPacket>,
+    /// Readings of the batch's plain TCP segments.
+    plain: Vec<decode::PlainTcp>,
     /// Packet bytes in the batch, copied or referenced (the flush threshold).
     bytes: usize,
     /// Every packet below this sequence number has been dispatched.
@@ -124,6 +132,13 @@ impl Batch {
                 (COPIED, start)
             }
         };
+        let plain = match plain {
+            Some(reading) => {
+                self.plain.push(reading);
+                u32::try_from(self.plain.len() - 1).unwrap_or(NOT_PLAIN)
+            }
+            None => NOT_PLAIN,
+        };
         self.packets.push(BatchPacket {
             seq,
             meta,
@@ -150,6 +165,7 @@ impl Batch {
         // Dropping the references hands the chunks back to their reader's pool.
         self.chunks.clear();
         self.packets.clear();
+        self.plain.clear();
         self.bytes = 0;
         self.rules = None;
     }
@@ -223,7 +239,8 @@ fn worker_loop(
         }
         for p in &batch.packets {
             if let Some(bytes) = batch.packet_bytes(p) {
-                worker.process_read(p.seq, &p.meta, bytes, p.plain);
+                let plain = batch.plain.get(p.plain as usize).copied();
+                worker.process_read(p.seq, &p.meta, bytes, plain);
             }
         }
         let observations = worker.take_observations();

@@ -3,7 +3,9 @@
 //! Contract: [`Worker::process`] takes a packet by reference (no copy) with its global sequence
 //! number; observations accumulate in the worker until [`Worker::take_observations`]. Counters
 //! are worker-local and merged by the caller; nothing is shared on the per-packet path except
-//! the read-only rule set.
+//! the read-only rule set. Fast path: a plain TCP segment ([`decode::plain_tcp`]: fixed offsets,
+//! no options, nothing cut) of a bypassed flow costs that reading and one flow lookup, with the
+//! same outcome and counters as the full decode (tested on every committed capture).
 
 use std::sync::Arc;
 
