@@ -373,16 +373,8 @@ fn pair_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<(u128, u128)> {
             }
         }
         link::ETHERTYPE_IPV6 => {
-            // RFC 8200 §3: next header at 6, source at 8..24, destination at 24..40.
-            let (header, l4) = rest.split_first_chunk::<40>()?;
-            let (fixed, addrs) = header.split_first_chunk::<8>()?;
-            let (src, dst) = addrs.split_first_chunk::<16>()?;
-            let dst = dst.first_chunk::<16>()?;
-            let [v, _, _, _, _, _, next, _] = *fixed;
-            if v >> 4 != 6 {
-                return None;
-            }
-            let pair = (u128::from_be_bytes(*src), u128::from_be_bytes(*dst));
+            let (fixed, l4) = ipv6_fixed_header(rest)?;
+            let (next, pair) = (fixed.next, (fixed.src, fixed.dst));
             match next {
                 ip::PROTO_TCP | PROTO_ICMPV6 => Some(pair),
                 ip::PROTO_UDP => plain_udp(l4).map(|()| pair),
@@ -391,6 +383,35 @@ fn pair_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<(u128, u128)> {
         }
         _ => None,
     }
+}
+
+/// The fields of a fixed IPv6 header that the fixed-offset readers use.
+struct Ipv6Fixed {
+    src: u128,
+    dst: u128,
+    next: u8,
+    payload_len: u16,
+}
+
+/// RFC 8200 §3: payload length at 4, next header at 6, source at 8..24, destination at 24..40;
+/// and the bytes after the 40-byte header. `None` when short or not version 6.
+#[inline]
+fn ipv6_fixed_header(rest: &[u8]) -> Option<(Ipv6Fixed, &[u8])> {
+    let (header, after) = rest.split_first_chunk::<40>()?;
+    let (fixed, addrs) = header.split_first_chunk::<8>()?;
+    let (src, dst) = addrs.split_first_chunk::<16>()?;
+    let dst = dst.first_chunk::<16>()?;
+    let [v, _, _, _, l0, l1, next, _] = *fixed;
+    if v >> 4 != 6 {
+        return None;
+    }
+    let fields = Ipv6Fixed {
+        src: u128::from_be_bytes(*src),
+        dst: u128::from_be_bytes(*dst),
+        next,
+        payload_len: u16::from_be_bytes([l0, l1]),
+    };
+    Some((fields, after))
 }
 
 /// The ethertype after an Ethernet header and at most [`link::MAX_VLAN_TAGS`] VLAN tags, and
@@ -460,17 +481,12 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
             (src, ipv4_bits([d0, d1, d2, d3]), after.get(..payload_len)?)
         }
         link::ETHERTYPE_IPV6 => {
-            let (header, after) = rest.split_first_chunk::<40>()?;
-            let (fixed, addrs) = header.split_first_chunk::<8>()?;
-            let (src, dst) = addrs.split_first_chunk::<16>()?;
-            let dst = dst.first_chunk::<16>()?;
-            let [v, _, _, _, l0, l1, next, _] = *fixed;
-            if v >> 4 != 6 || next != ip::PROTO_TCP {
+            let (fixed, after) = ipv6_fixed_header(rest)?;
+            if fixed.next != ip::PROTO_TCP {
                 return None;
             }
-            let payload_len = usize::from(u16::from_be_bytes([l0, l1]));
-            let src = u128::from_be_bytes(*src);
-            (src, u128::from_be_bytes(*dst), after.get(..payload_len)?)
+            let payload = after.get(..usize::from(fixed.payload_len))?;
+            (fixed.src, fixed.dst, payload)
         }
         _ => return None,
     };

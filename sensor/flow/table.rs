@@ -69,25 +69,19 @@ impl FlowKey {
     /// [`FlowKey::new`] for addresses given as [`ip_bits`].
     #[inline]
     pub fn from_bits(s: u128, sport: u16, d: u128, dport: u16, proto: u8) -> (FlowKey, Side) {
-        if (s, sport) <= (d, dport) {
-            let ports = u32::from(sport) << 16 | u32::from(dport);
-            let key = FlowKey {
-                lo_ip: s,
-                hi_ip: d,
-                ports,
-                proto,
-            };
-            (key, Side::Lo)
+        let ((lo_ip, lo_port), (hi_ip, hi_port), side) = if (s, sport) <= (d, dport) {
+            ((s, sport), (d, dport), Side::Lo)
         } else {
-            let ports = u32::from(dport) << 16 | u32::from(sport);
-            let key = FlowKey {
-                lo_ip: d,
-                hi_ip: s,
-                ports,
-                proto,
-            };
-            (key, Side::Hi)
-        }
+            ((d, dport), (s, sport), Side::Hi)
+        };
+        let ports = u32::from(lo_port) << 16 | u32::from(hi_port);
+        let key = FlowKey {
+            lo_ip,
+            hi_ip,
+            ports,
+            proto,
+        };
+        (key, side)
     }
 
     /// The key of a packet from `src:sport` to `dst:dport`, and which side of the key sent it.
