@@ -25,11 +25,10 @@
 //!   handed out before the error stay valid.
 //! * Every byte read is fed to SHA-256 as it is read, on a thread beside the reader that hashes
 //!   the read buffers themselves ([`BackgroundDigest`]: lent, never copied or read twice). When
-//!   the source ends on damage, the rest
-//!   of the input is still read into the hash, so [`FileSource::sha256_hex`] is always the hash
-//!   of the whole file; it is `None` until the end is reached, and stays `None` when a read
-//!   error made the whole file unreadable. Hashing is the main cost of reading and can be turned
-//!   off with [`FileOptions::sha256`].
+//!   the source ends on damage, the rest of the input is still read into the hash, so
+//!   [`FileSource::sha256_hex`] is always the hash of the whole file; it is `None` until the
+//!   end is reached, and stays `None` when a read error made the whole file unreadable. Hashing
+//!   is the main cost of reading and can be turned off with [`FileOptions::sha256`].
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
 #![cfg_attr(
     not(test),
