@@ -30,4 +30,6 @@ pub mod pipeline;
 pub mod proto;
 pub mod reason;
 pub mod rules;
+#[cfg(test)]
+pub mod test_rng;
 pub mod time;

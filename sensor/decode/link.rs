@@ -596,17 +596,10 @@ mod tests {
             LinkType::IPV6,
             LinkType::LINUX_SLL2,
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = crate::test_rng::XorShift(0x2545_F491_4F6C_DD1D);
         for link in links {
             for len in 0..200usize {
-                let frame: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect();
+                let frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
                 let _ = decode(link, &frame);
             }
         }

@@ -1166,13 +1166,8 @@ fn garbage_for_every_link_type() {
         LinkType::LINUX_SLL2,
         LinkType(147),
     ];
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || rng.next();
     for link in links {
         for len in 0..300usize {
             let mut packet: Vec<u8> = (0..len).map(|_| next() as u8).collect();

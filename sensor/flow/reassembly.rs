@@ -564,24 +564,7 @@ mod tests {
         }
     }
 
-    /// Deterministic xorshift64 so random orders are reproducible without a crate.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn shuffle<T>(&mut self, v: &mut [T]) {
-            for i in (1..v.len()).rev() {
-                v.swap(i, self.below(i + 1));
-            }
-        }
-    }
+    use crate::test_rng::XorShift;
 
     /// Cuts `data` into `n` pieces at the given points: `(offset, len)`.
     fn split_even(len: usize, n: usize) -> Vec<(usize, usize)> {

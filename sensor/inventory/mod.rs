@@ -1540,13 +1540,8 @@ mod tests {
         // Model check against the scan the index replaces: newest query within the window
         // from another client, over many evictions of a few hot keys.
         let mut recent = RecentQueries::default();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = move || rng.next();
         let mut names = NameTable::new();
         let ids: Vec<NameId> = (0..3)
             .map(|i| {

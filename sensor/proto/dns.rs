@@ -885,21 +885,23 @@ mod tests {
         assert_eq!(out.bad_rdata, 0);
     }
 
+    /// Every name a message keeps: questions, answer owners, then CNAME targets.
+    fn kept_names(out: &DnsMessage) -> impl Iterator<Item = NameRef> + '_ {
+        let questions = out.questions.iter().map(|q| q.name);
+        let owners = out.answers.iter().map(|a| a.name);
+        let targets = out.answers.iter().filter_map(|a| match a.data {
+            RData::Cname(target) => Some(target),
+            _ => None,
+        });
+        questions.chain(owners).chain(targets)
+    }
+
     #[test]
     fn host_name_into_copies_every_kept_name() {
         let (_, out) = parse(&RESPONSE);
         let mut name = HostName::scratch();
-        let refs = out
-            .questions
-            .iter()
-            .map(|q| q.name)
-            .chain(out.answers.iter().map(|a| a.name))
-            .chain(out.answers.iter().filter_map(|a| match a.data {
-                RData::Cname(target) => Some(target),
-                _ => None,
-            }));
         let mut seen = Vec::new();
-        for r in refs {
+        for r in kept_names(&out) {
             assert!(out.host_name_into(r, &mut name));
             assert_eq!(Some(name), out.host_name(r));
             seen.push(name.to_string());
@@ -1538,30 +1540,12 @@ mod tests {
         assert_eq!(DnsSkip::NotDns.label(), "not_dns");
     }
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::XorShift;
 
     fn check_invariants(input: &[u8], out: &DnsMessage) {
         assert!(out.questions.len() <= MAX_QUESTIONS);
         assert!(out.answers.len() <= MAX_ANSWERS);
-        let names = out
-            .questions
-            .iter()
-            .map(|q| q.name)
-            .chain(out.answers.iter().map(|a| a.name))
-            .chain(out.answers.iter().filter_map(|a| match a.data {
-                RData::Cname(n) => Some(n),
-                _ => None,
-            }));
-        for name in names {
+        for name in kept_names(out) {
             let text = out.name(name);
             let host = HostName::parse(text).expect("kept names are host names");
             assert_eq!(host.as_bytes(), text);

@@ -349,13 +349,8 @@ mod tests {
     #[test]
     fn branch_free_check_agrees_with_the_reference_on_random_names() {
         let alphabet = b"aZ9-_. \0\xff";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1du64);
+        let mut next = move || rng.next();
         let mut raw = Vec::new();
         let (mut mismatches, mut kinds) = (0, std::collections::HashSet::new());
         for i in 0..200_000u32 {
