@@ -284,24 +284,15 @@ fn ipv4_bits(octets: [u8; 4]) -> u128 {
 /// choosing a packet's worker; `None` when the packet does not decode (such a packet yields
 /// nothing but a counter, on whichever worker). Integers rather than `IpAddr`s: the reader
 /// hashes them for every packet, and building the enums on the stack only to read them back
-/// stalled it (narrow stores forwarded to wide loads). The common shapes — Ethernet with up to [`link::MAX_VLAN_TAGS`] tags,
-/// then IPv4 or IPv6 carrying TCP, UDP on a port no tunnel uses, or ICMP, or an IPv4 fragment —
-/// are read from fixed offsets without building a [`Decoded`]; every other shape (tunnels,
-/// IPv6 extension headers, MPLS, PPPoE, other link types) takes the full decode, so both
-/// directions of a flow and every fragment of a datagram always get the same pair.
-#[inline]
-pub fn dispatch_bits(link: LinkType, packet: &[u8]) -> Option<(u128, u128)> {
-    if link == LinkType::ETHERNET {
-        if let Some(pair) = skip_ethernet(packet).and_then(|(t, rest)| pair_after_ethernet(t, rest))
-        {
-            return Some(pair);
-        }
-    }
-    dispatch_bits_by_decode(link, packet)
-}
-
-/// [`plain_tcp`] and [`dispatch_bits`] of a packet in one reading of its headers (what the
-/// multi-worker reader needs of every packet).
+/// stalled it (narrow stores forwarded to wide loads). The common shapes — Ethernet with up
+/// to [`link::MAX_VLAN_TAGS`] tags, then IPv4 or IPv6 carrying TCP, UDP on a port no tunnel
+/// uses, or ICMP, or an IPv4 fragment — are read from fixed offsets without building a
+/// [`Decoded`]; every other shape (tunnels, IPv6 extension headers, MPLS, PPPoE, other link
+/// types) takes the full decode, so both directions of a flow and every fragment of a datagram
+/// always get the same pair.
+///
+/// With it, in the same reading, the packet's [`plain_tcp`] reading when it is a plain TCP
+/// segment (what the worker's fast path needs).
 #[inline]
 pub fn dispatch_reading(link: LinkType, packet: &[u8]) -> (Option<PlainTcp>, Option<(u128, u128)>) {
     if link == LinkType::ETHERNET {
@@ -317,7 +308,7 @@ pub fn dispatch_reading(link: LinkType, packet: &[u8]) -> (Option<PlainTcp>, Opt
     (None, dispatch_bits_by_decode(link, packet))
 }
 
-/// The slow path of [`dispatch_bits`], out of line so that the fast path inlines into the
+/// The slow path of [`dispatch_reading`], out of line so that the fast path inlines into the
 /// reader's loop.
 #[inline(never)]
 fn dispatch_bits_by_decode(link: LinkType, packet: &[u8]) -> Option<(u128, u128)> {
@@ -347,7 +338,7 @@ fn plain_udp(l4: &[u8]) -> Option<()> {
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
-/// The fast path of [`dispatch_bits`], given what follows the Ethernet header and its tags:
+/// The fast path of [`dispatch_reading`]'s pair, given what follows the Ethernet header and its tags:
 /// `None` means "take the full decode", never "drop".
 #[inline]
 fn pair_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<(u128, u128)> {

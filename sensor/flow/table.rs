@@ -111,8 +111,8 @@ pub fn worker_for(a: IpAddr, b: IpAddr, workers: usize) -> usize {
     worker_for_bits(ip_bits(a), ip_bits(b), workers)
 }
 
-/// [`worker_for`] of two addresses given as [`ip_bits`] (what [`crate::decode::dispatch_bits`]
-/// returns). The hash is mapped onto `0..workers` by a multiply and a shift (Lemire's
+/// [`worker_for`] of two addresses given as [`ip_bits`] (the pair
+/// [`crate::decode::dispatch_reading`] returns). The hash is mapped onto `0..workers` by a multiply and a shift (Lemire's
 /// "fastrange"), not a division: the reader does this for every packet, and a 64-bit division
 /// costs as much as the rest of it.
 #[inline]
