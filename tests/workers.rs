@@ -1,5 +1,7 @@
 //! Results do not depend on the number of workers, on an input large enough that the file
-//! reader lends many read buffers to the workers (zero-copy hand-over, `capture::chunk`).
+//! reader lends many read buffers to the workers (zero-copy hand-over, `capture::chunk`) with one
+//! worker, and that the workers read many segments of it themselves with several
+//! (`pipeline::walk`).
 //!
 //! The input is made from the real captures in `pcaps/`: every Ethernet packet of them, replayed
 //! in rounds an hour of capture time apart (so each round's flows start afresh) until the file
@@ -13,13 +15,19 @@ use std::time::Duration;
 
 use common::{ksensor, pcaps_dir, repo_root};
 use ksensor::capture::file::{FileSource, PcapWriter, TsResolution, READ_BUF_LEN};
+use ksensor::capture::segmented::SEGMENT_LEN;
 use ksensor::capture::{LinkType, PacketSource, SourceStatus};
 use ksensor::time::Timestamp;
 
 /// Capture time between rounds: longer than every flow timeout, so rounds do not interact.
 const ROUND_GAP: Duration = Duration::from_secs(3_600);
-/// Size the built input must reach, in read buffers.
-const INPUT_BUFFERS: usize = 6;
+/// Size the built input must reach: several read buffers of the stream reader, several
+/// segments of the workers' walk.
+const INPUT_BYTES: usize = if 6 * READ_BUF_LEN > 4 * SEGMENT_LEN {
+    6 * READ_BUF_LEN
+} else {
+    4 * SEGMENT_LEN
+};
 
 /// Every Ethernet packet of the bundled captures, in file-name order, with times relative to
 /// the start of its capture.
@@ -63,7 +71,7 @@ fn build_input(path: &Path) -> u64 {
     )
     .expect("pcap header");
     let start = Timestamp::from_secs_nanos(1_790_000_000, 0);
-    let rounds = (INPUT_BUFFERS * READ_BUF_LEN).div_ceil(round_bytes) as u64;
+    let rounds = INPUT_BYTES.div_ceil(round_bytes) as u64;
     for round in 0..rounds {
         let base = start.saturating_add(ROUND_GAP * round as u32);
         for (offset, data) in &packets {
@@ -101,7 +109,7 @@ fn lent_read_buffers_give_the_same_results_for_any_worker_count() {
     let input = dir.path().join("rounds.pcap");
     let rounds = build_input(&input);
     let size = std::fs::metadata(&input).expect("input").len();
-    assert!(size > (INPUT_BUFFERS * READ_BUF_LEN) as u64, "{size}");
+    assert!(size > INPUT_BYTES as u64, "{size}");
 
     let (events, report) = replay(dir.path(), &input, "1");
     // Every round detects what the bundled captures hold: at least one event per round.

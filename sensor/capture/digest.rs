@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::Chunk;
 
-/// Stretches of read buffers waiting for the hash (with 256 KiB reads, 4 MiB).
+/// Stretches of read buffers waiting for the hash (4 MiB of the stream reader's 256 KiB reads,
+/// 16 MiB of the workers' 1 MiB segments).
 pub const HASH_QUEUE: usize = 16;
 
 /// A running SHA-256 on its own thread.

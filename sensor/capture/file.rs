@@ -80,7 +80,7 @@ const PCAP_RECORD_HEADER_LEN: usize = 16;
 /// The modified ("Kuznetzov") format appends ifindex (4), protocol (2), pkt_type (1), pad (1).
 const PCAP_MODIFIED_RECORD_HEADER_LEN: usize = 24;
 /// Classic pcap file header (draft-ietf-opsawg-pcap §4).
-const PCAP_FILE_HEADER_LEN: usize = 24;
+pub(super) const PCAP_FILE_HEADER_LEN: usize = 24;
 
 const PCAP_MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -270,13 +270,89 @@ fn len_usize(v: u32) -> usize {
 
 /// The classic pcap file header, as needed per record.
 #[derive(Clone, Copy, Debug)]
-struct PcapHeader {
+pub(super) struct PcapHeader {
     order: ByteOrder,
     /// Nanoseconds per unit of the fractional timestamp field (1000 or 1).
     frac_ns: u64,
-    record_header_len: usize,
+    pub(super) record_header_len: usize,
     snaplen: u32,
-    link: LinkType,
+    pub(super) link: LinkType,
+}
+
+/// A classic pcap record header, read and checked against the caps.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PcapRecordHeader {
+    pub(super) ts: Timestamp,
+    caplen: u32,
+    pub(super) orig_len: u32,
+    /// Captured bytes (at most [`MAX_PACKET_LEN`]).
+    pub(super) captured: usize,
+}
+
+impl PcapRecordHeader {
+    /// Bytes of the whole record, header included.
+    pub(super) fn len(&self, header: &PcapHeader) -> usize {
+        header.record_header_len.saturating_add(self.captured)
+    }
+}
+
+impl PcapHeader {
+    /// Reads the record header at the start of `bytes` (which hold at least
+    /// `record_header_len` bytes), found at file `offset` as record number `packet` (1-based).
+    /// A captured length over [`MAX_PACKET_LEN`] is damage that stops reading: the header
+    /// cannot be trusted to find the next record.
+    pub(super) fn record_header(
+        &self,
+        bytes: &[u8],
+        offset: u64,
+        packet: u64,
+    ) -> Result<PcapRecordHeader, CaptureError> {
+        // Record header (draft-ietf-opsawg-pcap §5): ts_sec, ts_frac, caplen, len.
+        let (Some(sec), Some(frac), Some(caplen), Some(orig_len)) = (
+            field::<4>(bytes, 0),
+            field::<4>(bytes, 4),
+            field::<4>(bytes, 8),
+            field::<4>(bytes, 12),
+        ) else {
+            return Err(CaptureError::Truncated { offset, packet });
+        };
+        let caplen = self.order.u32(caplen);
+        let captured = len_usize(caplen);
+        if captured > MAX_PACKET_LEN {
+            return Err(CaptureError::Corrupt {
+                offset,
+                packet,
+                what: CorruptKind::CapturedLengthTooLarge,
+            });
+        }
+        let ts = Timestamp::from_secs_nanos(
+            u64::from(self.order.u32(sec)),
+            u64::from(self.order.u32(frac)).saturating_mul(self.frac_ns),
+        );
+        Ok(PcapRecordHeader {
+            ts,
+            caplen,
+            orig_len: self.order.u32(orig_len),
+            captured,
+        })
+    }
+
+    /// Counts a whole record in `stats`; returns whether its packet is delivered (a record
+    /// without captured bytes is not).
+    pub(super) fn note_record(&self, record: &PcapRecordHeader, stats: &mut FileStats) -> bool {
+        if record.captured == 0 {
+            stats.skipped.incr(FileSkip::ZeroLengthPacket);
+            return false;
+        }
+        if self.snaplen != 0 && record.caplen > self.snaplen {
+            stats.skipped.incr(FileSkip::CaplenOverSnaplen);
+        }
+        if record.caplen > record.orig_len {
+            stats.skipped.incr(FileSkip::CaplenOverOrigLen);
+        }
+        stats.note_packet(record.ts, record.captured);
+        true
+    }
 }
 
 /// How to turn pcapng timestamp units into nanoseconds (`if_tsresol`, §4.2).
@@ -636,7 +712,6 @@ impl FileSource {
         sink: &mut F,
     ) -> Result<SourceStatus, CaptureError> {
         let hdr_len = header.record_header_len;
-        let order = header.order;
         for _ in 0..max {
             let offset = self.input.offset();
             let packet = self.records.saturating_add(1);
@@ -648,47 +723,18 @@ impl FileSource {
                     Err(truncated)
                 };
             }
-            // Record header (draft-ietf-opsawg-pcap §5): ts_sec, ts_frac, caplen, len.
-            let avail = self.input.available();
-            let (Some(sec), Some(frac), Some(caplen), Some(orig_len)) = (
-                field::<4>(avail, 0),
-                field::<4>(avail, 4),
-                field::<4>(avail, 8),
-                field::<4>(avail, 12),
-            ) else {
-                return Err(truncated);
-            };
-            let caplen = order.u32(caplen);
-            let orig_len = order.u32(orig_len);
-            let captured = len_usize(caplen);
-            if captured > MAX_PACKET_LEN {
-                return Err(CaptureError::Corrupt {
-                    offset,
-                    packet,
-                    what: CorruptKind::CapturedLengthTooLarge,
-                });
-            }
-            let record_len = hdr_len.saturating_add(captured);
+            let record = header.record_header(self.input.available(), offset, packet)?;
+            let record_len = record.len(&header);
             if !self.input.fill(record_len)? {
                 return Err(truncated);
             }
             self.records = packet;
-            if captured == 0 {
-                self.stats.skipped.incr(FileSkip::ZeroLengthPacket);
+            if !header.note_record(&record, &mut self.stats) {
                 self.input.consume(record_len);
                 continue;
             }
-            if header.snaplen != 0 && caplen > header.snaplen {
-                self.stats.skipped.incr(FileSkip::CaplenOverSnaplen);
-            }
-            if caplen > orig_len {
-                self.stats.skipped.incr(FileSkip::CaplenOverOrigLen);
-            }
-            let ts = Timestamp::from_secs_nanos(
-                u64::from(order.u32(sec)),
-                u64::from(order.u32(frac)).saturating_mul(header.frac_ns),
-            );
-            self.stats.note_packet(ts, captured);
+            let ts = record.ts;
+            let orig_len = record.orig_len;
             let Some(data) = self.input.available().get(hdr_len..record_len) else {
                 return Err(truncated);
             };
@@ -945,8 +991,23 @@ fn read_file_header(input: &mut Input) -> Result<(Format, FileFormat), CaptureEr
     if !input.fill(PCAP_FILE_HEADER_LEN)? {
         return Err(header_truncated);
     }
+    let (header, file_format) = parse_pcap_file_header(input.available(), order, value)?;
+    input.consume(PCAP_FILE_HEADER_LEN);
+    Ok((Format::Pcap(header), file_format))
+}
+
+/// The classic pcap file header at the start of `head`, whose magic number reads `magic` in
+/// byte order `order`.
+fn parse_pcap_file_header(
+    head: &[u8],
+    order: ByteOrder,
+    magic: u32,
+) -> Result<(PcapHeader, FileFormat), CaptureError> {
+    let header_truncated = CaptureError::Truncated {
+        offset: 0,
+        packet: 0,
+    };
     // §4: magic, major, minor, reserved1 (thiszone), reserved2 (sigfigs), snaplen, link type.
-    let head = input.available();
     let (Some(major), Some(snaplen), Some(link)) = (
         field::<2>(head, 4),
         field::<4>(head, 16),
@@ -961,12 +1022,12 @@ fn read_file_header(input: &mut Input) -> Result<(Format, FileFormat), CaptureEr
             what: CorruptKind::Version,
         });
     }
-    let resolution = if value == PCAP_MAGIC_NANOS {
+    let resolution = if magic == PCAP_MAGIC_NANOS {
         TsResolution::Nanos
     } else {
         TsResolution::Micros
     };
-    let modified = value == PCAP_MAGIC_MODIFIED;
+    let modified = magic == PCAP_MAGIC_MODIFIED;
     let header = PcapHeader {
         order,
         frac_ns: if resolution == TsResolution::Nanos {
@@ -982,13 +1043,26 @@ fn read_file_header(input: &mut Input) -> Result<(Format, FileFormat), CaptureEr
         snaplen: order.u32(snaplen),
         link: LinkType(order.u32(link) & PCAP_LINKTYPE_MASK),
     };
-    input.consume(PCAP_FILE_HEADER_LEN);
     let file_format = FileFormat::Pcap {
         resolution,
         big_endian: order == ByteOrder::Big,
         modified,
     };
-    Ok((Format::Pcap(header), file_format))
+    Ok((header, file_format))
+}
+
+/// The classic pcap file header, when `head` (the first bytes of a file) holds a whole and
+/// valid one; `None` for anything else (pcapng, damage: [`FileSource`] reports those).
+pub(super) fn classic_pcap_header(head: &[u8]) -> Option<(PcapHeader, FileFormat)> {
+    let magic = field::<4>(head, 0)?;
+    let (order, value) = if is_pcap_magic(u32::from_le_bytes(magic)) {
+        (ByteOrder::Little, u32::from_le_bytes(magic))
+    } else if is_pcap_magic(u32::from_be_bytes(magic)) {
+        (ByteOrder::Big, u32::from_be_bytes(magic))
+    } else {
+        return None;
+    };
+    parse_pcap_file_header(head.get(..PCAP_FILE_HEADER_LEN)?, order, value).ok()
 }
 
 fn is_pcap_magic(v: u32) -> bool {

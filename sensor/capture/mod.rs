@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod digest;
 pub mod file;
 pub mod live;
+pub mod segmented;
 
 pub use chunk::Chunk;
 

@@ -31,6 +31,7 @@
 pub mod collector;
 pub mod observation;
 pub mod replay;
+pub mod walk;
 pub mod worker;
 
 use std::sync::Arc;
@@ -39,11 +40,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::capture::segmented::SegmentedPcap;
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
 use crate::flow::table::worker_for_bits;
 use crate::flow::FlowGauges;
 use crate::rules::RuleSet;
+use walk::{FileWalk, WalkOutcome};
 
 pub use collector::Collector;
 use observation::Observed;
@@ -182,9 +185,17 @@ struct WorkerResult {
     gauges: FlowGauges,
 }
 
+/// What a worker thread is handed.
+enum Work {
+    /// Packets to process.
+    Batch(Batch),
+    /// A file to read and process together with the other workers.
+    Walk(Arc<FileWalk>),
+}
+
 struct Threads {
     batches: Vec<Batch>,
-    senders: Vec<Sender<Batch>>,
+    senders: Vec<Sender<Work>>,
     recycled: Receiver<Batch>,
     results: Receiver<WorkerResult>,
     handles: Vec<JoinHandle<WorkerCounters>>,
@@ -225,15 +236,19 @@ fn absorb(
     collector.offer_from(&r.rules, r.worker, &mut r.observations, r.watermark);
 }
 
-fn worker_loop(
+/// A worker thread: its worker, and where its results and used batches go.
+struct WorkerThread {
     index: usize,
-    mut worker: Worker,
-    batches: Receiver<Batch>,
+    worker: Worker,
     recycle: Sender<Batch>,
     results: Sender<WorkerResult>,
-) -> WorkerCounters {
-    let mut last_publish = Instant::now();
-    for mut batch in batches {
+    last_publish: Instant,
+}
+
+impl WorkerThread {
+    /// Processes one batch and sends its result; returns the batch, emptied.
+    fn process(&mut self, mut batch: Batch) -> Batch {
+        let worker = &mut self.worker;
         if let Some(rules) = batch.rules.take() {
             worker.set_rules(rules);
         }
@@ -244,26 +259,66 @@ fn worker_loop(
             }
         }
         let observations = worker.take_observations();
-        let watermark = batch.watermark;
-        let counters = if last_publish.elapsed() >= COUNTER_PUBLISH_INTERVAL {
-            last_publish = Instant::now();
+        let counters = if self.last_publish.elapsed() >= COUNTER_PUBLISH_INTERVAL {
+            self.last_publish = Instant::now();
             Some(Box::new(worker.take_counters()))
         } else {
             None
         };
         // The collector may be gone only when the run is being torn down.
-        let _ = results.send(WorkerResult {
-            worker: index,
+        let _ = self.results.send(WorkerResult {
+            worker: self.index,
             observations,
-            watermark,
+            watermark: batch.watermark,
             rules: worker.rules().clone(),
             counters,
             gauges: worker.gauges(),
         });
         batch.clear();
-        let _ = recycle.send(batch);
+        batch
     }
-    worker.take_counters()
+
+    /// Takes part in a file walk until the file has no more segments for this worker.
+    fn walk(&mut self, walk: &FileWalk) {
+        /// Abandons the walk if processing panics, so the other workers do not wait forever.
+        struct Leave<'a>(&'a FileWalk, bool);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.leave(!self.1);
+            }
+        }
+        let mut guard = Leave(walk, false);
+        let mut segment = 0u64;
+        while let Some(batch) = walk.take(self.index, segment) {
+            let used = self.process(batch);
+            walk.give_back(used);
+            segment += 1;
+        }
+        guard.1 = true;
+        drop(guard);
+        // Wakes the thread that waits for the walk's end (it watches the result queue).
+        let _ = self.results.send(WorkerResult {
+            worker: self.index,
+            observations: Vec::new(),
+            watermark: 0,
+            rules: self.worker.rules().clone(),
+            counters: None,
+            gauges: self.worker.gauges(),
+        });
+    }
+}
+
+fn worker_loop(mut thread: WorkerThread, work: Receiver<Work>) -> WorkerCounters {
+    for item in work {
+        match item {
+            Work::Batch(batch) => {
+                let used = thread.process(batch);
+                let _ = thread.recycle.send(used);
+            }
+            Work::Walk(walk) => thread.walk(&walk),
+        }
+    }
+    thread.worker.take_counters()
 }
 
 impl Pipeline {
@@ -289,11 +344,16 @@ impl Pipeline {
             for index in 0..workers {
                 let (tx, rx) = bounded(QUEUE_DEPTH);
                 senders.push(tx);
-                let worker = make_worker();
-                let (recycle, results) = (recycle_tx.clone(), results_tx.clone());
+                let thread = WorkerThread {
+                    index,
+                    worker: make_worker(),
+                    recycle: recycle_tx.clone(),
+                    results: results_tx.clone(),
+                    last_publish: Instant::now(),
+                };
                 let handle = std::thread::Builder::new()
                     .name(format!("ksensor-worker-{index}"))
-                    .spawn(move || worker_loop(index, worker, rx, recycle, results))
+                    .spawn(move || worker_loop(thread, rx))
                     .expect("spawning a worker thread");
                 handles.push(handle);
             }
@@ -449,7 +509,7 @@ impl Pipeline {
                     let mut full = std::mem::replace(batch, fresh);
                     full.watermark = watermark;
                     // A worker only goes away when it panicked; its packets are lost either way.
-                    let _ = sender.send(full);
+                    let _ = sender.send(Work::Batch(full));
                 }
                 while let Ok(r) = t.results.try_recv() {
                     absorb(
@@ -461,6 +521,55 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Whether packets go to worker threads (more than one worker).
+    pub fn is_threaded(&self) -> bool {
+        matches!(self.mode, Mode::Threaded(_))
+    }
+
+    /// Replays a whole classic pcap file with every worker reading it ([`walk`]): the same
+    /// results as pushing its packets one by one, without a reader thread in between. The
+    /// file's packets follow those pushed before. `progress` is called with the packets
+    /// processed so far while the walk runs. Needs worker threads: with one worker, the file
+    /// comes back untouched.
+    pub fn replay_file(
+        &mut self,
+        file: SegmentedPcap,
+        hash: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<WalkOutcome, SegmentedPcap> {
+        if !self.is_threaded() {
+            return Err(file);
+        }
+        // Staged packets go first: each worker handles its queue in order.
+        self.flush();
+        let Mode::Threaded(t) = &mut self.mode else {
+            return Err(file);
+        };
+        let walk = Arc::new(FileWalk::new(file, t.senders.len(), self.next_seq, hash));
+        for sender in &t.senders {
+            // A worker that is gone (it panicked) never joins: the walk must not wait for it.
+            if sender.send(Work::Walk(walk.clone())).is_err() {
+                walk.leave(true);
+            }
+        }
+        while walk.active() > 0 {
+            match t.results.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => absorb(
+                    &mut self.collector,
+                    &mut self.published,
+                    &mut self.gauges,
+                    r,
+                ),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            progress(self.collector.low_watermark());
+        }
+        let outcome = walk.finish();
+        self.next_seq = self.next_seq.saturating_add(outcome.stats.packets);
+        Ok(outcome)
     }
 
     /// Waits until every packet pushed so far has been processed and its observations applied.
@@ -596,6 +705,11 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
             "read_buffers_queued_for_hash",
             crate::capture::digest::HASH_QUEUE as u64,
         ),
+        (
+            "read_segment_bytes",
+            crate::capture::segmented::SEGMENT_LEN as u64,
+        ),
+        ("read_segments_ahead_per_worker", walk::AHEAD_PER_WORKER),
         ("batch_packets", BATCH_PACKETS as u64),
         ("queue_depth_batches", QUEUE_DEPTH as u64),
     ]

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::capture::file::{FileOptions, FileSource};
+use crate::capture::file::{FileOptions, FileSource, FileStats};
+use crate::capture::segmented::SegmentedPcap;
 use crate::capture::SourceStatus;
 use crate::output::report::InputSummary;
 use crate::pipeline::{Collector, Pipeline, PipelineConfig, WorkerCounters};
@@ -95,6 +96,26 @@ pub struct ReadOptions {
     pub hash: bool,
 }
 
+/// Copies what a file's statistics say into its summary.
+fn fill_summary(summary: &mut InputSummary, stats: &FileStats) {
+    summary.packets = stats.packets;
+    summary.captured_bytes = stats.captured_bytes;
+    summary.file_bytes = stats.bytes_read;
+    summary.first_ts = stats.earliest_ts;
+    summary.last_ts = stats.latest_ts;
+    summary.notes = stats
+        .skipped
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(l, n)| (l.to_string(), n))
+        .collect();
+}
+
+/// A digest in lower-case hex.
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Replays `inputs` in order.
 pub fn run(
     inputs: &[String],
@@ -112,6 +133,28 @@ pub fn run(
             ..InputSummary::default()
         };
         let index = u16::try_from(index).unwrap_or(u16::MAX);
+        // With worker threads, a classic pcap file is read by the workers themselves.
+        let segmented = if pipeline.is_threaded() && name != "-" {
+            SegmentedPcap::open(Path::new(name), index)
+        } else {
+            None
+        };
+        if let Some(file) = segmented {
+            let done_before = bytes_read;
+            let mut tick = |packets: u64| {
+                progress.tick(packets, done_before, index as usize, inputs.len());
+            };
+            // With worker threads the file is always taken.
+            if let Ok(outcome) = pipeline.replay_file(file, read.hash, &mut tick) {
+                bytes_read += outcome.stats.bytes_read;
+                summary.error = outcome.error.map(|e| e.to_string());
+                summary.sha256 = outcome.sha256.as_ref().map(hex);
+                fill_summary(&mut summary, &outcome.stats);
+                summaries.push(summary);
+                pipeline.drain();
+                continue;
+            }
+        }
         let mut source = match open(name, index, read.hash) {
             Ok(source) => source,
             Err(e) => {
@@ -141,17 +184,7 @@ pub fn run(
         }
         let stats = source.stats();
         bytes_read += stats.bytes_read;
-        summary.packets = stats.packets;
-        summary.captured_bytes = stats.captured_bytes;
-        summary.file_bytes = stats.bytes_read;
-        summary.first_ts = stats.earliest_ts;
-        summary.last_ts = stats.latest_ts;
-        summary.notes = stats
-            .skipped
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(l, n)| (l.to_string(), n))
-            .collect();
+        fill_summary(&mut summary, stats);
         summary.sha256 = source.sha256_hex();
         summaries.push(summary);
         // Observations of this input are applied before the next input starts.
