@@ -5,11 +5,15 @@
 //! bytes than the input; an error offset lies within the input; every call makes progress (no
 //! hang); and reading through a reader that returns a few bytes at a time gives exactly the same
 //! packets, statistics and error as reading at once (the buffer refill and compaction paths).
+//! A classic pcap input is also written to a file and walked in segments of a few bytes
+//! (`capture::segmented`, how workers read files): the same packets and the same error.
 #![no_main]
 
 use std::io::{Cursor as IoCursor, Read};
 
+use ksensor::capture::chunk::ChunkPool;
 use ksensor::capture::file::{FileOptions, FileSource, MAX_PACKET_LEN};
+use ksensor::capture::segmented::SegmentedPcap;
 use ksensor::capture::{CaptureError, PacketMeta, PacketSource, SourceStatus};
 use ksensor_fuzz::Cursor;
 use libfuzzer_sys::fuzz_target;
@@ -81,12 +85,47 @@ fn read_all(reader: Box<dyn Read + Send>, input_len: usize) -> Option<Run> {
     Some(Run { packets, error })
 }
 
+/// The input written to a file and walked in segments of `step` bytes; `None` when the segmented
+/// reader does not take it (not a classic pcap file with a valid header).
+fn walk_segments(file: &[u8], step: usize) -> Option<Run> {
+    let path = std::env::temp_dir().join(format!("ksensor-fuzz-pcap-{}", std::process::id()));
+    std::fs::write(&path, file).expect("writing the input file");
+    let segmented = SegmentedPcap::open(&path, 0);
+    // The open file stays readable; no input file is left behind.
+    let _ = std::fs::remove_file(&path);
+    let segmented = segmented?.with_segment_len(step);
+    let pool = ChunkPool::default();
+    let mut cursor = segmented.start_cursor();
+    let mut packets = Vec::new();
+    let mut error = None;
+    for k in 0..segmented.segments() {
+        let mut segment = segmented.read(k, &pool).expect("reading a segment");
+        let mut records = Vec::new();
+        let walked = segmented.walk(&mut segment, &mut cursor, &mut records);
+        for r in records {
+            let bytes = segment.chunk().bytes().get(r.start..r.start + r.len);
+            packets.push((r.meta, bytes.expect("record within its segment").to_vec()));
+        }
+        if let Err(e) = walked {
+            error = Some(e);
+            break;
+        }
+    }
+    assert_eq!(cursor.stats.packets, packets.len() as u64);
+    Some(Run { packets, error })
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut cursor = Cursor::new(data);
     let step = usize::from(cursor.u8()).max(1);
     let file = cursor.rest().to_vec();
     let len = file.len();
     let whole = read_all(Box::new(IoCursor::new(file.clone())), len);
+    if let Some(segments) = walk_segments(&file, step) {
+        let whole = whole.as_ref().expect("the stream reader takes what the segmented one does");
+        assert_eq!(whole.error, segments.error, "error differs in {step}-byte segments");
+        assert!(whole.packets == segments.packets, "packets differ in {step}-byte segments");
+    }
     let trickled = read_all(
         Box::new(Trickle {
             data: IoCursor::new(file),

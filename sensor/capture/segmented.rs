@@ -144,9 +144,8 @@ impl SegmentedPcap {
         })
     }
 
-    /// The same file cut into segments of `len` bytes (at least 1), to test segment
-    /// boundaries on small files.
-    #[cfg(test)]
+    /// The same file cut into segments of `len` bytes (at least 1): for tests and fuzzing,
+    /// which need many segment boundaries in small files.
     pub fn with_segment_len(mut self, len: usize) -> SegmentedPcap {
         self.segment_len = len.max(1);
         self

@@ -1,5 +1,9 @@
 //! Pipeline wiring: one reader, N workers, one collector.
 //!
+//! (A classic pcap file replayed with several workers has no reader thread: the workers read
+//! it themselves, see [`walk`] and [`Pipeline::replay_file`]. Everything else, live capture,
+//! pcapng and standard input, comes through the reader described here.)
+//!
 //! Contract: a packet source pushes packets into [`Pipeline::push`] (borrowed bytes) or
 //! [`Pipeline::push_shared`] (bytes in a lent [`Chunk`]). With one worker everything runs inline
 //! on the caller's thread (no copy, no queue). With N workers the caller's thread becomes the
