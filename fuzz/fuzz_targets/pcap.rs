@@ -100,12 +100,10 @@ fn walk_segments(file: &[u8], step: usize) -> Option<Run> {
     let mut error = None;
     for k in 0..segmented.segments() {
         let mut segment = segmented.read(k, &pool).expect("reading a segment");
-        let mut records = Vec::new();
-        let walked = segmented.walk(&mut segment, &mut cursor, &mut records);
-        for r in records {
-            let bytes = segment.chunk().bytes().get(r.start..r.start + r.len);
-            packets.push((r.meta, bytes.expect("record within its segment").to_vec()));
-        }
+        let walked = segmented.walk(&mut segment, &mut cursor, &mut |r, data: &[u8]| {
+            assert_eq!(r.len, data.len(), "packet length");
+            packets.push((r.meta, data.to_vec()));
+        });
         if let Err(e) = walked {
             error = Some(e);
             break;

@@ -232,14 +232,15 @@ impl SegmentedPcap {
         Ok(seg.valid >= need)
     }
 
-    /// Finds the records that start in `seg` from `cursor` on, appends their packets to
-    /// `packets` and leaves `cursor` at the first record of the next segment. On damage the
-    /// cursor stays at the damaged record and the packets before it are kept.
-    pub fn walk(
+    /// Finds the records that start in `seg` from `cursor` on, hands each packet to
+    /// `on_packet` with its bytes (in the segment's buffer, at the record's `start`) and leaves
+    /// `cursor` at the first record of the next segment. On damage the cursor stays at the
+    /// damaged record; the packets before it have been handed out.
+    pub fn walk<F: FnMut(SegmentRecord, &[u8])>(
         &self,
         seg: &mut Segment,
         cursor: &mut PcapCursor,
-        packets: &mut Vec<SegmentRecord>,
+        on_packet: &mut F,
     ) -> Result<(), CaptureError> {
         let header = self.header;
         let hdr_len = header.record_header_len;
@@ -267,17 +268,26 @@ impl SegmentedPcap {
             cursor.offset = offset.saturating_add(record_len as u64);
             let seq = cursor.stats.packets;
             if header.note_record(&record, &mut cursor.stats) {
-                packets.push(SegmentRecord {
-                    seq,
-                    meta: PacketMeta {
-                        ts: record.ts,
-                        link: header.link,
-                        orig_len: record.orig_len,
-                        input: self.input,
+                let start = at.saturating_add(hdr_len);
+                let Some(data) = seg.chunk.bytes().get(start..at.saturating_add(record_len)) else {
+                    return Err(truncated);
+                };
+                let meta = PacketMeta {
+                    ts: record.ts,
+                    link: header.link,
+                    orig_len: record.orig_len,
+                    input: self.input,
+                };
+                let len = record.captured;
+                on_packet(
+                    SegmentRecord {
+                        seq,
+                        meta,
+                        start,
+                        len,
                     },
-                    start: at.saturating_add(hdr_len),
-                    len: record.captured,
-                });
+                    data,
+                );
             }
         }
         Ok(())
@@ -392,11 +402,14 @@ mod tests {
             segments.reverse();
             for seg in &mut segments {
                 let mut records = Vec::new();
-                let walked = file.walk(seg, &mut cursor, &mut records);
-                for r in records {
+                let walked = file.walk(seg, &mut cursor, &mut |r, data: &[u8]| {
+                    assert_eq!(data.len(), r.len);
+                    records.push((r, data.to_vec()));
+                });
+                for (r, data) in records {
                     assert_eq!(r.seq, packets.len() as u64);
-                    let bytes = seg.chunk().bytes()[r.start..r.start + r.len].to_vec();
-                    packets.push((r.meta, bytes));
+                    assert_eq!(seg.chunk().bytes()[r.start..r.start + r.len], data);
+                    packets.push((r.meta, data));
                 }
                 if let Err(e) = walked {
                     error = Some(e);

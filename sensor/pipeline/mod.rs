@@ -158,6 +158,35 @@ impl Batch {
         self.packets.len() >= BATCH_PACKETS || self.bytes >= BATCH_BYTES
     }
 
+    /// Adds a packet whose bytes are `len` bytes at `start` of the chunk that the caller adds
+    /// to [`Batch::chunks`] (as its first) once it has added the packets: a file walk still
+    /// reads into the chunk while it adds them.
+    fn add_lent(
+        &mut self,
+        seq: u64,
+        meta: PacketMeta,
+        plain: Option<decode::PlainTcp>,
+        start: usize,
+        len: usize,
+    ) {
+        let plain = match plain {
+            Some(reading) => {
+                self.plain.push(reading);
+                u32::try_from(self.plain.len() - 1).unwrap_or(NOT_PLAIN)
+            }
+            None => NOT_PLAIN,
+        };
+        self.packets.push(BatchPacket {
+            seq,
+            meta,
+            plain,
+            chunk: 0,
+            start,
+            len,
+        });
+        self.bytes = self.bytes.saturating_add(len);
+    }
+
     /// The bytes of one of this batch's packets.
     fn packet_bytes(&self, p: &BatchPacket) -> Option<&[u8]> {
         let end = p.start.checked_add(p.len)?;

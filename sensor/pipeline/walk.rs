@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::{Batch, COPIED};
+use super::Batch;
 use crate::capture::chunk::ChunkPool;
 use crate::capture::digest::BackgroundDigest;
 use crate::capture::file::FileStats;
@@ -180,12 +180,21 @@ impl FileWalk {
             return;
         };
         drop(state);
-        let mut records = Vec::new();
+        // One pass over the segment finds its records and splits them by flow: the bytes are
+        // read once, while they are still in this core's cache.
+        let mut batches = self.spare_batches();
         let (segment, error) = match read {
             Ok(mut segment) => {
-                let walked = self
-                    .file
-                    .walk(&mut segment, &mut chain.cursor, &mut records);
+                let mut split = |r: SegmentRecord, data: &[u8]| {
+                    let (plain, pair) = decode::dispatch_reading(r.meta.link, data);
+                    let target =
+                        pair.map_or(0, |(src, dst)| worker_for_bits(src, dst, self.workers));
+                    if let Some(batch) = batches.get_mut(target) {
+                        let seq = self.seq_base.saturating_add(r.seq);
+                        batch.add_lent(seq, r.meta, plain, r.start, r.len);
+                    }
+                };
+                let walked = self.file.walk(&mut segment, &mut chain.cursor, &mut split);
                 chain.read_to = chain.read_to.max(segment.file_end());
                 if let Some(digest) = &mut chain.digest {
                     digest.update(segment.chunk(), 0, segment.len());
@@ -208,50 +217,28 @@ impl FileWalk {
         state.chain_at = k.saturating_add(1);
         self.changed.notify_all();
         drop(state);
-        // The packets before damage in this segment are processed too.
-        let batches = self.split(segment.as_ref().map(|s| s.chunk()), &records, end_seq);
+        // The packets before damage in this segment are processed too. The batches refer to
+        // the segment's buffer only now that the walk (which may still read into it) is done.
+        let prepared = batches
+            .into_iter()
+            .map(|mut batch| {
+                if let Some(segment) = segment.as_ref().filter(|_| !batch.packets.is_empty()) {
+                    batch.chunks.push(segment.chunk().clone());
+                }
+                batch.watermark = end_seq;
+                Some(batch)
+            })
+            .collect();
         let mut state = self.lock();
-        state.prepared.insert(k, batches);
+        state.prepared.insert(k, prepared);
         self.changed.notify_all();
     }
 
-    /// One batch per worker with the packets of `records`, each for the worker of its flow.
-    fn split(
-        &self,
-        chunk: Option<&Chunk>,
-        records: &[SegmentRecord],
-        end_seq: u64,
-    ) -> Vec<Option<Batch>> {
-        let mut batches: Vec<Batch> = {
-            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-            (0..self.workers)
-                .map(|_| spare.pop().unwrap_or_default())
-                .collect()
-        };
-        if let Some(chunk) = chunk {
-            for r in records {
-                let Some(data) = r
-                    .start
-                    .checked_add(r.len)
-                    .and_then(|end| chunk.bytes().get(r.start..end))
-                else {
-                    continue;
-                };
-                let (plain, pair) = decode::dispatch_reading(r.meta.link, data);
-                let target = pair.map_or(0, |(src, dst)| worker_for_bits(src, dst, self.workers));
-                if let Some(batch) = batches.get_mut(target) {
-                    let seq = self.seq_base.saturating_add(r.seq);
-                    batch.add(seq, r.meta, plain, data, Some(chunk));
-                }
-            }
-        }
-        batches
-            .into_iter()
-            .map(|mut b| {
-                debug_assert!(b.packets.iter().all(|p| p.chunk != COPIED));
-                b.watermark = end_seq;
-                Some(b)
-            })
+    /// An empty batch per worker, reused when possible.
+    fn spare_batches(&self) -> Vec<Batch> {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        (0..self.workers)
+            .map(|_| spare.pop().unwrap_or_default())
             .collect()
     }
 
