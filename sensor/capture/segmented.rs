@@ -322,6 +322,21 @@ impl SegmentedPcap {
     }
 }
 
+/// The committed captures in `pcaps/` that the segmented reader takes (for tests), in name
+/// order.
+#[cfg(test)]
+pub(crate) fn committed_classic_pcaps() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut paths: Vec<_> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| SegmentedPcap::open(p, 0).is_some())
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// `pread` until `buf` is full or the file ends; returns the bytes read.
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut got = 0;
@@ -430,13 +445,8 @@ mod tests {
 
     #[test]
     fn segments_yield_what_the_stream_reader_yields_on_every_committed_capture() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
         let mut checked = 0;
-        for entry in std::fs::read_dir(root).unwrap() {
-            let path = entry.unwrap().path();
-            if SegmentedPcap::open(&path, 3).is_none() {
-                continue;
-            }
+        for path in committed_classic_pcaps() {
             let expected = by_stream(&path);
             assert!(!expected.packets.is_empty(), "{}", path.display());
             // Tiny segments (a `pread` each) only on small files, to keep the test quick.

@@ -139,22 +139,7 @@ impl Batch {
                 (COPIED, start)
             }
         };
-        let plain = match plain {
-            Some(reading) => {
-                self.plain.push(reading);
-                u32::try_from(self.plain.len() - 1).unwrap_or(NOT_PLAIN)
-            }
-            None => NOT_PLAIN,
-        };
-        self.packets.push(BatchPacket {
-            seq,
-            meta,
-            plain,
-            chunk: index,
-            start,
-            len: data.len(),
-        });
-        self.bytes = self.bytes.saturating_add(data.len());
+        self.push(seq, meta, plain, index, start, data.len());
         self.packets.len() >= BATCH_PACKETS || self.bytes >= BATCH_BYTES
     }
 
@@ -169,6 +154,20 @@ impl Batch {
         start: usize,
         len: usize,
     ) {
+        self.push(seq, meta, plain, 0, start, len);
+    }
+
+    /// Appends a packet entry (and its plain reading) for bytes in place `chunk` (an index into
+    /// [`Batch::chunks`], or [`COPIED`]).
+    fn push(
+        &mut self,
+        seq: u64,
+        meta: PacketMeta,
+        plain: Option<decode::PlainTcp>,
+        chunk: u32,
+        start: usize,
+        len: usize,
+    ) {
         let plain = match plain {
             Some(reading) => {
                 self.plain.push(reading);
@@ -180,7 +179,7 @@ impl Batch {
             seq,
             meta,
             plain,
-            chunk: 0,
+            chunk,
             start,
             len,
         });

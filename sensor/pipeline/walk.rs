@@ -323,7 +323,7 @@ mod tests {
 
     use super::*;
     use crate::capture::file::{FileOptions, FileSource, MAX_PACKET_LEN};
-    use crate::capture::segmented::SEGMENT_LEN;
+    use crate::capture::segmented::{committed_classic_pcaps, SEGMENT_LEN};
     use crate::capture::SourceStatus;
     use crate::inventory::Inventory;
     use crate::output::events::EventWriter;
@@ -416,13 +416,8 @@ mod tests {
 
     #[test]
     fn walked_files_give_the_results_of_the_reader_thread() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
         let mut checked = 0;
-        for entry in std::fs::read_dir(root).unwrap() {
-            let path = entry.unwrap().path();
-            if SegmentedPcap::open(&path, 0).is_none() {
-                continue;
-            }
+        for path in committed_classic_pcaps() {
             for workers in [2, 3] {
                 let expected = by_reader(&path, workers);
                 for len in [100, 1500, SEGMENT_LEN] {
