@@ -1053,7 +1053,7 @@ fn parse_pcap_file_header(
 
 /// The classic pcap file header, when `head` (the first bytes of a file) holds a whole and
 /// valid one; `None` for anything else (pcapng, damage: [`FileSource`] reports those).
-pub(super) fn classic_pcap_header(head: &[u8]) -> Option<(PcapHeader, FileFormat)> {
+pub(super) fn classic_pcap_header(head: &[u8]) -> Option<PcapHeader> {
     let magic = field::<4>(head, 0)?;
     let (order, value) = if is_pcap_magic(u32::from_le_bytes(magic)) {
         (ByteOrder::Little, u32::from_le_bytes(magic))
@@ -1062,7 +1062,9 @@ pub(super) fn classic_pcap_header(head: &[u8]) -> Option<(PcapHeader, FileFormat
     } else {
         return None;
     };
-    parse_pcap_file_header(head.get(..PCAP_FILE_HEADER_LEN)?, order, value).ok()
+    let (header, _) =
+        parse_pcap_file_header(head.get(..PCAP_FILE_HEADER_LEN)?, order, value).ok()?;
+    Some(header)
 }
 
 fn is_pcap_magic(v: u32) -> bool {

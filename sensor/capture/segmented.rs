@@ -32,7 +32,7 @@ use std::path::Path;
 
 use super::chunk::{Chunk, ChunkPool};
 use super::file::{
-    classic_pcap_header, FileFormat, FileStats, PcapHeader, MAX_PACKET_LEN, PCAP_FILE_HEADER_LEN,
+    classic_pcap_header, FileStats, PcapHeader, MAX_PACKET_LEN, PCAP_FILE_HEADER_LEN,
 };
 use super::{CaptureError, PacketMeta};
 
@@ -53,7 +53,6 @@ const TAIL_LEN: usize = MAX_RECORD_HEADER_LEN + MAX_PACKET_LEN;
 pub struct SegmentedPcap {
     file: File,
     header: PcapHeader,
-    format: FileFormat,
     /// File length when opened.
     len: u64,
     input: u16,
@@ -132,11 +131,10 @@ impl SegmentedPcap {
         }
         let mut head = [0u8; PCAP_FILE_HEADER_LEN];
         let got = read_full_at(&file, &mut head, 0).ok()?;
-        let (header, format) = classic_pcap_header(head.get(..got)?)?;
+        let header = classic_pcap_header(head.get(..got)?)?;
         Some(SegmentedPcap {
             file,
             header,
-            format,
             len: metadata.len(),
             input,
             head,
@@ -154,10 +152,6 @@ impl SegmentedPcap {
     /// The file header's bytes.
     pub fn header_bytes(&self) -> &[u8] {
         &self.head
-    }
-
-    pub fn format(&self) -> FileFormat {
-        self.format
     }
 
     /// File length when opened.
