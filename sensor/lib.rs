@@ -23,6 +23,7 @@ pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod hex;
 pub mod inventory;
 pub mod metrics;
 pub mod output;

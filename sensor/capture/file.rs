@@ -684,13 +684,7 @@ impl FileSource {
     /// damage). `None` before the end, when a read error kept part of the file unread, or when
     /// hashing was turned off.
     pub fn sha256_hex(&self) -> Option<String> {
-        use std::fmt::Write as _;
-        let digest = self.digest.as_ref()?;
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            let _ = write!(hex, "{b:02x}");
-        }
-        Some(hex)
+        self.digest.as_ref().map(|d| crate::hex::lower_hex(d))
     }
 
     /// Ends the source: reads the rest of the input into the hash unless reading failed or

@@ -312,21 +312,21 @@ impl WorkerThread {
 
     /// Takes part in a file walk until the file has no more segments for this worker.
     fn walk(&mut self, walk: &FileWalk) {
-        /// Abandons the walk if processing panics, so the other workers do not wait forever.
-        struct Leave<'a>(&'a FileWalk, bool);
+        /// Leaves the walk however this ends: on a panic as a failure, so that the other
+        /// workers do not wait forever for this one.
+        struct Leave<'a>(&'a FileWalk);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
-                self.0.leave(!self.1);
+                self.0.leave(std::thread::panicking());
             }
         }
-        let mut guard = Leave(walk, false);
+        let guard = Leave(walk);
         let mut segment = 0u64;
         while let Some(batch) = walk.take(self.index, segment) {
             let used = self.process(batch);
             walk.give_back(used);
             segment += 1;
         }
-        guard.1 = true;
         drop(guard);
         // Wakes the thread that waits for the walk's end (it watches the result queue).
         let _ = self.results.send(WorkerResult {
@@ -571,9 +571,6 @@ impl Pipeline {
         hash: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<WalkOutcome, SegmentedPcap> {
-        if !self.is_threaded() {
-            return Err(file);
-        }
         // Staged packets go first: each worker handles its queue in order.
         self.flush();
         let Mode::Threaded(t) = &mut self.mode else {

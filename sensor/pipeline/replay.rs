@@ -111,11 +111,6 @@ fn fill_summary(summary: &mut InputSummary, stats: &FileStats) {
         .collect();
 }
 
-/// A digest in lower-case hex.
-fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Replays `inputs` in order.
 pub fn run(
     inputs: &[String],
@@ -148,7 +143,7 @@ pub fn run(
             if let Ok(outcome) = pipeline.replay_file(file, read.hash, &mut tick) {
                 bytes_read += outcome.stats.bytes_read;
                 summary.error = outcome.error.map(|e| e.to_string());
-                summary.sha256 = outcome.sha256.as_ref().map(hex);
+                summary.sha256 = outcome.sha256.map(|d| crate::hex::lower_hex(&d));
                 fill_summary(&mut summary, &outcome.stats);
                 summaries.push(summary);
                 pipeline.drain();

@@ -208,16 +208,6 @@ fn error(kind: RuleErrorKind, origin: &str, line: Option<u32>, message: String) 
     }
 }
 
-/// Lower-case hex of a SHA-256 digest.
-fn hex(digest: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(digest.len().saturating_mul(2));
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 impl Builder {
     fn add_source(&mut self, origin: &str, text: &str) -> Result<(), RuleError> {
         if self.files.len() >= MAX_RULE_FILES {
@@ -246,7 +236,7 @@ impl Builder {
         let file = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
         self.files.push(RuleFile {
             path: origin.to_owned(),
-            sha256: hex(&Sha256::digest(text.as_bytes())),
+            sha256: crate::hex::lower_hex(&Sha256::digest(text.as_bytes())),
         });
         for raw_rule in raw.rule {
             self.add_rule(origin, &lines, file, raw_rule)?;
@@ -485,7 +475,7 @@ impl Builder {
             set_hash.update(b"\n");
         }
         Ok(RuleSet {
-            sha256: hex(&set_hash.finalize()),
+            sha256: crate::hex::lower_hex(&set_hash.finalize()),
             rules: self.rules,
             files: self.files,
             by_name,
