@@ -423,7 +423,13 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
             .and_then(|mut m| {
                 m.rules_loaded(&rules, std::time::SystemTime::now());
                 m.add_worker_counters(&outcome.counters);
-                m.observe_collector(&outcome.collector, &assets);
+                let c = &outcome.collector;
+                m.observe_inventory(
+                    &c.inventory,
+                    c.events_written,
+                    c.event_error.is_some(),
+                    &assets,
+                );
                 write_textfile(path, &m.render())
             });
         if let Err(e) = written {

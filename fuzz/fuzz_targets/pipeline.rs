@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use ksensor::capture::PacketMeta;
 use ksensor::flow::defrag::MAX_DATAGRAMS_IN_FLIGHT;
-use ksensor::pipeline::observation::{Observation, MAX_ANSWER_ADDRS};
+use ksensor::observation::{Observation, MAX_ANSWER_ADDRS};
 use ksensor::pipeline::Worker;
 use ksensor::proto::HostName;
 use ksensor::rules::RuleSet;

@@ -305,9 +305,9 @@ fn reload(paths: &[PathBuf], trigger: &str, shared: &Shared, assets: &Assets) {
             let mut p = lock(&shared.pipeline);
             let mut m = lock(&shared.metrics);
             // Detections so far are counted under the old rule ids before indexes change.
-            m.observe_collector(p.collector(), assets);
+            observe(&mut m, p.collector(), assets);
             p.set_rules(set.clone());
-            m.rebase_detections(p.collector());
+            m.rebase_detections(&p.collector().inventory);
             m.rules_loaded(&set, SystemTime::now());
             log::info(
                 "rules reloaded",
@@ -339,8 +339,18 @@ fn tick(shared: &Shared, assets: &Assets, with_inventory: bool) {
     m.add_worker_counters(&counters);
     m.set_flow_gauges(gauges);
     if with_inventory {
-        m.observe_collector(p.collector(), assets);
+        observe(&mut m, p.collector(), assets);
     }
+}
+
+/// Hands the metrics what the collector holds: the inventory and the event writer's counts.
+fn observe(m: &mut Metrics, c: &Collector, assets: &Assets) {
+    m.observe_inventory(
+        &c.inventory,
+        c.events_written,
+        c.event_error.is_some(),
+        assets,
+    );
 }
 
 fn check(settings: &LiveSettings) -> Result<(), String> {
@@ -552,7 +562,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     {
         let mut m = lock(&shared.metrics);
         m.add_worker_counters(&counters);
-        m.observe_collector(&collector, &assets);
+        observe(&mut m, &collector, &assets);
     }
     if let Some(s) = server {
         s.stop();

@@ -24,7 +24,6 @@ use pcap::{Active, Capture};
 use crate::capture::{
     CaptureError, LinkType, LiveErrorKind, PacketMeta, PacketSource, SourceStatus,
 };
-use crate::metrics::CaptureStats;
 use crate::time::Timestamp;
 
 /// Default snap length: the largest Ethernet jumbo frame plus headers. Names sit in the first
@@ -53,6 +52,14 @@ const PACKET_FANOUT: i32 = 18;
 /// Fanout mode: by flow hash. The kernel hashes with `skb_get_hash_symmetric`, so both
 /// directions of a connection hash alike.
 const PACKET_FANOUT_HASH: u32 = 0;
+
+/// libpcap statistics of one handle, as deltas since the previous report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
 
 /// How a handle is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]

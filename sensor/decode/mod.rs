@@ -44,6 +44,7 @@ pub mod tunnel;
 use std::net::IpAddr;
 
 use crate::capture::LinkType;
+use crate::reason::ReasonCounts;
 
 /// Tunnel levels decapsulated before a packet is skipped as `tunnel_too_deep`. Real span traffic
 /// has at most two (ERSPAN carrying VXLAN, say); four leaves room and bounds work per packet.
@@ -218,6 +219,29 @@ crate::reason_enum! {
         BadLinkHeader => "bad_link_header",
         /// A tunnel identified by IP protocol (GRE, ERSPAN) cut before its header ended.
         TruncatedTunnel => "truncated_tunnel",
+    }
+}
+
+/// Packet-level counters of one worker (or of all, merged): what reached the decode stage and
+/// how far it got. The worker counts them; metrics and reports read them.
+#[derive(Clone, Debug, Default)]
+pub struct PacketCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets decoded down to a transport header (or an IP fragment).
+    pub decoded: u64,
+    pub decode_skips: ReasonCounts<DecodeSkip>,
+    /// Packets cut short by the capture's snap length.
+    pub truncated: u64,
+}
+
+impl PacketCounters {
+    pub fn merge(&mut self, o: &PacketCounters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.decoded += o.decoded;
+        self.decode_skips.merge(&o.decode_skips);
+        self.truncated += o.truncated;
     }
 }
 

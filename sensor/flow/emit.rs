@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::pipeline::observation::{
+use crate::observation::{
     Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
     PacketContext,
 };

@@ -29,8 +29,8 @@ pub mod udp;
 
 use std::time::Duration;
 
-use crate::decode::{self, Decoded, L4};
-use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
+use crate::decode::{self, Decoded, PacketCounters, L4};
+use crate::observation::{Endpoint, NameSource, NamelessReason};
 use crate::proto::dns::{self, DnsSkip};
 use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
 use crate::proto::tls::ClientHelloOutcome;
@@ -38,7 +38,7 @@ use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
 use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
-use emit::Emitter;
+use emit::{Emitter, NameCounters};
 use reassembly::{ReasmEvent, ReasmSkip};
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
 use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
@@ -139,6 +139,23 @@ impl FlowCounters {
         self.flows_closed += o.flows_closed;
         self.parsed_packets += o.parsed_packets;
         self.dns_queries_evicted += o.dns_queries_evicted;
+    }
+}
+
+/// Everything a worker counts: its packets (decode), its flows and its names. Defined here,
+/// the lowest stage that sees all three; metrics and reports read it.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerCounters {
+    pub packets: PacketCounters,
+    pub flow: FlowCounters,
+    pub names: NameCounters,
+}
+
+impl WorkerCounters {
+    pub fn merge(&mut self, o: &WorkerCounters) {
+        self.packets.merge(&o.packets);
+        self.flow.merge(&o.flow);
+        self.names.merge(&o.names);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::flow::emit::Emitter;
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
 use crate::flow::udp::Scratch;
-use crate::pipeline::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead};
 use crate::proto::tls::{self, ClientHelloOutcome};

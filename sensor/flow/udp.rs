@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
-use crate::pipeline::observation::{Endpoint, NameSource, MAX_ANSWER_ADDRS};
+use crate::observation::{Endpoint, NameSource, MAX_ANSWER_ADDRS};
 use crate::proto::dns::{DnsMessage, NameRef, RData};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;

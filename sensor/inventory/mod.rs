@@ -38,7 +38,7 @@ use std::sync::Arc;
 use dashmap::mapref::one::Ref;
 use dashmap::DashMap;
 
-use crate::pipeline::observation::{NameSource, NamelessReason, Observation, Observed};
+use crate::observation::{NameSource, NamelessReason, Observation, Observed};
 use crate::proto::http::UpdateMagic;
 use crate::proto::HostName;
 use crate::rules::{Confidence, RuleIdx, RuleSet};
@@ -1070,7 +1070,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::pipeline::observation::{Endpoint, NameSighting, ObsOrder, PacketContext};
+    use crate::observation::{Endpoint, NameSighting, ObsOrder, PacketContext};
 
     fn rules() -> Arc<RuleSet> {
         let text = "[[rule]]\nid = \"kaspersky\"\nmatch = [\"suffix:kaspersky.com\"]\n\

@@ -2,8 +2,8 @@
 //!
 //! Contract: [`Metrics`] owns one `prometheus::Registry`. The live loop (or the end of a replay)
 //! feeds it counter *deltas* ([`Metrics::add_worker_counters`], [`Metrics::add_capture_stats`])
-//! and snapshots it reads itself ([`Metrics::observe_collector`], which diffs the inventory's
-//! cumulative counts against what it saw last time). [`Metrics::render`] encodes everything for
+//! and snapshots it reads itself ([`Metrics::observe_inventory`], which diffs the inventory's
+//! and the event writer's cumulative counts against what it saw last time). [`Metrics::render`] encodes everything for
 //! `/metrics`; [`write_textfile`] writes it atomically for node_exporter's textfile collector.
 //! Nothing here touches a packet: it runs on a tick (≤ a few times a second) and on scrapes.
 //!
@@ -24,10 +24,10 @@ use prometheus::{
     Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::flow::FlowGauges;
+use crate::capture::live::CaptureStats;
+use crate::flow::{FlowGauges, WorkerCounters};
 use crate::inventory::assets::Assets;
-use crate::inventory::{InventoryCounters, Verdict};
-use crate::pipeline::{Collector, WorkerCounters};
+use crate::inventory::{Inventory, InventoryCounters, Verdict};
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::reason_enum;
@@ -59,14 +59,6 @@ reason_enum! {
         /// An event could not be written (output error).
         EventWriteFailed => "event_write_failed",
     }
-}
-
-/// libpcap statistics of one handle, as deltas since the previous report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CaptureStats {
-    pub received: u64,
-    pub dropped: u64,
-    pub if_dropped: u64,
 }
 
 /// Why the metrics could not be set up.
@@ -123,7 +115,8 @@ pub struct Metrics {
     rules_load_time: Gauge,
     rules_reload_success: IntGauge,
     rules_reload_failures: IntCounterVec,
-    /// What was last read from the collector, to turn its cumulative counts into deltas.
+    /// What was last read from the inventory and the event writer, to turn their cumulative
+    /// counts into deltas.
     seen_per_rule: BTreeMap<RuleIdx, u64>,
     seen_inventory: InventoryCounters,
     seen_evidence_dropped: u64,
@@ -425,7 +418,7 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Adds worker counter deltas (from `Pipeline::take_counters` or `Pipeline::finish`).
+    /// Adds worker counter deltas (the pipeline hands them out while it runs and when it ends).
     pub fn add_worker_counters(&self, c: &WorkerCounters) {
         self.packets.inc_by(c.packets.packets);
         self.bytes.inc_by(c.packets.bytes);
@@ -464,11 +457,17 @@ impl Metrics {
             .set(clamp_i64(g.fragments_in_flight as u64));
     }
 
-    /// Reads the collector's cumulative counts and the inventory's hosts: detections per rule,
-    /// cap drops, events, hosts per verdict and the per-host install series. Walks every host
-    /// (at most `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet.
-    pub fn observe_collector(&mut self, collector: &Collector, assets: &Assets) {
-        let inv = &collector.inventory;
+    /// Reads the inventory's cumulative counts and its hosts (detections per rule, cap drops,
+    /// hosts per verdict, the per-host install series) and the event writer's: `events_written`
+    /// so far, and whether writing has failed. Walks every host (at most
+    /// `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet.
+    pub fn observe_inventory(
+        &mut self,
+        inv: &Inventory,
+        events_written: u64,
+        event_failed: bool,
+        assets: &Assets,
+    ) {
         let rules = inv.rules();
         for (idx, &n) in &inv.per_rule {
             let before = self.seen_per_rule.get(idx).copied().unwrap_or(0);
@@ -517,9 +516,9 @@ impl Metrics {
             .inc_by(c.update_payloads.saturating_sub(s.update_payloads));
         self.seen_inventory = c;
         self.events_written
-            .inc_by(collector.events_written.saturating_sub(self.seen_events));
-        self.seen_events = collector.events_written;
-        if collector.event_error.is_some() && !self.seen_event_error {
+            .inc_by(events_written.saturating_sub(self.seen_events));
+        self.seen_events = events_written;
+        if event_failed && !self.seen_event_error {
             self.seen_event_error = true;
             add(&self.dropped, &[DropReason::EventWriteFailed.label()], 1);
         }
@@ -610,10 +609,10 @@ impl Metrics {
         self.rules_reload_success.set(0);
     }
 
-    /// Call right after the collector switched rule sets: its per-rule counts were remapped,
+    /// Call right after the inventory switched rule sets: its per-rule counts were remapped,
     /// so they become the new baseline for `ksensor_detections_total`.
-    pub fn rebase_detections(&mut self, collector: &Collector) {
-        self.seen_per_rule.clone_from(&collector.inventory.per_rule);
+    pub fn rebase_detections(&mut self, inv: &Inventory) {
+        self.seen_per_rule.clone_from(&inv.per_rule);
     }
 
     pub fn add_capture_stats(&self, interface: &str, d: CaptureStats) {
@@ -691,7 +690,7 @@ mod tests {
 
     use super::*;
     use crate::inventory::Inventory;
-    use crate::pipeline::observation::{
+    use crate::observation::{
         Endpoint, NameSighting, NameSource, ObsOrder, Observation, Observed, PacketContext,
     };
     use crate::proto::HostName;
@@ -729,6 +728,11 @@ mod tests {
         }
     }
 
+    /// A tick of the live loop: no events written, no event error.
+    fn observe(m: &mut Metrics, inv: &Inventory) {
+        m.observe_inventory(inv, 0, false, &Assets::default());
+    }
+
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -757,24 +761,25 @@ mod tests {
     #[test]
     fn detections_count_per_rule_and_survive_a_reload() {
         let old = rules(&["a", "b"]);
-        let mut c = Collector::new(Inventory::new(old.clone()), None, 1);
+        let mut inv = Inventory::new(old.clone());
         let mut m = Metrics::new(Some("s")).expect("metrics");
-        c.offer(0, &mut vec![seen(1, 10), seen(2, 11)], 100);
-        m.observe_collector(&c, &Assets::default());
+        inv.apply(&seen(1, 10));
+        inv.apply(&seen(2, 11));
+        observe(&mut m, &inv);
         let series = "ksensor_detections_total{category=\"update\",rule=\"a\",sensor=\"s\"}";
         assert_eq!(value(&m.render(), series), Some(2.0));
         // Reload: "a" moves from index 0 to 1; the counter must not jump or go back.
-        m.observe_collector(&c, &Assets::default());
-        c.set_rules(rules(&["b", "a"]));
-        m.rebase_detections(&c);
-        m.observe_collector(&c, &Assets::default());
+        observe(&mut m, &inv);
+        inv.set_rules(rules(&["b", "a"]));
+        m.rebase_detections(&inv);
+        observe(&mut m, &inv);
         assert_eq!(value(&m.render(), series), Some(2.0));
         let mut third = seen(3, 12);
         if let Observation::Name(s) = &mut third.what {
             s.rule = Some(RuleIdx(1));
         }
-        c.offer(0, &mut vec![third], 200);
-        m.observe_collector(&c, &Assets::default());
+        inv.apply(&third);
+        observe(&mut m, &inv);
         assert_eq!(value(&m.render(), series), Some(3.0));
         assert_eq!(
             value(
@@ -788,13 +793,14 @@ mod tests {
     #[test]
     fn install_series_are_capped_and_evictions_counted() {
         let rules = rules(&["a"]);
-        let mut c = Collector::new(Inventory::new(rules), None, 1);
+        let mut inv = Inventory::new(rules);
         let mut m = Metrics::new(None).expect("metrics");
         let extra = 5u32;
         let n = u32::try_from(MAX_INSTALL_SERIES).expect("cap fits") + extra;
-        let mut obs: Vec<Observed> = (0..n).map(|i| seen(i, u64::from(i) + 1)).collect();
-        c.offer(0, &mut obs, u64::from(n) + 10);
-        m.observe_collector(&c, &Assets::default());
+        for i in 0..n {
+            inv.apply(&seen(i, u64::from(i) + 1));
+        }
+        observe(&mut m, &inv);
         let text = m.render();
         let series = text
             .lines()
@@ -815,12 +821,8 @@ mod tests {
             Some(0.0)
         );
         // Host 10.1.0.5 (now the oldest exported) is pushed out by a newer one.
-        c.offer(
-            0,
-            &mut vec![seen(n, u64::from(n) + 100)],
-            u64::from(n) + 200,
-        );
-        m.observe_collector(&c, &Assets::default());
+        inv.apply(&seen(n, u64::from(n) + 100));
+        observe(&mut m, &inv);
         let text = m.render();
         assert!(!text.contains("host=\"10.1.0.5\""));
         assert_eq!(

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use serde_json::{json, Map, Value};
 
 use crate::inventory::{magic_label, Correlation};
-use crate::pipeline::observation::{Endpoint, Observation, Observed, PacketContext};
+use crate::observation::{Endpoint, Observation, Observed, PacketContext};
 use crate::rules::{RuleIdx, RuleSet};
 
 use super::mac_string;

@@ -17,9 +17,9 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
+use crate::flow::WorkerCounters;
 use crate::inventory::assets::Assets;
 use crate::inventory::{Evidence, EvidenceKind, Inventory, Verdict};
-use crate::pipeline::WorkerCounters;
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::rules::RuleSet;

@@ -14,8 +14,8 @@ use std::io;
 use std::sync::Arc;
 
 use crate::inventory::{Inventory, RuleRemap};
+use crate::observation::{Observation, Observed};
 use crate::output::events::EventWriter;
-use crate::pipeline::observation::{Observation, Observed};
 use crate::rules::RuleSet;
 
 /// Applies observations to the inventory and writes events.
@@ -173,9 +173,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::pipeline::observation::{
-        Endpoint, NameSighting, NameSource, ObsOrder, PacketContext,
-    };
+    use crate::observation::{Endpoint, NameSighting, NameSource, ObsOrder, PacketContext};
     use crate::proto::HostName;
     use crate::rules::RuleIdx;
     use crate::time::Timestamp;

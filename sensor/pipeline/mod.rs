@@ -33,7 +33,6 @@
 //! set its worker used, and the collector remaps rule indexes of results made with an older set.
 
 pub mod collector;
-pub mod observation;
 pub mod replay;
 pub mod walk;
 pub mod worker;
@@ -48,13 +47,13 @@ use crate::capture::segmented::SegmentedPcap;
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
 use crate::flow::table::worker_for_bits;
-use crate::flow::FlowGauges;
+use crate::flow::{FlowGauges, WorkerCounters};
+use crate::observation::Observed;
 use crate::rules::RuleSet;
 use walk::{FileWalk, WalkOutcome};
 
 pub use collector::Collector;
-use observation::Observed;
-pub use worker::{Worker, WorkerCounters};
+pub use worker::Worker;
 
 /// Packets per worker batch. Large enough to amortise a channel hand-over (~100 ns) to well
 /// under a nanosecond per packet, small enough to keep batches in L2 cache.

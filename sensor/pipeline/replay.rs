@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crate::capture::file::{FileOptions, FileSource, FileStats};
 use crate::capture::segmented::SegmentedPcap;
 use crate::capture::SourceStatus;
+use crate::flow::WorkerCounters;
 use crate::output::report::InputSummary;
-use crate::pipeline::{Collector, Pipeline, PipelineConfig, WorkerCounters};
+use crate::pipeline::{Collector, Pipeline, PipelineConfig};
 
 /// Packets asked of a source per call.
 const READ_CHUNK: usize = 4096;

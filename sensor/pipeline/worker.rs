@@ -10,50 +10,11 @@
 use std::sync::Arc;
 
 use crate::capture::PacketMeta;
-use crate::decode::{self, DecodeSkip};
+use crate::decode::{self, PacketCounters};
 use crate::flow::emit::{Emitter, NameCounters};
-use crate::flow::{FlowCounters, FlowEngine, FlowGauges};
-use crate::pipeline::observation::{Observed, PacketContext};
-use crate::reason::ReasonCounts;
+use crate::flow::{FlowEngine, FlowGauges, WorkerCounters};
+use crate::observation::{Observed, PacketContext};
 use crate::rules::RuleSet;
-
-/// Packet-level counters of one worker (or of all, merged).
-#[derive(Clone, Debug, Default)]
-pub struct PacketCounters {
-    pub packets: u64,
-    pub bytes: u64,
-    /// Packets decoded down to a transport header (or an IP fragment).
-    pub decoded: u64,
-    pub decode_skips: ReasonCounts<DecodeSkip>,
-    /// Packets cut short by the capture's snap length.
-    pub truncated: u64,
-}
-
-impl PacketCounters {
-    pub fn merge(&mut self, o: &PacketCounters) {
-        self.packets += o.packets;
-        self.bytes += o.bytes;
-        self.decoded += o.decoded;
-        self.decode_skips.merge(&o.decode_skips);
-        self.truncated += o.truncated;
-    }
-}
-
-/// Everything a worker counts.
-#[derive(Clone, Debug, Default)]
-pub struct WorkerCounters {
-    pub packets: PacketCounters,
-    pub flow: FlowCounters,
-    pub names: NameCounters,
-}
-
-impl WorkerCounters {
-    pub fn merge(&mut self, o: &WorkerCounters) {
-        self.packets.merge(&o.packets);
-        self.flow.merge(&o.flow);
-        self.names.merge(&o.names);
-    }
-}
 
 /// One worker's state.
 pub struct Worker {

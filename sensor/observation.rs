@@ -1,10 +1,16 @@
-//! What workers report to the collector.
+//! The stage contract: what a worker reports about the packets it handled.
 //!
-//! Workers turn packets into [`Observation`]s: names seen (with the rule that matched, if any),
-//! DNS answers for matched names, connections that carried no usable name, contacts with
-//! Kaspersky Security Center ports and update payloads seen in HTTP bodies. Each carries the
-//! global sequence number of the packet that produced it, so the collector can apply them in
-//! capture order whatever the number of workers.
+//! Producers: the flow stage ([`crate::flow`], through its emitter) turns what the parsers
+//! found into [`Observed`] values: names seen (with the rule that matched, if any), DNS answers
+//! for matched names, connections that carried no usable name, contacts with Kaspersky
+//! Security Center ports and update payloads seen in HTTP bodies. Consumers: the inventory
+//! (evidence, facts, verdicts) and the event writer, in capture order.
+//!
+//! Each observation carries the global sequence number of the packet that produced it
+//! ([`ObsOrder`]), so the pipeline's collector can apply them in capture order whatever the
+//! number of workers, and the [`PacketContext`] (time, input, client MAC, VLAN, tunnel) of that
+//! packet. Rule indexes name rules of the set the producing worker used; the collector remaps
+//! them when the set changed. Plain data: no behaviour beyond labels, nothing here reads bytes.
 
 use std::net::IpAddr;
 
@@ -142,7 +148,8 @@ pub enum Observation {
         server: Endpoint,
         reason: NamelessReason,
     },
-    /// A client contacted a Kaspersky Security Center port (research §1.8).
+    /// A client contacted a Kaspersky Security Center port (`KSC_TCP_PORTS` and
+    /// `KSC_UDP_PORTS` in `flow/tcp.rs`, with their sources).
     KscContact {
         client: Endpoint,
         server: Endpoint,
