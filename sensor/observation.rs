@@ -14,7 +14,7 @@
 
 use std::net::IpAddr;
 
-use crate::proto::http::UpdateMagic;
+use crate::proto::update::UpdateMagic;
 use crate::proto::{HostName, NameKind};
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;

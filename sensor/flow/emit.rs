@@ -6,7 +6,7 @@ use crate::observation::{
     Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
     PacketContext,
 };
-use crate::proto::http::UpdateMagic;
+use crate::proto::update::UpdateMagic;
 use crate::proto::{HostName, NameKind};
 use crate::rules::{RuleIdx, RuleSet};
 

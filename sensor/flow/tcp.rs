@@ -19,6 +19,7 @@ use crate::observation::{Endpoint, NameSource, NamelessReason};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead};
 use crate::proto::tls::{self, ClientHelloOutcome};
+use crate::proto::update;
 use crate::proto::HostName;
 use crate::reason::ReasonCounts;
 
@@ -608,7 +609,7 @@ fn feed_http_responses(
                     let progress = chunked.consume(rest);
                     let start = chunked.first_data();
                     if start.len() >= MAGIC_LEN || progress.done {
-                        if let Some(magic) = http::update_payload_magic(start) {
+                        if let Some(magic) = update::update_payload_magic(start) {
                             emit.update_payload(client, server, magic, host.as_deref().copied());
                         }
                         let chunked = std::mem::take(chunked);
@@ -631,7 +632,7 @@ fn feed_http_responses(
                 if rest.len() < want {
                     return used;
                 }
-                if let Some(magic) = rest.get(..want).and_then(http::update_payload_magic) {
+                if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
                     emit.update_payload(client, server, magic, host.as_deref().copied());
                 }
                 match remaining {

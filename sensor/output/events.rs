@@ -11,10 +11,11 @@ use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
-use crate::inventory::{magic_label, Correlation};
+use crate::inventory::Correlation;
 use crate::observation::{Endpoint, Observation, Observed, PacketContext};
 use crate::rules::{RuleIdx, RuleSet};
 
+use super::describe::magic_label;
 use super::mac_string;
 
 /// Writes events to a sink, one JSON object per line.

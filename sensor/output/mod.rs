@@ -1,6 +1,7 @@
 //! Output stage: events (JSON lines), reports (JSON, Markdown, CSV) and the terminal summary.
 //! Writers never parse; they render what the collector and inventory hold.
 
+pub mod describe;
 pub mod events;
 pub mod report;
 pub mod summary;

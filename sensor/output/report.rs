@@ -25,6 +25,7 @@ use crate::reason::{Reason, ReasonCounts};
 use crate::rules::RuleSet;
 use crate::time::Timestamp;
 
+use super::describe::{describe_fact, magic_label};
 use super::mac_string;
 
 /// What the report says about one input.
@@ -146,9 +147,7 @@ impl<'a> Report<'a> {
                 };
                 let detail = match key.kind {
                     EvidenceKind::Correlated(reason) => Some(reason.label()),
-                    EvidenceKind::UpdatePayload(magic) => {
-                        Some(crate::inventory::magic_label(magic))
-                    }
+                    EvidenceKind::UpdatePayload(magic) => Some(magic_label(magic)),
                     _ => None,
                 };
                 json!({
@@ -176,7 +175,7 @@ impl<'a> Report<'a> {
             "last_seen": ts(Some(h.last_seen)),
             "macs": h.macs().iter().map(mac_string).collect::<Vec<_>>(),
             "vlans": h.vlans(),
-            "learned": h.facts().iter().map(|f| f.describe()).collect::<Vec<_>>(),
+            "learned": h.facts().iter().map(describe_fact).collect::<Vec<_>>(),
             "rules": rule_counts,
             "categories": categories,
             "evidence": evidence,
@@ -391,7 +390,7 @@ impl<'a> Report<'a> {
                     }
                 }
                 let rules: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-                let learned: Vec<String> = h.facts().iter().map(|f| f.describe()).collect();
+                let learned: Vec<String> = h.facts().iter().map(describe_fact).collect();
                 let _ = writeln!(
                     md,
                     "| **{}** | {} | {} | {} | {} | {} |",

@@ -6,6 +6,10 @@
 //! Names leave the parsers as [`HostName`]: validated, lower-case, without a trailing dot. The
 //! DNS parser keeps a message's names as checked text inside its [`dns::DnsMessage`] and
 //! hands out references; callers borrow the text or fill a reused `HostName` from it.
+//!
+//! Parsers: [`dns`] (messages, RFC 1035), [`tls`] (ClientHello), [`quic`] (Initial packets,
+//! RFC 9000/9001), [`http`] (HTTP/1.x heads and chunked bodies) and [`update`] (Kaspersky update
+//! files, by their first bytes).
 // Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
 // Lint levels are inherited, so this covers every submodule of this stage.
 #![cfg_attr(
@@ -22,6 +26,7 @@ pub mod dns;
 pub mod http;
 pub mod quic;
 pub mod tls;
+pub mod update;
 
 use std::fmt;
 
