@@ -30,7 +30,7 @@ pub mod udp;
 use std::time::Duration;
 
 use crate::decode::{self, Decoded, PacketCounters, L4};
-use crate::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_UDP_PORTS};
 use crate::proto::dns::{self, DnsSkip};
 use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
 use crate::proto::tls::ClientHelloOutcome;
@@ -41,7 +41,7 @@ use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
 use emit::{Emitter, NameCounters};
 use reassembly::{ReasmEvent, ReasmSkip};
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
-use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
+use tcp::{SegmentCtx, TcpFlow, TcpSkip};
 use udp::Scratch;
 
 /// Flows tracked per worker. The enterprise profile keeps ~20 000 flows open at once. A flow
@@ -389,7 +389,7 @@ fn on_transport(
                 return;
             }
             if KSC_UDP_PORTS.contains(&dst.port) {
-                emit.ksc_contact(src, dst, true);
+                emit.ksc_datagram(src, dst);
             }
             if quic::looks_like_initial(dgram.payload) {
                 on_quic(table, counters, src, dst, dgram.payload, now, emit);
@@ -435,15 +435,17 @@ fn on_quic(
                 ClientHelloOutcome::Sni { name, .. } => {
                     emit.name(name, NameSource::QuicSni, src, dst, &[], None)
                 }
+                // A whole ClientHello in Initials: the client is talking (whether the server
+                // answers is not followed; QUIC servers answer in their own Initial).
                 ClientHelloOutcome::NoSni { ech } => {
                     let reason = if ech {
                         NamelessReason::TlsEch
                     } else {
                         NamelessReason::TlsNoSni
                     };
-                    emit.nameless(src, dst, reason);
+                    emit.nameless(src, dst, reason, true);
                 }
-                _ => emit.nameless(src, dst, NamelessReason::TlsNoSni),
+                _ => emit.nameless(src, dst, NamelessReason::TlsNoSni, true),
             }
             true
         }

@@ -7,20 +7,29 @@
 //! over TCP (RFC 7766 framing). A direction stops being parsed as soon as it can yield nothing
 //! more; when both have stopped, the flow asks to be bypassed. Bytes are copied only when a
 //! message spans segments, and never more than the reassembler's cap.
+//!
+//! Kaspersky Security Center ports ([`KSC_TCP_PORTS`]): a connection opened to one is followed
+//! (flags and payload presence only, no bytes kept) until it shows a completed session — the
+//! client's SYN, the server's SYN-ACK and payload both ways — which is reported once
+//! ([`Emitter::ksc_session`]). A scan's bare SYNs, RSTs and unanswered probes report nothing.
+//!
+//! HTTP requests: the host (Host field, absolute-form or CONNECT authority) is a name sighting
+//! whose source says the form; a request for a Kaspersky update path
+//! ([`update::update_path`]) is reported with it, and each request's host, rule and path wait
+//! for the response, whose first body bytes may carry an update-file magic.
 
 use std::time::Duration;
 
 use crate::decode::TcpSegment;
-use crate::flow::emit::Emitter;
+use crate::flow::emit::{Emitter, RequestFacts};
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
 use crate::flow::udp::Scratch;
-use crate::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_TCP_PORTS};
 use crate::proto::dns::{self, TcpFrame};
-use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead};
+use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead, TargetForm};
 use crate::proto::tls::{self, ClientHelloOutcome};
 use crate::proto::update;
-use crate::proto::HostName;
 use crate::reason::ReasonCounts;
 
 /// Data segments of a flow picked up mid-stream that are sniffed for a ClientHello or a request
@@ -32,12 +41,6 @@ pub const MIDSTREAM_SNIFF_SEGMENTS: u8 = 16;
 pub const MAX_PENDING_REQUESTS: usize = 8;
 /// Bytes of a response body inspected for update-file magic.
 const MAGIC_LEN: usize = 4;
-
-/// TCP ports of Kaspersky Security Center: Network Agent (13000 TLS, 14000), KSN proxy (13111,
-/// 17111 HTTPS). Research §1.8 and §1.2 (S6, S11).
-pub const KSC_TCP_PORTS: [u16; 4] = [13000, 14000, 13111, 17111];
-/// UDP ports of Kaspersky Security Center: Network Agent (15000), KSN proxy (15111).
-pub const KSC_UDP_PORTS: [u16; 2] = [15000, 15111];
 
 crate::reason_enum! {
     /// Why a TCP direction stopped being parsed before it yielded a name, or what went wrong.
@@ -80,7 +83,7 @@ enum HttpBody {
         chunked: Option<ChunkedBody>,
         /// Boxed: a response body is rare next to the flows that never get one, and an inline
         /// name would make every flow's state hundreds of bytes larger.
-        host: Option<Box<HostName>>,
+        request: Option<Box<RequestFacts>>,
     },
 }
 
@@ -110,7 +113,9 @@ impl Direction {
 /// Request facts needed to read the matching response.
 #[derive(Clone, Copy, Debug)]
 struct PendingRequest {
-    host: Option<HostName>,
+    facts: RequestFacts,
+    /// The rule-set epoch `facts.rule` was looked up under (`DnsScratch::rules_epoch`).
+    rules_epoch: u32,
     head: bool,
 }
 
@@ -139,6 +144,16 @@ struct FlowFacts {
     /// The side that opened the connection (sent the SYN or the first request).
     client: Option<Side>,
     syn_seen: bool,
+    /// The server answered the client's SYN with a SYN-ACK.
+    synack_seen: bool,
+    /// Payload (not on a RST) seen from each side, indexed by [`Side::index`]: for the KSC
+    /// session check, which outlives the parsers.
+    payload_seen: [bool; 2],
+    /// The connection was opened to a KSC port and has not yet shown a completed session: keep
+    /// following it even when nothing is left to parse.
+    ksc_pending: bool,
+    /// Sides that sent a FIN (bit [`Side::index`]).
+    fins: u8,
     client_data_seen: bool,
     midstream_sniffs: u8,
     requests: Vec<PendingRequest>,
@@ -157,6 +172,10 @@ impl TcpFlow {
             facts: FlowFacts {
                 client: None,
                 syn_seen: false,
+                synack_seen: false,
+                payload_seen: [false; 2],
+                ksc_pending: false,
+                fins: 0,
                 client_data_seen: false,
                 midstream_sniffs: 0,
                 requests: Vec::new(),
@@ -170,9 +189,10 @@ impl TcpFlow {
         self.facts.client
     }
 
-    /// Whether both directions are finished: the flow can be bypassed.
+    /// Whether both directions are finished and no KSC session is awaited: the flow can be
+    /// bypassed.
     pub fn is_finished(&self) -> bool {
-        self.dirs.iter().all(Direction::is_done)
+        !self.facts.ksc_pending && self.dirs.iter().all(Direction::is_done)
     }
 
     /// Bytes held by both reassemblers.
@@ -191,35 +211,47 @@ impl TcpFlow {
         let syn = seg.flags & TcpSegment::SYN != 0;
         let ack = seg.flags & TcpSegment::ACK != 0;
         let facts = &mut self.facts;
+        let rst = seg.flags & TcpSegment::RST != 0;
         if syn {
             if !ack {
                 if !facts.syn_seen {
                     facts.client = Some(side);
+                    facts.ksc_pending = KSC_TCP_PORTS.contains(&cx.dst.port);
                 }
                 facts.syn_seen = true;
-                if KSC_TCP_PORTS.contains(&cx.dst.port) {
-                    emit.ksc_contact(cx.src, cx.dst, false);
-                }
+            } else if facts.syn_seen && facts.client == Some(side.other()) {
+                facts.synack_seen = true;
             }
             if let Some(dir) = self.dirs.get_mut(side.index()) {
                 dir.reasm.on_syn(seg.seq);
             }
         }
         // A reset carries no data worth reading (RFC 9293 §3.5.3 diagnostic payloads).
-        if !seg.payload.is_empty() && seg.flags & TcpSegment::RST == 0 {
+        if !seg.payload.is_empty() && !rst {
+            if let Some(seen) = facts.payload_seen.get_mut(side.index()) {
+                *seen = true;
+            }
+            if facts.ksc_pending && facts.synack_seen && facts.payload_seen == [true; 2] {
+                facts.ksc_pending = false;
+                if let Some((c, s)) = client_server(facts.client, side, cx) {
+                    emit.ksc_session(c, s);
+                }
+            }
             self.on_data(seg, cx, emit);
         }
         let closing = seg.flags & (TcpSegment::FIN | TcpSegment::RST) != 0;
         let facts = &mut self.facts;
+        if seg.flags & TcpSegment::FIN != 0 {
+            facts.fins |= 1 << side.index();
+        }
+        if rst || facts.fins == 0b11 {
+            // Nobody can send payload any more: the session will not complete.
+            facts.ksc_pending = false;
+        }
         if closing && facts.syn_seen && !facts.client_data_seen {
-            if let Some(client) = facts.client {
+            if let Some((c, s)) = client_server(facts.client, side, cx) {
                 // The connection ends without a byte from the client: no name can come now.
-                let (c, s) = if client == side {
-                    (cx.src, cx.dst)
-                } else {
-                    (cx.dst, cx.src)
-                };
-                emit.nameless(c, s, NamelessReason::NoData);
+                emit.nameless(c, s, NamelessReason::NoData, false);
                 facts.client_data_seen = true;
                 for dir in &mut self.dirs {
                     dir.done();
@@ -300,11 +332,18 @@ fn deliver(
         }
     }
     let (src, dst) = (cx.src, cx.dst);
+    let conversed = facts.conversed();
     match app {
-        App::Tls => feed_tls(bytes, app, cx, emit, src, dst),
-        App::HttpRequests(_) => {
-            feed_http_requests(bytes, app, &mut facts.requests, cx, emit, src, dst)
-        }
+        App::Tls => feed_tls(bytes, app, cx, emit, src, dst, conversed),
+        App::HttpRequests(_) => feed_http_requests(
+            bytes,
+            app,
+            &mut facts.requests,
+            cx,
+            emit,
+            (src, dst),
+            conversed,
+        ),
         App::HttpResponses(_) => {
             feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
         }
@@ -346,7 +385,8 @@ fn classify(
     if is_client && !facts.client_data_seen {
         facts.client_data_seen = true;
         if matches!(app, App::Done) && !midstream {
-            emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol);
+            let conversed = facts.conversed();
+            emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol, conversed);
         }
     }
     if midstream && matches!(app, App::Done) {
@@ -366,9 +406,31 @@ fn classify(
     app
 }
 
+/// The (client, server) endpoints of a segment sent by `side`, once the client is known.
+fn client_server(
+    client: Option<Side>,
+    side: Side,
+    cx: &SegmentCtx<'_>,
+) -> Option<(Endpoint, Endpoint)> {
+    let client = client?;
+    Some(if client == side {
+        (cx.src, cx.dst)
+    } else {
+        (cx.dst, cx.src)
+    })
+}
+
 impl Default for TcpFlow {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl FlowFacts {
+    /// Whether client data now is part of a real conversation: the server accepted the
+    /// connection, or the flow was picked up mid-stream (it was established before we looked).
+    fn conversed(&self) -> bool {
+        self.synack_seen || !self.syn_seen
     }
 }
 
@@ -384,21 +446,20 @@ fn feed_tls(
     emit: &mut Emitter<'_>,
     client: Endpoint,
     server: Endpoint,
+    conversed: bool,
 ) -> usize {
     match tls::sni_from_stream(bytes, &mut cx.scratch.tls) {
         ClientHelloOutcome::NeedMore => return 0,
         ClientHelloOutcome::Sni { name, ech } => {
+            // A ClientHello with a server name is a sighting of that name, ECH or not: Chrome
+            // offers a GREASE ECH extension (draft-ietf-tls-esni §6.2) beside the real name on
+            // every connection, and with real ECH the outer name is the public name the client
+            // really contacts. The source keeps the ECH flag.
             let source = if ech {
                 NameSource::TlsSniEchOuter
             } else {
                 NameSource::TlsSni
             };
-            // Chrome offers a GREASE ECH extension on every connection, so ECH alone does not
-            // mean the name is hidden; when it really is, the SNI is the outer public name and
-            // the connection may still be attributed through DNS answers.
-            if ech && !emit.is_detection(&name) {
-                emit.nameless(client, server, NamelessReason::TlsEch);
-            }
             emit.name(name, source, client, server, &[], None);
         }
         ClientHelloOutcome::NoSni { ech } => {
@@ -407,14 +468,14 @@ fn feed_tls(
             } else {
                 NamelessReason::TlsNoSni
             };
-            emit.nameless(client, server, reason);
+            emit.nameless(client, server, reason, conversed);
         }
         ClientHelloOutcome::NotClientHello => {
-            emit.nameless(client, server, NamelessReason::OtherProtocol);
+            emit.nameless(client, server, NamelessReason::OtherProtocol, conversed);
         }
         ClientHelloOutcome::Invalid(_) => {
             cx.skips.incr(TcpSkip::TlsInvalid);
-            emit.nameless(client, server, NamelessReason::TlsNoSni);
+            emit.nameless(client, server, NamelessReason::TlsNoSni, conversed);
         }
     }
     *app = App::Done;
@@ -457,8 +518,8 @@ fn feed_http_requests(
     requests: &mut Vec<PendingRequest>,
     cx: &mut SegmentCtx<'_>,
     emit: &mut Emitter<'_>,
-    client: Endpoint,
-    server: Endpoint,
+    (client, server): (Endpoint, Endpoint),
+    conversed: bool,
 ) -> usize {
     let mut used = 0usize;
     loop {
@@ -488,20 +549,30 @@ fn feed_http_requests(
                     head_len,
                     body,
                 } => {
-                    let connect = rest.starts_with(b"CONNECT ");
-                    if let Some(name) = host {
-                        let source = if connect {
-                            NameSource::HttpConnect
-                        } else {
-                            NameSource::HttpHost
+                    let target = http::request_target(rest.get(..head_len).unwrap_or(rest));
+                    let form = target.map_or(TargetForm::Other, |t| t.form);
+                    let connect = form == TargetForm::Authority;
+                    let path = target.and_then(|t| update::update_path(t.path));
+                    // The one rule lookup of this request: its name sighting, its update
+                    // request and its response's payload all use it.
+                    let rule = host.as_ref().and_then(|name| emit.lookup(name));
+                    if let Some(name) = &host {
+                        let source = match form {
+                            TargetForm::Authority => NameSource::HttpConnect,
+                            TargetForm::Absolute => NameSource::HttpAbsoluteUri,
+                            TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
                         };
-                        emit.name(name, source, client, server, &[], None);
+                        emit.name_with_rule(name, rule, source, client, server, &[], None);
                     } else if !connect {
-                        emit.nameless(client, server, NamelessReason::OtherProtocol);
+                        emit.nameless(client, server, NamelessReason::HttpNoName, conversed);
+                    }
+                    if let Some(path) = path {
+                        emit.update_request(client, server, path, host, rule);
                     }
                     if requests.len() < MAX_PENDING_REQUESTS {
                         requests.push(PendingRequest {
-                            host,
+                            facts: RequestFacts { host, rule, path },
+                            rules_epoch: cx.scratch.dns.rules_epoch,
                             head: rest.starts_with(b"HEAD "),
                         });
                     }
@@ -576,25 +647,33 @@ fn feed_http_responses(
                     } else {
                         None
                     };
-                    let host = request.and_then(|r| r.host).map(Box::new);
                     let no_body = request.is_some_and(|r| r.head);
+                    let epoch = cx.scratch.dns.rules_epoch;
+                    let request = request.map(|r| {
+                        let mut facts = r.facts;
+                        if r.rules_epoch != epoch {
+                            // The worker switched rule sets since the request: look again.
+                            facts.rule = facts.host.as_ref().and_then(|h| emit.lookup(h));
+                        }
+                        Box::new(facts)
+                    });
                     *state = match body {
                         _ if no_body => HttpBody::Head,
                         BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
                         BodyLength::ContentLength(n) => HttpBody::MagicCheck {
                             remaining: Some(n),
                             chunked: None,
-                            host,
+                            request,
                         },
                         BodyLength::Chunked => HttpBody::MagicCheck {
                             remaining: None,
                             chunked: Some(ChunkedBody::default()),
-                            host,
+                            request,
                         },
                         BodyLength::UntilClose => HttpBody::MagicCheck {
                             remaining: None,
                             chunked: None,
-                            host,
+                            request,
                         },
                     };
                 }
@@ -602,15 +681,16 @@ fn feed_http_responses(
             HttpBody::MagicCheck {
                 remaining,
                 chunked,
-                host,
+                request,
             } => {
+                let facts = request.as_deref().copied().unwrap_or_default();
                 if let Some(chunked) = chunked {
                     // Chunked: let the decoder find the first data bytes.
                     let progress = chunked.consume(rest);
                     let start = chunked.first_data();
                     if start.len() >= MAGIC_LEN || progress.done {
                         if let Some(magic) = update::update_payload_magic(start) {
-                            emit.update_payload(client, server, magic, host.as_deref().copied());
+                            emit.update_payload(client, server, magic, facts);
                         }
                         let chunked = std::mem::take(chunked);
                         *state = if progress.done {
@@ -633,7 +713,7 @@ fn feed_http_responses(
                     return used;
                 }
                 if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
-                    emit.update_payload(client, server, magic, host.as_deref().copied());
+                    emit.update_payload(client, server, magic, facts);
                 }
                 match remaining {
                     Some(n) => {

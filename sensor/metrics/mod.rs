@@ -9,10 +9,17 @@
 //!
 //! Label cardinality is bounded by construction: stages, reasons, kinds, verdicts and
 //! categories are closed enums; rule ids are capped by `rules::MAX_RULES`; interfaces by the
-//! command line. The one per-host series, `ksensor_install_info{host,verdict}`, is capped at
-//! [`MAX_INSTALL_SERIES`] hosts (least recently seen evicted first, each eviction counted in
-//! `ksensor_install_series_evicted_total`). Names and client addresses never become labels
-//! otherwise. `--sensor NAME` adds a constant `sensor` label to every series.
+//! command line. The one per-host series, `ksensor_install_info{host,verdict,certainty,product}`,
+//! is capped at [`MAX_INSTALL_SERIES`] hosts (least recently seen evicted first, each eviction
+//! counted in `ksensor_install_series_evicted_total`). `certainty` and `product` are closed sets
+//! (`confirmed|likely|possible`, `antivirus|kaspersky|oem`), empty for verdicts that are not
+//! installs. Names and client addresses never become labels otherwise. `--sensor NAME` adds a
+//! constant `sensor` label to every series.
+//!
+//! Host gauges are computed from the inventory on the live loop's tick, in two steps:
+//! [`InventorySnapshot::take`] walks the hosts while the caller holds the pipeline (the
+//! inventory is plain data behind it), and [`Metrics::apply_snapshot`] sets the gauges, so the
+//! metrics lock that a scrape waits for is held only for setting values, never for the walk.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
@@ -27,11 +34,12 @@ use prometheus::{
 use crate::capture::live::CaptureStats;
 use crate::flow::{FlowGauges, WorkerCounters};
 use crate::inventory::assets::Assets;
-use crate::inventory::{Inventory, InventoryCounters, Verdict};
+use crate::inventory::{Certainty, Inventory, InventoryCounters, Product, Verdict};
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::reason_enum;
-use crate::rules::{RuleErrorKind, RuleIdx, RuleSet};
+use crate::rules::{RuleErrorKind, RuleSet};
+use crate::time::Timestamp;
 
 /// Hosts exported one by one in `ksensor_install_info`. A SOC wants to see each install, but a
 /// series per host must not grow with the network: a thousand installs is a large estate and
@@ -44,8 +52,9 @@ reason_enum! {
     pub enum DropReason {
         /// A packet of a new flow was refused: the worker's flow table was full.
         FlowTableFull => "flow_table_full",
-        /// A new host was refused: the inventory is at `inventory::MAX_HOSTS`.
-        InventoryHostsFull => "inventory_hosts_full",
+        /// A host was evicted to make room for a new one: the inventory is at
+        /// `inventory::MAX_HOSTS` (the weakest, least recently seen host goes first).
+        InventoryHostEvicted => "inventory_host_evicted",
         /// An evidence entry was refused: the inventory is at `inventory::MAX_EVIDENCE_ENTRIES`.
         InventoryEvidenceFull => "inventory_evidence_full",
         /// A name was kept without its text: the inventory is at `inventory::MAX_DISTINCT_NAMES`.
@@ -116,14 +125,14 @@ pub struct Metrics {
     rules_reload_success: IntGauge,
     rules_reload_failures: IntCounterVec,
     /// What was last read from the inventory and the event writer, to turn their cumulative
-    /// counts into deltas.
-    seen_per_rule: BTreeMap<RuleIdx, u64>,
+    /// counts into deltas (detections by rule id).
+    seen_per_rule: BTreeMap<String, u64>,
     seen_inventory: InventoryCounters,
     seen_evidence_dropped: u64,
     seen_events: u64,
     seen_event_error: bool,
-    /// Hosts currently exported in `ksensor_install_info`, with their verdict label.
-    installs: HashMap<IpAddr, Verdict>,
+    /// Hosts currently exported in `ksensor_install_info`, with their labels.
+    installs: HashMap<IpAddr, InstallLabels>,
     /// The sha256 label currently set on `ksensor_rules_info`.
     rules_sha: Option<String>,
 }
@@ -316,14 +325,14 @@ impl Metrics {
             hosts: gauge_vec(
                 &r,
                 "ksensor_hosts",
-                "Hosts with Kaspersky evidence or a Kaspersky role, by verdict.",
-                &["verdict"],
+                "Hosts with Kaspersky evidence or a Kaspersky role, by verdict, certainty and product (the last two empty for non-installs).",
+                &["verdict", "certainty", "product"],
             )?,
             install_info: gauge_vec(
                 &r,
                 "ksensor_install_info",
-                "One series per host running Kaspersky (capped, least recently seen evicted).",
-                &["host", "verdict"],
+                "One series per host running Kaspersky, with verdict, certainty and product (capped, least recently seen evicted).",
+                &["host", "verdict", "certainty", "product"],
             )?,
             install_evicted: counter(
                 &r,
@@ -404,8 +413,8 @@ impl Metrics {
                 .names_matched
                 .get_metric_with_label_values(&[kind.label()]);
         }
-        for v in Verdict::ALL {
-            set(&m.hosts, &[v.label()], 0);
+        for labels in host_label_sets() {
+            set(&m.hosts, &labels.as_array(), 0);
         }
         for r in DropReason::ALL {
             let _ = m.dropped.get_metric_with_label_values(&[r.label()]);
@@ -460,7 +469,8 @@ impl Metrics {
     /// Reads the inventory's cumulative counts and its hosts (detections per rule, cap drops,
     /// hosts per verdict, the per-host install series) and the event writer's: `events_written`
     /// so far, and whether writing has failed. Walks every host (at most
-    /// `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet.
+    /// `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet. The same
+    /// as [`InventorySnapshot::take`] then [`Metrics::apply_snapshot`].
     pub fn observe_inventory(
         &mut self,
         inv: &Inventory,
@@ -468,24 +478,31 @@ impl Metrics {
         event_failed: bool,
         assets: &Assets,
     ) {
-        let rules = inv.rules();
-        for (idx, &n) in &inv.per_rule {
-            let before = self.seen_per_rule.get(idx).copied().unwrap_or(0);
-            if let Some(rule) = rules.get(*idx) {
-                add(
-                    &self.detections,
-                    &[rule.id.as_str(), rule.category.label()],
-                    n.saturating_sub(before),
-                );
-            }
+        let snapshot = InventorySnapshot::take(inv, events_written, event_failed, assets);
+        self.apply_snapshot(snapshot);
+    }
+
+    /// Sets every inventory-derived series from a snapshot (cheap: no host is walked).
+    pub fn apply_snapshot(&mut self, snap: InventorySnapshot) {
+        for (id, category, n) in &snap.per_rule {
+            let before = self.seen_per_rule.get(id).copied().unwrap_or(0);
+            add(
+                &self.detections,
+                &[id.as_str(), category],
+                n.saturating_sub(before),
+            );
         }
-        self.seen_per_rule.clone_from(&inv.per_rule);
-        let c = inv.counters;
+        self.seen_per_rule = snap
+            .per_rule
+            .iter()
+            .map(|(id, _, n)| (id.clone(), *n))
+            .collect();
+        let c = snap.counters;
         let s = self.seen_inventory;
         add(
             &self.dropped,
-            &[DropReason::InventoryHostsFull.label()],
-            c.hosts_refused.saturating_sub(s.hosts_refused),
+            &[DropReason::InventoryHostEvicted.label()],
+            c.hosts_evicted.saturating_sub(s.hosts_evicted),
         );
         add(
             &self.dropped,
@@ -516,52 +533,32 @@ impl Metrics {
             .inc_by(c.update_payloads.saturating_sub(s.update_payloads));
         self.seen_inventory = c;
         self.events_written
-            .inc_by(events_written.saturating_sub(self.seen_events));
-        self.seen_events = events_written;
-        if event_failed && !self.seen_event_error {
+            .inc_by(snap.events_written.saturating_sub(self.seen_events));
+        self.seen_events = snap.events_written;
+        if snap.event_failed && !self.seen_event_error {
             self.seen_event_error = true;
             add(&self.dropped, &[DropReason::EventWriteFailed.label()], 1);
         }
-
-        let mut per_verdict: BTreeMap<Verdict, i64> = BTreeMap::new();
-        let mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)> = Vec::new();
-        let mut evidence_dropped = 0u64;
-        inv.for_each_host(|host| {
-            evidence_dropped = evidence_dropped.saturating_add(host.evidence_dropped);
-            let Some(v) = inv.verdict(host, assets) else {
-                return;
-            };
-            *per_verdict.entry(v).or_insert(0) += 1;
-            if matches!(v, Verdict::UnmanagedInstall | Verdict::ManagedInstall) {
-                installs.push((host.last_seen, host.ip, v));
-            }
-        });
-        for v in Verdict::ALL {
-            set(
-                &self.hosts,
-                &[v.label()],
-                per_verdict.get(&v).copied().unwrap_or(0),
-            );
+        for labels in host_label_sets() {
+            let n = snap.per_verdict.get(&labels).copied().unwrap_or(0);
+            set(&self.hosts, &labels.as_array(), n);
         }
         // Hosts count refusals by both evidence caps; the inventory-wide ones have their label.
-        let evidence_dropped = evidence_dropped.saturating_sub(c.evidence_refused);
+        let evidence_dropped = snap.evidence_dropped.saturating_sub(c.evidence_refused);
         add(
             &self.dropped,
             &[DropReason::EvidencePerHostFull.label()],
             evidence_dropped.saturating_sub(self.seen_evidence_dropped),
         );
         self.seen_evidence_dropped = evidence_dropped;
-        self.update_install_series(installs);
+        self.update_install_series(snap.installs);
     }
 
     /// Keeps `ksensor_install_info` to the [`MAX_INSTALL_SERIES`] most recently seen installs.
-    fn update_install_series(
-        &mut self,
-        mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)>,
-    ) {
+    fn update_install_series(&mut self, mut installs: Vec<(Timestamp, IpAddr, InstallLabels)>) {
         // Most recent first; ties by address so the choice is stable.
         installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let kept: HashMap<IpAddr, Verdict> = installs
+        let kept: HashMap<IpAddr, InstallLabels> = installs
             .iter()
             .take(MAX_INSTALL_SERIES)
             .map(|(_, ip, v)| (*ip, *v))
@@ -573,16 +570,18 @@ impl Metrics {
                 continue;
             }
             let host = ip.to_string();
+            let [v, c, p] = old.as_array();
             let _ = self
                 .install_info
-                .remove_label_values(&[host.as_str(), old.label()]);
+                .remove_label_values(&[host.as_str(), v, c, p]);
             if !kept.contains_key(ip) && candidates.contains(ip) {
                 self.install_evicted.inc();
             }
         }
-        for (ip, v) in &kept {
-            if self.installs.get(ip) != Some(v) {
-                set(&self.install_info, &[ip.to_string().as_str(), v.label()], 1);
+        for (ip, labels) in &kept {
+            if self.installs.get(ip) != Some(labels) {
+                let [v, c, p] = labels.as_array();
+                set(&self.install_info, &[ip.to_string().as_str(), v, c, p], 1);
             }
         }
         self.installs = kept;
@@ -612,7 +611,12 @@ impl Metrics {
     /// Call right after the inventory switched rule sets: its per-rule counts were remapped,
     /// so they become the new baseline for `ksensor_detections_total`.
     pub fn rebase_detections(&mut self, inv: &Inventory) {
-        self.seen_per_rule.clone_from(&inv.per_rule);
+        let rules = inv.rules();
+        self.seen_per_rule = inv
+            .per_rule
+            .iter()
+            .filter_map(|(idx, n)| Some((rules.get(*idx)?.id.clone(), *n)))
+            .collect();
     }
 
     pub fn add_capture_stats(&self, interface: &str, d: CaptureStats) {
@@ -652,6 +656,108 @@ impl Metrics {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+}
+
+/// The labels of one host's verdict: verdict, certainty and product (the last two empty for
+/// verdicts that are not installs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstallLabels {
+    pub verdict: Verdict,
+    pub certainty: Option<Certainty>,
+    pub product: Option<Product>,
+}
+
+impl InstallLabels {
+    fn as_array(&self) -> [&'static str; 3] {
+        [
+            self.verdict.label(),
+            self.certainty.map_or("", Certainty::label),
+            self.product.map_or("", Product::label),
+        ]
+    }
+}
+
+/// Every label set `ksensor_hosts` can have: 3 × 3 × 3 install sets and one per other verdict
+/// (37 series), all kept at zero until a host has them, so alerts see them from the start.
+fn host_label_sets() -> Vec<InstallLabels> {
+    let mut sets = Vec::new();
+    for verdict in Verdict::ALL {
+        if verdict.is_install() {
+            for certainty in Certainty::ALL {
+                for product in Product::ALL {
+                    sets.push(InstallLabels {
+                        verdict,
+                        certainty: Some(certainty),
+                        product: Some(product),
+                    });
+                }
+            }
+        } else {
+            sets.push(InstallLabels {
+                verdict,
+                certainty: None,
+                product: None,
+            });
+        }
+    }
+    sets
+}
+
+/// What the metrics take from the inventory on a tick, gathered while the pipeline is held and
+/// applied later under the metrics lock ([`Metrics::apply_snapshot`]).
+#[derive(Clone, Debug, Default)]
+pub struct InventorySnapshot {
+    /// Detections so far per rule: (rule id, category label, count).
+    pub per_rule: Vec<(String, &'static str, u64)>,
+    pub counters: InventoryCounters,
+    pub evidence_dropped: u64,
+    pub per_verdict: HashMap<InstallLabels, i64>,
+    pub installs: Vec<(Timestamp, IpAddr, InstallLabels)>,
+    pub events_written: u64,
+    pub event_failed: bool,
+}
+
+impl InventorySnapshot {
+    /// Walks every host of `inv` once and decides its verdict.
+    pub fn take(
+        inv: &Inventory,
+        events_written: u64,
+        event_failed: bool,
+        assets: &Assets,
+    ) -> InventorySnapshot {
+        let rules = inv.rules();
+        let per_rule = inv
+            .per_rule
+            .iter()
+            .filter_map(|(idx, n)| {
+                let rule = rules.get(*idx)?;
+                Some((rule.id.clone(), rule.category.label(), *n))
+            })
+            .collect();
+        let mut snap = InventorySnapshot {
+            per_rule,
+            counters: inv.counters,
+            events_written,
+            event_failed,
+            ..InventorySnapshot::default()
+        };
+        inv.for_each_host(|host| {
+            snap.evidence_dropped = snap.evidence_dropped.saturating_add(host.evidence_dropped);
+            let Some((_, d)) = inv.decision(host, assets) else {
+                return;
+            };
+            let labels = InstallLabels {
+                verdict: d.verdict,
+                certainty: d.certainty,
+                product: d.product,
+            };
+            *snap.per_verdict.entry(labels).or_insert(0) += 1;
+            if d.verdict.is_install() {
+                snap.installs.push((host.last_seen, host.ip, labels));
+            }
+        });
+        snap
     }
 }
 

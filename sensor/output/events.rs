@@ -114,6 +114,7 @@ impl EventWriter {
                 client,
                 server,
                 reason,
+                ..
             } => {
                 let Some(c) = correlation else { return Ok(()) };
                 let mut m = self.base(obs, "correlated");
@@ -139,20 +140,25 @@ impl EventWriter {
                 server,
                 magic,
                 host,
+                rule,
+                ..
             } => {
                 let mut m = self.base(obs, "update-payload");
                 if let Some(h) = host {
                     m.insert("name".into(), Value::String(h.to_string()));
-                    if let Some(idx) = rules.lookup(h) {
-                        m.insert("rule".into(), rule_json(rules, idx, None));
-                    }
+                }
+                if let Some(idx) = rule {
+                    m.insert("rule".into(), rule_json(rules, *idx, None));
                 }
                 m.insert("magic".into(), Value::String(magic_label(*magic).into()));
                 m.insert("client".into(), client_json(client, &obs.ctx));
                 m.insert("server".into(), server_json(server));
                 self.finish(obs, m)
             }
-            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => Ok(()),
+            Observation::DnsAnswer { .. }
+            | Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => Ok(()),
         }
     }
 

@@ -47,9 +47,13 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             }
             None => false,
         },
+        Observation::UpdateRequest { rule, .. } | Observation::UpdatePayload { rule, .. } => {
+            *rule = rule.and_then(|r| remap.get(r));
+            true
+        }
         Observation::Nameless { .. }
-        | Observation::KscContact { .. }
-        | Observation::UpdatePayload { .. } => true,
+        | Observation::KscSession { .. }
+        | Observation::KscDatagram { .. } => true,
     }
 }
 
@@ -132,7 +136,10 @@ impl Collector {
         let correlation = self.inventory.apply(obs);
         let wants_event = match &obs.what {
             Observation::Nameless { .. } => correlation.is_some(),
-            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => false,
+            Observation::DnsAnswer { .. }
+            | Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => false,
             Observation::Name(_) | Observation::UpdatePayload { .. } => true,
         };
         if !wants_event || self.event_error.is_some() {
@@ -202,6 +209,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                qtype: None,
             }),
         }
     }
@@ -242,7 +250,6 @@ mod tests {
             .host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)))
             .expect("host");
         let rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
-        drop(host);
         assert_eq!(rule_keys, vec![Some(RuleIdx(0))]);
 
         // A worker still on the old set reports "b" (old index 1) and "a" (old index 0).
