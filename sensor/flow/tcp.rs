@@ -144,19 +144,43 @@ struct FlowFacts {
     /// The side that opened the connection (sent the SYN or the first request).
     client: Option<Side>,
     syn_seen: bool,
-    /// The server answered the client's SYN with a SYN-ACK.
-    synack_seen: bool,
-    /// Payload (not on a RST) seen from each side, indexed by [`Side::index`]: for the KSC
-    /// session check, which outlives the parsers.
-    payload_seen: [bool; 2],
-    /// The connection was opened to a KSC port and has not yet shown a completed session: keep
-    /// following it even when nothing is left to parse.
-    ksc_pending: bool,
-    /// Sides that sent a FIN (bit [`Side::index`]).
-    fins: u8,
+    /// What the session check follows, packed in one byte (every tracked flow carries it):
+    /// [`Session::SYNACK`], [`Session::PAYLOAD`], [`Session::KSC_PENDING`], [`Session::FIN`].
+    session: Session,
     client_data_seen: bool,
     midstream_sniffs: u8,
     requests: Vec<PendingRequest>,
+}
+
+/// The session-check bits of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Session(u8);
+
+impl Session {
+    /// The server answered the client's SYN with a SYN-ACK.
+    const SYNACK: u8 = 1;
+    /// Payload (not on a RST) from the side with [`Side::index`] 0; shifted by the index for
+    /// side 1.
+    const PAYLOAD: u8 = 2;
+    const PAYLOAD_BOTH: u8 = 2 | 4;
+    /// The connection was opened to a KSC port and has not yet shown a completed session: keep
+    /// following it even when nothing is left to parse.
+    const KSC_PENDING: u8 = 8;
+    /// A FIN from side 0; shifted by the index for side 1.
+    const FIN: u8 = 16;
+    const FIN_BOTH: u8 = 16 | 32;
+
+    fn has(self, bits: u8) -> bool {
+        self.0 & bits == bits
+    }
+
+    fn set(&mut self, bits: u8) {
+        self.0 |= bits;
+    }
+
+    fn clear(&mut self, bits: u8) {
+        self.0 &= !bits;
+    }
 }
 
 /// State of one TCP connection while it can still yield a name.
@@ -172,10 +196,7 @@ impl TcpFlow {
             facts: FlowFacts {
                 client: None,
                 syn_seen: false,
-                synack_seen: false,
-                payload_seen: [false; 2],
-                ksc_pending: false,
-                fins: 0,
+                session: Session(0),
                 client_data_seen: false,
                 midstream_sniffs: 0,
                 requests: Vec::new(),
@@ -192,7 +213,7 @@ impl TcpFlow {
     /// Whether both directions are finished and no KSC session is awaited: the flow can be
     /// bypassed.
     pub fn is_finished(&self) -> bool {
-        !self.facts.ksc_pending && self.dirs.iter().all(Direction::is_done)
+        !self.facts.session.has(Session::KSC_PENDING) && self.dirs.iter().all(Direction::is_done)
     }
 
     /// Bytes held by both reassemblers.
@@ -216,11 +237,13 @@ impl TcpFlow {
             if !ack {
                 if !facts.syn_seen {
                     facts.client = Some(side);
-                    facts.ksc_pending = KSC_TCP_PORTS.contains(&cx.dst.port);
+                    if KSC_TCP_PORTS.contains(&cx.dst.port) {
+                        facts.session.set(Session::KSC_PENDING);
+                    }
                 }
                 facts.syn_seen = true;
             } else if facts.syn_seen && facts.client == Some(side.other()) {
-                facts.synack_seen = true;
+                facts.session.set(Session::SYNACK);
             }
             if let Some(dir) = self.dirs.get_mut(side.index()) {
                 dir.reasm.on_syn(seg.seq);
@@ -228,11 +251,10 @@ impl TcpFlow {
         }
         // A reset carries no data worth reading (RFC 9293 §3.5.3 diagnostic payloads).
         if !seg.payload.is_empty() && !rst {
-            if let Some(seen) = facts.payload_seen.get_mut(side.index()) {
-                *seen = true;
-            }
-            if facts.ksc_pending && facts.synack_seen && facts.payload_seen == [true; 2] {
-                facts.ksc_pending = false;
+            facts.session.set(Session::PAYLOAD << side.index());
+            let complete = Session::KSC_PENDING | Session::SYNACK | Session::PAYLOAD_BOTH;
+            if facts.session.has(complete) {
+                facts.session.clear(Session::KSC_PENDING);
                 if let Some((c, s)) = client_server(facts.client, side, cx) {
                     emit.ksc_session(c, s);
                 }
@@ -242,11 +264,11 @@ impl TcpFlow {
         let closing = seg.flags & (TcpSegment::FIN | TcpSegment::RST) != 0;
         let facts = &mut self.facts;
         if seg.flags & TcpSegment::FIN != 0 {
-            facts.fins |= 1 << side.index();
+            facts.session.set(Session::FIN << side.index());
         }
-        if rst || facts.fins == 0b11 {
+        if rst || facts.session.has(Session::FIN_BOTH) {
             // Nobody can send payload any more: the session will not complete.
-            facts.ksc_pending = false;
+            facts.session.clear(Session::KSC_PENDING);
         }
         if closing && facts.syn_seen && !facts.client_data_seen {
             if let Some((c, s)) = client_server(facts.client, side, cx) {
@@ -430,7 +452,7 @@ impl FlowFacts {
     /// Whether client data now is part of a real conversation: the server accepted the
     /// connection, or the flow was picked up mid-stream (it was established before we looked).
     fn conversed(&self) -> bool {
-        self.synack_seen || !self.syn_seen
+        self.session.has(Session::SYNACK) || !self.syn_seen
     }
 }
 
@@ -774,7 +796,315 @@ fn feed_dns(
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
     use super::*;
+    use crate::flow::emit::NameCounters;
+    use crate::flow::table::FlowKey;
+    use crate::observation::{Observation, Observed, PacketContext};
+    use crate::rules::RuleSet;
+    use crate::time::Timestamp;
+
+    const DS_HELLO: &[u8] = include_bytes!("../proto/testdata/tls13_ds_kaspersky.bin");
+    const NO_SNI_HELLO: &[u8] = include_bytes!("../proto/testdata/tls13_no_sni.bin");
+    const SYN: u8 = TcpSegment::SYN;
+    const ACK: u8 = TcpSegment::ACK;
+    const RST: u8 = TcpSegment::RST;
+    const FIN: u8 = TcpSegment::FIN;
+
+    fn rules() -> RuleSet {
+        RuleSet::parse(
+            "t.toml",
+            "[[rule]]\nid = \"ds\"\nmatch = [\"exact:ds.kaspersky.com\"]\ncategory = \"service\"\n\
+             confidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"t\"\n\n\
+             [[network]]\nid = \"kl\"\nasn = 200107\nprefixes = [\"77.74.176.0/21\"]\n\
+             use = \"corroborate\"\nsource = \"t\"\nretrieved = \"2026-01-01\"\n",
+        )
+        .expect("rules")
+    }
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 70, 0, last)),
+            port,
+        }
+    }
+
+    /// One TCP connection between `client` and `server`, driven segment by segment, with the
+    /// observations it produces.
+    struct Conn {
+        flow: TcpFlow,
+        scratch: Scratch,
+        client: Endpoint,
+        server: Endpoint,
+        out: Vec<Observed>,
+        rules: RuleSet,
+        packet: u64,
+    }
+
+    impl Conn {
+        fn new(client: Endpoint, server: Endpoint) -> Conn {
+            Conn {
+                flow: TcpFlow::new(),
+                scratch: Scratch::default(),
+                client,
+                server,
+                out: Vec::new(),
+                rules: rules(),
+                packet: 0,
+            }
+        }
+
+        /// A segment from the client (`from_client`) or the server.
+        fn seg(&mut self, from_client: bool, flags: u8, seq: u32, payload: &[u8]) -> &mut Self {
+            let (src, dst) = if from_client {
+                (self.client, self.server)
+            } else {
+                (self.server, self.client)
+            };
+            let (_, side) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 6);
+            let seg = TcpSegment {
+                src_port: src.port,
+                dst_port: dst.port,
+                seq,
+                ack: 0,
+                flags,
+                payload,
+                wire_payload_len: payload.len() as u32,
+            };
+            let ctx = PacketContext {
+                ts: Timestamp::from_secs_nanos(100, 0),
+                input: 0,
+                client_mac: None,
+                vlan: None,
+                outer: None,
+            };
+            let mut names = NameCounters::default();
+            let mut emit = Emitter::new(
+                &self.rules,
+                false,
+                self.packet,
+                ctx,
+                &mut self.out,
+                &mut names,
+                src.ip,
+                None,
+                None,
+            );
+            self.packet += 1;
+            let (mut skips, mut reasm_skips, mut reasm_events) = Default::default();
+            let mut cx = SegmentCtx {
+                side,
+                src,
+                dst,
+                scratch: &mut self.scratch,
+                skips: &mut skips,
+                reasm_skips: &mut reasm_skips,
+                reasm_events: &mut reasm_events,
+            };
+            self.flow.on_segment(&seg, &mut cx, &mut emit);
+            self
+        }
+
+        fn sessions(&self) -> usize {
+            self.out
+                .iter()
+                .filter(|o| matches!(o.what, Observation::KscSession { .. }))
+                .count()
+        }
+
+        fn what(&self) -> Vec<&Observation> {
+            self.out.iter().map(|o| &o.what).collect()
+        }
+    }
+
+    #[test]
+    fn ksc_session_needs_handshake_and_payload_both_ways() {
+        let mut c = Conn::new(ep(21, 50_000), ep(10, 13_000));
+        c.seg(true, SYN, 100, b"").seg(false, SYN | ACK, 500, b"");
+        c.seg(true, ACK, 101, b"").seg(true, ACK, 101, NO_SNI_HELLO);
+        assert_eq!(c.sessions(), 0, "client data alone is no session");
+        // The flow keeps being followed for the session although TLS is done.
+        assert!(!c.flow.is_finished());
+        c.seg(false, ACK, 501, b"\x16\x03\x03\x00\x02hi");
+        assert_eq!(c.sessions(), 1);
+        let Some(Observation::KscSession { client, server }) = c
+            .what()
+            .into_iter()
+            .find(|o| matches!(o, Observation::KscSession { .. }))
+        else {
+            panic!("no session");
+        };
+        assert_eq!(
+            (client.ip, server.ip, server.port),
+            (c.client.ip, c.server.ip, 13_000)
+        );
+        // Once per connection.
+        c.seg(false, ACK, 509, b"more");
+        assert_eq!(c.sessions(), 1);
+        assert!(c.flow.is_finished());
+    }
+
+    #[test]
+    fn scan_syns_and_resets_make_no_session() {
+        // nmap -sS: SYN, SYN-ACK, the scanner's kernel resets.
+        let mut c = Conn::new(ep(30, 40_000), ep(10, 13_000));
+        c.seg(true, SYN, 1, b"")
+            .seg(false, SYN | ACK, 9, b"")
+            .seg(true, RST, 2, b"");
+        assert_eq!(c.sessions(), 0);
+        // A closed port: SYN answered by RST/ACK.
+        let mut closed = Conn::new(ep(30, 40_001), ep(11, 13_000));
+        closed.seg(true, SYN, 1, b"").seg(false, RST | ACK, 0, b"");
+        assert_eq!(closed.sessions(), 0);
+        // Both end without client data: a nameless connection that never conversed.
+        for conn in [&c, &closed] {
+            assert!(conn.what().iter().all(|o| matches!(
+                o,
+                Observation::Nameless {
+                    reason: NamelessReason::NoData,
+                    conversed: false,
+                    ..
+                }
+            )));
+        }
+        // A handshake with data one way only, then both FINs: no session either.
+        let mut oneway = Conn::new(ep(22, 40_002), ep(10, 14_000));
+        oneway.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        oneway.seg(true, ACK, 2, b"klnagent: sync request\n");
+        oneway
+            .seg(true, FIN | ACK, 25, b"")
+            .seg(false, FIN | ACK, 10, b"");
+        assert_eq!(oneway.sessions(), 0);
+        assert!(oneway.flow.is_finished());
+    }
+
+    #[test]
+    fn no_session_on_other_ports_or_without_syn() {
+        let mut web = Conn::new(ep(21, 50_001), ep(10, 443));
+        web.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        web.seg(true, ACK, 2, DS_HELLO).seg(false, ACK, 10, b"x");
+        assert_eq!(web.sessions(), 0);
+        // Picked up mid-stream: who opened it is unknown.
+        let mut mid = Conn::new(ep(21, 50_002), ep(10, 13_000));
+        mid.seg(true, ACK, 2, b"abc").seg(false, ACK, 10, b"def");
+        assert_eq!(mid.sessions(), 0);
+    }
+
+    /// A ClientHello carrying server_name `name` and an encrypted_client_hello extension (as
+    /// Chrome sends with GREASE ECH).
+    fn hello_with_sni_and_ech(name: &[u8]) -> Vec<u8> {
+        let u16be = |n: usize| (n as u16).to_be_bytes();
+        let mut sni_list = vec![0u8];
+        sni_list.extend_from_slice(&u16be(name.len()));
+        sni_list.extend_from_slice(name);
+        let mut exts = vec![0, 0];
+        exts.extend_from_slice(&u16be(sni_list.len() + 2));
+        exts.extend_from_slice(&u16be(sni_list.len()));
+        exts.extend_from_slice(&sni_list);
+        exts.extend_from_slice(&[0xfe, 0x0d, 0, 4, 0, 1, 2, 3]);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[0x5a; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&u16be(exts.len()));
+        body.extend_from_slice(&exts);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&u16be(body.len()));
+        hs.extend_from_slice(&body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&u16be(hs.len()));
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn sni_with_ech_is_a_name_never_a_nameless_connection() {
+        for name in [&b"shop.example.net"[..], b"ds.kaspersky.com"] {
+            let mut c = Conn::new(ep(34, 50_003), ep(50, 443));
+            c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+            c.seg(true, ACK, 2, &hello_with_sni_and_ech(name));
+            assert!(
+                c.what()
+                    .iter()
+                    .all(|o| !matches!(o, Observation::Nameless { .. })),
+                "{:?}",
+                c.what()
+            );
+        }
+        // With a rule, the name is a sighting whose source keeps the ECH flag.
+        let mut c = Conn::new(ep(34, 50_004), ep(50, 443));
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        c.seg(true, ACK, 2, &hello_with_sni_and_ech(b"ds.kaspersky.com"));
+        assert!(matches!(
+            c.what().as_slice(),
+            [Observation::Name(s)] if s.source == NameSource::TlsSniEchOuter
+        ));
+    }
+
+    #[test]
+    fn nameless_conversation_carries_the_address_space() {
+        // TLS without SNI to Kaspersky's address space, accepted: a conversation.
+        let kl = Endpoint {
+            ip: "77.74.176.10".parse().expect("ip"),
+            port: 443,
+        };
+        let mut c = Conn::new(ep(61, 50_005), kl);
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        c.seg(true, ACK, 2, NO_SNI_HELLO);
+        assert!(matches!(
+            c.what().as_slice(),
+            [Observation::Nameless {
+                reason: NamelessReason::TlsNoSni,
+                conversed: true,
+                kaspersky_space: true,
+                ..
+            }]
+        ));
+        // The same to another address is a conversation outside it.
+        let mut other = Conn::new(ep(61, 50_006), ep(50, 443));
+        other.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        other.seg(true, ACK, 2, NO_SNI_HELLO);
+        assert!(matches!(
+            other.what().as_slice(),
+            [Observation::Nameless {
+                conversed: true,
+                kaspersky_space: false,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn absolute_form_request_and_update_path() {
+        let mut c = Conn::new(ep(42, 50_007), ep(40, 8888));
+        c.rules = RuleSet::parse(
+            "t.toml",
+            "[[rule]]\nid = \"dnl\"\nmatch = [\"pattern:dnl-##.geo.kaspersky.com\"]\n\
+             category = \"update\"\nconfidence = \"high\"\nproduct = \"antivirus-or-oem\"\n\
+             source = \"t\"\n",
+        )
+        .expect("rules");
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        let req = b"GET http://dnl-03.geo.kaspersky.com/bases/av/kdb/i386/base003.kdc HTTP/1.1\r\n\
+            Host: dnl-03.geo.kaspersky.com\r\n\r\n";
+        c.seg(true, ACK, 2, req);
+        c.seg(
+            false,
+            ACK,
+            10,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nKLZF\x01\x02\x03\x04",
+        );
+        let what = c.what();
+        assert!(
+            matches!(what.as_slice(), [
+                Observation::Name(s),
+                Observation::UpdateRequest { path: update::UpdatePath::SignatureBases, rule: Some(_), .. },
+                Observation::UpdatePayload { magic: update::UpdateMagic::Klzf, rule: Some(_), path: Some(update::UpdatePath::SignatureBases), .. },
+            ] if s.source == NameSource::HttpAbsoluteUri),
+            "{what:?}"
+        );
+    }
 
     /// Every tracked TCP connection holds one of these until it is bypassed (a SYN flood fills
     /// the table with them): keep it small. Names live inline only where one is being built.

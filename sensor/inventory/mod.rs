@@ -48,8 +48,8 @@
 //!
 //! | structure | cap | worst case |
 //! |---|---|---|
-//! | host records (hash map, 176-byte slots, ≤ 2× slots) | [`MAX_HOSTS`] 65 536 | ≈ 23 MB |
-//! | eviction order (B-tree of 40-byte keys) | [`MAX_HOSTS`] | ≈ 4 MB |
+//! | host records (hash map, 184-byte slots, ≤ 2× slots) | [`MAX_HOSTS`] 65 536 | ≈ 24 MB |
+//! | eviction order (B-tree of 32-byte keys, ≤ 2× space) | [`MAX_HOSTS`] | ≈ 4 MB |
 //! | evidence, all hosts (≤ 25 % vector slack) | [`MAX_EVIDENCE_ENTRIES`] 262 144 | ≈ 25 MB |
 //! | MACs, VLANs, resolver clients, DNS servers per host | [`MAX_MACS_PER_HOST`], [`MAX_VLANS_PER_HOST`], [`MAX_DNS_SERVERS_PER_HOST`] | ≈ 22 MB |
 //! | learned facts, all hosts | [`MAX_FACTS`] 131 072 | ≈ 4 MB |
@@ -98,8 +98,8 @@ pub use reload::RuleRemap;
 pub use verdict::{Certainty, Decision, Family, Product, Verdict};
 
 /// Hosts with evidence or learned facts. A /16 of clients fits; past it the weakest, least
-/// recently seen host is evicted for a new one. A host record with its key is 176 bytes, in a
-/// hash table at most half full after growing: 65 536 × 2 × 177 ≈ 23 MB.
+/// recently seen host is evicted for a new one. A host record with its key is 184 bytes, in a
+/// hash table at most half full after growing: 65 536 × 2 × 185 ≈ 24 MB.
 pub const MAX_HOSTS: usize = 65_536;
 /// Distinct evidence entries per host (rule × name × kind × input). A real install touches a
 /// few dozen names.

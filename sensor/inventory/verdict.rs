@@ -13,7 +13,8 @@
 //! * Precedence: an inventory role (other than `endpoint`); else a learned role of an internal
 //!   host (ksc-server > distribution-point > update-mirror > proxy > resolver); else an install
 //!   verdict if any evidence can support one; else `ksc-console`; else `website-only` when
-//!   there is evidence that cannot (portals, downloads, websites, mail lookups); else nothing.
+//!   there is evidence of a person's visits (portals, downloads, websites) or of mail lookups;
+//!   else nothing (update files from a server that is no mirror count for nothing).
 //! * Managed means managed by us. When the inventory names management servers, a host is
 //!   `managed-install` if one of its managers is an inventoried KSC server, distribution point
 //!   or update mirror (or it is an inventoried endpoint with no foreign manager); without one,
@@ -755,7 +756,17 @@ pub fn decide(s: &HostSummary) -> Option<Decision> {
     if s.roles.ksc_console {
         return Some(plain(Verdict::KscConsole, Vec::new()));
     }
-    if !s.evidence.is_empty() {
+    // Website-only: names a person reaches (portals, downloads, websites) or lookups that are
+    // not address lookups (mail checks). Update files or paths that count for nothing (from a
+    // server that is no mirror) do not make a host worth reporting.
+    let visited = s.evidence.iter().any(|e| {
+        matches!(e.kind, EvidenceKind::DnsOtherLookup(_))
+            || matches!(
+                e.family,
+                Family::Portal | Family::Download | Family::Website | Family::Mail
+            )
+    });
+    if visited {
         return Some(plain(Verdict::WebsiteOnly, Vec::new()));
     }
     None

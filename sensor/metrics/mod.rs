@@ -800,6 +800,7 @@ mod tests {
         Endpoint, NameSighting, NameSource, ObsOrder, Observation, Observed, PacketContext,
     };
     use crate::proto::HostName;
+    use crate::rules::RuleIdx;
     use crate::time::Timestamp;
 
     use crate::rules::suffix_rules_for_tests as rules;
@@ -830,6 +831,7 @@ mod tests {
                 rule: Some(RuleIdx(0)),
                 answers: Vec::new(),
                 ttl: None,
+                qtype: None,
             }),
         }
     }
@@ -887,12 +889,14 @@ mod tests {
         inv.apply(&third);
         observe(&mut m, &inv);
         assert_eq!(value(&m.render(), series), Some(3.0));
+        let text = m.render();
         assert_eq!(
             value(
                 &m.render(),
-                "ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"s\"}"
+                "ksensor_hosts{certainty=\"likely\",product=\"kaspersky\",verdict=\"unmanaged-install\",sensor=\"s\"}"
             ),
-            Some(3.0)
+            Some(3.0),
+            "{text}"
         );
     }
 
@@ -918,7 +922,10 @@ mod tests {
         assert!(!text.contains("host=\"10.1.0.4\""));
         assert!(text.contains("host=\"10.1.0.5\""));
         assert_eq!(
-            value(&text, "ksensor_hosts{verdict=\"unmanaged-install\"}"),
+            value(
+                &text,
+                "ksensor_hosts{certainty=\"likely\",product=\"kaspersky\",verdict=\"unmanaged-install\"}"
+            ),
             Some(f64::from(n))
         );
         // Only hosts that had a series and lost it count as evictions.
