@@ -41,8 +41,19 @@ fn summary_table_without_outputs() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("unmanaged-install  10.66.0.22"), "{text}");
-    assert!(text.contains("website-only       10.66.0.41"), "{text}");
+    // Columns: verdict, certainty, product, host, count, rules.
+    let row = |host: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .find(|f| f.get(3).is_some_and(|h| h == host))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        row("10.66.0.22")[..3],
+        ["unmanaged-install", "confirmed", "antivirus"],
+        "{text}"
+    );
+    assert_eq!(row("10.66.0.41")[..3], ["website-only", "-", "-"], "{text}");
 }
 
 #[test]
