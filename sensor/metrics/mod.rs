@@ -14,6 +14,8 @@
 //! `ksensor_install_series_evicted_total`). Names and client addresses never become labels
 //! otherwise. `--sensor NAME` adds a constant `sensor` label to every series.
 
+pub mod web;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::IpAddr;
