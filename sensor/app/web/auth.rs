@@ -9,9 +9,10 @@
 //! free the request is refused as `busy` without any work. Unknown users are verified against a
 //! fixed hash of the same cost, as Prometheus's exporter toolkit does, so timing does not tell
 //! which user names exist. Failed logins are counted by reason
-//! (`ksensor_web_auth_failures_total`) and charged to their source (an IPv4 address or an IPv6
-//! /64, [`Sources`]): a source that used up [`FAILURE_BURST`] failures is refused as
-//! `rate_limited` without any bcrypt until its budget refills, and each source gets at most one
+//! (`ksensor_web_auth_failures_total`), and every verification is paid from its source's budget
+//! (an IPv4 address or an IPv6 /64, [`Sources`]; a login that succeeds is refunded): a source
+//! that used up [`FAILURE_BURST`] is refused as `rate_limited` without any bcrypt until its
+//! budget refills, so one source cannot fill the queue. Each source gets at most one
 //! `level=warn` log line per [`LOG_EVERY`] (with the count since the last), all sources together
 //! at most [`MAX_LOG_LINES`] per [`LOG_EVERY`].
 
@@ -38,8 +39,9 @@ pub const AUTH_THREADS: usize = 1;
 /// first login queued behind a full queue still answers well inside Prometheus's default 10 s
 /// scrape timeout.
 pub const AUTH_QUEUE: usize = 16;
-/// Failed logins a source may make before it is refused without verification (a person
-/// mistyping a password a few times stays below it).
+/// Verifications a source may spend before it is refused without one; a failed login spends
+/// one, a successful one gives it back (a person mistyping a password a few times stays below
+/// it).
 pub const FAILURE_BURST: u32 = 10;
 /// One more failed login is allowed per this interval once a source's budget is spent.
 pub const FAILURE_REFILL: Duration = Duration::from_secs(6);
@@ -120,16 +122,24 @@ impl Sources {
         s
     }
 
-    /// Whether `ip` may still fail a login (and so get a bcrypt verification).
-    pub fn allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
-        self.entry(source_key(ip), now).tokens > 0
+    /// Takes one verification from `ip`'s budget; false when it is spent.
+    pub fn begin(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let s = self.entry(source_key(ip), now);
+        let ok = s.tokens > 0;
+        s.tokens = s.tokens.saturating_sub(1);
+        ok
     }
 
-    /// Charges one failure to `ip`; `Some(n)` when a log line is due, with the failures it
-    /// reports (this one included).
+    /// Gives back what [`Sources::begin`] took: the login succeeded.
+    pub fn succeeded(&mut self, ip: IpAddr, now: Instant) {
+        let s = self.entry(source_key(ip), now);
+        s.tokens = s.tokens.saturating_add(1).min(FAILURE_BURST);
+    }
+
+    /// Records one failed login from `ip`; `Some(n)` when a log line is due, with the failures
+    /// it reports (this one included).
     pub fn failed(&mut self, ip: IpAddr, now: Instant) -> Option<u64> {
         let s = self.entry(source_key(ip), now);
-        s.tokens = s.tokens.saturating_sub(1);
         s.unlogged = s.unlogged.saturating_add(1);
         let due = s
             .logged
@@ -213,6 +223,10 @@ impl Auth {
         !self.users.is_empty()
     }
 
+    fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn cached(&self, user: &str, d: &[u8; 32]) -> bool {
         let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         verified.get(user).is_some_and(|v| same_digest(v, d))
@@ -226,25 +240,24 @@ impl Auth {
         }
         let (user, password) = match parse_basic(header) {
             Ok(pair) => pair,
-            // No credentials at all is how a browser asks for the login prompt: counted, but
-            // not charged to the source nor logged.
-            Err(AuthFailure::Missing) => return self.refuse(peer, "", AuthFailure::Missing),
+            // No credentials at all is how a browser asks for the login prompt: counted, not
+            // logged.
+            Err(AuthFailure::Missing) => {
+                return Self::refuse(AuthFailure::Missing, &self.counters)
+            }
             Err(why) => return self.fail(peer, "", why),
         };
         let d = digest(&password);
         if self.cached(&user, &d) {
             return Decision::Granted;
         }
-        let allowed = self
-            .sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allowed(peer, Instant::now());
+        let allowed = self.sources().begin(peer, Instant::now());
         if !allowed {
             return self.fail(peer, &user, AuthFailure::RateLimited);
         }
         let Ok(permit) = self.queue.clone().try_acquire_owned() else {
-            return self.refuse(peer, &user, AuthFailure::Busy);
+            self.sources().succeeded(peer, Instant::now());
+            return Self::refuse(AuthFailure::Busy, &self.counters);
         };
         let known = self.users.get(&user).cloned();
         let hash = known.clone().unwrap_or_else(|| DUMMY_HASH.to_string());
@@ -262,30 +275,30 @@ impl Auth {
             ok && known.is_some()
         });
         match job.await {
-            Ok(true) => Decision::Granted,
+            Ok(true) => {
+                self.sources().succeeded(peer, Instant::now());
+                Decision::Granted
+            }
             Ok(false) if self.users.contains_key(&user) => {
                 self.fail(peer, &user, AuthFailure::WrongPassword)
             }
             Ok(false) => self.fail(peer, &user, AuthFailure::UnknownUser),
             // The runtime is shutting down.
-            Err(_) => self.refuse(peer, &user, AuthFailure::Busy),
+            Err(_) => Self::refuse(AuthFailure::Busy, &self.counters),
         }
     }
 
-    /// Counts a refusal that is not the client's fault (or not a guess): no charge, no log.
-    fn refuse(&self, _peer: IpAddr, _user: &str, why: AuthFailure) -> Decision {
-        self.counters.auth_failed(why);
+    /// Counts a refusal that is no guess at a password (no credentials, or no room to verify
+    /// them): not logged.
+    fn refuse(why: AuthFailure, counters: &WebCounters) -> Decision {
+        counters.auth_failed(why);
         Decision::Refused(why)
     }
 
-    /// Counts a failed login, charges it to the source and logs it when due.
+    /// Counts a failed login and logs it when due for its source.
     fn fail(&self, peer: IpAddr, user: &str, why: AuthFailure) -> Decision {
         self.counters.auth_failed(why);
-        let due = self
-            .sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .failed(peer, Instant::now());
+        let due = self.sources().failed(peer, Instant::now());
         if let Some(n) = due {
             let mut end = user.len().min(MAX_LOGGED_USER);
             while !user.is_char_boundary(end) {
@@ -400,21 +413,31 @@ mod tests {
         let mut s = Sources::default();
         let t0 = Instant::now();
         for i in 0..FAILURE_BURST {
-            assert!(s.allowed(LOCAL, t0), "failure {i}");
+            assert!(s.begin(LOCAL, t0), "verification {i}");
             let logged = s.failed(LOCAL, t0);
             assert_eq!(logged, (i == 0).then_some(1), "only the first is logged");
         }
-        assert!(!s.allowed(LOCAL, t0));
+        assert!(!s.begin(LOCAL, t0));
         // Another source is not affected.
         let other: IpAddr = "192.0.2.7".parse().expect("ip");
-        assert!(s.allowed(other, t0));
-        // One failure allowed again after one refill interval.
+        assert!(s.begin(other, t0));
+        // One verification allowed again after one refill interval.
         let t1 = t0 + FAILURE_REFILL;
-        assert!(s.allowed(LOCAL, t1));
+        assert!(s.begin(LOCAL, t1));
         assert_eq!(s.failed(LOCAL, t1), None);
-        assert!(!s.allowed(LOCAL, t1));
+        assert!(!s.begin(LOCAL, t1));
         // The next line, a period later, reports what was not logged.
-        assert_eq!(s.failed(LOCAL, t0 + LOG_EVERY), Some(FAILURE_BURST as u64 + 1));
+        assert_eq!(s.failed(LOCAL, t0 + LOG_EVERY), Some(u64::from(FAILURE_BURST) + 1));
+    }
+
+    #[test]
+    fn a_successful_login_is_refunded() {
+        let mut s = Sources::default();
+        let t0 = Instant::now();
+        for _ in 0..(3 * FAILURE_BURST) {
+            assert!(s.begin(LOCAL, t0));
+            s.succeeded(LOCAL, t0);
+        }
     }
 
     #[test]

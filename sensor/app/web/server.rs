@@ -1,11 +1,13 @@
 //! The accept loop, the connection cap and one connection's life.
 //!
 //! Contract: every connection is a task on the listener's one tokio thread (never a thread of
-//! its own). At most [`MAX_CONNECTIONS`] are open; a new one beyond that closes the open
-//! connection that has waited longest since its last request (or since it connected, if it
-//! never sent one) unless that one is inside a request, and is itself closed at once when all
-//! are. So idle or stalled connections cannot lock a scraper out, and a scraper, which sends
-//! its request as soon as it connects, is the last to go. Each connection has a TLS handshake
+//! its own). At most [`MAX_CONNECTIONS`] are open; a new one beyond that closes an open one
+//! that is not inside a request: one of the source holding the most connections (an IPv4
+//! address or an IPv6 /64), the one of those that has waited longest since its last request
+//! (or since it connected, if it never sent one). When every open connection is inside a
+//! request, the new one is closed at once. So one source's idle or stalled connections cannot
+//! lock another source's scraper out, and within a source a scraper, which sends its request as
+//! soon as it connects, is the last to go. Each connection has a TLS handshake
 //! timeout, a header timeout (a whole request head must arrive within it; hyper starts it again
 //! for every request, so it is also the keep-alive idle timeout) and a write timeout
 //! ([`WriteDeadline`]). Accept errors are counted, logged at most once per
@@ -13,9 +15,10 @@
 //! the longest-waiting connection (so the next accept can succeed) and pauses
 //! [`ACCEPT_ERROR_PAUSE`] before trying again.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Auth, Decision};
+use super::auth::{source_key, Auth, Decision};
 use super::deadline::WriteDeadline;
 use crate::app::log;
 use crate::metrics::web::{AuthFailure, ConnClose, WebCounters};
@@ -59,6 +62,8 @@ pub const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One open connection.
 struct Slot {
+    /// Its source, as failed logins are charged ([`source_key`]).
+    source: IpAddr,
     /// When it connected or last started a request.
     last_request: Instant,
     in_request: bool,
@@ -82,14 +87,21 @@ enum Admission {
 }
 
 impl Slots {
-    /// Closes the connection that waited longest since its last request and is not inside
-    /// one; whether there was one.
+    /// Closes a connection that is not inside a request: of the source with the most open
+    /// connections, the one that waited longest since its last request. Whether there was one.
     fn evict_one(&mut self) -> bool {
+        let mut per_source: HashMap<IpAddr, usize> = HashMap::new();
+        for s in self.open.values() {
+            *per_source.entry(s.source).or_default() += 1;
+        }
         let victim = self
             .open
             .iter()
             .filter(|(_, s)| !s.in_request)
-            .min_by_key(|(_, s)| s.last_request)
+            .max_by_key(|(_, s)| {
+                let held = per_source.get(&s.source).copied().unwrap_or(0);
+                (held, Reverse(s.last_request))
+            })
             .map(|(id, _)| *id);
         let Some(slot) = victim.and_then(|id| self.open.remove(&id)) else {
             return false;
@@ -100,7 +112,7 @@ impl Slots {
         true
     }
 
-    fn admit(&mut self, now: Instant) -> Admission {
+    fn admit(&mut self, peer: IpAddr, now: Instant) -> Admission {
         let made_room = self.open.len() >= MAX_CONNECTIONS;
         if made_room && !self.evict_one() {
             return Admission::Full;
@@ -111,6 +123,7 @@ impl Slots {
         self.open.insert(
             id,
             Slot {
+                source: source_key(peer),
                 last_request: now,
                 in_request: false,
                 evict: Some(tx),
@@ -224,7 +237,7 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let admission = lock(&shared.slots).admit(Instant::now());
+                let admission = lock(&shared.slots).admit(peer.ip(), Instant::now());
                 match admission {
                     Admission::Admitted {
                         id,
@@ -424,13 +437,23 @@ async fn respond(
 mod tests {
     use super::*;
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    fn admitted(a: Admission) -> u64 {
+        match a {
+            Admission::Admitted { id, .. } => id,
+            Admission::Full => panic!("refused"),
+        }
+    }
+
     #[test]
     fn at_the_cap_the_longest_waiting_idle_connection_goes() {
         let mut s = Slots::default();
         let t0 = Instant::now();
         let mut ids = Vec::new();
         for i in 0..MAX_CONNECTIONS {
-            match s.admit(t0 + Duration::from_millis(i as u64)) {
+            match s.admit(A, t0 + Duration::from_millis(i as u64)) {
                 Admission::Admitted { id, made_room, .. } => {
                     assert!(!made_room);
                     ids.push(id);
@@ -442,7 +465,7 @@ mod tests {
         s.set_in_request(ids[0], true, t0);
         let later = t0 + Duration::from_secs(1);
         assert!(matches!(
-            s.admit(later),
+            s.admit(A, later),
             Admission::Admitted {
                 made_room: true,
                 ..
@@ -455,19 +478,34 @@ mod tests {
         for slot in s.open.values_mut() {
             slot.in_request = true;
         }
-        assert!(matches!(s.admit(later), Admission::Full));
+        assert!(matches!(s.admit(A, later), Admission::Full));
         assert_eq!(s.open.len(), MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn the_source_holding_most_connections_pays_for_a_newcomer() {
+        let mut s = Slots::default();
+        let t0 = Instant::now();
+        // B's scraper connected first and is idle, the oldest of all.
+        let scraper = admitted(s.admit(B, t0));
+        for i in 1..MAX_CONNECTIONS {
+            admitted(s.admit(A, t0 + Duration::from_millis(i as u64)));
+        }
+        for _ in 0..(3 * MAX_CONNECTIONS) {
+            admitted(s.admit(A, t0 + Duration::from_secs(1)));
+            assert!(s.open.contains_key(&scraper), "A's flood evicted B");
+        }
+        // B's next connection evicts one of A's, not B's own older one.
+        let second = admitted(s.admit(B, t0 + Duration::from_secs(2)));
+        assert!(s.open.contains_key(&scraper) && s.open.contains_key(&second));
     }
 
     #[test]
     fn a_request_refreshes_a_connection() {
         let mut s = Slots::default();
         let t0 = Instant::now();
-        let first = match s.admit(t0) {
-            Admission::Admitted { id, .. } => id,
-            Admission::Full => panic!("refused"),
-        };
-        let _second = s.admit(t0 + Duration::from_millis(1));
+        let first = admitted(s.admit(A, t0));
+        let _second = s.admit(A, t0 + Duration::from_millis(1));
         s.set_in_request(first, true, t0 + Duration::from_millis(2));
         s.set_in_request(first, false, t0 + Duration::from_millis(3));
         assert!(s.evict_one());
