@@ -154,7 +154,8 @@ pub fn check_bcrypt(hash: &str) -> Result<(), String> {
     }
     let (salt, digest) = rest.split_at_checked(22).ok_or(FORM)?;
     let salt_ok = bcrypt::BASE_64.decode(salt).is_ok_and(|s| s.len() == 16);
-    let digest_ok = digest.len() == 31 && bcrypt::BASE_64.decode(digest).is_ok_and(|d| d.len() == 23);
+    let digest_ok =
+        digest.len() == 31 && bcrypt::BASE_64.decode(digest).is_ok_and(|d| d.len() == 23);
     if !(salt_ok && digest_ok) {
         return Err(format!("{FORM}: bad salt or hash characters"));
     }
@@ -233,8 +234,11 @@ sensor = "dc1-span"
     #[test]
     fn web_config_rejects_plain_passwords_and_colons() {
         assert!(WebConfig::parse("w", "[basic_auth_users]\nprom = \"secret\"\n").is_err());
-        let e = WebConfig::parse("w", &format!("[basic_auth_users]\n\"a:b\" = \"{GOOD_HASH}\"\n"))
-            .expect_err("colon");
+        let e = WebConfig::parse(
+            "w",
+            &format!("[basic_auth_users]\n\"a:b\" = \"{GOOD_HASH}\"\n"),
+        )
+        .expect_err("colon");
         assert!(e.contains("bad user name"), "{e}");
     }
 
@@ -246,7 +250,11 @@ sensor = "dc1-span"
         let long = format!("{GOOD_HASH}x");
         let bad_char = GOOD_HASH.replace('.', "!");
         // The salt's last character carries 2 unused bits; a non-zero one is not canonical.
-        let noncanonical = format!("{}{}", &GOOD_HASH[..28], &GOOD_HASH[28..].replacen('.', "/", 1));
+        let noncanonical = format!(
+            "{}{}",
+            &GOOD_HASH[..28],
+            &GOOD_HASH[28..].replacen('.', "/", 1)
+        );
         for bad in [
             "$2y$10$x",
             "$2x$10$lzGQ8E5f3V9FLA5qeyLqI.oWt9ZHOyw6Jc8V.qQf5gCSrv5zjOAbm",

@@ -104,7 +104,10 @@ impl WebCounters {
     }
 
     pub fn auth_failed(&self, why: AuthFailure) {
-        if let Ok(c) = self.auth_failures.get_metric_with_label_values(&[why.label()]) {
+        if let Ok(c) = self
+            .auth_failures
+            .get_metric_with_label_values(&[why.label()])
+        {
             c.inc();
         }
     }

@@ -100,7 +100,11 @@ pub fn source_key(ip: IpAddr) -> IpAddr {
 impl Sources {
     fn entry(&mut self, key: IpAddr, now: Instant) -> &mut Source {
         if !self.table.contains_key(&key) && self.table.len() >= MAX_SOURCES {
-            let oldest = self.table.iter().min_by_key(|(_, s)| s.seen).map(|(k, _)| *k);
+            let oldest = self
+                .table
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.table.remove(&k);
             }
@@ -113,7 +117,8 @@ impl Sources {
             logged: None,
         });
         s.seen = now;
-        let steps = now.saturating_duration_since(s.refilled).as_nanos() / FAILURE_REFILL.as_nanos();
+        let steps =
+            now.saturating_duration_since(s.refilled).as_nanos() / FAILURE_REFILL.as_nanos();
         if steps > 0 {
             let steps = u32::try_from(steps).unwrap_or(u32::MAX);
             s.tokens = s.tokens.saturating_add(steps).min(FAILURE_BURST);
@@ -242,9 +247,7 @@ impl Auth {
             Ok(pair) => pair,
             // No credentials at all is how a browser asks for the login prompt: counted, not
             // logged.
-            Err(AuthFailure::Missing) => {
-                return Self::refuse(AuthFailure::Missing, &self.counters)
-            }
+            Err(AuthFailure::Missing) => return Self::refuse(AuthFailure::Missing, &self.counters),
             Err(why) => return self.fail(peer, "", why),
         };
         let d = digest(&password);
@@ -367,7 +370,11 @@ mod tests {
             b"Basic",
             b"Basic /w==",
         ] {
-            assert_eq!(parse_basic(Some(bad)), Err(AuthFailure::Malformed), "{bad:?}");
+            assert_eq!(
+                parse_basic(Some(bad)),
+                Err(AuthFailure::Malformed),
+                "{bad:?}"
+            );
         }
         let long = format!("Basic {}", "A".repeat(MAX_AUTH_HEADER_LEN));
         assert_eq!(
@@ -427,7 +434,10 @@ mod tests {
         assert_eq!(s.failed(LOCAL, t1), None);
         assert!(!s.begin(LOCAL, t1));
         // The next line, a period later, reports what was not logged.
-        assert_eq!(s.failed(LOCAL, t0 + LOG_EVERY), Some(u64::from(FAILURE_BURST) + 1));
+        assert_eq!(
+            s.failed(LOCAL, t0 + LOG_EVERY),
+            Some(u64::from(FAILURE_BURST) + 1)
+        );
     }
 
     #[test]
@@ -446,7 +456,10 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
         assert_eq!(source_key(a), source_key(b));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
-        assert_eq!(source_key(mapped), "192.0.2.1".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            source_key(mapped),
+            "192.0.2.1".parse::<IpAddr>().expect("ip")
+        );
         let mut s = Sources::default();
         let t0 = Instant::now();
         for i in 0..(MAX_SOURCES as u32 + 10) {

@@ -94,7 +94,8 @@ impl MetricsServer {
                 .map_err(|e| ServeError(format!("cannot listen on {addr}: {e}")))?
         };
         let (tls_on, auth_on) = (tls.is_some(), !web.basic_auth_users.is_empty());
-        if !local.ip().is_loopback() && !(tls_on && auth_on) {
+        let guarded = tls_on && auth_on;
+        if !local.ip().is_loopback() && !guarded {
             log::warn(
                 "metrics listener is not on loopback and has no TLS or no basic auth \
                  (--web-config): anyone who reaches it reads the host inventory",
@@ -150,7 +151,8 @@ mod tests {
 
     fn get(addr: &str, path: &str, authz: Option<&str>) -> String {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let extra = authz.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
         write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{extra}\r\n").expect("write");
         let mut out = String::new();
@@ -161,8 +163,8 @@ mod tests {
     #[test]
     fn serves_metrics_healthz_and_404_and_enforces_auth() {
         let metrics = Arc::new(Mutex::new(Metrics::new(Some("t1")).expect("metrics")));
-        let open = MetricsServer::start("127.0.0.1:0", &WebConfig::default(), metrics)
-            .expect("start");
+        let open =
+            MetricsServer::start("127.0.0.1:0", &WebConfig::default(), metrics).expect("start");
         let addr = open.addr().to_string();
         let m = get(&addr, "/metrics", None);
         assert!(m.starts_with("HTTP/1.0 200"), "{m}");
@@ -172,7 +174,10 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert!(m.contains(&build), "{m}");
-        assert!(m.contains("ksensor_web_connections_closed_total{reason=\"limit\",sensor=\"t1\"} 0"), "{m}");
+        assert!(
+            m.contains("ksensor_web_connections_closed_total{reason=\"limit\",sensor=\"t1\"} 0"),
+            "{m}"
+        );
         assert!(get(&addr, "/healthz", None).ends_with("ok\n"));
         assert!(get(&addr, "/nope", None).contains(" 404 "));
         open.stop();
@@ -189,7 +194,10 @@ mod tests {
         let addr = locked.addr().to_string();
         let denied = get(&addr, "/metrics", None);
         assert!(denied.contains(" 401 "), "{denied}");
-        assert!(denied.to_ascii_lowercase().contains("www-authenticate"), "{denied}");
+        assert!(
+            denied.to_ascii_lowercase().contains("www-authenticate"),
+            "{denied}"
+        );
         let ok = get(&addr, "/metrics", Some("Basic cHJvbTpzM2NyZXQ="));
         assert!(ok.contains("ksensor_rules "), "{ok}");
         assert!(
