@@ -306,9 +306,13 @@ async fn connection(
     };
     let io = WriteDeadline::new(stream, WRITE_TIMEOUT);
     let closed = tokio::select! {
-        closed = serve(shared.clone(), io, peer, id) => closed,
+        // Eviction first: a connection evicted before its request was read must not start
+        // one (its slot is gone, so nothing would protect it from being dropped half-way, after
+        // it spent a verification from its source's budget).
+        biased;
         // Counted by whoever evicted it.
         _ = evicted => None,
+        closed = serve(shared.clone(), io, peer, id) => closed,
     };
     if let Some(why) = closed {
         shared.counters.closed(why);
