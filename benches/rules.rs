@@ -21,7 +21,7 @@ fn synthetic_rules(n: usize) -> RuleSet {
         };
         text.push_str(&format!(
             "[[rule]]\nid = \"r{i}\"\nmatch = [\"{m}\"]\ncategory = \"service\"\n\
-             confidence = \"medium\"\nsource = \"synthetic\"\n"
+             confidence = \"medium\"\nproduct = \"kaspersky\"\nsource = \"synthetic\"\n"
         ));
     }
     match RuleSet::parse("synthetic.toml", &text) {

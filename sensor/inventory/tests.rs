@@ -10,9 +10,9 @@ use crate::proto::HostName;
 
 fn rules() -> Arc<RuleSet> {
     let text = "[[rule]]\nid = \"kaspersky\"\nmatch = [\"suffix:kaspersky.com\"]\n\
-                category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n\
+                category = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"t\"\n\n\
                 [[rule]]\nid = \"ksn\"\nmatch = [\"suffix:kaspersky-labs.com\"]\n\
-                category = \"update\"\nconfidence = \"medium\"\nsource = \"t\"\n";
+                category = \"update\"\nconfidence = \"medium\"\nproduct = \"kaspersky\"\nsource = \"t\"\n";
     Arc::new(RuleSet::parse("t.toml", text).expect("rules"))
 }
 
@@ -302,7 +302,7 @@ fn reload_merges_entries_and_keeps_budgets_exact() {
     inv.apply(&answer("x.kaspersky.com", vec![ip(77)], 0));
     // The new set has neither rule: both entries keep their names, no answered address stays.
     let text = "[[rule]]\nid = \"other\"\nmatch = [\"suffix:example.org\"]\n\
-                category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+                category = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"t\"\n";
     inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
     assert_eq!(inv.evidence_entries(), 2);
     assert_eq!(inv.answered_addrs(), 0);
@@ -323,7 +323,7 @@ fn reload_merging_two_rules_into_one_entry_frees_budget() {
     inv.apply(&second);
     assert_eq!(inv.evidence_entries(), 2);
     let text = "[[rule]]\nid = \"none\"\nmatch = [\"suffix:example.org\"]\n\
-                category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n";
+                category = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"t\"\n";
     inv.set_rules(Arc::new(RuleSet::parse("n.toml", text).expect("rules")));
     assert_eq!(inv.evidence_entries(), 1);
     let host = inv.host(ip(3)).expect("host");
