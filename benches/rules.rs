@@ -160,11 +160,21 @@ fn bench_networks(c: &mut Criterion) {
         ("bundled/v4_hit", &bundled, "77.74.181.20", true),
         ("bundled/v4_miss", &bundled, "142.250.74.110", false),
         ("bundled/v6_hit", &bundled, "2a03:2480:8029::10", true),
-        ("bundled/v6_miss", &bundled, "2a00:1450:400e:80f::200e", false),
+        (
+            "bundled/v6_miss",
+            &bundled,
+            "2a00:1450:400e:80f::200e",
+            false,
+        ),
         ("65536_prefixes/v4_hit", &synthetic, "13.100.17.5", true),
         ("65536_prefixes/v4_miss", &synthetic, "9.1.2.3", false),
         ("65536_prefixes/v6_hit", &synthetic, "2a03:21:15::1", true),
-        ("65536_prefixes/v6_miss", &synthetic, "2a03:21:ffff::1", false),
+        (
+            "65536_prefixes/v6_miss",
+            &synthetic,
+            "2a03:21:ffff::1",
+            false,
+        ),
     ];
     for (label, set, a, hit) in cases {
         let ip = addr(a);
