@@ -62,7 +62,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RulesCommand {
-    /// Validate rule files (or directories of *.toml); prints the rule count and hash.
+    /// Validate rule files (or directories of *.toml); prints the rule, network and prefix
+    /// counts and the rule-set hash.
     Check { paths: Vec<PathBuf> },
 }
 
@@ -316,7 +317,13 @@ fn rules_check(paths: &[PathBuf]) -> ExitCode {
     }
     match RuleSet::load(paths) {
         Ok(set) => {
-            println!("ok: {} rules, sha256 {}", set.rules().len(), set.sha256());
+            println!(
+                "ok: {} rules, {} networks ({} prefixes), sha256 {}",
+                set.rules().len(),
+                set.networks().len(),
+                set.prefix_count(),
+                set.sha256()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -74,7 +74,7 @@ fn rules_check_accepts_the_bundled_rules_and_names_a_broken_line() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[[rule]]\nid = \"x\"\nmatch = [\"suffix:example.com\"]\ncategory = \"update\"\nconfidence = \"hgh\"\nsource = \"test\"\n",
+        "[[rule]]\nid = \"x\"\nmatch = [\"suffix:example.com\"]\ncategory = \"update\"\nconfidence = \"hgh\"\nproduct = \"kaspersky\"\nsource = \"test\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let out = ksensor()
@@ -106,7 +106,7 @@ fn custom_rules_replace_the_bundled_ones() {
     let rules = dir.path().join("only-example.toml");
     std::fs::write(
         &rules,
-        "[[rule]]\nid = \"example\"\nmatch = [\"exact:example.org\"]\ncategory = \"website\"\nconfidence = \"low\"\nsource = \"test\"\n",
+        "[[rule]]\nid = \"example\"\nmatch = [\"exact:example.org\"]\ncategory = \"website\"\nconfidence = \"low\"\nproduct = \"none\"\nsource = \"test\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let out = ksensor()

@@ -454,7 +454,7 @@ fn write_rules(path: &Path, ids: &[&str]) {
         .map(|id| {
             format!(
                 "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\ncategory = \"update\"\n\
-                 confidence = \"high\"\nsource = \"test\"\n\n"
+                 confidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"test\"\n\n"
             )
         })
         .collect();

@@ -3,9 +3,12 @@
 //! Keys are the long flag names with `_` for `-` (`buffer_size`, `timeout_ms`, …), and
 //! `interfaces` / `rules` are lists. Unknown keys are an error (a typo must not silently turn an
 //! option off). The web config (`--web-config`) follows Prometheus's exporter web configuration
-//! (`tls_server_config.cert_file`/`key_file`, `basic_auth_users` with bcrypt hashes), in TOML.
-//! Both files are read once at start (`MAX_CONFIG_BYTES` at most) and give one error line,
-//! `path: problem`.
+//! (`tls_server_config.cert_file`/`key_file`, `basic_auth_users` with bcrypt hashes), in TOML;
+//! as there, relative certificate and key paths are relative to the web config file. Loading
+//! it checks everything the listener will need, so a web config that loads is one the listener
+//! starts with: every hash is a well-formed bcrypt hash of a sane cost, and the certificate and
+//! key load and match (`app::web::tls`). Both files are read once at start
+//! (`MAX_CONFIG_BYTES` at most) and give one error line, `path: problem`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,13 @@ use serde::Deserialize;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Most basic-auth users: a scraper or two and an operator.
 pub const MAX_WEB_USERS: usize = 64;
+/// Highest bcrypt cost accepted. Every step doubles the time of one verification (cost 10, the
+/// usual `htpasswd -B -C 10`, is tens of milliseconds); at 14 a first login or a wrong password
+/// already holds the listener's single verification thread for about a second, and beyond it
+/// a first scrape queued behind a few others would miss Prometheus's default 10 s timeout.
+pub const MAX_BCRYPT_COST: u32 = 14;
+/// Lowest cost bcrypt defines (its key schedule runs 2^cost rounds, at least 2^4).
+pub const MIN_BCRYPT_COST: u32 = 4;
 
 /// The options of `ksensor live` as written in a config file. Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -97,19 +107,59 @@ impl WebConfig {
             ));
         }
         for (user, hash) in &c.basic_auth_users {
+            // RFC 7617 §2: the user-id cannot contain a colon.
             if user.contains(':') || user.is_empty() {
                 return Err(format!("{origin}: bad user name {user:?}"));
             }
-            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
-                return Err(format!("{origin}: user {user}: not a bcrypt hash"));
-            }
+            check_bcrypt(hash).map_err(|e| format!("{origin}: user {user}: {e}"))?;
         }
         Ok(c)
     }
 
+    /// Parses the file, makes relative certificate and key paths relative to its directory
+    /// (as Prometheus's exporter toolkit does), and checks that the TLS files load and match.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        Self::parse(&path.display().to_string(), &read_limited(path)?)
+        let mut c = Self::parse(&path.display().to_string(), &read_limited(path)?)?;
+        if let Some(tls) = &mut c.tls_server_config {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            tls.cert_file = dir.join(&tls.cert_file);
+            tls.key_file = dir.join(&tls.key_file);
+            crate::app::web::tls::server_config(tls)?;
+        }
+        Ok(c)
     }
+}
+
+/// Whether `hash` is a bcrypt hash ksensor can verify: `$2a$`, `$2b$` or `$2y$`, a two-digit
+/// cost in `MIN_BCRYPT_COST..=MAX_BCRYPT_COST`, `$`, then 22 characters of salt and 31 of hash
+/// in bcrypt's base64 (OpenBSD's `bcrypt(3)` format, the one `htpasswd -B` writes).
+pub fn check_bcrypt(hash: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    const FORM: &str = "not a bcrypt hash (expected $2y$10$ and 53 characters; make one with \
+                        htpasswd -nbBC 10 \"\" PASSWORD)";
+    let rest = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| hash.strip_prefix(p))
+        .ok_or(FORM)?;
+    let (cost, rest) = rest.split_once('$').ok_or(FORM)?;
+    if cost.len() != 2 || !cost.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FORM.to_string());
+    }
+    let cost: u32 = cost.parse().map_err(|_| FORM)?;
+    if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&cost) {
+        return Err(format!(
+            "bcrypt cost {cost} is outside {MIN_BCRYPT_COST}..={MAX_BCRYPT_COST} (each \
+             step doubles the work of every login; 10 is usual)"
+        ));
+    }
+    let (salt, digest) = rest.split_at_checked(22).ok_or(FORM)?;
+    let salt_ok = bcrypt::BASE_64.decode(salt).is_ok_and(|s| s.len() == 16);
+    let digest_ok =
+        digest.len() == 31 && bcrypt::BASE_64.decode(digest).is_ok_and(|d| d.len() == 23);
+    if !(salt_ok && digest_ok) {
+        return Err(format!("{FORM}: bad salt or hash characters"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -168,7 +218,7 @@ sensor = "dc1-span"
     fn web_config_parses_users_and_tls() {
         let c = WebConfig::parse(
             "w.toml",
-            "[tls_server_config]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n[basic_auth_users]\nprom = \"$2y$10$abcdefghijklmnopqrstuu5y5Pq3z7mC3oJ1X0oQ1e6Gg0x8b6l2\"\n",
+            &format!("[tls_server_config]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n[basic_auth_users]\nprom = \"{GOOD_HASH}\"\n"),
         )
         .expect("parses");
         assert_eq!(c.basic_auth_users.len(), 1);
@@ -178,10 +228,70 @@ sensor = "dc1-span"
         );
     }
 
+    /// `glibc crypt("ksensor-test", "$2b$10$...")`: a real cost-10 hash.
+    const GOOD_HASH: &str = "$2b$10$lzGQ8E5f3V9FLA5qeyLqI.QCJx6yrLIAVoLFbMe11ZZk7WmrrfnXG";
+
     #[test]
     fn web_config_rejects_plain_passwords_and_colons() {
         assert!(WebConfig::parse("w", "[basic_auth_users]\nprom = \"secret\"\n").is_err());
-        assert!(WebConfig::parse("w", "[basic_auth_users]\n\"a:b\" = \"$2y$10$x\"\n").is_err());
+        let e = WebConfig::parse(
+            "w",
+            &format!("[basic_auth_users]\n\"a:b\" = \"{GOOD_HASH}\"\n"),
+        )
+        .expect_err("colon");
+        assert!(e.contains("bad user name"), "{e}");
+    }
+
+    #[test]
+    fn malformed_bcrypt_hashes_are_refused_in_words() {
+        assert_eq!(check_bcrypt(GOOD_HASH), Ok(()));
+        assert_eq!(check_bcrypt(&GOOD_HASH.replace("$2b$", "$2y$")), Ok(()));
+        let cut = &GOOD_HASH[..GOOD_HASH.len() - 1];
+        let long = format!("{GOOD_HASH}x");
+        let bad_char = GOOD_HASH.replace('.', "!");
+        // The salt's last character carries 2 unused bits; a non-zero one is not canonical.
+        let noncanonical = format!(
+            "{}{}",
+            &GOOD_HASH[..28],
+            &GOOD_HASH[28..].replacen('.', "/", 1)
+        );
+        for bad in [
+            "$2y$10$x",
+            "$2x$10$lzGQ8E5f3V9FLA5qeyLqI.oWt9ZHOyw6Jc8V.qQf5gCSrv5zjOAbm",
+            "$2b$1$lzGQ8E5f3V9FLA5qeyLqI.oWt9ZHOyw6Jc8V.qQf5gCSrv5zjOAbm",
+            "$2b$$10$lzGQ8E5f3V9FLA5qeyLqI.oWt9ZHOyw6Jc8V.qQf5gCSrv5zjOAbm",
+            cut,
+            &long,
+            &bad_char,
+            &noncanonical,
+            "",
+        ] {
+            let e = check_bcrypt(bad).expect_err(bad);
+            assert!(e.contains("not a bcrypt hash"), "{bad}: {e}");
+        }
+        for cost in ["03", "15", "31"] {
+            let h = GOOD_HASH.replace("$10$", &format!("${cost}$"));
+            let e = check_bcrypt(&h).expect_err(&h);
+            assert!(e.contains("cost"), "{e}");
+        }
+        let e = WebConfig::parse("w.toml", "[basic_auth_users]\nprom = \"$2y$10$short\"\n")
+            .expect_err("short");
+        assert!(e.starts_with("w.toml: user prom: not a bcrypt hash"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn web_config_tls_paths_are_relative_to_the_file_and_checked_on_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let web = dir.path().join("web.toml");
+        std::fs::write(
+            &web,
+            "[tls_server_config]\ncert_file = \"tls/c.pem\"\nkey_file = \"tls/k.pem\"\n",
+        )
+        .expect("write");
+        let e = WebConfig::load(&web).expect_err("no such files");
+        let expected = dir.path().join("tls/c.pem");
+        assert_eq!(e, format!("{}: no such file", expected.display()));
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::config::WebConfig;
-use crate::app::http::MetricsServer;
 use crate::app::log;
+use crate::app::web::MetricsServer;
 use crate::capture::live::{LiveOptions, LiveSource, MAX_FANOUT};
 use crate::capture::{PacketSource, SourceStatus};
 use crate::inventory::assets::Assets;

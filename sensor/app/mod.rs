@@ -1,8 +1,8 @@
 //! Running the sensor as a service: `ksensor live` ([`live`]), its config file ([`config`]),
-//! the metrics listener ([`http`]) and structured logs ([`log`]). Library stages stay free of
+//! the metrics listener ([`web`]) and structured logs ([`log`]). Library stages stay free of
 //! threads and signals; this is where they are wired to them.
 
 pub mod config;
-pub mod http;
 pub mod live;
 pub mod log;
+pub mod web;

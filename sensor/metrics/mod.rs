@@ -21,6 +21,8 @@
 //! inventory is plain data behind it), and [`Metrics::apply_snapshot`] sets the gauges, so the
 //! metrics lock that a scrape waits for is held only for setting values, never for the walk.
 
+pub mod web;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::IpAddr;
