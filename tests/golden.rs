@@ -205,7 +205,11 @@ fn staged_enterprise() {
         .collect();
     let ours = ksensor_names(capture);
     for kind in ["tls", "quic", "http"] {
-        assert_eq!(of_kind(&ours, kind), of_kind(&theirs, kind), "{capture}: {kind}");
+        assert_eq!(
+            of_kind(&ours, kind),
+            of_kind(&theirs, kind),
+            "{capture}: {kind}"
+        );
     }
     assert_eq!(
         set(&of_kind(&ours, "dns")),

@@ -46,16 +46,30 @@ fn metrics_file_has_the_run_counts_and_sensor_label() {
         get("ksensor_packets_decoded_total{sensor=\"audit\"}"),
         193.0
     );
+    // The staged network's three unmanaged hosts: .22 (confirmed antivirus), .31 (likely,
+    // shared infrastructure), .51 (likely, dnl-05 alone: the OEM pattern).
+    for (certainty, product) in [
+        ("confirmed", "antivirus"),
+        ("likely", "kaspersky"),
+        ("likely", "oem"),
+    ] {
+        assert_eq!(
+            get(&format!(
+                "ksensor_hosts{{certainty=\"{certainty}\",product=\"{product}\",verdict=\"unmanaged-install\",sensor=\"audit\"}}"
+            )),
+            1.0
+        );
+    }
     assert_eq!(
-        get("ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"audit\"}"),
-        3.0
+        get("ksensor_hosts{certainty=\"\",product=\"\",verdict=\"website-only\",sensor=\"audit\"}"),
+        1.0
     );
     assert_eq!(
         get("ksensor_detections_total{category=\"update\",rule=\"update-dnl-geo\",sensor=\"audit\"}"),
         5.0
     );
     assert_eq!(
-        get("ksensor_install_info{host=\"10.66.0.22\",verdict=\"unmanaged-install\",sensor=\"audit\"}"),
+        get("ksensor_install_info{certainty=\"confirmed\",host=\"10.66.0.22\",product=\"antivirus\",verdict=\"unmanaged-install\",sensor=\"audit\"}"),
         1.0
     );
     assert_eq!(
