@@ -527,3 +527,65 @@ fn tunnels_nested_past_the_depth_cap() {
     let bound = base + SLACK;
     report_memory("nested tunnels", &run, base, bound);
 }
+
+/// A DNS query (RFC 1035 §4.1) for `name`, type A, with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[test]
+fn spoofed_dns_sources_cannot_hide_a_kaspersky_host_seen_after_them() {
+    // 100 000 spoofed sources each ask the resolver for a Kaspersky update name (7.5 MB of
+    // traffic in issue-sized numbers): every one is a new host with high-confidence evidence,
+    // past the inventory's cap. Then a genuine host looks up the web-protection script. The
+    // inventory evicts (oldest first among equals) instead of refusing, so the genuine host is
+    // in the report, and every eviction is counted.
+    const SOURCES: u32 = 100_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("dns-spoof.pcap");
+    let mut w = Writer::create(&path);
+    let query = dns_query(7, "s01.upd.kaspersky.com");
+    for i in 0..SOURCES {
+        w.udp(u64::from(i) * 10, client(i), 40_000, 53, &query);
+    }
+    let genuine = [192, 168, 7, 7];
+    let script = dns_query(8, "gc.kis.v2.scr.kaspersky-labs.com");
+    w.udp(u64::from(SOURCES) * 10 + 1_000, genuine, 40_001, 53, &script);
+    w.finish();
+
+    let base = baseline();
+    let run = run_measured(&path);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let evicted = run.counter(&["hosts_evicted_by_cap"]);
+    let evicted_high = run.counter(&["hosts_evicted_with_high_evidence"]);
+    println!("flood spoofed dns: hosts evicted {evicted} ({evicted_high} with high evidence)");
+    let max_hosts = ksensor::inventory::MAX_HOSTS as u64;
+    // The server (10.77.0.2, the resolver asked by all) and the sources: one eviction per host
+    // past the cap.
+    assert_eq!(evicted, u64::from(SOURCES) + 2 - max_hosts);
+    let hosts = run.report["hosts"].as_array().cloned().unwrap_or_default();
+    let host = hosts
+        .iter()
+        .find(|h| h["ip"] == "192.168.7.7")
+        .unwrap_or_else(|| panic!("the genuine host is missing after the flood"));
+    assert_eq!(host["verdict"], "unmanaged-install");
+    assert_eq!(host["product"], "antivirus");
+    // The resolver everyone asked keeps its role: a role outranks evidence only by age.
+    assert!(
+        hosts
+            .iter()
+            .any(|h| h["ip"] == "10.77.0.2" && h["verdict"] == "resolver"),
+        "the resolver was evicted"
+    );
+    // Each host: its record in a half-full hash table, its eviction-order entry, one evidence
+    // entry and small boxed sets; the report's one row per host.
+    let bound = base + max_hosts * (2 * 185 + 64 + 96 + 160 + 256) + SLACK;
+    report_memory("spoofed dns sources", &run, base, bound);
+}
