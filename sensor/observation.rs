@@ -155,12 +155,14 @@ pub enum Observation {
         server: Endpoint,
         udp: bool,
     },
-    /// An HTTP response body started with a Kaspersky update-file magic.
+    /// An HTTP response body started with a Kaspersky update-file magic. `host` is the name
+    /// the request was for, `rule` the rule it matched (looked up once, by the worker).
     UpdatePayload {
         client: Endpoint,
         server: Endpoint,
         magic: UpdateMagic,
         host: Option<HostName>,
+        rule: Option<RuleIdx>,
     },
 }
 

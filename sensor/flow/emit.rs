@@ -168,21 +168,8 @@ impl<'a> Emitter<'a> {
         );
     }
 
-    /// Addresses answered for a matched name whose query was already reported.
-    pub fn dns_answer(
-        &mut self,
-        name: HostName,
-        client: Endpoint,
-        server: Endpoint,
-        answers: &[IpAddr],
-        ttl: Option<u32>,
-    ) {
-        let rule = self.rules.lookup(&name);
-        self.dns_answer_with_rule(&name, rule, client, server, answers, ttl);
-    }
-
-    /// [`Emitter::dns_answer`] with the rule lookup already done; copies the name only when
-    /// it matched.
+    /// Addresses answered for a matched name whose query was already reported, with the rule
+    /// lookup done by [`Emitter::lookup`]; copies the name only when it matched.
     pub fn dns_answer_with_rule(
         &mut self,
         name: &HostName,
@@ -237,6 +224,7 @@ impl<'a> Emitter<'a> {
         magic: UpdateMagic,
         host: Option<HostName>,
     ) {
+        let rule = host.as_ref().and_then(|h| self.rules.lookup(h));
         self.push(
             client,
             Observation::UpdatePayload {
@@ -244,6 +232,7 @@ impl<'a> Emitter<'a> {
                 server,
                 magic,
                 host,
+                rule,
             },
         );
     }

@@ -103,7 +103,10 @@ pub const MAX_RECENT_QUERIES: usize = 4_096;
 pub const FORWARD_WINDOW_SECS: u64 = 5;
 /// Distinct clients whose Kaspersky queries a host must receive to be learned as a resolver.
 pub const RESOLVER_MIN_CLIENTS: usize = 3;
-/// Public resolvers Kaspersky products fall back to (research §0 item 2).
+/// Public resolvers Kaspersky products query directly when Kaspersky servers are unreachable
+/// through the system resolver (Kaspersky Endpoint Security 11.6 network settings,
+/// https://support.kaspersky.com/KESWin/11.6.0/de-DE/202507.htm; KSC Cloud Console updating,
+/// https://support.kaspersky.com/KSC/CloudConsole/en-US/46875.htm).
 pub const PUBLIC_RESOLVERS: [&str; 5] = [
     "8.8.8.8",
     "1.1.1.1",
@@ -302,9 +305,10 @@ impl Inventory {
                 server,
                 magic,
                 host,
+                rule,
             } => {
                 self.counters.update_payloads += 1;
-                let rule = host.as_ref().and_then(|h| self.rules.lookup(h));
+                let rule = *rule;
                 let key = EvidenceKey {
                     kind: EvidenceKind::UpdatePayload(*magic),
                     rule,

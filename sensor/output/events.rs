@@ -139,11 +139,12 @@ impl EventWriter {
                 server,
                 magic,
                 host,
+                rule,
             } => {
                 let mut m = self.base(obs, "update-payload");
                 if let Some(h) = host {
                     m.insert("name".into(), Value::String(h.to_string()));
-                    if let Some(idx) = rules.lookup(h) {
+                    if let Some(idx) = *rule {
                         m.insert("rule".into(), rule_json(rules, idx, None));
                     }
                 }

@@ -47,9 +47,11 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             }
             None => false,
         },
-        Observation::Nameless { .. }
-        | Observation::KscContact { .. }
-        | Observation::UpdatePayload { .. } => true,
+        Observation::UpdatePayload { rule, .. } => {
+            *rule = rule.and_then(|r| remap.get(r));
+            true
+        }
+        Observation::Nameless { .. } | Observation::KscContact { .. } => true,
     }
 }
 
@@ -285,6 +287,38 @@ mod tests {
         c.set_rules(new);
         c.offer(1, &mut Vec::new(), 5);
         assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+    }
+
+    #[test]
+    fn reload_remaps_the_rule_of_update_payloads() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b"]);
+        let mut c = Collector::new(Inventory::new(new.clone()), None, 1);
+        let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5));
+        let payload = |packet: u64, host: &str, rule: u32| {
+            let mut obs = sighting(packet, host, None);
+            obs.what = Observation::UpdatePayload {
+                client: Endpoint {
+                    ip: client,
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+                    port: 80,
+                },
+                magic: crate::proto::update::UpdateMagic::Klzf,
+                host: Some(HostName::parse(host.as_bytes()).expect("name")),
+                rule: Some(RuleIdx(rule)),
+            };
+            obs
+        };
+        // Made with the old set: "b" is index 1 there and 0 in the new set; "a" is gone.
+        let mut late = vec![payload(0, "x.b.example", 1), payload(1, "y.a.example", 0)];
+        c.offer_from(&old, 0, &mut late, 2);
+        c.finish();
+        let host = c.inventory.host(client).expect("host");
+        let rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
+        assert_eq!(rule_keys, vec![None, Some(RuleIdx(0))]);
     }
 
     #[test]
