@@ -33,10 +33,14 @@ pub const MAX_PENDING_REQUESTS: usize = 8;
 /// Bytes of a response body inspected for update-file magic.
 const MAGIC_LEN: usize = 4;
 
-/// TCP ports of Kaspersky Security Center: Network Agent (13000 TLS, 14000), KSN proxy (13111,
-/// 17111 HTTPS). Research §1.8 and §1.2 (S6, S11).
+/// TCP ports of Kaspersky Security Center: Network Agent to Administration Server (13000 TLS,
+/// 14000 without TLS; "Ports used by Kaspersky Security Center",
+/// https://support.kaspersky.com/help/KSC/13/en-US/158525.htm) and its KSN proxy (13111, 17111
+/// HTTPS; KSC Open API `KSNPROXY_SETTINGS`,
+/// https://support.kaspersky.com/help/KSC/14/KSCAPI/a00220.html).
 pub const KSC_TCP_PORTS: [u16; 4] = [13000, 14000, 13111, 17111];
-/// UDP ports of Kaspersky Security Center: Network Agent (15000), KSN proxy (15111).
+/// UDP ports of Kaspersky Security Center: Network Agent (15000) and KSN proxy (15111), from the
+/// same two pages.
 pub const KSC_UDP_PORTS: [u16; 2] = [15000, 15111];
 
 crate::reason_enum! {
@@ -302,11 +306,8 @@ fn deliver(
     let (src, dst) = (cx.src, cx.dst);
     match app {
         App::Tls => feed_tls(bytes, app, cx, emit, src, dst),
-        App::HttpRequests(_) => {
-            feed_http_requests(bytes, app, &mut facts.requests, cx, emit, src, dst)
-        }
-        App::HttpResponses(_) => {
-            feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
+        App::HttpRequests(_) | App::HttpResponses(_) => {
+            feed_http(bytes, app, &mut facts.requests, cx, emit, src, dst)
         }
         App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
         App::Unknown | App::Done => bytes.len(),
@@ -439,225 +440,245 @@ fn skip_body(body: &mut HttpBody, bytes: &[u8]) -> (usize, bool) {
     }
 }
 
-/// One body-skipping step from `rest`: the new consumed count, or `None` when more bytes are
-/// needed. A finished body puts the direction back to expecting a head.
-fn skip_step(state: &mut HttpBody, rest: &[u8], used: usize) -> Option<usize> {
+/// What one step of the HTTP loop ([`feed_http`]) did.
+enum HttpStep {
+    /// Consumed this many bytes; the loop goes on after them.
+    Used(usize),
+    /// Needs more bytes than the stream holds so far.
+    NeedMore,
+    /// Consumed this many bytes, after which the direction is a tunnel (an HTTP `CONNECT`): it
+    /// is read again as a fresh stream.
+    Tunnel(usize),
+    /// Nothing more to read in this direction: not HTTP, or a body that runs until the
+    /// connection closes.
+    Done,
+    /// A malformed message: counted, and nothing more to read in this direction.
+    Invalid,
+}
+
+/// One body-skipping step from `rest`. A finished body puts the direction back to expecting a
+/// head.
+fn skip_step(state: &mut HttpBody, rest: &[u8]) -> HttpStep {
     let (n, ended) = skip_body(state, rest);
     if ended {
         *state = HttpBody::Head;
     } else if n == 0 {
-        return None;
+        return HttpStep::NeedMore;
     }
-    Some(used.saturating_add(n))
+    HttpStep::Used(n)
 }
 
-fn feed_http_requests(
+/// Reads the HTTP messages of one direction (requests or responses) from `bytes`, the
+/// direction's in-order bytes from `src` to `dst`: message heads, then bodies skipped (a
+/// response body's first bytes checked for an update-file magic). Returns how many bytes were
+/// consumed.
+fn feed_http(
     bytes: &[u8],
     app: &mut App,
     requests: &mut Vec<PendingRequest>,
     cx: &mut SegmentCtx<'_>,
     emit: &mut Emitter<'_>,
-    client: Endpoint,
-    server: Endpoint,
+    src: Endpoint,
+    dst: Endpoint,
 ) -> usize {
     let mut used = 0usize;
     loop {
-        let App::HttpRequests(state) = app else {
-            return used;
-        };
         let Some(rest) = bytes.get(used..) else {
             return used;
         };
         if rest.is_empty() {
             return used;
         }
-        match state {
-            HttpBody::Head => match http::parse_request_head(rest) {
-                RequestHead::NeedMore => return used,
-                RequestHead::NotHttp => {
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                RequestHead::Invalid(_) => {
-                    cx.skips.incr(TcpSkip::HttpInvalid);
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                RequestHead::Complete {
-                    host,
-                    head_len,
-                    body,
-                } => {
-                    let connect = rest.starts_with(b"CONNECT ");
-                    if let Some(name) = host {
-                        let source = if connect {
-                            NameSource::HttpConnect
-                        } else {
-                            NameSource::HttpHost
-                        };
-                        emit.name(name, source, client, server, &[], None);
-                    } else if !connect {
-                        emit.nameless(client, server, NamelessReason::OtherProtocol);
-                    }
-                    if requests.len() < MAX_PENDING_REQUESTS {
-                        requests.push(PendingRequest {
-                            host,
-                            head: rest.starts_with(b"HEAD "),
-                        });
-                    }
-                    used = used.saturating_add(head_len.max(1));
-                    *state = match body {
-                        BodyLength::None => HttpBody::Head,
-                        BodyLength::ContentLength(0) => HttpBody::Head,
-                        BodyLength::ContentLength(n) => HttpBody::Length(n),
-                        BodyLength::Chunked => HttpBody::Chunked(ChunkedBody::default()),
-                        BodyLength::UntilClose => {
-                            *app = App::Done;
-                            return bytes.len();
-                        }
-                    };
-                    if connect {
-                        // What follows is a tunnel, usually TLS to the named host: read it as a
-                        // fresh stream.
-                        *app = App::Unknown;
-                        facts_reset_for_tunnel(requests);
-                        return used;
-                    }
-                }
-            },
-            _ => match skip_step(state, rest, used) {
-                Some(next) => used = next,
-                None => return used,
-            },
-        }
-    }
-}
-
-fn feed_http_responses(
-    bytes: &[u8],
-    app: &mut App,
-    requests: &mut Vec<PendingRequest>,
-    cx: &mut SegmentCtx<'_>,
-    emit: &mut Emitter<'_>,
-    server: Endpoint,
-    client: Endpoint,
-) -> usize {
-    let mut used = 0usize;
-    loop {
-        let App::HttpResponses(state) = app else {
-            return used;
-        };
-        let Some(rest) = bytes.get(used..) else {
-            return used;
-        };
-        if rest.is_empty() {
-            return used;
-        }
-        match state {
-            HttpBody::Head => match http::parse_response_head(rest) {
-                ResponseHead::NeedMore => return used,
-                ResponseHead::NotHttp => {
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                ResponseHead::Invalid(_) => {
-                    cx.skips.incr(TcpSkip::HttpInvalid);
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                ResponseHead::Complete {
-                    status,
-                    head_len,
-                    body,
-                } => {
-                    used = used.saturating_add(head_len.max(1));
-                    let request = if status >= 200 && !requests.is_empty() {
-                        Some(requests.remove(0))
-                    } else {
-                        None
-                    };
-                    let host = request.and_then(|r| r.host).map(Box::new);
-                    let no_body = request.is_some_and(|r| r.head);
-                    *state = match body {
-                        _ if no_body => HttpBody::Head,
-                        BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
-                        BodyLength::ContentLength(n) => HttpBody::MagicCheck {
-                            remaining: Some(n),
-                            chunked: None,
-                            host,
-                        },
-                        BodyLength::Chunked => HttpBody::MagicCheck {
-                            remaining: None,
-                            chunked: Some(ChunkedBody::default()),
-                            host,
-                        },
-                        BodyLength::UntilClose => HttpBody::MagicCheck {
-                            remaining: None,
-                            chunked: None,
-                            host,
-                        },
-                    };
-                }
-            },
-            HttpBody::MagicCheck {
-                remaining,
-                chunked,
-                host,
-            } => {
-                if let Some(chunked) = chunked {
-                    // Chunked: let the decoder find the first data bytes.
-                    let progress = chunked.consume(rest);
-                    let start = chunked.first_data();
-                    if start.len() >= MAGIC_LEN || progress.done {
-                        if let Some(magic) = update::update_payload_magic(start) {
-                            emit.update_payload(client, server, magic, host.as_deref().copied());
-                        }
-                        let chunked = std::mem::take(chunked);
-                        *state = if progress.done {
-                            HttpBody::Head
-                        } else {
-                            HttpBody::Chunked(chunked)
-                        };
-                    }
-                    used = used.saturating_add(progress.consumed);
-                    if progress.consumed == 0 {
-                        return used;
-                    }
-                    continue;
-                }
-                let want = match remaining {
-                    Some(n) => usize::try_from(*n).unwrap_or(usize::MAX).min(MAGIC_LEN),
-                    None => MAGIC_LEN,
-                };
-                if rest.len() < want {
-                    return used;
-                }
-                if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
-                    emit.update_payload(client, server, magic, host.as_deref().copied());
-                }
-                match remaining {
-                    Some(n) => {
-                        let skip = usize::try_from(*n).unwrap_or(usize::MAX).min(rest.len());
-                        let left = *n - skip as u64;
-                        used = used.saturating_add(skip);
-                        *state = if left == 0 {
-                            HttpBody::Head
-                        } else {
-                            HttpBody::Length(left)
-                        };
-                    }
-                    None => {
-                        // Body until close: nothing more to read in this direction.
-                        *app = App::Done;
-                        return bytes.len();
-                    }
-                }
+        let step = match app {
+            App::HttpRequests(state @ HttpBody::Head) => {
+                request_head(rest, state, requests, emit, src, dst)
             }
-            _ => match skip_step(state, rest, used) {
-                Some(next) => used = next,
-                None => return used,
-            },
+            App::HttpResponses(state @ HttpBody::Head) => response_head(rest, state, requests),
+            App::HttpResponses(state @ HttpBody::MagicCheck { .. }) => {
+                response_body_start(rest, state, emit, src, dst)
+            }
+            App::HttpRequests(state) | App::HttpResponses(state) => skip_step(state, rest),
+            _ => return used,
+        };
+        match step {
+            HttpStep::Used(n) => used = used.saturating_add(n),
+            HttpStep::NeedMore => return used,
+            HttpStep::Tunnel(n) => {
+                *app = App::Unknown;
+                facts_reset_for_tunnel(requests);
+                return used.saturating_add(n);
+            }
+            HttpStep::Invalid => {
+                cx.skips.incr(TcpSkip::HttpInvalid);
+                *app = App::Done;
+                return bytes.len();
+            }
+            HttpStep::Done => {
+                *app = App::Done;
+                return bytes.len();
+            }
         }
+    }
+}
+
+/// A request head at the start of `rest`, from `client` to `server`: its name (the Host, or the
+/// authority of a CONNECT) is emitted, and the request remembered for its response.
+fn request_head(
+    rest: &[u8],
+    state: &mut HttpBody,
+    requests: &mut Vec<PendingRequest>,
+    emit: &mut Emitter<'_>,
+    client: Endpoint,
+    server: Endpoint,
+) -> HttpStep {
+    let (host, head_len, body) = match http::parse_request_head(rest) {
+        RequestHead::NeedMore => return HttpStep::NeedMore,
+        RequestHead::NotHttp => return HttpStep::Done,
+        RequestHead::Invalid(_) => return HttpStep::Invalid,
+        RequestHead::Complete {
+            host,
+            head_len,
+            body,
+        } => (host, head_len, body),
+    };
+    let connect = rest.starts_with(b"CONNECT ");
+    if let Some(name) = host {
+        let source = if connect {
+            NameSource::HttpConnect
+        } else {
+            NameSource::HttpHost
+        };
+        emit.name(name, source, client, server, &[], None);
+    } else if !connect {
+        emit.nameless(client, server, NamelessReason::OtherProtocol);
+    }
+    if requests.len() < MAX_PENDING_REQUESTS {
+        requests.push(PendingRequest {
+            host,
+            head: rest.starts_with(b"HEAD "),
+        });
+    }
+    let used = head_len.max(1);
+    *state = match body {
+        BodyLength::None => HttpBody::Head,
+        BodyLength::ContentLength(0) => HttpBody::Head,
+        BodyLength::ContentLength(n) => HttpBody::Length(n),
+        BodyLength::Chunked => HttpBody::Chunked(ChunkedBody::default()),
+        BodyLength::UntilClose => return HttpStep::Done,
+    };
+    if connect {
+        // What follows is a tunnel, usually TLS to the named host: read it as a fresh stream.
+        return HttpStep::Tunnel(used);
+    }
+    HttpStep::Used(used)
+}
+
+/// A response head at the start of `rest`: paired with the oldest pending request (a final
+/// response, status 200 or more), its body is then checked for an update-file magic.
+fn response_head(
+    rest: &[u8],
+    state: &mut HttpBody,
+    requests: &mut Vec<PendingRequest>,
+) -> HttpStep {
+    let (status, head_len, body) = match http::parse_response_head(rest) {
+        ResponseHead::NeedMore => return HttpStep::NeedMore,
+        ResponseHead::NotHttp => return HttpStep::Done,
+        ResponseHead::Invalid(_) => return HttpStep::Invalid,
+        ResponseHead::Complete {
+            status,
+            head_len,
+            body,
+        } => (status, head_len, body),
+    };
+    let request = if status >= 200 && !requests.is_empty() {
+        Some(requests.remove(0))
+    } else {
+        None
+    };
+    let host = request.and_then(|r| r.host).map(Box::new);
+    let no_body = request.is_some_and(|r| r.head);
+    *state = match body {
+        _ if no_body => HttpBody::Head,
+        BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
+        BodyLength::ContentLength(n) => HttpBody::MagicCheck {
+            remaining: Some(n),
+            chunked: None,
+            host,
+        },
+        BodyLength::Chunked => HttpBody::MagicCheck {
+            remaining: None,
+            chunked: Some(ChunkedBody::default()),
+            host,
+        },
+        BodyLength::UntilClose => HttpBody::MagicCheck {
+            remaining: None,
+            chunked: None,
+            host,
+        },
+    };
+    HttpStep::Used(head_len.max(1))
+}
+
+/// The first bytes of a response body (`state` is [`HttpBody::MagicCheck`]) from `server` to
+/// `client`: an update-file magic there is emitted, then the rest of the body is skipped.
+fn response_body_start(
+    rest: &[u8],
+    state: &mut HttpBody,
+    emit: &mut Emitter<'_>,
+    server: Endpoint,
+    client: Endpoint,
+) -> HttpStep {
+    let HttpBody::MagicCheck {
+        remaining,
+        chunked,
+        host,
+    } = state
+    else {
+        return HttpStep::Used(0);
+    };
+    if let Some(chunked) = chunked {
+        // Chunked: let the decoder find the first data bytes.
+        let progress = chunked.consume(rest);
+        let start = chunked.first_data();
+        if start.len() >= MAGIC_LEN || progress.done {
+            if let Some(magic) = update::update_payload_magic(start) {
+                emit.update_payload(client, server, magic, host.as_deref().copied());
+            }
+            let chunked = std::mem::take(chunked);
+            *state = if progress.done {
+                HttpBody::Head
+            } else {
+                HttpBody::Chunked(chunked)
+            };
+        }
+        if progress.consumed == 0 {
+            return HttpStep::NeedMore;
+        }
+        return HttpStep::Used(progress.consumed);
+    }
+    let want = match remaining {
+        Some(n) => usize::try_from(*n).unwrap_or(usize::MAX).min(MAGIC_LEN),
+        None => MAGIC_LEN,
+    };
+    if rest.len() < want {
+        return HttpStep::NeedMore;
+    }
+    if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
+        emit.update_payload(client, server, magic, host.as_deref().copied());
+    }
+    match remaining {
+        Some(n) => {
+            let skip = usize::try_from(*n).unwrap_or(usize::MAX).min(rest.len());
+            let left = *n - skip as u64;
+            *state = if left == 0 {
+                HttpBody::Head
+            } else {
+                HttpBody::Length(left)
+            };
+            HttpStep::Used(skip)
+        }
+        // Body until close: nothing more to read in this direction.
+        None => HttpStep::Done,
     }
 }
 
