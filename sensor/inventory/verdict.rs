@@ -2,8 +2,6 @@
 //! resolver, or a host that only visited Kaspersky sites), from its evidence, its learned
 //! facts and the operator's asset roles.
 
-use std::collections::BTreeMap;
-
 use super::assets::{Assets, Role};
 use super::host::{Fact, Host};
 use super::Inventory;
@@ -81,16 +79,5 @@ impl Inventory {
             return Some(Verdict::UnmanagedInstall);
         }
         Some(Verdict::WebsiteOnly)
-    }
-
-    /// Number of hosts per verdict (for metrics).
-    pub fn verdict_counts(&self, assets: &Assets) -> BTreeMap<Verdict, u64> {
-        let mut counts = BTreeMap::new();
-        for entry in self.hosts.iter() {
-            if let Some(v) = self.verdict(entry.value(), assets) {
-                *counts.entry(v).or_insert(0) += 1;
-            }
-        }
-        counts
     }
 }

@@ -10,16 +10,6 @@ pub enum UpdateMagic {
     Diff,
 }
 
-impl UpdateMagic {
-    pub fn label(self) -> &'static str {
-        match self {
-            UpdateMagic::Klzf => "klzf",
-            UpdateMagic::Kld2 => "kld2",
-            UpdateMagic::Diff => "diff",
-        }
-    }
-}
-
 /// The update-file magic at the start of a body, if any.
 pub fn update_payload_magic(body_start: &[u8]) -> Option<UpdateMagic> {
     match body_start.first_chunk::<4>()? {
@@ -46,6 +36,5 @@ mod tests {
         assert_eq!(update_payload_magic(b"klzf"), None);
         assert_eq!(update_payload_magic(b"<?xml"), None);
         assert_eq!(update_payload_magic(b""), None);
-        assert_eq!(UpdateMagic::Kld2.label(), "kld2");
     }
 }
