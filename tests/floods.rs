@@ -262,7 +262,7 @@ fn a_million_syn_flows_then_a_client_hello() {
     println!("flood syn: created {created}, evicted {evicted}, refused {refused}");
     assert!(created + refused >= u64::from(FLOWS));
     assert!(evicted + refused >= u64::from(FLOWS) - MAX_FLOWS_PER_WORKER as u64);
-    // Issue 3: the flood must not hide the real connection that follows it.
+    // The flood must not hide the real connection that follows it.
     let names = run.names();
     assert!(
         names.iter().any(|n| n == "ds.kaspersky.com"),
