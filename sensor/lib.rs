@@ -36,6 +36,20 @@
 // `deny`, not `forbid`: one function, `capture::live::set_packet_fanout`, needs `setsockopt`
 // (PACKET_FANOUT has no safe wrapper) and carries its own `allow` with a SAFETY comment.
 #![deny(unsafe_code)]
+// Bytes from outside are hostile: packets, capture files, rule and asset files, requests to the
+// metrics listener. Nothing in the library may panic on them, so no unwrap/expect/panic and no
+// unchecked indexing or slicing (use `get`, `split_at_checked`, `checked_*`), here once for
+// every module; lint levels are inherited by submodules. The few places that may panic by
+// design (nothing to do with input bytes) carry an `allow` saying why. Tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod app;
 pub mod capture;

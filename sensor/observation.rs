@@ -23,12 +23,14 @@ use crate::rules::RuleIdx;
 use crate::time::Timestamp;
 
 /// Kaspersky Security Center TCP ports on which a completed session is reported
-/// ([`Observation::KscSession`]), from the KSC port table (Kaspersky help pages 158525, 158532,
-/// 158545, 178949, 92520 and the KSC OpenAPI pages a00219, a00220; sources in
-/// `rules/README.md`, "Kaspersky Security Center ports"): the agent ports
-/// [`KSC_AGENT_PORTS`], the console ports [`KSC_CONSOLE_PORTS`], mobile devices (13292), the
-/// KSN proxy (13111, 17111 HTTPS) and the activation proxy (17000, 17100 for mobile devices).
-/// Every one is a port a managed device or console connects *to*.
+/// ([`Observation::KscSession`]): the agent ports [`KSC_AGENT_PORTS`], the console ports
+/// [`KSC_CONSOLE_PORTS`], mobile devices (13292), the KSN proxy (13111, 17111 HTTPS) and the
+/// activation proxy (17000, 17100 for mobile devices). Every one is a port a managed device or
+/// console connects *to* ("Ports used by Kaspersky Security Center",
+/// https://support.kaspersky.com/help/KSC/13/en-US/158525.htm; KSC Open API
+/// `KSNPROXY_SETTINGS`, https://support.kaspersky.com/help/KSC/14/KSCAPI/a00220.html, and
+/// `KLSRV_ACTPRX_SSL_PORTS_ARRAY`, …/a00219.html; the table with every source is in
+/// `rules/README.md`, "Kaspersky Security Center (on premises): ports and directions").
 pub const KSC_TCP_PORTS: [u16; 9] = [
     13000, 14000, 13291, 13299, 13292, 13111, 17111, 17000, 17100,
 ];
@@ -47,8 +49,8 @@ pub const KSC_NOTICE_PORT: u16 = 13000;
 /// The UDP ports of [`Observation::KscDatagram`].
 pub const KSC_UDP_PORTS: [u16; 3] = [KSC_WAKEUP_PORT, KSC_MULTICAST_PORT, KSC_NOTICE_PORT];
 /// TCP port ranges of the Kaspersky Security Center Cloud Console (`*.ksc.kaspersky.com`:
-/// agents, mobile devices, activation proxy, klsctunnel; Kaspersky help page 158830 of the
-/// Cloud Console): a name under `ksc.kaspersky.com` on one of them is an agent of the Cloud
+/// agents, mobile devices, activation proxy, klsctunnel;
+/// https://support.kaspersky.com/KSC/CloudConsole/de-DE/158830.htm): a name under `ksc.kaspersky.com` on one of them is an agent of the Cloud
 /// Console, on any other port (a browser on 443) the web portal.
 pub const KSC_CLOUD_PORT_RANGES: [(u16, u16); 4] = [
     (23100, 23199),
@@ -247,7 +249,8 @@ pub enum Observation {
         /// The server address is in Kaspersky's address space (`corroborate` networks).
         kaspersky_space: bool,
     },
-    /// An HTTP response body started with a Kaspersky update-file magic.
+    /// An HTTP response body started with a Kaspersky update-file magic. `host` is the name
+    /// the request was for, `rule` the rule it matched (looked up once, by the worker).
     UpdatePayload {
         client: Endpoint,
         server: Endpoint,

@@ -262,7 +262,7 @@ fn a_million_syn_flows_then_a_client_hello() {
     println!("flood syn: created {created}, evicted {evicted}, refused {refused}");
     assert!(created + refused >= u64::from(FLOWS));
     assert!(evicted + refused >= u64::from(FLOWS) - MAX_FLOWS_PER_WORKER as u64);
-    // Issue 3: the flood must not hide the real connection that follows it.
+    // The flood must not hide the real connection that follows it.
     let names = run.names();
     assert!(
         names.iter().any(|n| n == "ds.kaspersky.com"),
@@ -557,7 +557,13 @@ fn spoofed_dns_sources_cannot_hide_a_kaspersky_host_seen_after_them() {
     }
     let genuine = [192, 168, 7, 7];
     let script = dns_query(8, "gc.kis.v2.scr.kaspersky-labs.com");
-    w.udp(u64::from(SOURCES) * 10 + 1_000, genuine, 40_001, 53, &script);
+    w.udp(
+        u64::from(SOURCES) * 10 + 1_000,
+        genuine,
+        40_001,
+        53,
+        &script,
+    );
     w.finish();
 
     let base = baseline();

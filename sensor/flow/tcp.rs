@@ -357,7 +357,7 @@ fn deliver(
     let conversed = facts.conversed();
     match app {
         App::Tls => feed_tls(bytes, app, cx, emit, src, dst, conversed),
-        App::HttpRequests(_) => feed_http_requests(
+        App::HttpRequests(_) | App::HttpResponses(_) => feed_http(
             bytes,
             app,
             &mut facts.requests,
@@ -366,9 +366,6 @@ fn deliver(
             (src, dst),
             conversed,
         ),
-        App::HttpResponses(_) => {
-            feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
-        }
         App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
         App::Unknown | App::Done => bytes.len(),
     }
@@ -522,244 +519,271 @@ fn skip_body(body: &mut HttpBody, bytes: &[u8]) -> (usize, bool) {
     }
 }
 
-/// One body-skipping step from `rest`: the new consumed count, or `None` when more bytes are
-/// needed. A finished body puts the direction back to expecting a head.
-fn skip_step(state: &mut HttpBody, rest: &[u8], used: usize) -> Option<usize> {
+/// What one step of the HTTP loop ([`feed_http`]) did.
+enum HttpStep {
+    /// Consumed this many bytes; the loop goes on after them.
+    Used(usize),
+    /// Needs more bytes than the stream holds so far.
+    NeedMore,
+    /// Consumed this many bytes, after which the direction is a tunnel (an HTTP `CONNECT`): it
+    /// is read again as a fresh stream.
+    Tunnel(usize),
+    /// Nothing more to read in this direction: not HTTP, or a body that runs until the
+    /// connection closes.
+    Done,
+    /// A malformed message: counted, and nothing more to read in this direction.
+    Invalid,
+}
+
+/// One body-skipping step from `rest`. A finished body puts the direction back to expecting a
+/// head.
+fn skip_step(state: &mut HttpBody, rest: &[u8]) -> HttpStep {
     let (n, ended) = skip_body(state, rest);
     if ended {
         *state = HttpBody::Head;
     } else if n == 0 {
-        return None;
+        return HttpStep::NeedMore;
     }
-    Some(used.saturating_add(n))
+    HttpStep::Used(n)
 }
 
-fn feed_http_requests(
+/// Reads the HTTP messages of one direction (requests or responses) from `bytes`, the
+/// direction's in-order bytes from `src` to `dst`: message heads, then bodies skipped (a
+/// response body's first bytes checked for an update-file magic). Returns how many bytes were
+/// consumed.
+fn feed_http(
     bytes: &[u8],
     app: &mut App,
     requests: &mut Vec<PendingRequest>,
     cx: &mut SegmentCtx<'_>,
     emit: &mut Emitter<'_>,
-    (client, server): (Endpoint, Endpoint),
+    (src, dst): (Endpoint, Endpoint),
     conversed: bool,
 ) -> usize {
+    let epoch = cx.scratch.dns.rules_epoch;
     let mut used = 0usize;
     loop {
-        let App::HttpRequests(state) = app else {
-            return used;
-        };
         let Some(rest) = bytes.get(used..) else {
             return used;
         };
         if rest.is_empty() {
             return used;
         }
-        match state {
-            HttpBody::Head => match http::parse_request_head(rest) {
-                RequestHead::NeedMore => return used,
-                RequestHead::NotHttp => {
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                RequestHead::Invalid(_) => {
-                    cx.skips.incr(TcpSkip::HttpInvalid);
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                RequestHead::Complete {
-                    host,
-                    head_len,
-                    body,
-                } => {
-                    let target = http::request_target(rest.get(..head_len).unwrap_or(rest));
-                    let form = target.map_or(TargetForm::Other, |t| t.form);
-                    let connect = form == TargetForm::Authority;
-                    let path = target.and_then(|t| update::update_path(t.path));
-                    // The one rule lookup of this request: its name sighting, its update
-                    // request and its response's payload all use it.
-                    let rule = host.as_ref().and_then(|name| emit.lookup(name));
-                    if let Some(name) = &host {
-                        let source = match form {
-                            TargetForm::Authority => NameSource::HttpConnect,
-                            TargetForm::Absolute => NameSource::HttpAbsoluteUri,
-                            TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
-                        };
-                        emit.name_with_rule(name, rule, source, client, server, &[], None);
-                    } else if !connect {
-                        emit.nameless(client, server, NamelessReason::HttpNoName, conversed);
-                    }
-                    if let Some(path) = path {
-                        emit.update_request(client, server, path, host, rule);
-                    }
-                    if requests.len() < MAX_PENDING_REQUESTS {
-                        requests.push(PendingRequest {
-                            facts: RequestFacts { host, rule, path },
-                            rules_epoch: cx.scratch.dns.rules_epoch,
-                            head: rest.starts_with(b"HEAD "),
-                        });
-                    }
-                    used = used.saturating_add(head_len.max(1));
-                    *state = match body {
-                        BodyLength::None => HttpBody::Head,
-                        BodyLength::ContentLength(0) => HttpBody::Head,
-                        BodyLength::ContentLength(n) => HttpBody::Length(n),
-                        BodyLength::Chunked => HttpBody::Chunked(ChunkedBody::default()),
-                        BodyLength::UntilClose => {
-                            *app = App::Done;
-                            return bytes.len();
-                        }
-                    };
-                    if connect {
-                        // What follows is a tunnel, usually TLS to the named host: read it as a
-                        // fresh stream.
-                        *app = App::Unknown;
-                        facts_reset_for_tunnel(requests);
-                        return used;
-                    }
-                }
-            },
-            _ => match skip_step(state, rest, used) {
-                Some(next) => used = next,
-                None => return used,
-            },
+        let step = match app {
+            App::HttpRequests(state @ HttpBody::Head) => {
+                request_head(rest, state, requests, emit, (src, dst), (epoch, conversed))
+            }
+            App::HttpResponses(state @ HttpBody::Head) => {
+                response_head(rest, state, requests, emit, epoch)
+            }
+            App::HttpResponses(state @ HttpBody::MagicCheck { .. }) => {
+                response_body_start(rest, state, emit, src, dst)
+            }
+            App::HttpRequests(state) | App::HttpResponses(state) => skip_step(state, rest),
+            _ => return used,
+        };
+        match step {
+            HttpStep::Used(n) => used = used.saturating_add(n),
+            HttpStep::NeedMore => return used,
+            HttpStep::Tunnel(n) => {
+                *app = App::Unknown;
+                facts_reset_for_tunnel(requests);
+                return used.saturating_add(n);
+            }
+            HttpStep::Invalid => {
+                cx.skips.incr(TcpSkip::HttpInvalid);
+                *app = App::Done;
+                return bytes.len();
+            }
+            HttpStep::Done => {
+                *app = App::Done;
+                return bytes.len();
+            }
         }
     }
 }
 
-fn feed_http_responses(
-    bytes: &[u8],
-    app: &mut App,
+/// A request head at the start of `rest`, from `client` to `server`: its name (the Host, or the
+/// authority of an absolute-form target or a CONNECT) is emitted with the source its form
+/// says, a request for an update path is emitted with it, and the request (host, rule, path)
+/// is remembered for its response. `epoch` is the worker's rule-set epoch; `conversed` whether
+/// the connection is a real conversation (for a request without a name).
+fn request_head(
+    rest: &[u8],
+    state: &mut HttpBody,
     requests: &mut Vec<PendingRequest>,
-    cx: &mut SegmentCtx<'_>,
+    emit: &mut Emitter<'_>,
+    (client, server): (Endpoint, Endpoint),
+    (epoch, conversed): (u32, bool),
+) -> HttpStep {
+    let (host, head_len, body) = match http::parse_request_head(rest) {
+        RequestHead::NeedMore => return HttpStep::NeedMore,
+        RequestHead::NotHttp => return HttpStep::Done,
+        RequestHead::Invalid(_) => return HttpStep::Invalid,
+        RequestHead::Complete {
+            host,
+            head_len,
+            body,
+        } => (host, head_len, body),
+    };
+    let target = http::request_target(rest.get(..head_len).unwrap_or(rest));
+    let form = target.map_or(TargetForm::Other, |t| t.form);
+    let connect = form == TargetForm::Authority;
+    let path = target.and_then(|t| update::update_path(t.path));
+    // The one rule lookup of this request: its name sighting, its update request and its
+    // response's payload all use it.
+    let rule = host.as_ref().and_then(|name| emit.lookup(name));
+    if let Some(name) = &host {
+        let source = match form {
+            TargetForm::Authority => NameSource::HttpConnect,
+            TargetForm::Absolute => NameSource::HttpAbsoluteUri,
+            TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
+        };
+        emit.name_with_rule(name, rule, source, client, server, &[], None);
+    } else if !connect {
+        emit.nameless(client, server, NamelessReason::HttpNoName, conversed);
+    }
+    if let Some(path) = path {
+        emit.update_request(client, server, path, host, rule);
+    }
+    if requests.len() < MAX_PENDING_REQUESTS {
+        requests.push(PendingRequest {
+            facts: RequestFacts { host, rule, path },
+            rules_epoch: epoch,
+            head: rest.starts_with(b"HEAD "),
+        });
+    }
+    let used = head_len.max(1);
+    *state = match body {
+        BodyLength::None => HttpBody::Head,
+        BodyLength::ContentLength(0) => HttpBody::Head,
+        BodyLength::ContentLength(n) => HttpBody::Length(n),
+        BodyLength::Chunked => HttpBody::Chunked(ChunkedBody::default()),
+        BodyLength::UntilClose => return HttpStep::Done,
+    };
+    if connect {
+        // What follows is a tunnel, usually TLS to the named host: read it as a fresh stream.
+        return HttpStep::Tunnel(used);
+    }
+    HttpStep::Used(used)
+}
+
+/// A response head at the start of `rest`: paired with the oldest pending request (a final
+/// response, status 200 or more), its body is then checked for an update-file magic. The
+/// request's rule is looked up again only if the worker switched rule sets (`epoch`) since.
+fn response_head(
+    rest: &[u8],
+    state: &mut HttpBody,
+    requests: &mut Vec<PendingRequest>,
+    emit: &Emitter<'_>,
+    epoch: u32,
+) -> HttpStep {
+    let (status, head_len, body) = match http::parse_response_head(rest) {
+        ResponseHead::NeedMore => return HttpStep::NeedMore,
+        ResponseHead::NotHttp => return HttpStep::Done,
+        ResponseHead::Invalid(_) => return HttpStep::Invalid,
+        ResponseHead::Complete {
+            status,
+            head_len,
+            body,
+        } => (status, head_len, body),
+    };
+    let request = if status >= 200 && !requests.is_empty() {
+        Some(requests.remove(0))
+    } else {
+        None
+    };
+    let no_body = request.is_some_and(|r| r.head);
+    let request = request.map(|r| {
+        let mut facts = r.facts;
+        if r.rules_epoch != epoch {
+            facts.rule = facts.host.as_ref().and_then(|h| emit.lookup(h));
+        }
+        Box::new(facts)
+    });
+    *state = match body {
+        _ if no_body => HttpBody::Head,
+        BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
+        BodyLength::ContentLength(n) => HttpBody::MagicCheck {
+            remaining: Some(n),
+            chunked: None,
+            request,
+        },
+        BodyLength::Chunked => HttpBody::MagicCheck {
+            remaining: None,
+            chunked: Some(ChunkedBody::default()),
+            request,
+        },
+        BodyLength::UntilClose => HttpBody::MagicCheck {
+            remaining: None,
+            chunked: None,
+            request,
+        },
+    };
+    HttpStep::Used(head_len.max(1))
+}
+
+/// The first bytes of a response body (`state` is [`HttpBody::MagicCheck`]) from `server` to
+/// `client`: an update-file magic there is emitted, then the rest of the body is skipped.
+fn response_body_start(
+    rest: &[u8],
+    state: &mut HttpBody,
     emit: &mut Emitter<'_>,
     server: Endpoint,
     client: Endpoint,
-) -> usize {
-    let mut used = 0usize;
-    loop {
-        let App::HttpResponses(state) = app else {
-            return used;
-        };
-        let Some(rest) = bytes.get(used..) else {
-            return used;
-        };
-        if rest.is_empty() {
-            return used;
-        }
-        match state {
-            HttpBody::Head => match http::parse_response_head(rest) {
-                ResponseHead::NeedMore => return used,
-                ResponseHead::NotHttp => {
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                ResponseHead::Invalid(_) => {
-                    cx.skips.incr(TcpSkip::HttpInvalid);
-                    *app = App::Done;
-                    return bytes.len();
-                }
-                ResponseHead::Complete {
-                    status,
-                    head_len,
-                    body,
-                } => {
-                    used = used.saturating_add(head_len.max(1));
-                    let request = if status >= 200 && !requests.is_empty() {
-                        Some(requests.remove(0))
-                    } else {
-                        None
-                    };
-                    let no_body = request.is_some_and(|r| r.head);
-                    let epoch = cx.scratch.dns.rules_epoch;
-                    let request = request.map(|r| {
-                        let mut facts = r.facts;
-                        if r.rules_epoch != epoch {
-                            // The worker switched rule sets since the request: look again.
-                            facts.rule = facts.host.as_ref().and_then(|h| emit.lookup(h));
-                        }
-                        Box::new(facts)
-                    });
-                    *state = match body {
-                        _ if no_body => HttpBody::Head,
-                        BodyLength::None | BodyLength::ContentLength(0) => HttpBody::Head,
-                        BodyLength::ContentLength(n) => HttpBody::MagicCheck {
-                            remaining: Some(n),
-                            chunked: None,
-                            request,
-                        },
-                        BodyLength::Chunked => HttpBody::MagicCheck {
-                            remaining: None,
-                            chunked: Some(ChunkedBody::default()),
-                            request,
-                        },
-                        BodyLength::UntilClose => HttpBody::MagicCheck {
-                            remaining: None,
-                            chunked: None,
-                            request,
-                        },
-                    };
-                }
-            },
-            HttpBody::MagicCheck {
-                remaining,
-                chunked,
-                request,
-            } => {
-                let facts = request.as_deref().copied().unwrap_or_default();
-                if let Some(chunked) = chunked {
-                    // Chunked: let the decoder find the first data bytes.
-                    let progress = chunked.consume(rest);
-                    let start = chunked.first_data();
-                    if start.len() >= MAGIC_LEN || progress.done {
-                        if let Some(magic) = update::update_payload_magic(start) {
-                            emit.update_payload(client, server, magic, facts);
-                        }
-                        let chunked = std::mem::take(chunked);
-                        *state = if progress.done {
-                            HttpBody::Head
-                        } else {
-                            HttpBody::Chunked(chunked)
-                        };
-                    }
-                    used = used.saturating_add(progress.consumed);
-                    if progress.consumed == 0 {
-                        return used;
-                    }
-                    continue;
-                }
-                let want = match remaining {
-                    Some(n) => usize::try_from(*n).unwrap_or(usize::MAX).min(MAGIC_LEN),
-                    None => MAGIC_LEN,
-                };
-                if rest.len() < want {
-                    return used;
-                }
-                if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
-                    emit.update_payload(client, server, magic, facts);
-                }
-                match remaining {
-                    Some(n) => {
-                        let skip = usize::try_from(*n).unwrap_or(usize::MAX).min(rest.len());
-                        let left = *n - skip as u64;
-                        used = used.saturating_add(skip);
-                        *state = if left == 0 {
-                            HttpBody::Head
-                        } else {
-                            HttpBody::Length(left)
-                        };
-                    }
-                    None => {
-                        // Body until close: nothing more to read in this direction.
-                        *app = App::Done;
-                        return bytes.len();
-                    }
-                }
+) -> HttpStep {
+    let HttpBody::MagicCheck {
+        remaining,
+        chunked,
+        request,
+    } = state
+    else {
+        return HttpStep::Used(0);
+    };
+    let facts = request.as_deref().copied().unwrap_or_default();
+    if let Some(chunked) = chunked {
+        // Chunked: let the decoder find the first data bytes.
+        let progress = chunked.consume(rest);
+        let start = chunked.first_data();
+        if start.len() >= MAGIC_LEN || progress.done {
+            if let Some(magic) = update::update_payload_magic(start) {
+                emit.update_payload(client, server, magic, facts);
             }
-            _ => match skip_step(state, rest, used) {
-                Some(next) => used = next,
-                None => return used,
-            },
+            let chunked = std::mem::take(chunked);
+            *state = if progress.done {
+                HttpBody::Head
+            } else {
+                HttpBody::Chunked(chunked)
+            };
         }
+        if progress.consumed == 0 {
+            return HttpStep::NeedMore;
+        }
+        return HttpStep::Used(progress.consumed);
+    }
+    let want = match remaining {
+        Some(n) => usize::try_from(*n).unwrap_or(usize::MAX).min(MAGIC_LEN),
+        None => MAGIC_LEN,
+    };
+    if rest.len() < want {
+        return HttpStep::NeedMore;
+    }
+    if let Some(magic) = rest.get(..want).and_then(update::update_payload_magic) {
+        emit.update_payload(client, server, magic, facts);
+    }
+    match remaining {
+        Some(n) => {
+            let skip = usize::try_from(*n).unwrap_or(usize::MAX).min(rest.len());
+            let left = *n - skip as u64;
+            *state = if left == 0 {
+                HttpBody::Head
+            } else {
+                HttpBody::Length(left)
+            };
+            HttpStep::Used(skip)
+        }
+        // Body until close: nothing more to read in this direction.
+        None => HttpStep::Done,
     }
 }
 

@@ -310,12 +310,6 @@ impl Assets {
                 })
         })
     }
-
-    /// Whether `ip` is listed with `role`.
-    pub fn has_role(&self, ip: IpAddr, role: Role) -> bool {
-        self.find(ip, std::iter::empty::<&[u8; 6]>())
-            .is_some_and(|a| a.role == role)
-    }
 }
 
 #[cfg(test)]

@@ -150,8 +150,10 @@ pub const NOTICE_MIN_AGENTS: usize = 3;
 /// Addresses learned to be group addresses because a frame to an Ethernet group address was
 /// sent to them (subnet-directed broadcasts such as 10.70.0.255): one per watched subnet.
 pub const MAX_BROADCAST_ADDRS: usize = 1_024;
-/// Public resolvers Kaspersky products fall back to (Kaspersky's network tables for KES and
-/// Safe Kids; `rules/README.md`, "Public DNS fallback").
+/// Public resolvers Kaspersky products query directly when Kaspersky servers are unreachable
+/// through the system resolver (Kaspersky Endpoint Security 11.6 network settings,
+/// https://support.kaspersky.com/KESWin/11.6.0/de-DE/202507.htm; KSC Cloud Console updating,
+/// https://support.kaspersky.com/KSC/CloudConsole/en-US/46875.htm).
 pub const PUBLIC_RESOLVERS: [&str; 5] = [
     "8.8.8.8",
     "1.1.1.1",

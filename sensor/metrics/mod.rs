@@ -656,6 +656,7 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
+    /// The registry, for series owned elsewhere (the metrics listener registers its own).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

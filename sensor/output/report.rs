@@ -237,11 +237,6 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// The JSON report as one value (tests; it holds every host at once).
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self.to_json()).unwrap_or(Value::Null)
-    }
-
     /// Everything in the JSON report but the hosts (`"hosts"` is a placeholder).
     fn json_head(&self) -> serde_json::Map<String, Value> {
         let c = self.counters;

@@ -295,6 +295,41 @@ mod tests {
     }
 
     #[test]
+    fn reload_remaps_the_rule_of_update_payloads() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b"]);
+        let mut c = Collector::new(Inventory::new(new.clone()), None, 1);
+        let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5));
+        let payload = |packet: u64, host: &str, rule: u32| {
+            let mut obs = sighting(packet, host, None);
+            obs.what = Observation::UpdatePayload {
+                client: Endpoint {
+                    ip: client,
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+                    port: 80,
+                },
+                magic: crate::proto::update::UpdateMagic::Klzf,
+                host: Some(HostName::parse(host.as_bytes()).expect("name")),
+                rule: Some(RuleIdx(rule)),
+                path: None,
+                kaspersky_space: false,
+            };
+            obs
+        };
+        // Made with the old set: "b" is index 1 there and 0 in the new set; "a" is gone.
+        let mut late = vec![payload(0, "x.b.example", 1), payload(1, "y.a.example", 0)];
+        c.offer_from(&old, 0, &mut late, 2);
+        c.finish();
+        let host = c.inventory.host(client).expect("host");
+        let mut rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
+        rule_keys.sort();
+        assert_eq!(rule_keys, vec![None, Some(RuleIdx(0))]);
+    }
+
+    #[test]
     fn rule_remap_maps_by_id_and_drops_gone_rules() {
         let remap = RuleRemap::new(&rules(&["a", "b", "c"]), &rules(&["c", "a"]));
         assert_eq!(remap.get(RuleIdx(0)), Some(RuleIdx(1)));

@@ -382,6 +382,9 @@ impl Pipeline {
                     results: results_tx.clone(),
                     last_publish: Instant::now(),
                 };
+                // Spawning fails only when the system refuses a thread at start-up (no input has
+                // been read yet); the run cannot go on without its workers.
+                #[allow(clippy::expect_used)]
                 let handle = std::thread::Builder::new()
                     .name(format!("ksensor-worker-{index}"))
                     .spawn(move || worker_loop(thread, rx))

@@ -130,11 +130,6 @@ impl Worker {
         std::mem::take(&mut self.out)
     }
 
-    /// Moves the observations into `into` (keeps this worker's buffer capacity).
-    pub fn drain_observations_into(&mut self, into: &mut Vec<Observed>) {
-        into.append(&mut self.out);
-    }
-
     /// Counters since the last call.
     pub fn take_counters(&mut self) -> WorkerCounters {
         WorkerCounters {

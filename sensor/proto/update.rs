@@ -3,7 +3,7 @@
 //! Kaspersky updaters fetch (the HTTP flow hands over the path of each request target).
 //!
 //! Paths, from Kaspersky Update Utility logs, the Check Point connectivity-check script and
-//! mirror layouts (sources in `rules/README.md`, "Update paths"): signature bases under
+//! mirror layouts (sources in `rules/README.md`, "Update paths and payloads"): signature bases under
 //! `/bases/av/`, `/bases/ids/`, `/bases/as/` (`/bases/av/kdb/i386/*.kdc`), other bases and
 //! their diffs (`/bases/…`, `/diffs/bases/…`), the update index (`/index/u1313g.xml`,
 //! `u0607g.xml`, with `.dif`/`.klz`) and the updater index (`/updaters/updater.xml`). Mirrors
@@ -17,16 +17,6 @@ pub enum UpdateMagic {
     Klzf,
     Kld2,
     Diff,
-}
-
-impl UpdateMagic {
-    pub fn label(self) -> &'static str {
-        match self {
-            UpdateMagic::Klzf => "klzf",
-            UpdateMagic::Kld2 => "kld2",
-            UpdateMagic::Diff => "diff",
-        }
-    }
 }
 
 /// What kind of Kaspersky update path a request asked for.
@@ -139,7 +129,6 @@ mod tests {
         assert_eq!(update_payload_magic(b"klzf"), None);
         assert_eq!(update_payload_magic(b"<?xml"), None);
         assert_eq!(update_payload_magic(b""), None);
-        assert_eq!(UpdateMagic::Kld2.label(), "kld2");
     }
 
     #[test]
