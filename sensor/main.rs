@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use ksensor::app::config::{LiveConfig, WebConfig};
+use ksensor::app::config::{parse_net, LiveConfig, WebConfig};
 use ksensor::app::live::{self as live_app, LiveRunError, LiveSettings};
 use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
@@ -93,6 +93,10 @@ struct ReplayArgs {
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// An internal network of ours beside RFC 1918/4193, link-local and loopback (repeatable):
+    /// its servers are ours when no inventory names them.
+    #[arg(long = "internal-net", value_name = "CIDR", value_parser = parse_net)]
+    internal_nets: Vec<ipnet::IpNet>,
     /// Worker threads (default: the machine's cores).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -165,6 +169,10 @@ struct LiveArgs {
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// An internal network of ours beside RFC 1918/4193, link-local and loopback (repeatable):
+    /// its servers are ours when no inventory names them.
+    #[arg(long = "internal-net", value_name = "CIDR", value_parser = parse_net)]
+    internal_nets: Vec<ipnet::IpNet>,
     /// Append one JSON object per detection to PATH (`-`: standard output); reopened on SIGHUP.
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
@@ -189,6 +197,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         Some(path) => LiveConfig::load(path).map_err(anyhow::Error::msg)?,
         None => LiveConfig::default(),
     };
+    let file_nets = file.internal_nets().map_err(anyhow::Error::msg)?;
     let interfaces = if args.interfaces.is_empty() {
         file.interfaces.unwrap_or_default()
     } else {
@@ -244,6 +253,11 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
             args.rules
         },
         rule_poll: (poll > 0).then(|| std::time::Duration::from_secs(poll)),
+        internal_nets: if args.internal_nets.is_empty() {
+            file_nets
+        } else {
+            args.internal_nets
+        },
         inventory: args.inventory.or(file.inventory),
         events: args.events.or(file.events),
         all_names: args.all_names || file.all_names.unwrap_or(false),
@@ -351,7 +365,8 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     let assets = match &args.inventory {
         Some(path) => Assets::load(path)?,
         None => Assets::default(),
-    };
+    }
+    .with_internal_nets(&args.internal_nets);
     let workers = match args.workers {
         Some(0) => anyhow::bail!("--workers must be at least 1"),
         Some(n) => n,

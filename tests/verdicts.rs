@@ -386,3 +386,38 @@ fn each_host_says_why_and_carries_what_its_verdict_rests_on() {
     assert_eq!(corr[0]["name"], "s09.upd.kaspersky.com");
     assert_eq!(corr[0]["direct"], false);
 }
+
+#[test]
+fn an_internal_network_of_ours_makes_its_ksc_ours() {
+    let report = replay_report(
+        &pcaps_dir().join(CAPTURE),
+        &["--workers", "1", "--internal-net", "198.51.100.0/24"],
+    );
+    let d = decisions(&report);
+    assert_eq!(
+        d.get("10.70.0.25"),
+        Some(&(
+            "managed-install".to_string(),
+            "confirmed".to_string(),
+            "antivirus".to_string(),
+            "198.51.100.10".to_string()
+        ))
+    );
+    assert_eq!(
+        d.get("198.51.100.10").map(|v| v.0.as_str()),
+        Some("ksc-server")
+    );
+    // A bad block is one line and exit 2 (a usage error), before anything is read.
+    let out = common::ksensor()
+        .current_dir(common::repo_root())
+        .args([
+            "replay",
+            "--internal-net",
+            "10.0.0.0/33",
+            "pcaps/staged-enterprise.pcap",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a CIDR block"));
+}

@@ -33,7 +33,7 @@ use crate::capture::live::{LiveOptions, LiveSource, MAX_FANOUT};
 use crate::capture::{PacketSource, SourceStatus};
 use crate::inventory::assets::Assets;
 use crate::inventory::Inventory;
-use crate::metrics::Metrics;
+use crate::metrics::{InventorySnapshot, Metrics};
 use crate::output::events::EventWriter;
 use crate::pipeline::{Collector, Pipeline, PipelineConfig};
 use crate::rules::{RuleSet, MAX_RULE_FILES};
@@ -70,6 +70,8 @@ pub struct LiveSettings {
     /// Poll the rule files for changes this often (`None`: only SIGHUP reloads).
     pub rule_poll: Option<Duration>,
     pub inventory: Option<PathBuf>,
+    /// The operator's internal networks (`--internal-net`, `internal_nets`).
+    pub internal_nets: Vec<ipnet::IpNet>,
     /// `-` for standard output.
     pub events: Option<String>,
     pub all_names: bool,
@@ -329,17 +331,30 @@ fn reload(paths: &[PathBuf], trigger: &str, shared: &Shared, assets: &Assets) {
 }
 
 /// Moves staged packets to the workers, applies results, flushes events, publishes counters.
+///
+/// The inventory is walked (every host decided) while the pipeline is held, and the metrics
+/// lock, which a scrape waits for, is taken only afterwards to set the values.
 fn tick(shared: &Shared, assets: &Assets, with_inventory: bool) {
     let mut p = lock(&shared.pipeline);
     p.flush();
     let counters = p.take_counters();
     let gauges = p.flow_gauges();
     p.collector_mut().flush();
+    let snapshot = with_inventory.then(|| {
+        let c = p.collector();
+        InventorySnapshot::take(
+            &c.inventory,
+            c.events_written,
+            c.event_error.is_some(),
+            assets,
+        )
+    });
+    drop(p);
     let mut m = lock(&shared.metrics);
     m.add_worker_counters(&counters);
     m.set_flow_gauges(gauges);
-    if with_inventory {
-        observe(&mut m, p.collector(), assets);
+    if let Some(snapshot) = snapshot {
+        m.apply_snapshot(snapshot);
     }
 }
 
@@ -382,7 +397,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let assets = match &settings.inventory {
         Some(path) => Assets::load(path).map_err(|e| setup(e.to_string()))?,
         None => Assets::default(),
-    };
+    }
+    .with_internal_nets(&settings.internal_nets);
     let mut metrics = Metrics::new(settings.sensor.as_deref()).map_err(|e| setup(e.to_string()))?;
     metrics.rules_loaded(&rules, SystemTime::now());
     for iface in &settings.interfaces {
@@ -597,6 +613,7 @@ mod tests {
             rules: Vec::new(),
             rule_poll: None,
             inventory: None,
+            internal_nets: Vec::new(),
             events: None,
             all_names: false,
             listen: None,
