@@ -23,7 +23,7 @@
 
 pub mod web;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -553,20 +553,17 @@ impl Metrics {
             evidence_dropped.saturating_sub(self.seen_evidence_dropped),
         );
         self.seen_evidence_dropped = evidence_dropped;
-        self.update_install_series(snap.installs);
+        self.update_install_series(snap.installs, &snap.all_installs);
     }
 
-    /// Keeps `ksensor_install_info` to the [`MAX_INSTALL_SERIES`] most recently seen installs.
-    fn update_install_series(&mut self, mut installs: Vec<(Timestamp, IpAddr, InstallLabels)>) {
-        // Most recent first; ties by address so the choice is stable.
-        installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let kept: HashMap<IpAddr, InstallLabels> = installs
-            .iter()
-            .take(MAX_INSTALL_SERIES)
-            .map(|(_, ip, v)| (*ip, *v))
-            .collect();
-        let candidates: std::collections::HashSet<IpAddr> =
-            installs.iter().map(|(_, ip, _)| *ip).collect();
+    /// Sets `ksensor_install_info` to the installs the snapshot kept (the
+    /// [`MAX_INSTALL_SERIES`] most recently seen), counting a host that lost its series while
+    /// still an install as evicted.
+    fn update_install_series(
+        &mut self,
+        kept: HashMap<IpAddr, InstallLabels>,
+        all: &HashSet<IpAddr>,
+    ) {
         for (ip, old) in &self.installs {
             if kept.get(ip) == Some(old) {
                 continue;
@@ -576,7 +573,7 @@ impl Metrics {
             let _ = self
                 .install_info
                 .remove_label_values(&[host.as_str(), v, c, p]);
-            if !kept.contains_key(ip) && candidates.contains(ip) {
+            if !kept.contains_key(ip) && all.contains(ip) {
                 self.install_evicted.inc();
             }
         }
@@ -716,7 +713,12 @@ pub struct InventorySnapshot {
     pub counters: InventoryCounters,
     pub evidence_dropped: u64,
     pub per_verdict: HashMap<InstallLabels, i64>,
-    pub installs: Vec<(Timestamp, IpAddr, InstallLabels)>,
+    /// The [`MAX_INSTALL_SERIES`] most recently seen installs: the `ksensor_install_info`
+    /// series to export.
+    pub installs: HashMap<IpAddr, InstallLabels>,
+    /// Every install (to tell a host evicted from the series from one that stopped being an
+    /// install).
+    pub all_installs: HashSet<IpAddr>,
     pub events_written: u64,
     pub event_failed: bool,
 }
@@ -738,6 +740,7 @@ impl InventorySnapshot {
                 Some((rule.id.clone(), rule.category.label(), *n))
             })
             .collect();
+        let mut installs: Vec<(Timestamp, IpAddr, InstallLabels)> = Vec::new();
         let mut snap = InventorySnapshot {
             per_rule,
             counters: inv.counters,
@@ -757,9 +760,17 @@ impl InventorySnapshot {
             };
             *snap.per_verdict.entry(labels).or_insert(0) += 1;
             if d.verdict.is_install() {
-                snap.installs.push((host.last_seen, host.ip, labels));
+                installs.push((host.last_seen, host.ip, labels));
             }
         });
+        // Most recent first; ties by address so the choice is stable.
+        installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        snap.all_installs = installs.iter().map(|(_, ip, _)| *ip).collect();
+        snap.installs = installs
+            .iter()
+            .take(MAX_INSTALL_SERIES)
+            .map(|(_, ip, v)| (*ip, *v))
+            .collect();
         snap
     }
 }
