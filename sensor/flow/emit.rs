@@ -216,7 +216,20 @@ impl<'a> Emitter<'a> {
         reason: NamelessReason,
         conversed: bool,
     ) {
-        let kaspersky_space = conversed && self.in_kaspersky_space(server.ip);
+        self.nameless_to(client, server, reason, conversed, None);
+    }
+
+    /// [`Emitter::nameless`] for a request a proxy forwards: `origin` is the IP-literal origin
+    /// server of an absolute-form request, judged for the address space instead of the proxy.
+    pub fn nameless_to(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        reason: NamelessReason,
+        conversed: bool,
+        origin: Option<IpAddr>,
+    ) {
+        let kaspersky_space = conversed && self.in_kaspersky_space(origin.unwrap_or(server.ip));
         self.push(
             client,
             Observation::Nameless {
@@ -254,17 +267,19 @@ impl<'a> Emitter<'a> {
         );
     }
 
-    /// An HTTP request for an update path; `host` and `rule` are the request's name and the
-    /// lookup already made for its name sighting.
+    /// An HTTP request for an update path; `request` holds the request's name, the lookup
+    /// already made for its name sighting and the IP-literal origin of an absolute-form request.
     pub fn update_request(
         &mut self,
         client: Endpoint,
         server: Endpoint,
         path: UpdatePath,
-        host: Option<HostName>,
-        rule: Option<RuleIdx>,
+        request: RequestFacts,
     ) {
-        let kaspersky_space = self.in_kaspersky_space(server.ip);
+        let RequestFacts {
+            host, rule, origin, ..
+        } = request;
+        let kaspersky_space = self.in_kaspersky_space(origin.unwrap_or(server.ip));
         self.push(
             client,
             Observation::UpdateRequest {
@@ -287,7 +302,7 @@ impl<'a> Emitter<'a> {
         magic: UpdateMagic,
         request: RequestFacts,
     ) {
-        let kaspersky_space = self.in_kaspersky_space(server.ip);
+        let kaspersky_space = self.in_kaspersky_space(request.origin.unwrap_or(server.ip));
         self.push(
             client,
             Observation::UpdatePayload {
@@ -303,13 +318,14 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// What a response's request said: its host name, the rule that name matched and its update
-/// path, if any.
+/// What a request said: its host name, the rule that name matched, its update path, and for
+/// an absolute-form request to a proxy whose host is an IP literal, that origin address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestFacts {
     pub host: Option<HostName>,
     pub rule: Option<RuleIdx>,
     pub path: Option<UpdatePath>,
+    pub origin: Option<IpAddr>,
 }
 
 /// Addresses that are groups whatever the link says: IPv4 limited broadcast 255.255.255.255 and

@@ -633,6 +633,17 @@ fn request_head(
     // The one rule lookup of this request: its name sighting, its update request and its
     // response's payload all use it.
     let rule = host.as_ref().and_then(|name| emit.lookup(name));
+    // A proxy fetches an absolute-form request's IP literal for the client: that address, not
+    // the proxy's, is where the request goes.
+    let origin = target
+        .filter(|t| t.form == TargetForm::Absolute)
+        .and_then(|t| http::authority_ip(t.authority));
+    let facts = RequestFacts {
+        host,
+        rule,
+        path,
+        origin,
+    };
     if let Some(name) = &host {
         let source = match form {
             TargetForm::Authority => NameSource::HttpConnect,
@@ -641,14 +652,20 @@ fn request_head(
         };
         emit.name_with_rule(name, rule, source, client, server, &[], None);
     } else if !connect {
-        emit.nameless(client, server, NamelessReason::HttpNoName, conversed);
+        emit.nameless_to(
+            client,
+            server,
+            NamelessReason::HttpNoName,
+            conversed,
+            origin,
+        );
     }
     if let Some(path) = path {
-        emit.update_request(client, server, path, host, rule);
+        emit.update_request(client, server, path, facts);
     }
     if requests.len() < MAX_PENDING_REQUESTS {
         requests.push(PendingRequest {
-            facts: RequestFacts { host, rule, path },
+            facts,
             rules_epoch: epoch,
             head: rest.starts_with(b"HEAD "),
         });
@@ -1126,6 +1143,31 @@ mod tests {
                 Observation::UpdateRequest { path: update::UpdatePath::SignatureBases, rule: Some(_), .. },
                 Observation::UpdatePayload { magic: update::UpdateMagic::Klzf, rule: Some(_), path: Some(update::UpdatePath::SignatureBases), .. },
             ] if s.source == NameSource::HttpAbsoluteUri),
+            "{what:?}"
+        );
+        // Through the proxy to an IP literal in Kaspersky's space: judged by that address.
+        let mut c = Conn::new(ep(49, 50_008), ep(40, 8888));
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        let req = b"GET http://77.74.176.10/bases/av/kdb/i386/base002.kdc HTTP/1.1\r\n\
+            Host: 77.74.176.10\r\n\r\n";
+        c.seg(true, ACK, 2, req);
+        let what = c.what();
+        assert!(
+            matches!(
+                what.as_slice(),
+                [
+                    Observation::Nameless {
+                        reason: NamelessReason::HttpNoName,
+                        kaspersky_space: true,
+                        ..
+                    },
+                    Observation::UpdateRequest {
+                        kaspersky_space: true,
+                        host: None,
+                        ..
+                    },
+                ]
+            ),
             "{what:?}"
         );
     }

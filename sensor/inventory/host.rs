@@ -352,11 +352,6 @@ impl Host {
         &self.dns_servers
     }
 
-    /// The host's eviction tier.
-    pub fn tier(&self) -> Tier {
-        self.tier
-    }
-
     pub(super) fn touch(&mut self, ts: Timestamp) {
         self.first_seen = self.first_seen.min(ts);
         self.last_seen = self.last_seen.max(ts);

@@ -89,11 +89,6 @@ impl Verdict {
         }
     }
 
-    /// The verdict written as `label`.
-    pub fn from_label(label: &str) -> Option<Verdict> {
-        Verdict::ALL.into_iter().find(|v| v.label() == label)
-    }
-
     /// An install verdict (it carries a certainty and a product).
     pub fn is_install(self) -> bool {
         matches!(
@@ -641,11 +636,6 @@ impl Inventory {
         let summary = self.summary(host, assets);
         let decision = decide(&summary)?;
         Some((summary, decision))
-    }
-
-    /// A host's verdict, or `None` for a host not worth reporting.
-    pub fn verdict(&self, host: &Host, assets: &Assets) -> Option<Verdict> {
-        decide(&self.summary(host, assets)).map(|d| d.verdict)
     }
 }
 

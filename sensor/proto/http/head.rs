@@ -161,6 +161,8 @@ pub enum TargetForm {
 pub struct RequestTarget<'a> {
     pub form: TargetForm,
     pub path: &'a [u8],
+    /// The authority of an absolute-form target or a CONNECT (`host[:port]`), else empty.
+    pub authority: &'a [u8],
 }
 
 /// The target of the request whose head starts `head` (a head [`parse_request_head`] found
@@ -187,22 +189,26 @@ pub fn request_target(head: &[u8]) -> Option<RequestTarget<'_>> {
         return Some(RequestTarget {
             form: TargetForm::Authority,
             path: &[],
+            authority: target,
         });
     }
     if target.starts_with(b"/") {
         return Some(RequestTarget {
             form: TargetForm::Origin,
             path: target,
+            authority: &[],
         });
     }
     match absolute_form_parts(target) {
-        Some((_, path)) => Some(RequestTarget {
+        Some((authority, path)) => Some(RequestTarget {
             form: TargetForm::Absolute,
             path,
+            authority,
         }),
         None => Some(RequestTarget {
             form: TargetForm::Other,
             path: &[],
+            authority: &[],
         }),
     }
 }
@@ -565,6 +571,24 @@ fn absolute_form_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
     rest.split_at_checked(end)
+}
+
+/// The address of an authority `[userinfo@]host[:port]` whose host is an IP literal
+/// (`192.0.2.1`, `[2001:db8::1]`, RFC 3986 §3.2.2), else `None`.
+pub fn authority_ip(authority: &[u8]) -> Option<std::net::IpAddr> {
+    let host_port = match memchr::memrchr(b'@', authority) {
+        Some(at) => authority.get(at.checked_add(1)?..)?,
+        None => authority,
+    };
+    let host = if let Some(v6) = host_port.strip_prefix(b"[") {
+        v6.get(..memchr(b']', v6)?)?
+    } else {
+        match memchr(b':', host_port) {
+            Some(colon) => host_port.get(..colon)?,
+            None => host_port,
+        }
+    };
+    std::str::from_utf8(host).ok()?.parse().ok()
 }
 
 /// The host name of an authority `[userinfo@]host[:port]` (RFC 3986 §3.2), `None` when it is

@@ -38,8 +38,8 @@ pub use chunked::{
 };
 pub(crate) use head::is_numeric_host;
 pub use head::{
-    parse_request_head, parse_response_head, request_target, RequestHead, RequestTarget,
-    ResponseHead, TargetForm, MAX_HEAD_LEN, MAX_LEADING_EMPTY_LINES,
+    authority_ip, parse_request_head, parse_response_head, request_target, RequestHead,
+    RequestTarget, ResponseHead, TargetForm, MAX_HEAD_LEN, MAX_LEADING_EMPTY_LINES,
 };
 
 crate::reason_enum! {

@@ -951,7 +951,8 @@ fn request_targets_and_their_paths() {
         request_target(bare),
         Some(RequestTarget {
             form: TargetForm::Absolute,
-            path: b""
+            path: b"",
+            authority: b"example.org",
         })
     );
     let connect =
@@ -974,4 +975,25 @@ fn request_targets_and_their_paths() {
     );
     assert_eq!(request_target(b"SSH-2.0-OpenSSH\r\n"), None);
     assert_eq!(request_target(b"GET /x"), None);
+}
+
+#[test]
+fn ip_literal_authorities() {
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
+    assert_eq!(authority_ip(b"77.74.176.10"), ip("77.74.176.10"));
+    assert_eq!(authority_ip(b"77.74.176.10:8080"), ip("77.74.176.10"));
+    assert_eq!(authority_ip(b"user@77.74.176.10:80"), ip("77.74.176.10"));
+    assert_eq!(
+        authority_ip(b"[2a03:2480:68::1]:443"),
+        ip("2a03:2480:68::1")
+    );
+    assert_eq!(authority_ip(b"dnl-01.geo.kaspersky.com:80"), None);
+    assert_eq!(authority_ip(b"[2a03:2480:68::1"), None);
+    assert_eq!(authority_ip(b""), None);
+    let proxied = b"GET http://77.74.176.10/bases/av/kdb/i386/base002.kdc HTTP/1.1\r\nHost: 77.74.176.10\r\n\r\n";
+    let t = request_target(proxied).expect("target");
+    assert_eq!(
+        (t.form, t.authority),
+        (TargetForm::Absolute, &b"77.74.176.10"[..])
+    );
 }
