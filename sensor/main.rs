@@ -27,6 +27,7 @@ use ksensor::app::live::{self as live_app, LiveRunError, LiveSettings};
 use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
 };
+use ksensor::flow::budget::DEFAULT_REASSEMBLY_BYTES;
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
@@ -98,6 +99,9 @@ struct ReplayArgs {
     /// Flows tracked per worker.
     #[arg(long, value_name = "N", default_value_t = ksensor::flow::MAX_FLOWS_PER_WORKER)]
     max_flows: usize,
+    /// Bytes all workers together may hold in TCP stream buffers [default: 256 MiB].
+    #[arg(long, value_name = "BYTES")]
+    reassembly_memory: Option<usize>,
     /// Never draw the progress line.
     #[arg(long)]
     quiet: bool,
@@ -155,6 +159,9 @@ struct LiveArgs {
     /// Flows tracked per worker.
     #[arg(long, value_name = "N")]
     max_flows: Option<usize>,
+    /// Bytes all workers together may hold in TCP stream buffers [default: 256 MiB].
+    #[arg(long, value_name = "BYTES")]
+    reassembly_memory: Option<usize>,
     /// Rule file or directory (repeatable). Default: the bundled rules/.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,
@@ -237,6 +244,10 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
             .max_flows
             .or(file.max_flows)
             .unwrap_or(ksensor::flow::MAX_FLOWS_PER_WORKER),
+        reassembly_bytes: args
+            .reassembly_memory
+            .or(file.reassembly_memory)
+            .unwrap_or(DEFAULT_REASSEMBLY_BYTES),
         rules: if args.rules.is_empty() {
             file.rules.unwrap_or_default()
         } else {
@@ -367,6 +378,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         rules: rules.clone(),
         all_names: args.all_names,
         max_flows_per_worker: args.max_flows,
+        reassembly_bytes: args.reassembly_memory.unwrap_or(DEFAULT_REASSEMBLY_BYTES),
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, workers);
     let read = replay::ReadOptions {
@@ -422,6 +434,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
             .map_err(|e| io::Error::other(e.to_string()))
             .and_then(|mut m| {
                 m.rules_loaded(&rules, std::time::SystemTime::now());
+                m.set_reassembly_budget(config.reassembly_bytes);
                 m.add_worker_counters(&outcome.counters);
                 let c = &outcome.collector;
                 m.observe_inventory(

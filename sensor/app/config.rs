@@ -41,6 +41,7 @@ pub struct LiveConfig {
     pub fanout: Option<usize>,
     pub workers: Option<usize>,
     pub max_flows: Option<usize>,
+    pub reassembly_memory: Option<usize>,
     pub rules: Option<Vec<PathBuf>>,
     pub rule_poll_secs: Option<u64>,
     pub inventory: Option<PathBuf>,

@@ -65,6 +65,8 @@ pub struct LiveSettings {
     pub fanout: usize,
     pub workers: usize,
     pub max_flows: usize,
+    /// Bytes all workers' stream buffers may hold together (`--reassembly-memory`).
+    pub reassembly_bytes: usize,
     /// Rule files or directories; empty means the bundled rules.
     pub rules: Vec<PathBuf>,
     /// Poll the rule files for changes this often (`None`: only SIGHUP reloads).
@@ -385,6 +387,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     };
     let mut metrics = Metrics::new(settings.sensor.as_deref()).map_err(|e| setup(e.to_string()))?;
     metrics.rules_loaded(&rules, SystemTime::now());
+    metrics.set_reassembly_budget(settings.reassembly_bytes);
     for iface in &settings.interfaces {
         metrics.add_interface(iface);
     }
@@ -465,6 +468,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         rules: rules.clone(),
         all_names: settings.all_names,
         max_flows_per_worker: settings.max_flows,
+        reassembly_bytes: settings.reassembly_bytes,
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers);
     let shared = Arc::new(Shared {
@@ -594,6 +598,7 @@ mod tests {
             fanout: 1,
             workers: 1,
             max_flows: 10,
+            reassembly_bytes: crate::flow::budget::DEFAULT_REASSEMBLY_BYTES,
             rules: Vec::new(),
             rule_poll: None,
             inventory: None,

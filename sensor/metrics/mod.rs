@@ -97,6 +97,8 @@ pub struct Metrics {
     flows_bypassed: IntCounter,
     flows_tracked: IntGauge,
     fragments_in_flight: IntGauge,
+    reassembly_bytes: IntGauge,
+    reassembly_budget: IntGauge,
     names_extracted: IntCounterVec,
     names_matched: IntCounterVec,
     detections: IntCounterVec,
@@ -287,6 +289,16 @@ impl Metrics {
                 "ksensor_ip_fragments_in_flight",
                 "IP datagrams waiting for more fragments now.",
             )?,
+            reassembly_bytes: gauge(
+                &r,
+                "ksensor_reassembly_bytes",
+                "Bytes the TCP stream buffers of all workers hold now (their capacity).",
+            )?,
+            reassembly_budget: gauge(
+                &r,
+                "ksensor_reassembly_budget_bytes",
+                "Most bytes the TCP stream buffers may hold together (--reassembly-memory).",
+            )?,
             names_extracted: counter_vec(
                 &r,
                 "ksensor_names_extracted_total",
@@ -398,6 +410,8 @@ impl Metrics {
             rules_sha: None,
         };
         touch_reasons::<crate::decode::DecodeSkip>(&m.skipped, "decode");
+        // Alerts watch reassembly refusals (`budget_exhausted` above all) from the first scrape.
+        touch_reasons::<crate::flow::reassembly::ReasmSkip>(&m.skipped, "reassembly");
         for kind in NameKind::ALL {
             let _ = m
                 .names_extracted
@@ -457,6 +471,13 @@ impl Metrics {
         self.flows_tracked.set(clamp_i64(g.flows as u64));
         self.fragments_in_flight
             .set(clamp_i64(g.fragments_in_flight as u64));
+        self.reassembly_bytes
+            .set(clamp_i64(g.reassembly_bytes as u64));
+    }
+
+    /// The reassembly budget's total (set once at start).
+    pub fn set_reassembly_budget(&self, total: usize) {
+        self.reassembly_budget.set(clamp_i64(total as u64));
     }
 
     /// Reads the inventory's cumulative counts and its hosts (detections per rule, cap drops,

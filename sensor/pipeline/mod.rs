@@ -46,6 +46,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use crate::capture::segmented::SegmentedPcap;
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
+use crate::flow::budget::ReassemblyBudget;
 use crate::flow::table::worker_for_bits;
 use crate::flow::{FlowGauges, WorkerCounters};
 use crate::observation::Observed;
@@ -74,6 +75,8 @@ pub struct PipelineConfig {
     pub rules: Arc<RuleSet>,
     pub all_names: bool,
     pub max_flows_per_worker: usize,
+    /// Bytes all workers' stream buffers may hold together ([`ReassemblyBudget`]).
+    pub reassembly_bytes: usize,
 }
 
 struct BatchPacket {
@@ -249,6 +252,8 @@ pub struct Pipeline {
     published: WorkerCounters,
     /// Latest gauges of each threaded worker.
     gauges: Vec<FlowGauges>,
+    /// The reassembly budget the workers share.
+    budget: Arc<ReassemblyBudget>,
 }
 
 /// Applies one worker result: counters, gauges, observations.
@@ -355,11 +360,13 @@ fn worker_loop(mut thread: WorkerThread, work: Receiver<Work>) -> WorkerCounters
 impl Pipeline {
     pub fn new(config: &PipelineConfig, collector: Collector) -> Pipeline {
         let workers = config.workers.max(1);
+        let budget = ReassemblyBudget::new(config.reassembly_bytes, workers);
         let make_worker = || {
-            Worker::new(
+            Worker::with_budget(
                 config.rules.clone(),
                 config.all_names,
                 config.max_flows_per_worker,
+                budget.worker(),
             )
         };
         let mode = if workers == 1 {
@@ -406,7 +413,13 @@ impl Pipeline {
             collector,
             published: WorkerCounters::default(),
             gauges: vec![FlowGauges::default(); workers],
+            budget,
         }
+    }
+
+    /// The reassembly budget the workers share (its total, and what is held now).
+    pub fn reassembly_budget(&self) -> &ReassemblyBudget {
+        &self.budget
     }
 
     /// Counters published since the last call (live metrics). Whatever is not taken here is
@@ -439,6 +452,7 @@ impl Pipeline {
             sum.buffered_fragment_bytes = sum
                 .buffered_fragment_bytes
                 .saturating_add(g.buffered_fragment_bytes);
+            sum.reassembly_bytes = sum.reassembly_bytes.saturating_add(g.reassembly_bytes);
         };
         match &self.mode {
             Mode::Inline { worker, .. } => add(worker.gauges()),
