@@ -32,6 +32,8 @@ use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
 use ksensor::output::events::EventWriter;
+use ksensor::output::limit::{EventLimits, DEFAULT_GLOBAL_RATE, DEFAULT_PER_SOURCE_RATE};
+use ksensor::output::report::EventsSummary;
 use ksensor::output::report::Report;
 use ksensor::output::summary;
 use ksensor::pipeline::{self, replay, Collector, PipelineConfig};
@@ -81,6 +83,13 @@ struct ReplayArgs {
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
+    /// Event lines per second one client address may write (token bucket on capture time,
+    /// bursts of 10 s; 0: no limit) [default: 20].
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u32>,
+    /// Event lines per second for the whole sensor (0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    event_rate_global: Option<u32>,
     /// Write the JSON audit report to PATH (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     report: Option<String>,
@@ -177,6 +186,13 @@ struct LiveArgs {
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
+    /// Event lines per second one client address may write (token bucket on capture time,
+    /// bursts of 10 s; 0: no limit) [default: 20].
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u32>,
+    /// Event lines per second for the whole sensor (0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    event_rate_global: Option<u32>,
     /// Metrics listener address (`/metrics`, `/healthz`); `off` disables it
     /// [default: 127.0.0.1:9977].
     #[arg(long, value_name = "ADDR")]
@@ -257,6 +273,16 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         inventory: args.inventory.or(file.inventory),
         events: args.events.or(file.events),
         all_names: args.all_names || file.all_names.unwrap_or(false),
+        event_limits: EventLimits {
+            per_source: args
+                .event_rate
+                .or(file.event_rate)
+                .unwrap_or(DEFAULT_PER_SOURCE_RATE),
+            global: args
+                .event_rate_global
+                .or(file.event_rate_global)
+                .unwrap_or(DEFAULT_GLOBAL_RATE),
+        },
         listen: (listen != "off").then_some(listen),
         web,
         sensor: args.sensor.or(file.sensor),
@@ -380,7 +406,12 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         max_flows_per_worker: args.max_flows,
         reassembly_bytes: args.reassembly_memory.unwrap_or(DEFAULT_REASSEMBLY_BYTES),
     };
-    let collector = Collector::new(Inventory::new(rules.clone()), events, workers);
+    let event_limits = EventLimits {
+        per_source: args.event_rate.unwrap_or(DEFAULT_PER_SOURCE_RATE),
+        global: args.event_rate_global.unwrap_or(DEFAULT_GLOBAL_RATE),
+    };
+    let collector = Collector::new(Inventory::new(rules.clone()), events, workers)
+        .with_event_limits(event_limits);
     let read = replay::ReadOptions {
         progress: !args.quiet,
         hash: !args.no_input_hash,
@@ -393,7 +424,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         }
     }
     let caps = pipeline::named_caps();
-    let report = Report::build(
+    let mut report = Report::build(
         &outcome.inputs,
         &rules,
         &outcome.counters,
@@ -401,6 +432,29 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         &assets,
         &caps,
     );
+    if args.events.is_some() {
+        let limited = outcome.collector.event_limits();
+        let suppressed = limited.suppressed.total();
+        if suppressed > 0 {
+            let why: Vec<String> = limited
+                .suppressed
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            eprintln!(
+                "ksensor: {suppressed} event lines suppressed by the rate limits ({}); \
+                 the report and inventory keep every detection (--event-rate 0 \
+                 --event-rate-global 0 writes them all)",
+                why.join(", ")
+            );
+        }
+        report = report.with_events(EventsSummary {
+            written: outcome.collector.events_written,
+            limits: event_limits,
+            counts: limited.clone(),
+        });
+    }
     let mut output_failed = false;
     if let Some(e) = &outcome.collector.event_error {
         eprintln!("ksensor: writing events failed: {e}");
@@ -437,6 +491,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
                 m.set_reassembly_budget(config.reassembly_bytes);
                 m.add_worker_counters(&outcome.counters);
                 let c = &outcome.collector;
+                m.observe_events_suppressed(&c.event_limits().suppressed);
                 m.observe_inventory(
                     &c.inventory,
                     c.events_written,

@@ -767,3 +767,105 @@ fn out_of_order_pieces_cost_what_they_hold() {
     let bound = base + held + flow_overhead(u64::from(FLOWS)) + SLACK;
     report_memory("out-of-order pieces", &run, base, bound);
 }
+
+/// A DNS query (RFC 1035 §4.1) for `name`, type A, class IN.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(12 + name.len() + 6);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}
+
+#[test]
+fn a_dns_flood_writes_limited_event_lines() {
+    // 10 s of capture time at 10 000 queries a second for a Kaspersky name: 50 000 from one
+    // address, then 50 000 from 50 000 addresses. Every query is a detection; event lines are
+    // held to the per-address and global buckets (capture time, so the same with 1 and with 2
+    // workers, byte for byte), each suppressed line is counted, and the inventory and report
+    // keep every detection and every host.
+    const EACH: u32 = 50_000;
+    let s = Scratch::new();
+    let path = s.dir.path().join("dns-flood.pcap");
+    let mut w = Writer::create(&path);
+    for i in 0..EACH {
+        let q = dns_query(i as u16, "ds.kaspersky.com");
+        w.udp(
+            u64::from(i) * 100,
+            [192, 168, 7, 7],
+            1024 + (i % 60000) as u16,
+            53,
+            &q,
+        );
+    }
+    let start = u64::from(EACH) * 100;
+    for i in 0..EACH {
+        let q = dns_query(i as u16, "ds.kaspersky.com");
+        w.udp(start + u64::from(i) * 100, client(i + 1), 5353, 53, &q);
+    }
+    w.finish();
+
+    let mut lines_per_run = Vec::new();
+    for workers in ["1", "2"] {
+        let events = s.dir.path().join(format!("events-{workers}.jsonl"));
+        let ev = events.to_str().expect("utf-8 path");
+        let run = run_measured_with(&path, &["--workers", workers, "--events", ev]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lines = std::fs::read_to_string(&events).expect("events");
+        let written = lines.lines().count() as u64;
+        let e = &run.report["events"];
+        let (per_source, global) = (
+            e["suppressed"]["per_source"].as_u64().unwrap_or(0),
+            e["suppressed"]["global"].as_u64().unwrap_or(0),
+        );
+        println!(
+            "flood dns events, {workers} workers: {written} lines ({} bytes), suppressed \
+             per_source {per_source}, global {global}",
+            lines.len()
+        );
+        assert_eq!(e["written"].as_u64(), Some(written));
+        assert_eq!(run.counter(&["detections"]), 2 * u64::from(EACH));
+        assert_eq!(written + per_source + global, 2 * u64::from(EACH));
+        // One address over 5 s: its burst (10 s of 20 a second) and what 5 s of its rate
+        // refill, less one (its last query comes 100 µs before the 5 s mark).
+        let one = lines
+            .lines()
+            .filter(|l| l.contains("\"192.168.7.7\""))
+            .count() as u64;
+        assert_eq!(one, 200 + 5 * 20 - 1, "lines from the one flooding address");
+        // 50 000 addresses over the next 5 s: the global burst (10 s of 1000 a second) was
+        // partly spent by the first half; at most the burst plus 10 s of the rate in all.
+        assert!(written <= 10_000 + 10 * 1000, "{written} lines");
+        assert!(global > 0 && per_source > 0);
+        // The report keeps every querying host (and may list the resolver too).
+        let ips: std::collections::HashSet<&str> = run.report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["ip"].as_str())
+            .collect();
+        assert!(ips.contains("192.168.7.7"));
+        for i in 0..EACH {
+            let [a, b, c, d] = client(i + 1);
+            assert!(
+                ips.contains(format!("{a}.{b}.{c}.{d}").as_str()),
+                "host {i} missing"
+            );
+        }
+        assert!(
+            run.stderr
+                .contains("event lines suppressed by the rate limits"),
+            "{}",
+            run.stderr
+        );
+        lines_per_run.push(lines);
+    }
+    assert!(
+        lines_per_run[0] == lines_per_run[1],
+        "event lines differ between 1 and 2 workers"
+    );
+}

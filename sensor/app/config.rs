@@ -47,6 +47,8 @@ pub struct LiveConfig {
     pub inventory: Option<PathBuf>,
     pub events: Option<String>,
     pub all_names: Option<bool>,
+    pub event_rate: Option<u32>,
+    pub event_rate_global: Option<u32>,
     pub listen: Option<String>,
     pub web_config: Option<PathBuf>,
     pub sensor: Option<String>,

@@ -35,7 +35,9 @@ use crate::inventory::assets::Assets;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::output::events::EventWriter;
+use crate::output::limit::{EventLimits, Suppressed};
 use crate::pipeline::{Collector, Pipeline, PipelineConfig};
+use crate::reason::{Reason, ReasonCounts};
 use crate::rules::{RuleSet, MAX_RULE_FILES};
 
 /// Packets read per call on a handle: bounds how long one capture thread holds the pipeline.
@@ -75,6 +77,8 @@ pub struct LiveSettings {
     /// `-` for standard output.
     pub events: Option<String>,
     pub all_names: bool,
+    /// Event line rate limits (per client address and for the sensor).
+    pub event_limits: EventLimits,
     /// Metrics listener address (`None`: no listener).
     pub listen: Option<String>,
     pub web: WebConfig,
@@ -345,8 +349,46 @@ fn tick(shared: &Shared, assets: &Assets, with_inventory: bool) {
     }
 }
 
+/// Shortest time between two log lines about suppressed event lines: a flood that lasts hours
+/// must not fill the journal instead of the events file.
+pub const SUPPRESSION_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Logs, at most every [`SUPPRESSION_LOG_INTERVAL`], how many event lines the rate limits
+/// suppressed since the last such line.
+#[derive(Default)]
+struct SuppressionLog {
+    logged: u64,
+    last: Option<Instant>,
+}
+
+impl SuppressionLog {
+    fn maybe_log(&mut self, counts: &ReasonCounts<Suppressed>) {
+        let total = counts.total();
+        if total <= self.logged
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < SUPPRESSION_LOG_INTERVAL)
+        {
+            return;
+        }
+        let mut fields: Vec<(&str, String)> =
+            vec![("since_last", (total - self.logged).to_string())];
+        for r in Suppressed::ALL {
+            fields.push((r.label(), counts.get(*r).to_string()));
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        log::warn(
+            "event lines suppressed by the rate limits; detections still reach the inventory and metrics",
+            &fields,
+        );
+        self.logged = total;
+        self.last = Some(Instant::now());
+    }
+}
+
 /// Hands the metrics what the collector holds: the inventory and the event writer's counts.
 fn observe(m: &mut Metrics, c: &Collector, assets: &Assets) {
+    m.observe_events_suppressed(&c.event_limits().suppressed);
     m.observe_inventory(
         &c.inventory,
         c.events_written,
@@ -388,6 +430,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let mut metrics = Metrics::new(settings.sensor.as_deref()).map_err(|e| setup(e.to_string()))?;
     metrics.rules_loaded(&rules, SystemTime::now());
     metrics.set_reassembly_budget(settings.reassembly_bytes);
+    // Every suppression reason exists at zero from the first scrape.
+    metrics.observe_events_suppressed(&ReasonCounts::<Suppressed>::default());
     for iface in &settings.interfaces {
         metrics.add_interface(iface);
     }
@@ -470,7 +514,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         max_flows_per_worker: settings.max_flows,
         reassembly_bytes: settings.reassembly_bytes,
     };
-    let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers);
+    let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers)
+        .with_event_limits(settings.event_limits);
     let shared = Arc::new(Shared {
         pipeline: Mutex::new(Pipeline::new(&config, collector)),
         metrics,
@@ -501,6 +546,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let (mut last_flush, mut last_inventory, mut last_poll) =
         (Instant::now(), Instant::now(), Instant::now());
     let mut event_error_logged = false;
+    let mut suppression_log = SuppressionLog::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(TICK);
         if hup.swap(false, Ordering::Relaxed) {
@@ -539,6 +585,10 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
                 last_inventory = Instant::now();
             }
             tick(&shared, &assets, with_inventory);
+            if with_inventory {
+                let p = lock(&shared.pipeline);
+                suppression_log.maybe_log(&p.collector().event_limits().suppressed);
+            }
             if !event_error_logged {
                 if let Some(e) = &lock(&shared.pipeline).collector().event_error {
                     log::error("writing events failed", &[("error", &e.to_string())]);
@@ -576,6 +626,10 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         &[
             ("events", &collector.events_written.to_string()),
             (
+                "events_suppressed",
+                &collector.event_limits().suppressed.total().to_string(),
+            ),
+            (
                 "detections",
                 &collector.inventory.counters.detections.to_string(),
             ),
@@ -604,6 +658,7 @@ mod tests {
             inventory: None,
             events: None,
             all_names: false,
+            event_limits: EventLimits::default(),
             listen: None,
             web: WebConfig::default(),
             sensor: None,

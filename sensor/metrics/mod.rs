@@ -109,6 +109,9 @@ pub struct Metrics {
     install_evicted: IntCounter,
     dropped: IntCounterVec,
     events_written: IntCounter,
+    events_suppressed: IntCounterVec,
+    /// Suppressed event lines already counted, per reason slot.
+    seen_suppressed: Vec<u64>,
     capture_received: IntCounterVec,
     capture_dropped: IntCounterVec,
     capture_if_dropped: IntCounterVec,
@@ -351,6 +354,13 @@ impl Metrics {
                 &["reason"],
             )?,
             events_written: counter(&r, "ksensor_events_written_total", "Events written.")?,
+            events_suppressed: counter_vec(
+                &r,
+                "ksensor_events_suppressed_total",
+                "Event lines not written because of the rate limits, by reason (per_source, global); the detections still count.",
+                &["reason"],
+            )?,
+            seen_suppressed: Vec::new(),
             capture_received: counter_vec(
                 &r,
                 "ksensor_capture_received_packets_total",
@@ -577,6 +587,24 @@ impl Metrics {
         self.update_install_series(installs);
     }
 
+    /// Reads the event rate limiter's cumulative counts of suppressed lines (the output
+    /// stage's `limit::Suppressed` reasons, held by the collector) into
+    /// `ksensor_events_suppressed_total`. Every reason's series exists from the first call, so
+    /// call it once at start (all zero) for alerts to see them before the first suppression.
+    pub fn observe_events_suppressed<R: Reason>(&mut self, counts: &ReasonCounts<R>) {
+        self.seen_suppressed.resize(R::ALL.len(), 0);
+        for (r, seen) in R::ALL.iter().zip(self.seen_suppressed.iter_mut()) {
+            let now = counts.get(*r);
+            if let Ok(c) = self
+                .events_suppressed
+                .get_metric_with_label_values(&[r.label()])
+            {
+                c.inc_by(now.saturating_sub(*seen));
+            }
+            *seen = now;
+        }
+    }
+
     /// Keeps `ksensor_install_info` to the [`MAX_INSTALL_SERIES`] most recently seen installs.
     fn update_install_series(
         &mut self,
@@ -779,7 +807,34 @@ mod tests {
             assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
         }
         // Labelled families without any series yet (per interface, rule, host) are not listed.
-        assert_eq!(families, 26);
+        assert_eq!(families, 28);
+    }
+
+    crate::reason_enum! {
+        enum TestSuppressed {
+            A => "per_source",
+            B => "global",
+        }
+    }
+
+    #[test]
+    fn suppressed_events_count_deltas_and_exist_from_the_first_call() {
+        let mut m = Metrics::new(None).expect("metrics");
+        m.observe_events_suppressed(&ReasonCounts::<TestSuppressed>::default());
+        let text = m.render();
+        let series = |r: &str| format!("ksensor_events_suppressed_total{{reason=\"{r}\"}}");
+        assert_eq!(value(&text, &series("per_source")), Some(0.0));
+        assert_eq!(value(&text, &series("global")), Some(0.0));
+        let mut c = ReasonCounts::<TestSuppressed>::default();
+        c.add(TestSuppressed::A, 5);
+        m.observe_events_suppressed(&c);
+        c.add(TestSuppressed::A, 2);
+        c.add(TestSuppressed::B, 1);
+        m.observe_events_suppressed(&c);
+        m.observe_events_suppressed(&c);
+        let text = m.render();
+        assert_eq!(value(&text, &series("per_source")), Some(7.0));
+        assert_eq!(value(&text, &series("global")), Some(1.0));
     }
 
     #[test]
