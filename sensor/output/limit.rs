@@ -154,7 +154,7 @@ impl EventLimiter {
         EventLimiter {
             limits,
             global: None,
-            sources: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6c69_6d69_74)),
+            sources: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x006c_696d_6974)),
             order: VecDeque::new(),
             counts: LimiterCounts::default(),
         }
