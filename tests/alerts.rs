@@ -99,8 +99,8 @@ fn collect_names(text: &str, names: &mut std::collections::BTreeSet<String>) {
 #[test]
 fn every_metric_an_alert_names_is_registered() {
     let root = common::repo_root();
-    let rules = std::fs::read_to_string(root.join("deploy/prometheus/ksensor.rules.yml"))
-        .expect("rules");
+    let rules =
+        std::fs::read_to_string(root.join("deploy/prometheus/ksensor.rules.yml")).expect("rules");
     let names = names_in_expressions(&rules);
     assert!(names.len() >= 10, "{names:?}");
     let mut code = String::new();
