@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use ksensor::app::config::{LiveConfig, WebConfig};
@@ -28,6 +28,7 @@ use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
 };
 use ksensor::flow::budget::DEFAULT_REASSEMBLY_BYTES;
+use ksensor::fs_error;
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
@@ -237,7 +238,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
     let workers = args
         .workers
         .or(file.workers)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(pipeline::default_workers);
     let listen = args
         .listen
         .or(file.listen)
@@ -368,12 +369,13 @@ fn create_output(path: &str) -> Result<Box<dyn Write + Send>> {
     if path == "-" {
         return Ok(Box::new(BufWriter::new(io::stdout())));
     }
-    let file = File::create(path).with_context(|| format!("cannot create {path}"))?;
+    let file =
+        File::create(path).map_err(|e| anyhow::anyhow!(fs_error::at(Path::new(path), &e)))?;
     Ok(Box::new(BufWriter::new(file)))
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!(fs_error::at(path, &e)))
 }
 
 fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
@@ -382,15 +384,32 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         Some(path) => Assets::load(path)?,
         None => Assets::default(),
     };
-    let workers = match args.workers {
-        Some(0) => anyhow::bail!("--workers must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    if args.max_flows == 0 {
-        anyhow::bail!("--max-flows must be at least 1");
+    let workers = args.workers.unwrap_or_else(pipeline::default_workers);
+    let reassembly_bytes = args.reassembly_memory.unwrap_or(DEFAULT_REASSEMBLY_BYTES);
+    pipeline::check_settings(workers, args.max_flows, reassembly_bytes)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(name) = &args.sensor {
+        ksensor::metrics::check_sensor_name(name).map_err(anyhow::Error::msg)?;
     }
-    // Create every output before reading anything, so a bad path fails fast.
+    // Check every output before reading anything, so a bad path fails at once, not after the
+    // replay: each can be written, and no two name the same file.
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    for (flag, path) in [
+        ("--events", args.events.as_deref().map(Path::new)),
+        ("--report", args.report.as_deref().map(Path::new)),
+        ("--report-md", args.report_md.as_deref()),
+        ("--report-csv", args.report_csv.as_deref()),
+        ("--metrics-file", args.metrics_file.as_deref()),
+    ] {
+        let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+            continue;
+        };
+        fs_error::check_output(path).map_err(anyhow::Error::msg)?;
+        if let Some((other, _)) = outputs.iter().find(|(_, p)| *p == path) {
+            anyhow::bail!("{other} and {flag} both name {}", path.display());
+        }
+        outputs.push((flag, path));
+    }
     let events = match &args.events {
         Some(path) => Some(EventWriter::new(create_output(path)?, args.files.clone())),
         None => None,
@@ -404,7 +423,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         rules: rules.clone(),
         all_names: args.all_names,
         max_flows_per_worker: args.max_flows,
-        reassembly_bytes: args.reassembly_memory.unwrap_or(DEFAULT_REASSEMBLY_BYTES),
+        reassembly_bytes,
     };
     let event_limits = EventLimits {
         per_source: args.event_rate.unwrap_or(DEFAULT_PER_SOURCE_RATE),
@@ -501,7 +520,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
                 write_textfile(path, &m.render())
             });
         if let Err(e) = written {
-            eprintln!("ksensor: cannot write {}: {e}", path.display());
+            eprintln!("ksensor: {}", fs_error::at(path, &e));
             output_failed = true;
         }
     }

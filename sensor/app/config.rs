@@ -74,11 +74,14 @@ pub struct WebConfig {
 
 fn read_limited(path: &Path) -> Result<String, String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| crate::fs_error::at(path, &e))?;
+    if meta.is_dir() {
+        return Err(format!("{shown}: is a directory"));
+    }
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(format!("{shown}: larger than {MAX_CONFIG_BYTES} bytes"));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))
+    std::fs::read_to_string(path).map_err(|e| crate::fs_error::at(path, &e))
 }
 
 fn one_line(e: &toml::de::Error) -> String {
@@ -294,7 +297,10 @@ sensor = "dc1-span"
         .expect("write");
         let e = WebConfig::load(&web).expect_err("no such files");
         let expected = dir.path().join("tls/c.pem");
-        assert_eq!(e, format!("{}: no such file", expected.display()));
+        assert_eq!(
+            e,
+            format!("{}: no such file or directory", expected.display())
+        );
     }
 
     #[test]

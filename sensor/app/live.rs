@@ -56,6 +56,10 @@ pub const RETRY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most interfaces on one command line (each becomes a label value and a thread per handle).
 pub const MAX_INTERFACES: usize = 64;
+/// Most capture handles (interfaces × `--fanout`), each a thread and a kernel ring of
+/// `--buffer-size` (64 MiB by default): 64 of them are already 4 GiB of rings, and more
+/// threads than a capture host has cores read no faster.
+pub const MAX_CAPTURE_HANDLES: usize = 64;
 /// Supervisor sleep between checks of signals.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -404,14 +408,31 @@ fn check(settings: &LiveSettings) -> Result<(), String> {
     if settings.interfaces.len() > MAX_INTERFACES {
         return Err(format!("at most {MAX_INTERFACES} interfaces"));
     }
-    if settings.fanout == 0 || settings.fanout > MAX_FANOUT {
-        return Err(format!("--fanout must be 1..={MAX_FANOUT}"));
+    let most_fanout = MAX_FANOUT.min(MAX_CAPTURE_HANDLES);
+    if settings.fanout == 0 || settings.fanout > most_fanout {
+        return Err(format!(
+            "--fanout must be 1..={most_fanout}, not {}",
+            settings.fanout
+        ));
     }
-    if settings.workers == 0 {
-        return Err("--workers must be at least 1".into());
+    let handles = settings.interfaces.len().saturating_mul(settings.fanout);
+    if handles > MAX_CAPTURE_HANDLES {
+        return Err(format!(
+            "{} interfaces x --fanout {} is {handles} capture handles; at most {MAX_CAPTURE_HANDLES}",
+            settings.interfaces.len(),
+            settings.fanout
+        ));
     }
-    if settings.max_flows == 0 {
-        return Err("--max-flows must be at least 1".into());
+    crate::pipeline::check_settings(
+        settings.workers,
+        settings.max_flows,
+        settings.reassembly_bytes,
+    )?;
+    if let Some(path) = settings.events.as_deref().filter(|p| *p != "-") {
+        crate::fs_error::check_output(Path::new(path))?;
+    }
+    if let Some(name) = &settings.sensor {
+        crate::metrics::check_sensor_name(name)?;
     }
     settings.capture.validate()
 }
@@ -471,7 +492,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
 
     let events = match &settings.events {
         Some(path) => Some(EventWriter::new(
-            open_events(path).map_err(|e| setup(format!("cannot open {path}: {e}")))?,
+            open_events(path).map_err(|e| setup(crate::fs_error::at(Path::new(path), &e)))?,
             settings.interfaces.clone(),
         )),
         None => None,
@@ -562,7 +583,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
                         }
                         Err(e) => log::error(
                             "cannot reopen the events file; writing to the old one",
-                            &[("path", path), ("error", &e.to_string())],
+                            &[("path", path), ("error", &crate::fs_error::describe(&e))],
                         ),
                     }
                 }
@@ -683,6 +704,26 @@ mod tests {
         let mut s = settings();
         s.interfaces = vec!["x".into(); MAX_INTERFACES + 1];
         assert!(check(&s).is_err());
+        let mut s = settings();
+        s.workers = 100_000;
+        assert!(check(&s).unwrap_err().contains("--workers"));
+        let mut s = settings();
+        s.fanout = 100_000;
+        assert!(check(&s).unwrap_err().contains("--fanout"));
+        let mut s = settings();
+        s.interfaces = vec!["x".into(); 4];
+        s.fanout = MAX_CAPTURE_HANDLES / 2;
+        assert!(check(&s).unwrap_err().contains("capture handles"));
+        let mut s = settings();
+        s.reassembly_bytes = 64;
+        assert!(check(&s).unwrap_err().contains("--reassembly-memory"));
+        let mut s = settings();
+        s.events = Some("/nonexistent-dir/events.jsonl".into());
+        let e = check(&s).unwrap_err();
+        assert!(
+            e.contains("/nonexistent-dir/events.jsonl") && e.contains("no such directory"),
+            "{e}"
+        );
     }
 
     #[test]

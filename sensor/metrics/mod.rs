@@ -41,6 +41,21 @@ use crate::rules::{RuleErrorKind, RuleIdx, RuleSet};
 /// from the per-host series (still counted in `ksensor_hosts`).
 pub const MAX_INSTALL_SERIES: usize = 1_000;
 
+/// Longest `--sensor` name: it is a label value on every series of every scrape; a site code
+/// or host name fits in far less.
+pub const MAX_SENSOR_NAME: usize = 128;
+
+/// Checks a `--sensor` name: one line when it is empty, too long or holds control characters
+/// (which would break log lines and dashboards).
+pub fn check_sensor_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_SENSOR_NAME || name.chars().any(char::is_control) {
+        return Err(format!(
+            "--sensor must be 1..={MAX_SENSOR_NAME} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
 reason_enum! {
     /// Why ksensor itself dropped something (as opposed to the kernel or the NIC).
     pub enum DropReason {

@@ -68,6 +68,52 @@ pub const QUEUE_DEPTH: usize = 8;
 /// scraped every few seconds, rare enough that the allocation of a fresh counter set is noise.
 pub const COUNTER_PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Most worker threads. Each worker may hold, at its caps, about 32 MiB of flow state
+/// (`flow::MAX_FLOWS_PER_WORKER` flows), 8 MiB of queued batches (`QUEUE_DEPTH` ×
+/// `BATCH_BYTES`) and 4 MiB of IP fragments, about 50 MiB in all: 64 workers stay within the
+/// systemd unit's `MemoryMax=4G` (`deploy/ksensor.service`) with the reassembly budget on top,
+/// and more threads than that buy nothing on a capture host. `--workers 100000` is a typo.
+pub const MAX_WORKERS: usize = 64;
+/// Most flows per worker accepted by `--max-flows`: 16 M flows of about 500 bytes is 8 GiB for
+/// one worker, more than any sensor has to give; a larger value is a typo.
+pub const MAX_FLOWS_SETTING: usize = 1 << 24;
+/// Largest `--reassembly-memory`: 64 GiB, more than a sensor has; a larger value is a typo.
+pub const MAX_REASSEMBLY_BYTES: usize = 1 << 36;
+
+/// Worker threads when none are asked for: the machine's cores, at most [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+}
+
+/// Checks the numbers a pipeline is set up with (flags or config keys): one line naming the
+/// flag when one is out of its range.
+pub fn check_settings(
+    workers: usize,
+    max_flows: usize,
+    reassembly_bytes: usize,
+) -> Result<(), String> {
+    use crate::flow::budget::MIN_REASSEMBLY_BYTES;
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(format!(
+            "--workers must be 1..={MAX_WORKERS}, not {workers}"
+        ));
+    }
+    if max_flows == 0 || max_flows > MAX_FLOWS_SETTING {
+        return Err(format!(
+            "--max-flows must be 1..={MAX_FLOWS_SETTING}, not {max_flows}"
+        ));
+    }
+    if !(MIN_REASSEMBLY_BYTES..=MAX_REASSEMBLY_BYTES).contains(&reassembly_bytes) {
+        return Err(format!(
+            "--reassembly-memory must be {MIN_REASSEMBLY_BYTES}..={MAX_REASSEMBLY_BYTES} bytes, \
+             not {reassembly_bytes}"
+        ));
+    }
+    Ok(())
+}
+
 /// How the pipeline is set up.
 #[derive(Clone)]
 pub struct PipelineConfig {
