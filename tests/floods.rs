@@ -632,7 +632,7 @@ fn unfinished_client_hellos_at_issue_scale() {
         let run = run_measured_with(&path, &["--workers", workers, "--no-input-hash"]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         println!(
-            "flood unfinished hellos x{FLOWS}, {workers} workers: peak RSS {:.1} MiB, \\
+            "flood unfinished hellos x{FLOWS}, {workers} workers: peak RSS {:.1} MiB, \
              reassembly skips {}",
             run.peak_rss as f64 / MIB as f64,
             run.report["counters"]["skipped"]["tcp_reassembly"]
