@@ -15,8 +15,9 @@
 //! benchmarked with only what lies beneath it, and the wiring can change without touching a
 //! stage.
 //!
-//! 1. [`time`], [`hex`], [`reason`], `test_rng`: base helpers: capture timestamps, hex digests,
-//!    counted refusal reasons (`reason_enum!`), a seeded generator for tests.
+//! 1. [`time`], [`hex`], [`reason`], [`fs_error`], `test_rng`: base helpers: capture
+//!    timestamps, hex digests, counted refusal reasons (`reason_enum!`), file errors in words
+//!    and output-path checks, a seeded generator for tests.
 //! 2. [`capture`]: files or interfaces to timestamped packets ([`capture::PacketSource`]), with
 //!    the libpcap statistics of live handles.
 //! 3. [`decode`]: link, IP and tunnel headers of one packet, without copying it.
@@ -55,6 +56,7 @@ pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod fs_error;
 pub mod hex;
 pub mod inventory;
 pub mod metrics;

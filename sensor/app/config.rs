@@ -41,6 +41,7 @@ pub struct LiveConfig {
     pub fanout: Option<usize>,
     pub workers: Option<usize>,
     pub max_flows: Option<usize>,
+    pub reassembly_memory: Option<usize>,
     pub rules: Option<Vec<PathBuf>>,
     pub rule_poll_secs: Option<u64>,
     pub inventory: Option<PathBuf>,
@@ -48,6 +49,8 @@ pub struct LiveConfig {
     pub internal_nets: Option<Vec<String>>,
     pub events: Option<String>,
     pub all_names: Option<bool>,
+    pub event_rate: Option<u32>,
+    pub event_rate_global: Option<u32>,
     pub listen: Option<String>,
     pub web_config: Option<PathBuf>,
     pub sensor: Option<String>,
@@ -84,11 +87,14 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 
 fn read_limited(path: &Path) -> Result<String, String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| crate::fs_error::at(path, &e))?;
+    if meta.is_dir() {
+        return Err(format!("{shown}: is a directory"));
+    }
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(format!("{shown}: larger than {MAX_CONFIG_BYTES} bytes"));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))
+    std::fs::read_to_string(path).map_err(|e| crate::fs_error::at(path, &e))
 }
 
 fn one_line(e: &toml::de::Error) -> String {
@@ -334,7 +340,10 @@ sensor = "dc1-span"
         .expect("write");
         let e = WebConfig::load(&web).expect_err("no such files");
         let expected = dir.path().join("tls/c.pem");
-        assert_eq!(e, format!("{}: no such file", expected.display()));
+        assert_eq!(
+            e,
+            format!("{}: no such file or directory", expected.display())
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! finds through an [`Emitter`]. All state is owned by the engine (one per worker, nothing
 //! shared) and bounded by named caps: flows ([`MAX_FLOWS_PER_WORKER`]), IP fragments
 //! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
-//! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
+//! bytes ([`crate::proto::quic`]). Stream buffers are also paid for from the reassembly budget
+//! that all workers share ([`budget`]); a flow whose buffered bytes stall is forgotten after
+//! [`STALLED_BUFFER_TIMEOUT`], which gives its bytes back. A flow that can yield nothing more is bypassed: its later
 //! packets cost one table lookup, and a plain TCP segment of it not even a full decode
 //! ([`FlowEngine::on_plain_tcp`]).
 
+pub mod budget;
 pub mod defrag;
 pub mod emit;
 pub mod reassembly;
@@ -26,6 +29,7 @@ use crate::proto::tls::ClientHelloOutcome;
 use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
+use budget::WorkerBudget;
 use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
 use emit::{Emitter, NameCounters};
 use reassembly::{ReasmEvent, ReasmSkip};
@@ -44,6 +48,13 @@ pub const MAX_FLOWS_PER_WORKER: usize = 1 << 16;
 pub const BYPASSED_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A flow that saw FIN or RST lingers this long to absorb retransmissions.
 pub const CLOSED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A TCP flow holding buffered bytes (part of a ClientHello or request head, or data past a
+/// hole) that arrive no further for this long is forgotten, and its bytes go back to the
+/// reassembly budget. The rest of a message follows within a round trip; a lost segment is
+/// retransmitted after the retransmission timeout, 1 s at first and doubling (RFC 6298 §2.1,
+/// §5.5), so 10 s covers three retransmissions. Without it, a flood of streams that never
+/// finish their message would hold the budget for the full [`tcp::ACTIVE_IDLE_TIMEOUT`].
+pub const STALLED_BUFFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A QUIC connection has this long to complete its ClientHello (clients retransmit Initials
 /// within a second or two).
 pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +84,7 @@ impl FlowEntry for Flow {
 
     fn idle_timeout(&self) -> Duration {
         match self.state {
+            FlowState::Tcp(ref tcp) if tcp.holds_bytes() => STALLED_BUFFER_TIMEOUT,
             FlowState::Tcp(_) => tcp::ACTIVE_IDLE_TIMEOUT,
             FlowState::Quic(_) => QUIC_IDLE_TIMEOUT,
             FlowState::Bypassed { closed: false } => BYPASSED_IDLE_TIMEOUT,
@@ -154,6 +166,8 @@ pub struct FlowGauges {
     pub flows: usize,
     pub fragments_in_flight: usize,
     pub buffered_fragment_bytes: usize,
+    /// Reassembly budget bytes this worker's stream buffers hold.
+    pub reassembly_bytes: usize,
 }
 
 /// One worker's flow stage.
@@ -161,6 +175,8 @@ pub struct FlowEngine {
     table: FlowTable<Flow>,
     defrag: Defragmenter,
     scratch: Scratch,
+    /// This worker's share of the reassembly budget.
+    budget: WorkerBudget,
     pub counters: FlowCounters,
 }
 
@@ -171,11 +187,23 @@ impl Default for FlowEngine {
 }
 
 impl FlowEngine {
+    /// An engine with a reassembly budget of its own, of the default total
+    /// ([`budget::DEFAULT_REASSEMBLY_BYTES`]): for a worker that runs alone (tests, benches,
+    /// fuzzing). A pipeline gives each worker a share of one budget ([`FlowEngine::with_budget`]).
     pub fn new(max_flows: usize) -> Self {
+        Self::with_budget(
+            max_flows,
+            WorkerBudget::standalone(budget::DEFAULT_REASSEMBLY_BYTES),
+        )
+    }
+
+    /// An engine whose stream buffers are paid for from `budget`.
+    pub fn with_budget(max_flows: usize, budget: WorkerBudget) -> Self {
         FlowEngine {
             table: FlowTable::new(max_flows),
             defrag: Defragmenter::new(),
             scratch: Scratch::default(),
+            budget,
             counters: FlowCounters::default(),
         }
     }
@@ -185,6 +213,7 @@ impl FlowEngine {
             flows: self.table.len(),
             fragments_in_flight: self.defrag.in_flight(),
             buffered_fragment_bytes: self.defrag.buffered_bytes(),
+            reassembly_bytes: self.budget.held(),
         }
     }
 
@@ -205,6 +234,7 @@ impl FlowEngine {
             table,
             defrag,
             scratch,
+            budget,
             counters,
         } = self;
         if let L4::Fragment(frag) = &d.l4 {
@@ -217,7 +247,7 @@ impl FlowEngine {
                     match decode::decode_ip_payload(d, d.ip.src, d.ip.dst, proto, payload) {
                         // A fragment of a fragment cannot happen: reassembly removed it.
                         Ok(inner) if !matches!(inner.l4, L4::Fragment(_)) => {
-                            on_transport(table, scratch, counters, &inner, now, false, emit)
+                            on_transport(table, scratch, budget, counters, &inner, now, false, emit)
                         }
                         _ => {}
                     }
@@ -225,7 +255,7 @@ impl FlowEngine {
             }
             return;
         }
-        on_transport(table, scratch, counters, d, now, true, emit);
+        on_transport(table, scratch, budget, counters, d, now, true, emit);
     }
 
     /// The fast path: a plain TCP segment (see [`decode::plain_tcp`]) of a bypassed flow costs
@@ -275,9 +305,11 @@ fn note_fin(flow: &mut Flow, side: table::Side, flags: u8) -> bool {
     ended && matches!(flow.state, FlowState::Bypassed { .. })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn on_transport(
     table: &mut FlowTable<Flow>,
     scratch: &mut Scratch,
+    budget: &WorkerBudget,
     counters: &mut FlowCounters,
     d: &Decoded<'_>,
     now: Timestamp,
@@ -342,6 +374,7 @@ fn on_transport(
                         skips: &mut counters.tcp,
                         reasm_skips: &mut counters.reasm,
                         reasm_events: &mut counters.reasm_events,
+                        budget,
                     };
                     tcp.on_segment(seg, &mut cx, emit);
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {

@@ -21,6 +21,7 @@
 use std::time::Duration;
 
 use crate::decode::TcpSegment;
+use crate::flow::budget::WorkerBudget;
 use crate::flow::emit::{Emitter, RequestFacts};
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
@@ -137,6 +138,8 @@ pub struct SegmentCtx<'s> {
     pub skips: &'s mut ReasonCounts<TcpSkip>,
     pub reasm_skips: &'s mut ReasonCounts<ReasmSkip>,
     pub reasm_events: &'s mut ReasonCounts<ReasmEvent>,
+    /// The worker's share of the reassembly budget, for bytes a stream must hold.
+    pub budget: &'s WorkerBudget,
 }
 
 /// What a flow knows beyond its two directions.
@@ -221,6 +224,11 @@ impl TcpFlow {
         self.dirs.iter().map(|d| d.reasm.buffered_bytes()).sum()
     }
 
+    /// Whether either direction holds buffered bytes (cheap: read on every flow lookup).
+    pub fn holds_bytes(&self) -> bool {
+        self.dirs.iter().any(|d| d.reasm.buffered_bytes() > 0)
+    }
+
     /// Handles one segment; `emit` receives names and other observations.
     pub fn on_segment(
         &mut self,
@@ -300,15 +308,18 @@ impl TcpFlow {
         } else {
             seg.seq
         };
-        match reasm.push(seq, seg.payload) {
+        match reasm.push(seq, seg.payload, cx.budget) {
             Delivery::InPlace(bytes) => {
                 let used = deliver(facts, app, &mut other.app, bytes, cx, emit);
                 if !matches!(app, App::Done | App::Unknown) {
                     // In place means `bytes` is this segment's payload.
                     if let Some(tail) = seg.payload.get(used..) {
-                        if !tail.is_empty() && reasm.keep(tail).is_err() {
-                            cx.skips.incr(TcpSkip::ReassemblyOverflow);
-                            *app = App::Done;
+                        if !tail.is_empty() {
+                            if let Err(reason) = reasm.keep(tail, cx.budget) {
+                                cx.skips.incr(TcpSkip::ReassemblyOverflow);
+                                cx.reasm_skips.incr(reason);
+                                *app = App::Done;
+                            }
                         }
                     }
                 }

@@ -277,7 +277,7 @@ impl Assets {
         let text = std::fs::read_to_string(path).map_err(|e| AssetError {
             path: path.display().to_string(),
             line: 0,
-            problem: format!("cannot read: {e}"),
+            problem: format!("cannot read: {}", crate::fs_error::describe(&e)),
         })?;
         Assets::parse(&path.display().to_string(), &text)
     }

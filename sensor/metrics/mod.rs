@@ -49,6 +49,21 @@ use crate::time::Timestamp;
 /// from the per-host series (still counted in `ksensor_hosts`).
 pub const MAX_INSTALL_SERIES: usize = 1_000;
 
+/// Longest `--sensor` name: it is a label value on every series of every scrape; a site code
+/// or host name fits in far less.
+pub const MAX_SENSOR_NAME: usize = 128;
+
+/// Checks a `--sensor` name: one line when it is empty, too long or holds control characters
+/// (which would break log lines and dashboards).
+pub fn check_sensor_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_SENSOR_NAME || name.chars().any(char::is_control) {
+        return Err(format!(
+            "--sensor must be 1..={MAX_SENSOR_NAME} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
 reason_enum! {
     /// Why ksensor itself dropped something (as opposed to the kernel or the NIC).
     pub enum DropReason {
@@ -106,6 +121,8 @@ pub struct Metrics {
     flows_bypassed: IntCounter,
     flows_tracked: IntGauge,
     fragments_in_flight: IntGauge,
+    reassembly_bytes: IntGauge,
+    reassembly_budget: IntGauge,
     names_extracted: IntCounterVec,
     names_matched: IntCounterVec,
     detections: IntCounterVec,
@@ -116,6 +133,9 @@ pub struct Metrics {
     install_evicted: IntCounter,
     dropped: IntCounterVec,
     events_written: IntCounter,
+    events_suppressed: IntCounterVec,
+    /// Suppressed event lines already counted, per reason slot.
+    seen_suppressed: Vec<u64>,
     capture_received: IntCounterVec,
     capture_dropped: IntCounterVec,
     capture_if_dropped: IntCounterVec,
@@ -296,6 +316,16 @@ impl Metrics {
                 "ksensor_ip_fragments_in_flight",
                 "IP datagrams waiting for more fragments now.",
             )?,
+            reassembly_bytes: gauge(
+                &r,
+                "ksensor_reassembly_bytes",
+                "Bytes the TCP stream buffers of all workers hold now (their capacity).",
+            )?,
+            reassembly_budget: gauge(
+                &r,
+                "ksensor_reassembly_budget_bytes",
+                "Most bytes the TCP stream buffers may hold together (--reassembly-memory).",
+            )?,
             names_extracted: counter_vec(
                 &r,
                 "ksensor_names_extracted_total",
@@ -348,6 +378,13 @@ impl Metrics {
                 &["reason"],
             )?,
             events_written: counter(&r, "ksensor_events_written_total", "Events written.")?,
+            events_suppressed: counter_vec(
+                &r,
+                "ksensor_events_suppressed_total",
+                "Event lines not written because of the rate limits, by reason (per_source, global); the detections still count.",
+                &["reason"],
+            )?,
+            seen_suppressed: Vec::new(),
             capture_received: counter_vec(
                 &r,
                 "ksensor_capture_received_packets_total",
@@ -407,6 +444,8 @@ impl Metrics {
             rules_sha: None,
         };
         touch_reasons::<crate::decode::DecodeSkip>(&m.skipped, "decode");
+        // Alerts watch reassembly refusals (`budget_exhausted` above all) from the first scrape.
+        touch_reasons::<crate::flow::reassembly::ReasmSkip>(&m.skipped, "reassembly");
         for kind in NameKind::ALL {
             let _ = m
                 .names_extracted
@@ -466,6 +505,13 @@ impl Metrics {
         self.flows_tracked.set(clamp_i64(g.flows as u64));
         self.fragments_in_flight
             .set(clamp_i64(g.fragments_in_flight as u64));
+        self.reassembly_bytes
+            .set(clamp_i64(g.reassembly_bytes as u64));
+    }
+
+    /// The reassembly budget's total (set once at start).
+    pub fn set_reassembly_budget(&self, total: usize) {
+        self.reassembly_budget.set(clamp_i64(total as u64));
     }
 
     /// Reads the inventory's cumulative counts and its hosts (detections per rule, cap drops,
@@ -554,6 +600,24 @@ impl Metrics {
         );
         self.seen_evidence_dropped = evidence_dropped;
         self.update_install_series(snap.installs, &snap.all_installs);
+    }
+
+    /// Reads the event rate limiter's cumulative counts of suppressed lines (the output
+    /// stage's `limit::Suppressed` reasons, held by the collector) into
+    /// `ksensor_events_suppressed_total`. Every reason's series exists from the first call, so
+    /// call it once at start (all zero) for alerts to see them before the first suppression.
+    pub fn observe_events_suppressed<R: Reason>(&mut self, counts: &ReasonCounts<R>) {
+        self.seen_suppressed.resize(R::ALL.len(), 0);
+        for (r, seen) in R::ALL.iter().zip(self.seen_suppressed.iter_mut()) {
+            let now = counts.get(*r);
+            if let Ok(c) = self
+                .events_suppressed
+                .get_metric_with_label_values(&[r.label()])
+            {
+                c.inc_by(now.saturating_sub(*seen));
+            }
+            *seen = now;
+        }
     }
 
     /// Sets `ksensor_install_info` to the installs the snapshot kept (the
@@ -877,7 +941,34 @@ mod tests {
             assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
         }
         // Labelled families without any series yet (per interface, rule, host) are not listed.
-        assert_eq!(families, 26);
+        assert_eq!(families, 28);
+    }
+
+    crate::reason_enum! {
+        enum TestSuppressed {
+            A => "per_source",
+            B => "global",
+        }
+    }
+
+    #[test]
+    fn suppressed_events_count_deltas_and_exist_from_the_first_call() {
+        let mut m = Metrics::new(None).expect("metrics");
+        m.observe_events_suppressed(&ReasonCounts::<TestSuppressed>::default());
+        let text = m.render();
+        let series = |r: &str| format!("ksensor_events_suppressed_total{{reason=\"{r}\"}}");
+        assert_eq!(value(&text, &series("per_source")), Some(0.0));
+        assert_eq!(value(&text, &series("global")), Some(0.0));
+        let mut c = ReasonCounts::<TestSuppressed>::default();
+        c.add(TestSuppressed::A, 5);
+        m.observe_events_suppressed(&c);
+        c.add(TestSuppressed::A, 2);
+        c.add(TestSuppressed::B, 1);
+        m.observe_events_suppressed(&c);
+        m.observe_events_suppressed(&c);
+        let text = m.render();
+        assert_eq!(value(&text, &series("per_source")), Some(7.0));
+        assert_eq!(value(&text, &series("global")), Some(1.0));
     }
 
     #[test]

@@ -18,10 +18,15 @@ use crate::rules::{RuleIdx, RuleSet};
 use super::describe::magic_label;
 use super::mac_string;
 
-/// Writes events to a sink, one JSON object per line.
+/// Writes events to a sink, one JSON object per line. Each line is rendered whole first and
+/// handed to the sink with one `write_all`, so a buffered sink (a `BufWriter`) only ever
+/// passes whole lines to the file: a process that stops at any moment (a second SIGTERM during
+/// the drain exits at once) leaves no cut line behind.
 pub struct EventWriter {
     out: Box<dyn Write + Send>,
     inputs: Vec<String>,
+    /// The line being rendered (reused).
+    line: Vec<u8>,
     pub written: u64,
 }
 
@@ -52,6 +57,7 @@ impl EventWriter {
         EventWriter {
             out,
             inputs,
+            line: Vec::new(),
             written: 0,
         }
     }
@@ -79,8 +85,15 @@ impl EventWriter {
             .cloned()
             .unwrap_or_default();
         m.insert("input".into(), Value::String(input));
-        serde_json::to_writer(&mut self.out, &Value::Object(m))?;
-        self.out.write_all(b"\n")?;
+        self.write_line(&Value::Object(m))
+    }
+
+    /// Renders `value` and its newline into the line buffer, then writes the whole line at once.
+    fn write_line(&mut self, value: &Value) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
     }

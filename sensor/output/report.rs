@@ -77,6 +77,17 @@ pub struct Report<'a> {
     pub assets: &'a Assets,
     pub caps: &'a [(&'static str, u64)],
     pub rows: Vec<HostRow>,
+    /// What happened to the event lines, when events were written ([`Report::with_events`]).
+    pub events: Option<EventsSummary>,
+}
+
+/// The event lines of a run: written, suppressed by the rate limits (`output::limit`), and the
+/// limits in force. Only in reports of runs that wrote events.
+#[derive(Clone, Debug)]
+pub struct EventsSummary {
+    pub written: u64,
+    pub limits: crate::output::limit::EventLimits,
+    pub counts: crate::output::limit::LimiterCounts,
 }
 
 fn ts(t: Option<Timestamp>) -> Value {
@@ -128,7 +139,14 @@ impl<'a> Report<'a> {
             assets,
             caps,
             rows,
+            events: None,
         }
+    }
+
+    /// Adds what happened to the event lines (a run that wrote events).
+    pub fn with_events(mut self, events: EventsSummary) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn time_range(&self) -> (Option<Timestamp>, Option<Timestamp>) {
@@ -329,7 +347,25 @@ impl<'a> Report<'a> {
             "hosts": Value::Null,
         });
         match head {
-            Value::Object(map) => map,
+            Value::Object(mut map) => {
+                if let Some(e) = &self.events {
+                    map.insert(
+                        "events".into(),
+                        json!({
+                            "written": e.written,
+                            "suppressed": reasons(&e.counts.suppressed),
+                            "suppressed_total": e.counts.suppressed.total(),
+                            "limits": {
+                                "per_source_per_sec": e.limits.per_source,
+                                "global_per_sec": e.limits.global,
+                                "burst_secs": crate::output::limit::BURST_SECONDS,
+                            },
+                            "limiter_sources_evicted": e.counts.sources_evicted,
+                        }),
+                    );
+                }
+                map
+            }
             _ => serde_json::Map::new(),
         }
     }
@@ -530,6 +566,12 @@ impl<'a> Report<'a> {
             "| detections | {} |",
             self.inventory.counters.detections
         );
+        if let Some(e) = &self.events {
+            let _ = writeln!(md, "| event lines written | {} |", e.written);
+            for (label, n) in e.counts.suppressed.iter() {
+                let _ = writeln!(md, "| event lines suppressed: {label} | {n} |");
+            }
+        }
         md
     }
 }

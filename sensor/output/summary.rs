@@ -40,6 +40,17 @@ pub fn render(report: &Report<'_>) -> String {
         names.join(", "),
         report.inventory.counters.detections
     );
+    if let Some(e) = report.events.as_ref() {
+        let suppressed = e.counts.suppressed.total();
+        if suppressed > 0 {
+            let _ = writeln!(
+                s,
+                "event lines: {} written, {suppressed} suppressed by the rate limits \
+                 (every detection is still in the report)",
+                e.written
+            );
+        }
+    }
     if report.rows.is_empty() {
         let _ = writeln!(s, "\nNo host showed Kaspersky evidence.");
         return s;

@@ -6,6 +6,11 @@
 //! inventory and the event writer. So events and reports are the same for any number of
 //! workers. Pending observations are bounded by the batches in flight.
 //!
+//! Event lines pass the rate limits ([`crate::output::limit`]) after the inventory has taken
+//! the observation: a suppressed line is counted, and the detection stays in the inventory.
+//! The limits run on capture time in capture order, so they too give the same events for any
+//! number of workers.
+//!
 //! Rule reload: observations name rules by index in the set their worker used; results made
 //! with another set than the inventory's are remapped by rule id on arrival
 //! ([`Collector::offer_from`]), so evidence never points at the wrong rule.
@@ -16,6 +21,7 @@ use std::sync::Arc;
 use crate::inventory::{Inventory, RuleRemap};
 use crate::observation::{Observation, Observed};
 use crate::output::events::EventWriter;
+use crate::output::limit::{event_source, EventLimiter, EventLimits, LimiterCounts};
 use crate::rules::RuleSet;
 
 /// Applies observations to the inventory and writes events.
@@ -29,6 +35,8 @@ pub struct Collector {
     pub event_error: Option<io::Error>,
     /// Events written.
     pub events_written: u64,
+    /// Decides which event lines are written (rate limits).
+    limiter: EventLimiter,
     /// The last remap used for results made with an older rule set: (from, to, remap).
     remap: Option<(Arc<RuleSet>, Arc<RuleSet>, RuleRemap)>,
 }
@@ -66,8 +74,20 @@ impl Collector {
             pending: Vec::new(),
             event_error: None,
             events_written: 0,
+            limiter: EventLimiter::new(EventLimits::default()),
             remap: None,
         }
+    }
+
+    /// Limits event lines to `limits` instead of the defaults.
+    pub fn with_event_limits(mut self, limits: EventLimits) -> Self {
+        self.limiter = EventLimiter::new(limits);
+        self
+    }
+
+    /// Event lines suppressed by the rate limits, and the limiter's table evictions.
+    pub fn event_limits(&self) -> &LimiterCounts {
+        &self.limiter.counts
     }
 
     /// Like [`Collector::offer`], for observations whose rule indexes refer to `rules`.
@@ -146,6 +166,9 @@ impl Collector {
             return;
         }
         if let Some(events) = &mut self.events {
+            if !self.limiter.admit(event_source(obs), obs.ctx.ts) {
+                return;
+            }
             match events.write(self.inventory.rules(), obs, correlation.as_ref()) {
                 Ok(()) => self.events_written = events.written,
                 Err(e) => self.event_error = Some(e),

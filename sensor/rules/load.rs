@@ -235,7 +235,12 @@ fn read_rule_file(path: &Path, origin: &str) -> Result<String, RuleError> {
 }
 
 fn io_error(origin: &str, e: &std::io::Error) -> RuleError {
-    error(RuleErrorKind::Io, origin, None, format!("cannot read: {e}"))
+    error(
+        RuleErrorKind::Io,
+        origin,
+        None,
+        format!("cannot read: {}", crate::fs_error::describe(e)),
+    )
 }
 
 fn error(kind: RuleErrorKind, origin: &str, line: Option<u32>, message: String) -> RuleError {
