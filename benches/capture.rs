@@ -156,7 +156,12 @@ fn file_source(path: &Path) -> Result<Tally, Box<dyn Error>> {
 }
 
 fn file_source_no_hash(path: &Path) -> Result<Tally, Box<dyn Error>> {
-    read_with(path, FileOptions { sha256: false })
+    read_with(
+        path,
+        FileOptions {
+            digest: Default::default(),
+        },
+    )
 }
 
 fn read_with(path: &Path, options: FileOptions) -> Result<Tally, Box<dyn Error>> {

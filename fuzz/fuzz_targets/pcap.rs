@@ -39,7 +39,9 @@ struct Run {
 }
 
 fn read_all(reader: Box<dyn Read + Send>, input_len: usize) -> Option<Run> {
-    let options = FileOptions { sha256: false };
+    let options = FileOptions {
+        digest: Default::default(),
+    };
     let mut source = match FileSource::from_reader_with(reader, 0, options) {
         Ok(source) => source,
         Err(e) => {

@@ -133,6 +133,11 @@ impl SegmentedPcap {
         })
     }
 
+    /// Another handle on the file (for reading its last MiB back, `capture::digest`).
+    pub fn try_clone_file(&self) -> Option<File> {
+        self.file.try_clone().ok()
+    }
+
     /// The same file cut into segments of `len` bytes (at least 1): for tests and fuzzing,
     /// which need many segment boundaries in small files.
     pub fn with_segment_len(mut self, len: usize) -> SegmentedPcap {
@@ -364,7 +369,9 @@ mod tests {
     }
 
     fn by_stream(path: &Path) -> Yield {
-        let options = crate::capture::file::FileOptions { sha256: false };
+        let options = crate::capture::file::FileOptions {
+            digest: Default::default(),
+        };
         let mut src = FileSource::open_with(path, 3, options).unwrap();
         let mut packets = Vec::new();
         let error = loop {

@@ -26,6 +26,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
+use crate::capture::digest::{DigestAlgorithm, InputDigests};
 use crate::flow::WorkerCounters;
 use crate::inventory::assets::Assets;
 use crate::inventory::verdict::{Decision, HostSummary, Manager};
@@ -44,7 +45,17 @@ use super::mac_string;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InputSummary {
     pub name: String,
+    /// SHA-256 of the whole input (`sha256sum`), when one was asked for (`--input-hash sha256`)
+    /// or the input is no longer than one MiB (then it is the edges' hash).
     pub sha256: Option<String>,
+    /// Digest of the whole input, when one was asked for (`--input-hash blake3`): `b3sum`.
+    pub blake3: Option<String>,
+    /// Bytes hashed at each end of the input: `min(size, 1 MiB)` (`capture::digest`).
+    pub edge_bytes: u64,
+    /// SHA-256 of the first `edge_bytes` bytes (`head -c N FILE | sha256sum`).
+    pub head_sha256: Option<String>,
+    /// SHA-256 of the last `edge_bytes` bytes (`tail -c N FILE | sha256sum`).
+    pub tail_sha256: Option<String>,
     pub packets: u64,
     pub captured_bytes: u64,
     pub file_bytes: u64,
@@ -54,6 +65,28 @@ pub struct InputSummary {
     pub error: Option<String>,
     /// Things skipped or noticed while reading (`label → count`, zero counts left out).
     pub notes: BTreeMap<String, u64>,
+}
+
+impl InputSummary {
+    /// Records an input's hashes (hex) as the report shows them.
+    pub fn set_digests(&mut self, digests: &InputDigests) {
+        let hex = |d: &[u8; 32]| Some(crate::hex::lower_hex(d));
+        if let Some(full) = &digests.full {
+            match full.algorithm {
+                DigestAlgorithm::Sha256 => self.sha256 = hex(&full.value),
+                DigestAlgorithm::Blake3 => self.blake3 = hex(&full.value),
+            }
+        }
+        if let Some(edges) = &digests.edges {
+            // An input no longer than an edge was hashed whole for free.
+            if edges.whole && self.sha256.is_none() {
+                self.sha256 = hex(&edges.head);
+            }
+            self.edge_bytes = edges.span;
+            self.head_sha256 = hex(&edges.head);
+            self.tail_sha256 = hex(&edges.tail);
+        }
+    }
 }
 
 /// One host row: the host itself stays in the inventory ([`Inventory::host`]).
@@ -281,6 +314,10 @@ impl<'a> Report<'a> {
             "inputs": self.inputs.iter().map(|i| json!({
                 "name": i.name,
                 "sha256": i.sha256,
+                "blake3": i.blake3,
+                "edge_bytes": i.edge_bytes,
+                "head_sha256": i.head_sha256,
+                "tail_sha256": i.tail_sha256,
                 "packets": i.packets,
                 "captured_bytes": i.captured_bytes,
                 "file_bytes": i.file_bytes,
@@ -445,13 +482,21 @@ impl<'a> Report<'a> {
             show(first),
             show(last)
         );
-        let _ = writeln!(md, "\n## Inputs\n\n| file | SHA-256 | packets | bytes | first | last | damage |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "\n## Inputs\n\n| file | digest | SHA-256 of the first / last bytes | packets | bytes | first | last | damage |\n|---|---|---|---|---|---|---|---|");
         for i in self.inputs {
+            let digest = match (&i.sha256, &i.blake3) {
+                (Some(d), _) => format!("sha256 `{d}`"),
+                (None, Some(d)) => format!("blake3 `{d}`"),
+                (None, None) => "-".to_string(),
+            };
+            let edges = match (&i.head_sha256, &i.tail_sha256) {
+                (Some(h), Some(t)) => format!("{} B: `{h}` / `{t}`", i.edge_bytes),
+                _ => "-".to_string(),
+            };
             let _ = writeln!(
                 md,
-                "| {} | `{}` | {} | {} | {} | {} | {} |",
+                "| {} | {digest} | {edges} | {} | {} | {} | {} | {} |",
                 md_cell(&i.name),
-                i.sha256.as_deref().unwrap_or("-"),
                 i.packets,
                 i.file_bytes,
                 show(i.first_ts),

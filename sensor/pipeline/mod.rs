@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::capture::digest::DigestOptions;
 use crate::capture::segmented::SegmentedPcap;
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
@@ -630,7 +631,7 @@ impl Pipeline {
     pub fn replay_file(
         &mut self,
         file: SegmentedPcap,
-        hash: bool,
+        digest: DigestOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<WalkOutcome, SegmentedPcap> {
         // Staged packets go first: each worker handles its queue in order.
@@ -638,7 +639,7 @@ impl Pipeline {
         let Mode::Threaded(t) = &mut self.mode else {
             return Err(file);
         };
-        let walk = Arc::new(FileWalk::new(file, t.senders.len(), self.next_seq, hash));
+        let walk = Arc::new(FileWalk::new(file, t.senders.len(), self.next_seq, digest));
         for sender in &t.senders {
             // A worker that is gone (it panicked) never joins: the walk must not wait for it.
             if sender.send(Work::Walk(walk.clone())).is_err() {

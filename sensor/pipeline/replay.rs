@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::capture::digest::DigestOptions;
 use crate::capture::file::{FileOptions, FileSource, FileStats};
 use crate::capture::segmented::SegmentedPcap;
 use crate::capture::SourceStatus;
@@ -36,9 +37,9 @@ impl ReplayOutcome {
     }
 }
 
-/// Opens an input; its reader hashes what it reads (on a thread beside it) when `hash` is set.
-fn open(name: &str, index: u16, hash: bool) -> Result<FileSource, String> {
-    let options = FileOptions { sha256: hash };
+/// Opens an input; its reader hashes what it reads (`capture::digest`).
+fn open(name: &str, index: u16, digest: DigestOptions) -> Result<FileSource, String> {
+    let options = FileOptions { digest };
     let source = if name == "-" {
         FileSource::from_reader_with(Box::new(std::io::stdin()), index, options)
     } else {
@@ -93,8 +94,8 @@ impl Progress {
 pub struct ReadOptions {
     /// Draw a progress line on a terminal.
     pub progress: bool,
-    /// Compute each input's SHA-256 for the report.
-    pub hash: bool,
+    /// Which hashes of each input the report carries (the first and last MiB always).
+    pub digest: DigestOptions,
 }
 
 /// Copies what a file's statistics say into its summary.
@@ -141,17 +142,17 @@ pub fn run(
                 progress.tick(packets, done_before, index as usize, inputs.len());
             };
             // With worker threads the file is always taken.
-            if let Ok(outcome) = pipeline.replay_file(file, read.hash, &mut tick) {
+            if let Ok(outcome) = pipeline.replay_file(file, read.digest, &mut tick) {
                 bytes_read += outcome.stats.bytes_read;
                 summary.error = outcome.error.map(|e| e.to_string());
-                summary.sha256 = outcome.sha256.map(|d| crate::hex::lower_hex(&d));
+                summary.set_digests(&outcome.digests);
                 fill_summary(&mut summary, &outcome.stats);
                 summaries.push(summary);
                 pipeline.drain();
                 continue;
             }
         }
-        let mut source = match open(name, index, read.hash) {
+        let mut source = match open(name, index, read.digest) {
             Ok(source) => source,
             Err(e) => {
                 summary.error = Some(e);
@@ -181,7 +182,7 @@ pub fn run(
         let stats = source.stats();
         bytes_read += stats.bytes_read;
         fill_summary(&mut summary, stats);
-        summary.sha256 = source.sha256_hex();
+        summary.set_digests(&source.digests());
         summaries.push(summary);
         // Observations of this input are applied before the next input starts.
         pipeline.drain();

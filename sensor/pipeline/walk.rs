@@ -30,7 +30,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::Batch;
 use crate::capture::chunk::ChunkPool;
-use crate::capture::digest::BackgroundDigest;
+use crate::capture::digest::{DigestOptions, InputDigest, InputDigests};
 use crate::capture::file::FileStats;
 use crate::capture::segmented::{PcapCursor, SegmentRecord, SegmentedPcap};
 use crate::capture::CaptureError;
@@ -48,15 +48,15 @@ pub struct WalkOutcome {
     pub stats: FileStats,
     /// Damage or a read error that ended the file early.
     pub error: Option<CaptureError>,
-    /// SHA-256 of the whole file, when hashing was asked for and every byte could be read.
-    pub sha256: Option<[u8; 32]>,
+    /// The file's hashes (`capture::digest`): none when part of it could not be read.
+    pub digests: InputDigests,
 }
 
-/// What the walks hand along, one walk at a time: the cursor and the running hash (fed in
+/// What the walks hand along, one walk at a time: the cursor and the running hashes (fed in
 /// segment order).
 struct Chain {
     cursor: PcapCursor,
-    digest: Option<BackgroundDigest>,
+    digest: Option<InputDigest>,
     /// Bytes of the file read by the walks so far (its header included).
     read_to: u64,
 }
@@ -94,16 +94,19 @@ pub struct FileWalk {
 
 impl FileWalk {
     /// A walk of `file` for `workers` workers; its packets are numbered from `seq_base`.
-    pub fn new(file: SegmentedPcap, workers: usize, seq_base: u64, hash: bool) -> FileWalk {
+    pub fn new(
+        file: SegmentedPcap,
+        workers: usize,
+        seq_base: u64,
+        digest: DigestOptions,
+    ) -> FileWalk {
         let workers = workers.max(1);
-        let mut digest = hash.then(BackgroundDigest::start);
-        if let Some(digest) = &mut digest {
-            let header = Chunk::standalone(file.header_bytes().to_vec());
-            digest.update(&header, 0, header.bytes().len());
-        }
+        let mut digest = InputDigest::start_with_file(digest, file.try_clone_file());
+        let header = Chunk::standalone(file.header_bytes().to_vec());
+        digest.update(&header, 0, header.bytes().len());
         let chain = Chain {
             cursor: file.start_cursor(),
-            digest,
+            digest: Some(digest),
             read_to: file.header_bytes().len() as u64,
         };
         let state = WalkState {
@@ -212,7 +215,7 @@ impl FileWalk {
         let mut state = self.lock();
         if let Some(e) = error {
             if matches!(e, CaptureError::Io(_)) {
-                // Part of the file is unreadable: there is no hash of the whole file.
+                // Part of the file is unreadable: no hash describes the whole file.
                 chain.digest = None;
             }
             state.error = Some(e);
@@ -288,7 +291,7 @@ impl FileWalk {
             return WalkOutcome {
                 stats: FileStats::default(),
                 error: Some(CaptureError::Io(std::io::ErrorKind::Other)),
-                sha256: None,
+                digests: InputDigests::default(),
             };
         };
         if let Some(mut digest) = chain.digest.take() {
@@ -308,7 +311,7 @@ impl FileWalk {
         WalkOutcome {
             stats,
             error,
-            sha256: chain.digest.and_then(BackgroundDigest::finish),
+            digests: chain.digest.map(InputDigest::finish).unwrap_or_default(),
         }
     }
 }
@@ -322,6 +325,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
+    use crate::capture::digest::{DigestAlgorithm, EdgeHashes, FileDigest, EDGE_LEN};
     use crate::capture::file::{FileOptions, FileSource, MAX_PACKET_LEN};
     use crate::capture::segmented::{committed_classic_pcaps, SEGMENT_LEN};
     use crate::capture::SourceStatus;
@@ -379,7 +383,9 @@ mod tests {
 
     /// Pushes a file's packets through the reader thread; returns the error that ended it.
     fn push_file(p: &mut Pipeline, path: &Path) -> Option<CaptureError> {
-        let options = FileOptions { sha256: false };
+        let options = FileOptions {
+            digest: DigestOptions::default(),
+        };
         let mut src = FileSource::open_with(path, 0, options).unwrap();
         loop {
             match src.read_lent(64, &mut |m, d, c| p.push_shared(m, d, c)) {
@@ -398,21 +404,38 @@ mod tests {
         finish(p, sink, error)
     }
 
-    /// The file walked by the workers, cut every `segment_len` bytes; also its hash.
-    fn by_walk(path: &Path, workers: usize, segment_len: usize) -> (Run, Option<[u8; 32]>) {
+    /// The file walked by the workers, cut every `segment_len` bytes; also its hashes.
+    fn by_walk(path: &Path, workers: usize, segment_len: usize) -> (Run, InputDigests) {
         let sink = Sink::default();
         let mut p = pipeline(workers, &sink);
         let file = SegmentedPcap::open(path, 0)
             .unwrap()
             .with_segment_len(segment_len);
-        let Ok(outcome) = p.replay_file(file, true, &mut |_| {}) else {
+        let options = DigestOptions {
+            full: Some(DigestAlgorithm::Sha256),
+        };
+        let Ok(outcome) = p.replay_file(file, options, &mut |_| {}) else {
             panic!("a threaded pipeline takes the file");
         };
-        (finish(p, sink, outcome.error), outcome.sha256)
+        (finish(p, sink, outcome.error), outcome.digests)
     }
 
-    fn sha256_of(path: &Path) -> [u8; 32] {
-        Sha256::digest(std::fs::read(path).unwrap()).into()
+    /// The whole file's SHA-256 and the SHA-256 of its first and last MiB.
+    fn digests_of(path: &Path) -> InputDigests {
+        let bytes = std::fs::read(path).unwrap();
+        let span = bytes.len().min(EDGE_LEN);
+        InputDigests {
+            edges: Some(EdgeHashes {
+                span: span as u64,
+                whole: span == bytes.len(),
+                head: Sha256::digest(&bytes[..span]).into(),
+                tail: Sha256::digest(&bytes[bytes.len() - span..]).into(),
+            }),
+            full: Some(FileDigest {
+                algorithm: DigestAlgorithm::Sha256,
+                value: Sha256::digest(&bytes).into(),
+            }),
+        }
     }
 
     #[test]
@@ -422,10 +445,10 @@ mod tests {
             for workers in [2, 3] {
                 let expected = by_reader(&path, workers);
                 for len in [100, 1500, SEGMENT_LEN] {
-                    let (got, sha) = by_walk(&path, workers, len);
+                    let (got, digests) = by_walk(&path, workers, len);
                     let what = format!("{}: {workers} workers, every {len} bytes", path.display());
                     assert_eq!(got, expected, "{what}");
-                    assert_eq!(sha, Some(sha256_of(&path)), "{what}");
+                    assert_eq!(digests, digests_of(&path), "{what}");
                 }
             }
             checked += 1;
@@ -459,9 +482,9 @@ mod tests {
             "the packets before the damage count"
         );
         for len in [100, 1500, SEGMENT_LEN] {
-            let (got, sha) = by_walk(&path, 2, len);
+            let (got, digests) = by_walk(&path, 2, len);
             assert_eq!(got, expected, "every {len} bytes");
-            assert_eq!(sha, Some(sha256_of(&path)), "every {len} bytes");
+            assert_eq!(digests, digests_of(&path), "every {len} bytes");
         }
     }
 
@@ -481,7 +504,7 @@ mod tests {
         let file = SegmentedPcap::open(&second, 0)
             .unwrap()
             .with_segment_len(700);
-        let Ok(outcome) = p.replay_file(file, false, &mut |_| {}) else {
+        let Ok(outcome) = p.replay_file(file, DigestOptions::default(), &mut |_| {}) else {
             panic!("a threaded pipeline takes the file");
         };
         assert_eq!(p.packets(), before + outcome.stats.packets);
@@ -495,7 +518,7 @@ mod tests {
             .unwrap()
             .with_segment_len(100);
         assert!(file.segments() > 10);
-        let walk = FileWalk::new(file, 2, 0, false);
+        let walk = FileWalk::new(file, 2, 0, DigestOptions::default());
         assert!(walk.take(0, 0).is_some());
         walk.leave(true);
         assert!(

@@ -1,12 +1,12 @@
 //! The byte stream under a [`super::FileSource`]: one read buffer filled by large `read()`
 //! calls, lent out as a [`Chunk`] without copying (reading then goes on in a fresh buffer from
-//! the pool), and every byte read handed to the background SHA-256 ([`BackgroundDigest`]).
+//! the pool), and every byte read handed to the input's hashes ([`InputDigest`]).
 
 use std::io::{self, Read};
 
 use super::READ_BUF_LEN;
 use crate::capture::chunk::{Chunk, ChunkPool};
-use crate::capture::digest::BackgroundDigest;
+use crate::capture::digest::{DigestOptions, InputDigest};
 use crate::capture::CaptureError;
 
 /// The byte stream, its read buffer and its running hash.
@@ -23,12 +23,16 @@ pub(super) struct Input {
     buf_offset: u64,
     eof: bool,
     pub(super) bytes_read: u64,
-    /// `None` when the caller turned hashing off ([`FileOptions::sha256`]).
-    pub(super) hasher: Option<BackgroundDigest>,
+    /// `None` once finished, or after a read error (no hash describes a file read in part).
+    pub(super) digest: Option<InputDigest>,
 }
 
 impl Input {
-    pub(super) fn new(reader: Box<dyn Read + Send>, sha256: bool) -> Input {
+    pub(super) fn new(
+        reader: Box<dyn Read + Send>,
+        file: Option<std::fs::File>,
+        digest: DigestOptions,
+    ) -> Input {
         let pool = ChunkPool::default();
         Input {
             reader,
@@ -39,7 +43,7 @@ impl Input {
             buf_offset: 0,
             eof: false,
             bytes_read: 0,
-            hasher: sha256.then(BackgroundDigest::start),
+            digest: Some(InputDigest::start_with_file(digest, file)),
         }
     }
 
@@ -105,8 +109,8 @@ impl Input {
         let result = self.read_until(need);
         // Every byte read goes to the hash, also when the read then failed (the digest is
         // dropped then anyway).
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&self.buf, from, self.end.saturating_sub(from));
+        if let Some(digest) = &mut self.digest {
+            digest.update(&self.buf, from, self.end.saturating_sub(from));
         }
         result
     }
@@ -176,7 +180,7 @@ impl Input {
         }
     }
 
-    /// Reads the rest of the input into the hash.
+    /// Reads the rest of the input into the hashes.
     pub(super) fn drain(&mut self) -> Result<(), CaptureError> {
         loop {
             self.start = self.end;

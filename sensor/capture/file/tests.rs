@@ -7,6 +7,7 @@ use super::pcap::*;
 use super::pcapng::*;
 use super::*;
 use crate::capture::{CorruptKind, LinkType};
+use crate::capture::digest::{DigestAlgorithm, DigestOptions, EdgeHashes, FileDigest};
 
 /// One delivered packet, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1327,7 +1328,7 @@ fn fixture_dumpcap_nanoseconds_and_statistics_block() {
 }
 
 #[test]
-fn hashing_can_be_turned_off() {
+fn a_whole_file_digest_only_when_asked_the_edges_always() {
     let file = written(
         TsResolution::Micros,
         LinkType::ETHERNET,
@@ -1336,14 +1337,38 @@ fn hashing_can_be_turned_off() {
     let mut bad = file.clone();
     bad.extend_from_slice(&[1, 2, 3]);
     for bytes in [file, bad] {
-        let options = FileOptions { sha256: false };
-        let mut source =
-            FileSource::from_reader_with(Box::new(Cursor::new(bytes.clone())), 0, options).unwrap();
-        let mut n = 0;
-        while let Ok(SourceStatus::More) = source.next_packets(8, &mut |_, _| n += 1) {}
-        assert_eq!(n, 1);
-        assert_eq!(source.sha256_hex(), None);
-        assert_eq!(source.stats().bytes_read, bytes.len() as u64);
+        let whole: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+        for full in [None, Some(DigestAlgorithm::Sha256), Some(DigestAlgorithm::Blake3)] {
+            let options = FileOptions {
+                digest: DigestOptions { full },
+            };
+            let mut source =
+                FileSource::from_reader_with(Box::new(Cursor::new(bytes.clone())), 0, options)
+                    .unwrap();
+            let mut n = 0;
+            while let Ok(SourceStatus::More) = source.next_packets(8, &mut |_, _| n += 1) {}
+            assert_eq!(n, 1);
+            assert_eq!(source.stats().bytes_read, bytes.len() as u64);
+            let digests = source.digests();
+            let expected = full.map(|algorithm| FileDigest {
+                algorithm,
+                value: match algorithm {
+                    DigestAlgorithm::Sha256 => whole,
+                    DigestAlgorithm::Blake3 => *blake3::hash(&bytes).as_bytes(),
+                },
+            });
+            assert_eq!(digests.full, expected);
+            // A small file: both edges are the whole file.
+            assert_eq!(
+                digests.edges,
+                Some(EdgeHashes {
+                    span: bytes.len() as u64,
+                    whole: true,
+                    head: whole,
+                    tail: whole
+                })
+            );
+        }
     }
 }
 
