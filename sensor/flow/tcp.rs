@@ -945,7 +945,9 @@ mod tests {
             );
             self.packet += 1;
             let (mut skips, mut reasm_skips, mut reasm_events) = Default::default();
+            let budget = crate::flow::budget::WorkerBudget::standalone(1 << 20);
             let mut cx = SegmentCtx {
+                budget: &budget,
                 side,
                 src,
                 dst,
