@@ -955,8 +955,6 @@ mod tests {
                 skips: &mut skips,
                 reasm_skips: &mut reasm_skips,
                 reasm_events: &mut reasm_events,
-                // Room for any test connection: these tests are not about the budget.
-                budget: &WorkerBudget::standalone(1 << 30),
             };
             self.flow.on_segment(&seg, &mut cx, &mut emit);
             self
