@@ -25,7 +25,7 @@ PCAPS = os.path.dirname(HERE)
 FIELDS = ["frame.protocols", "dns.qry.name", "dns.resp.name",
           "tls.handshake.extensions_server_name", "http.host", "gquic.tag.sni"]
 TSHARK = ["tshark", "-n", "-o", "tcp.reassemble_out_of_order:TRUE",
-          "-Y", "dns || mdns || llmnr || tls.handshake.extensions_server_name || http.host",
+          "-Y", "dns || mdns || llmnr || tls.handshake.extensions_server_name || http.host || gquic.tag.sni",
           "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a",
           "-E", "aggregator=,"]
 
