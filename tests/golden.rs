@@ -43,7 +43,9 @@ fn normalise(kind: &str, name: &str, from_tshark: bool) -> String {
     }
     match text.rsplit_once(':') {
         Some((host, port))
-            if kind == "http" && port.chars().all(|c| c.is_ascii_digit()) && !host.contains(':') =>
+            if kind == "http"
+                && port.chars().all(|c| c.is_ascii_digit())
+                && !host.contains(':') =>
         {
             host.to_string()
         }
@@ -60,7 +62,9 @@ fn unescape(name: &str, radix: u32) -> Vec<u8> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'\\' && i + 1 < bytes.len() {
-            let digits = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+            let digits = bytes
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok());
             if let Some(v) = digits
                 .filter(|d| d.chars().all(|c| c.is_digit(radix)))
                 .and_then(|d| u32::from_str_radix(d, radix).ok())
