@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use crate::observation::{
-    Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
-    PacketContext,
+    DnsInfo, Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
+    OtherNameForm, OtherNameSighting, PacketContext,
 };
 use crate::proto::update::UpdateMagic;
 use crate::proto::{HostName, NameKind};
@@ -48,6 +48,9 @@ pub struct Emitter<'a> {
     pub ctx: PacketContext,
     pub out: &'a mut Vec<Observed>,
     pub names: &'a mut NameCounters,
+    /// Opcode and service of the DNS message whose names are being emitted (set by the DNS
+    /// emitter around a message, copied into each of its names).
+    pub dns: Option<DnsInfo>,
     /// Sender of the packet and the MACs of its frame: the client MAC is the source MAC when
     /// the client sent the packet, the destination MAC otherwise.
     sender: IpAddr,
@@ -76,6 +79,7 @@ impl<'a> Emitter<'a> {
             ctx,
             out,
             names,
+            dns: None,
             sender,
             src_mac,
             dst_mac,
@@ -164,6 +168,39 @@ impl<'a> Emitter<'a> {
                 rule,
                 answers: answers.to_vec(),
                 ttl,
+                dns: self.dns,
+            }),
+        );
+    }
+
+    /// A name that is not a host name: an address literal, or bytes a host name cannot hold
+    /// (`text` already escaped). Counted with its kind; kept only when every name is wanted,
+    /// since no rule can match it. `text` is built only when it is kept (`make_text`).
+    pub fn other_name(
+        &mut self,
+        form: OtherNameForm,
+        make_text: impl FnOnce() -> String,
+        source: NameSource,
+        client: Endpoint,
+        server: Endpoint,
+    ) {
+        let k = kind_index(source.kind());
+        if let Some(slot) = self.names.extracted.get_mut(k) {
+            *slot += 1;
+        }
+        if !self.all_names {
+            return;
+        }
+        let dns = self.dns;
+        self.push(
+            client,
+            Observation::OtherName(OtherNameSighting {
+                text: make_text().into_boxed_str(),
+                form,
+                source,
+                client,
+                server,
+                dns,
             }),
         );
     }

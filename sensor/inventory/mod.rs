@@ -182,6 +182,8 @@ impl Inventory {
     pub fn apply(&mut self, obs: &Observed) -> Option<Correlation> {
         let ts = obs.ctx.ts;
         match &obs.what {
+            // Literals and odd names match no name rule: they are events, not evidence.
+            Observation::OtherName(_) => None,
             Observation::Name(s) => {
                 let rule = s.rule?;
                 self.counters.detections += 1;

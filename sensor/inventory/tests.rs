@@ -60,6 +60,7 @@ fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
             rule: Some(RuleIdx(u32::from(host.ends_with("kaspersky-labs.com")))),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
         }),
     )
 }
@@ -366,6 +367,7 @@ fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
             rule: Some(RuleIdx(0)),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
         }),
     )
 }

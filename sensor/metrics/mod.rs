@@ -726,6 +726,7 @@ mod tests {
                 rule: Some(RuleIdx(0)),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
             }),
         }
     }

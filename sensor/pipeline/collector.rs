@@ -47,7 +47,8 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             }
             None => false,
         },
-        Observation::Nameless { .. }
+        Observation::OtherName(_)
+        | Observation::Nameless { .. }
         | Observation::KscContact { .. }
         | Observation::UpdatePayload { .. } => true,
     }
@@ -133,7 +134,9 @@ impl Collector {
         let wants_event = match &obs.what {
             Observation::Nameless { .. } => correlation.is_some(),
             Observation::DnsAnswer { .. } | Observation::KscContact { .. } => false,
-            Observation::Name(_) | Observation::UpdatePayload { .. } => true,
+            Observation::Name(_)
+            | Observation::OtherName(_)
+            | Observation::UpdatePayload { .. } => true,
         };
         if !wants_event || self.event_error.is_some() {
             return;
@@ -202,6 +205,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
             }),
         }
     }
