@@ -385,7 +385,7 @@ fn on_transport(
                 if let Err(reason) = parsed {
                     counters.dns.incr(reason);
                 }
-                udp::emit_dns(scratch, src, dst, 17, emit);
+                udp::emit_dns(scratch, src, dst, 17, emit, 0);
                 return;
             }
             if KSC_UDP_PORTS.contains(&dst.port) {

@@ -46,6 +46,10 @@ crate::reason_enum! {
         TlsInvalid => "tls_invalid",
         HttpInvalid => "http_invalid",
         DnsInvalid => "dns_invalid",
+        /// A DNS-over-TCP message spanned more segments than `MAX_PARTIAL_DNS_READS`: its
+        /// later prefixes were not read (if the stream stops inside it, the names after the
+        /// last read prefix are lost).
+        DnsPartialReadsCapped => "dns_partial_reads_capped",
         MidstreamGaveUp => "midstream_gave_up",
     }
 }
@@ -61,9 +65,22 @@ enum App {
     Tls,
     HttpRequests(HttpBody),
     HttpResponses(HttpBody),
-    Dns,
+    Dns(DnsStream),
     /// Nothing more to find in this direction.
     Done,
+}
+
+/// Partial reads of a DNS-over-TCP message made before its end arrived
+/// ([`MAX_PARTIAL_DNS_READS`]).
+pub const MAX_PARTIAL_DNS_READS: u8 = 16;
+
+/// Where a DNS-over-TCP direction is inside its current message.
+#[derive(Debug, Default)]
+struct DnsStream {
+    /// Names of the current message already emitted from a prefix of it.
+    emitted: u32,
+    /// Prefix reads made of the current message.
+    partial_reads: u8,
 }
 
 /// Where an HTTP direction is between messages.
@@ -308,7 +325,7 @@ fn deliver(
         App::HttpResponses(_) => {
             feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
         }
-        App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
+        App::Dns(_) => feed_dns(bytes, app, cx, emit, src, dst),
         App::Unknown | App::Done => bytes.len(),
     }
 }
@@ -333,7 +350,7 @@ fn classify(
     }
     let is_client = facts.client == Some(side);
     let app = if dns_port {
-        App::Dns
+        App::Dns(DnsStream::default())
     } else if is_client && looks_tls {
         App::Tls
     } else if is_client && looks_request {
@@ -661,6 +678,13 @@ fn feed_http_responses(
     }
 }
 
+/// Cuts DNS messages out of the stream (RFC 1035 §4.2.2) and emits their names. A message whose
+/// end has not arrived yet is read as far as it goes, so that a stream that stops inside it
+/// (a capture cut short, a lost segment) still gives every name before the cut: names are
+/// numbered in message order and each is emitted once, by the first read that holds it
+/// ([`crate::flow::udp::emit_dns`]). A message is read again at most
+/// [`MAX_PARTIAL_DNS_READS`] times before it is complete: each read is bounded by the 64 KiB
+/// message length, and DNS over TCP rarely spans more than a few segments (zone transfers).
 fn feed_dns(
     bytes: &[u8],
     app: &mut App,
@@ -671,18 +695,42 @@ fn feed_dns(
 ) -> usize {
     let mut used = 0usize;
     loop {
+        let App::Dns(stream) = app else {
+            return used;
+        };
         let Some(rest) = bytes.get(used..) else {
             return used;
         };
         match dns::next_tcp_frame(rest) {
-            TcpFrame::NeedMore => return used,
+            TcpFrame::NeedMore => {
+                // The two-octet length prefix, then a header at least (RFC 1035 §4.1.1).
+                let Some(prefix) = rest.get(2..).filter(|p| p.len() >= 12) else {
+                    return used;
+                };
+                if stream.partial_reads >= MAX_PARTIAL_DNS_READS {
+                    if stream.partial_reads == MAX_PARTIAL_DNS_READS {
+                        cx.skips.incr(TcpSkip::DnsPartialReadsCapped);
+                        stream.partial_reads = stream.partial_reads.saturating_add(1);
+                    }
+                    return used;
+                }
+                stream.partial_reads = stream.partial_reads.saturating_add(1);
+                // Expected to stop early: what it read is kept, and not an error.
+                let _ = dns::parse_message(prefix, &mut cx.scratch.dns.message);
+                let from = stream.emitted as usize;
+                let listed = crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
+                stream.emitted = u32::try_from(listed.max(from)).unwrap_or(u32::MAX);
+                return used;
+            }
             TcpFrame::Message { msg, consumed } => {
                 used = used.saturating_add(consumed.max(1));
+                let from = stream.emitted as usize;
+                *stream = DnsStream::default();
                 let parsed = dns::parse_message(msg, &mut cx.scratch.dns.message);
                 if parsed.is_err() {
                     cx.skips.incr(TcpSkip::DnsInvalid);
                 }
-                crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit);
+                crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
                 if parsed.is_err() && cx.scratch.dns.message.questions.is_empty() {
                     *app = App::Done;
                     return bytes.len();

@@ -61,8 +61,11 @@ pub const MAX_POINTER_HOPS: usize = 127;
 pub const MAX_QUESTIONS: usize = 32;
 /// Most answer records kept per message. Unicast answers are a CNAME chain plus an address set,
 /// typically under 20 records; mDNS announcements of a host with many services carry more
-/// (RFC 6762 §8.3), still well under 100. Parsing stops at the cap.
-pub const MAX_ANSWERS: usize = 128;
+/// (RFC 6762 §8.3), still well under 100; a zone transfer message (RFC 5936 §2.2) packs as
+/// many records as fit in 64 KiB, hundreds of host records. 1024 keeps such a message whole
+/// up to about 60 bytes per record, and bounds the name text (see [`MAX_NAME_TEXT_LEN`]).
+/// Parsing stops at the cap.
+pub const MAX_ANSWERS: usize = 1024;
 
 /// Authority and additional records whose owner names are kept per message. Responses carry a
 /// few (an SOA, NS records and their glue, an OPT record, which has the root as owner and is
@@ -193,7 +196,7 @@ const NAME_DECODE_ROOM: usize = MAX_NAME_WIRE_LEN;
 const ESCAPED_DECODE_ROOM: usize = MAX_ESCAPED_NAME_LEN;
 /// Largest name text of one message: every name it can keep at the longest host name, the odd
 /// names it can keep at their longest escaped form, plus the room to decode one more.
-/// ≈ 107 KB; a message only grows the buffer to what it uses
+/// ≈ 560 KB; a message only grows the buffer to what it uses
 /// (a typical response needs a few hundred bytes), and the buffer is kept across messages.
 pub const MAX_NAME_TEXT_LEN: usize = MAX_NAMES_PER_MESSAGE * MAX_HOST_NAME_LEN
     + MAX_ODD_NAMES * MAX_ESCAPED_NAME_LEN
