@@ -4,7 +4,12 @@
 //! direction's [`StreamReassembler`] and the parser the stream's first bytes call for:
 //! a TLS ClientHello (server name), HTTP/1.x request heads (Host, every request of a keep-alive
 //! connection), HTTP response heads (the first bytes of each body, for update-file magic) or DNS
-//! over TCP (RFC 7766 framing). A direction stops being parsed as soon as it can yield nothing
+//! over TCP (RFC 7766 framing). A client stream that starts as anything else (SMTP, IMAP,
+//! LDAP, PostgreSQL, RDP…) is scanned for a ClientHello for its first [`UPGRADE_SCAN_BYTES`]:
+//! in-band upgrades to TLS (STARTTLS and its kin) put one right after their clear-text
+//! preamble. Which side is the client is the side that sent the SYN, or when both did
+//! (simultaneous open, RFC 9293 §3.5) or none was seen, the side whose bytes look like a
+//! ClientHello or a request. A direction stops being parsed as soon as it can yield nothing
 //! more; when both have stopped, the flow asks to be bypassed. Bytes are copied only when a
 //! message spans segments, and never more than the reassembler's cap.
 
@@ -23,6 +28,13 @@ use crate::proto::update;
 use crate::proto::HostName;
 use crate::reason::ReasonCounts;
 
+/// Client bytes of a connection that starts as neither TLS nor HTTP that are scanned for a
+/// ClientHello before the direction is given up. Clients send a short clear-text preamble
+/// before an in-band upgrade: SMTP `EHLO` and `STARTTLS` (RFC 3207) or the XMPP stream header
+/// (RFC 6120 §5.4) are a few hundred bytes, LDAP's StartTLS request (RFC 4511 §4.14.1) and
+/// PostgreSQL's SSLRequest tens. 8 KiB leaves room for pipelined or repeated commands while
+/// keeping the scan of other protocols short.
+pub const UPGRADE_SCAN_BYTES: u32 = 8 * 1024;
 /// Data segments of a flow picked up mid-stream that are sniffed for a ClientHello or a request
 /// before the flow is bypassed. A keep-alive HTTP connection sends its next request within a
 /// few segments of a response; bulk transfers never do.
@@ -51,6 +63,9 @@ crate::reason_enum! {
         /// last read prefix are lost).
         DnsPartialReadsCapped => "dns_partial_reads_capped",
         MidstreamGaveUp => "midstream_gave_up",
+        /// A client stream that began as neither TLS nor HTTP showed no ClientHello in its
+        /// first `UPGRADE_SCAN_BYTES`.
+        UpgradeScanGaveUp => "upgrade_scan_gave_up",
     }
 }
 
@@ -66,6 +81,9 @@ enum App {
     HttpRequests(HttpBody),
     HttpResponses(HttpBody),
     Dns(DnsStream),
+    /// A client stream that began as something else: scanning for a ClientHello (an in-band
+    /// upgrade to TLS); the count of bytes scanned so far.
+    Upgrade(u32),
     /// Nothing more to find in this direction.
     Done,
 }
@@ -212,6 +230,10 @@ impl TcpFlow {
             if !ack {
                 if !facts.syn_seen {
                     facts.client = Some(side);
+                } else if facts.client.is_some_and(|c| c != side) && !facts.client_data_seen {
+                    // A SYN from each side: a simultaneous open (RFC 9293 §3.5, figure 8).
+                    // Neither is the client by the handshake; the first bytes will tell.
+                    facts.client = None;
                 }
                 facts.syn_seen = true;
                 if KSC_TCP_PORTS.contains(&cx.dst.port) {
@@ -227,6 +249,16 @@ impl TcpFlow {
             self.on_data(seg, cx, emit);
         }
         let closing = seg.flags & (TcpSegment::FIN | TcpSegment::RST) != 0;
+        if closing {
+            // No client bytes follow the client's FIN, and none follow a reset: a scan for an
+            // upgrade ends there.
+            let reset = seg.flags & TcpSegment::RST != 0;
+            for (i, dir) in self.dirs.iter_mut().enumerate() {
+                if matches!(dir.app, App::Upgrade(_)) && (reset || i == side.index()) {
+                    dir.done();
+                }
+            }
+        }
         let facts = &mut self.facts;
         if closing && facts.syn_seen && !facts.client_data_seen {
             if let Some(client) = facts.client {
@@ -317,6 +349,14 @@ fn deliver(
         }
     }
     let (src, dst) = (cx.src, cx.dst);
+    if let App::Upgrade(_) = app {
+        let used = scan_for_upgrade(bytes, app, cx);
+        if !matches!(app, App::Tls) {
+            return used;
+        }
+        let rest = bytes.get(used..).unwrap_or(&[]);
+        return used.saturating_add(feed_tls(rest, app, cx, emit, src, dst));
+    }
     match app {
         App::Tls => feed_tls(bytes, app, cx, emit, src, dst),
         App::HttpRequests(_) => {
@@ -326,8 +366,43 @@ fn deliver(
             feed_http_responses(bytes, app, &mut facts.requests, cx, emit, src, dst)
         }
         App::Dns(_) => feed_dns(bytes, app, cx, emit, src, dst),
-        App::Unknown | App::Done => bytes.len(),
+        App::Upgrade(_) | App::Unknown | App::Done => bytes.len(),
     }
+}
+
+/// Length of a TLS record header plus the handshake type (RFC 8446 §5.1, §4).
+const CLIENT_HELLO_PREFIX: usize = 6;
+
+/// Scans a client stream for the start of a ClientHello record. Found: the direction becomes
+/// TLS and the bytes before it are consumed. A candidate too close to the end to be checked
+/// is kept for the next bytes. After [`UPGRADE_SCAN_BYTES`] the direction is given up.
+fn scan_for_upgrade(bytes: &[u8], app: &mut App, cx: &mut SegmentCtx<'_>) -> usize {
+    let App::Upgrade(scanned) = app else {
+        return bytes.len();
+    };
+    let budget = usize::try_from(UPGRADE_SCAN_BYTES.saturating_sub(*scanned)).unwrap_or(0);
+    let window = bytes.get(..bytes.len().min(budget)).unwrap_or(&[]);
+    let mut at = 0usize;
+    while let Some(offset) = window.get(at..).and_then(|w| memchr::memchr(0x16, w)) {
+        let pos = at.saturating_add(offset);
+        let candidate = bytes.get(pos..).unwrap_or(&[]);
+        if candidate.len() < CLIENT_HELLO_PREFIX {
+            // Maybe a ClientHello whose header continues in the next segment.
+            *scanned = scanned.saturating_add(u32::try_from(pos).unwrap_or(u32::MAX));
+            return pos;
+        }
+        if looks_like_client_hello(candidate) {
+            *app = App::Tls;
+            return pos;
+        }
+        at = pos.saturating_add(1);
+    }
+    *scanned = scanned.saturating_add(u32::try_from(window.len()).unwrap_or(u32::MAX));
+    if *scanned >= UPGRADE_SCAN_BYTES {
+        cx.skips.incr(TcpSkip::UpgradeScanGaveUp);
+        *app = App::Done;
+    }
+    bytes.len()
 }
 
 /// Decides what a direction carries from its first in-order bytes; may also settle the other
@@ -357,12 +432,14 @@ fn classify(
         App::HttpRequests(HttpBody::Head)
     } else if !is_client && looks_response && facts.client.is_some() {
         App::HttpResponses(HttpBody::Head)
+    } else if is_client && !midstream {
+        App::Upgrade(0)
     } else {
         App::Done
     };
     if is_client && !facts.client_data_seen {
         facts.client_data_seen = true;
-        if matches!(app, App::Done) && !midstream {
+        if matches!(app, App::Done | App::Upgrade(_)) && !midstream {
             emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol);
         }
     }
@@ -743,6 +820,83 @@ fn feed_dns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::reassembly::{ReasmEvent, ReasmSkip};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            port,
+        }
+    }
+
+    /// Runs [`scan_for_upgrade`] over `chunks` as successive deliveries (an unconsumed tail is
+    /// delivered again in front of the next chunk, as the reassembler does). Returns the state
+    /// and the offset of the stream where TLS starts, if it does.
+    fn scan(chunks: &[&[u8]]) -> (App, Option<usize>, ReasonCounts<TcpSkip>) {
+        let mut scratch = Scratch::default();
+        let mut skips = ReasonCounts::default();
+        let mut reasm_skips: ReasonCounts<ReasmSkip> = ReasonCounts::default();
+        let mut reasm_events: ReasonCounts<ReasmEvent> = ReasonCounts::default();
+        let mut cx = SegmentCtx {
+            side: Side::Lo,
+            src: endpoint(40000),
+            dst: endpoint(25),
+            scratch: &mut scratch,
+            skips: &mut skips,
+            reasm_skips: &mut reasm_skips,
+            reasm_events: &mut reasm_events,
+        };
+        let mut app = App::Upgrade(0);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut offset = 0usize;
+        for chunk in chunks {
+            pending.extend_from_slice(chunk);
+            let used = scan_for_upgrade(&pending, &mut app, &mut cx);
+            if matches!(app, App::Tls) {
+                return (app, Some(offset + used), skips);
+            }
+            if matches!(app, App::Done) {
+                break;
+            }
+            offset += used;
+            pending.drain(..used);
+        }
+        (app, None, skips)
+    }
+
+    const HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+
+    #[test]
+    fn upgrade_scan_finds_the_client_hello_after_a_preamble() {
+        let (app, at, _) = scan(&[b"EHLO x\r\n", b"STARTTLS\r\n", HELLO]);
+        assert!(matches!(app, App::Tls));
+        assert_eq!(at, Some(18));
+        // In the same delivery as the preamble, after stray 0x16 bytes that are not one.
+        let mut one = b"\x16\x16\x03garbage\x16\x03\x01\x00\x05\x02".to_vec();
+        let start = one.len();
+        one.extend_from_slice(HELLO);
+        assert_eq!(scan(&[&one]).1, Some(start));
+        // A record header split across deliveries.
+        let (app, at, _) = scan(&[b"AUTH TLS\r\n\x16\x03", &HELLO[2..]]);
+        assert!(matches!(app, App::Tls));
+        assert_eq!(at, Some(10));
+    }
+
+    #[test]
+    fn upgrade_scan_gives_up_after_its_budget() {
+        let filler = vec![b'x'; 1000];
+        let mut chunks: Vec<&[u8]> = vec![&filler[..]; 9];
+        chunks.push(HELLO);
+        let (app, at, skips) = scan(&chunks);
+        assert!(matches!(app, App::Done));
+        assert_eq!(at, None);
+        assert_eq!(skips.get(TcpSkip::UpgradeScanGaveUp), 1);
+        // Just inside the budget it is found.
+        let mut chunks: Vec<&[u8]> = vec![&filler[..]; 8];
+        chunks.push(HELLO);
+        assert_eq!(scan(&chunks).1, Some(8000));
+    }
 
     /// Every tracked TCP connection holds one of these until it is bypassed (a SYN flood fills
     /// the table with them): keep it small. Names live inline only where one is being built.
