@@ -30,7 +30,7 @@ pub mod udp;
 use std::time::Duration;
 
 use crate::decode::{self, Decoded, PacketCounters, L4};
-use crate::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason, OtherNameForm};
 use crate::proto::dns::{self, DnsSkip};
 use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
 use crate::proto::tls::ClientHelloOutcome;
@@ -434,6 +434,16 @@ fn on_quic(
             match outcome {
                 ClientHelloOutcome::Sni { name, .. } => {
                     emit.name(name, NameSource::QuicSni, src, dst, &[], None)
+                }
+                ClientHelloOutcome::Literal { addr, .. } => {
+                    emit.other_name(
+                        OtherNameForm::Literal(addr),
+                        || addr.to_string(),
+                        NameSource::QuicSni,
+                        src,
+                        dst,
+                    );
+                    emit.nameless(src, dst, NamelessReason::TlsNoSni);
                 }
                 ClientHelloOutcome::NoSni { ech } => {
                     let reason = if ech {

@@ -20,7 +20,7 @@ use crate::flow::emit::Emitter;
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
 use crate::flow::udp::Scratch;
-use crate::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason, OtherNameForm};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead};
 use crate::proto::tls::{self, ClientHelloOutcome};
@@ -495,6 +495,23 @@ fn feed_tls(
             }
             emit.name(name, source, client, server, &[], None);
         }
+        ClientHelloOutcome::Literal { addr, ech } => {
+            // An address, not a host name: reported as such, and the connection counts as
+            // one without a name (rules match names; addresses are checked elsewhere).
+            let source = if ech {
+                NameSource::TlsSniEchOuter
+            } else {
+                NameSource::TlsSni
+            };
+            emit.other_name(
+                OtherNameForm::Literal(addr),
+                || addr.to_string(),
+                source,
+                client,
+                server,
+            );
+            emit.nameless(client, server, NamelessReason::TlsNoSni);
+        }
         ClientHelloOutcome::NoSni { ech } => {
             let reason = if ech {
                 NamelessReason::TlsEch
@@ -579,19 +596,31 @@ fn feed_http_requests(
                 }
                 RequestHead::Complete {
                     host,
+                    literal,
                     head_len,
                     body,
                 } => {
                     let connect = rest.starts_with(b"CONNECT ");
+                    let source = if connect {
+                        NameSource::HttpConnect
+                    } else {
+                        NameSource::HttpHost
+                    };
                     if let Some(name) = host {
-                        let source = if connect {
-                            NameSource::HttpConnect
-                        } else {
-                            NameSource::HttpHost
-                        };
                         emit.name(name, source, client, server, &[], None);
-                    } else if !connect {
-                        emit.nameless(client, server, NamelessReason::OtherProtocol);
+                    } else {
+                        if let Some(addr) = literal {
+                            emit.other_name(
+                                OtherNameForm::Literal(addr),
+                                || addr.to_string(),
+                                source,
+                                client,
+                                server,
+                            );
+                        }
+                        if !connect {
+                            emit.nameless(client, server, NamelessReason::OtherProtocol);
+                        }
                     }
                     if requests.len() < MAX_PENDING_REQUESTS {
                         requests.push(PendingRequest {

@@ -262,6 +262,22 @@ impl fmt::Display for HostName {
     }
 }
 
+/// The address in `raw` when it is an IP address literal as clients write one where a host
+/// name belongs: dotted-quad IPv4 (RFC 3986 §3.2.2 IPv4address), or IPv6 (RFC 4291 §2.2),
+/// bare or in brackets (RFC 3986 §3.2.2 IP-literal). Without port; IPv6 zone identifiers and
+/// the future IPvFuture form are not addresses here.
+pub fn ip_literal(raw: &[u8]) -> Option<std::net::IpAddr> {
+    let raw = match raw {
+        [b'[', inner @ .., b']'] => inner,
+        _ => raw,
+    };
+    // The longest IPv6 text form (with an embedded IPv4 address) is 45 characters.
+    if raw.len() > 45 || raw.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
 /// Longest escaped form of a name kept as text: every octet of a 255-octet wire name written
 /// as a four-character `\DDD` escape.
 pub const MAX_ESCAPED_NAME_LEN: usize = 4 * 255;
