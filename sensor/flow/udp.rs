@@ -397,12 +397,11 @@ pub fn emit_dns(
     index
 }
 
-/// Whether the text of `at` is already among `listed` (names of the same message).
+/// Whether `at` is already among `listed` (names of the same message). The most recent ones
+/// are checked first: an answer's owner is usually the previous record's owner or CNAME target.
+#[inline]
 fn is_listed(msg: &DnsMessage, listed: &[NameRef], at: NameRef) -> bool {
-    let text = msg.name(at);
-    listed
-        .iter()
-        .any(|&l| l == at || (l.is_host() == at.is_host() && msg.name(l) == text))
+    listed.iter().rev().any(|&l| msg.same_name(l, at))
 }
 
 /// A name of `msg` that is not a host name, as an other name (its text is already escaped).

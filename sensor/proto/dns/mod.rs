@@ -286,15 +286,14 @@ impl DnsMessage {
     /// names back to back, so a reference of this message is already a host name. A reference
     /// from another message may cut across names; the few checks that catch that (a dot at
     /// either end, too long, a label over 63 bytes) are made, and false leaves `out` as it was.
+    #[inline]
     pub fn host_name_into(&self, name: NameRef, out: &mut HostName) -> bool {
         if !name.host {
             return false;
         }
         let text = self.name(name);
         if self.odd_names > 0 {
-            // The text also holds escaped names, which a reference from another message could
-            // cut into: check every byte.
-            return out.assign(text).is_ok();
+            return self.checked_host_name_into(text, out);
         }
         let ends_ok = match (text.first(), text.last()) {
             (Some(&first), Some(&last)) => first != b'.' && last != b'.',
@@ -310,6 +309,20 @@ impl DnsMessage {
         }
         out.set_checked(text);
         true
+    }
+
+    /// [`DnsMessage::host_name_into`] for a message that also holds escaped names, which a
+    /// reference from another message could cut into: every byte is checked.
+    #[cold]
+    fn checked_host_name_into(&self, text: &[u8], out: &mut HostName) -> bool {
+        out.assign(text).is_ok()
+    }
+
+    /// Whether `a` and `b` are the same name of this message: the same reference, or the same
+    /// kind (host or escaped) and text.
+    #[inline]
+    pub fn same_name(&self, a: NameRef, b: NameRef) -> bool {
+        a == b || (a.len == b.len && a.host == b.host && self.name(a) == self.name(b))
     }
 
     /// Keeps the text of a name just decoded by [`read_name_text`] at `names_len`.
@@ -473,8 +486,11 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
     // Authority and additional sections: only the owners are read (RDATA is skipped whole).
     // These sections were not read before; a message cut inside them (a short snap length) is
     // noted, not an error: everything the answer section had is complete.
-    // When MAX_ANSWERS cut the answer section, `pos` is not at its end: stop there.
-    if ancount > MAX_ANSWERS {
+    // When MAX_ANSWERS cut the answer section, `pos` is not at its end: stop there. Most
+    // messages end with nothing but an EDNS OPT record (RFC 6891 §6.1.2), owned by the root:
+    // nothing to keep.
+    let opt_only = nscount == 0 && (arcount == 0 || (arcount == 1 && msg.get(pos) == Some(&0)));
+    if ancount > MAX_ANSWERS || opt_only {
         return Ok(());
     }
     if read_other_sections(msg, pos, [nscount, arcount], out, &mut memo).is_err() {
@@ -504,8 +520,12 @@ fn read_other_sections(
                 return Ok(());
             }
             let owner_start = pos;
-            let known = memo.find(msg, pos);
+            // The root owner (an EDNS OPT record, RFC 6891 §6.1.2: most messages end with
+            // one) needs no name walk.
+            let root = msg.get(pos) == Some(&0);
+            let known = if root { None } else { memo.find(msg, pos) };
             let (owner, end) = match known {
+                _ if root => (TextName::Root, pos.saturating_add(1)),
                 Some((name, end)) => (TextName::Text(name), end),
                 None => read_name_text(msg, pos, &mut out.names, out.names_len, &mut hops)?,
             };
