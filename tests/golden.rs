@@ -310,6 +310,9 @@ golden! {
     link_capwap => "link-capwap.pcap",
     link_misc => "link-misc.pcapng",
     link_unknown => "link-unknown.pcap",
+    // Its HTTP requests whose Host is an IP literal (10.70.0.11, 10.70.0.60, 77.74.176.10)
+    // are compared like any name: ksensor reports literals as names with `--all-names`.
+    staged_enterprise => "staged-enterprise.pcap",
 }
 
 #[test]

@@ -1,13 +1,13 @@
 #!/bin/bash
 # Remake every capture and the tshark oracle files, in dependency order.
 # Needs root (network namespaces), tcpdump, tshark, dnsmasq, kdig and
-# knsupdate (knot-dnsutils), openssl, curl, socat, chromium, ethtool, python3
-# with scapy, aioquic and zeroconf, and aioquic 0.9.20 in the venv
-# /opt/aioquic-old (quic-variants.sh; see ../README.md).
+# knsupdate (knot-dnsutils), openssl, curl, socat, chromium, ethtool, nmap,
+# hping3, tinyproxy, python3 with scapy, aioquic and zeroconf, and aioquic
+# 0.9.20 in the venv /opt/aioquic-old (quic-variants.sh; see ../README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 for s in dns-udp dns-tcp tls-sni http-host chromium-pq quic-chromium quic-aioquic \
-         dns-frag dns-frag6 tunnel-vxlan staged-network \
+         dns-frag dns-frag6 tunnel-vxlan staged-network staged-enterprise \
          tls-starttls tls-ports tls-prefix literal-names dns-odd dns-opcodes dns-cut \
          quic-variants tcp-fastopen tcp-simopen; do
     echo "== $s"

@@ -1,10 +1,10 @@
 //! UDP: DNS messages (stateless, per datagram) and the scratch state the parsers share.
 //!
 //! Contract: [`emit_dns`] turns the message parsed into `Scratch::dns.message` into name
-//! observations — every question of a query; for a response, the question names when the query
-//! was not seen, every CNAME target, and the addresses answered (after CNAME chains) for names
-//! that matched a rule. Whether a query was seen is remembered in a small direct-mapped cache,
-//! not in the flow table, so DNS costs no flow state.
+//! observations — every question of a query (with its QTYPE); for a response, the question
+//! names when the query was not seen, every CNAME target, and the addresses answered (after
+//! CNAME chains) for names that matched a rule. Whether a query was seen is remembered in a
+//! small direct-mapped cache, not in the flow table, so DNS costs no flow state.
 //!
 //! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
 //! copied once into the worker's reusable [`DnsScratch::name`] (only its own bytes), and into an
@@ -305,7 +305,9 @@ pub fn emit_dns(
             }
             let rule = emit.lookup(name);
             queries.remember(&key, msg.id, text, now, rule, epoch);
+            emit.qtype = Some(q.qtype);
             emit.name_with_rule(name, rule, NameSource::DnsQuery, src, dst, &[], None);
+            emit.qtype = None;
             continue;
         }
         let asked = queries.take(&key, msg.id, text, now, epoch);
@@ -333,7 +335,9 @@ pub fn emit_dns(
             continue;
         }
         if !query_seen {
+            emit.qtype = Some(q.qtype);
             emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
+            emit.qtype = None;
         } else {
             let ttl = answers_for(msg, q.name, addrs);
             if !addrs.is_empty() {

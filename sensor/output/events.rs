@@ -29,10 +29,15 @@ use crate::rules::{RuleIdx, RuleSet};
 use super::describe::magic_label;
 use super::mac_string;
 
-/// Writes events to a sink, one JSON object per line.
+/// Writes events to a sink, one JSON object per line. Each line is rendered whole first and
+/// handed to the sink with one `write_all`, so a buffered sink (a `BufWriter`) only ever
+/// passes whole lines to the file: a process that stops at any moment (a second SIGTERM during
+/// the drain exits at once) leaves no cut line behind.
 pub struct EventWriter {
     out: Box<dyn Write + Send>,
     inputs: Vec<String>,
+    /// The line being rendered (reused).
+    line: Vec<u8>,
     pub written: u64,
 }
 
@@ -63,6 +68,7 @@ impl EventWriter {
         EventWriter {
             out,
             inputs,
+            line: Vec::new(),
             written: 0,
         }
     }
@@ -90,8 +96,15 @@ impl EventWriter {
             .cloned()
             .unwrap_or_default();
         m.insert("input".into(), Value::String(input));
-        serde_json::to_writer(&mut self.out, &Value::Object(m))?;
-        self.out.write_all(b"\n")?;
+        self.write_line(&Value::Object(m))
+    }
+
+    /// Renders `value` and its newline into the line buffer, then writes the whole line at once.
+    fn write_line(&mut self, value: &Value) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
     }
@@ -153,6 +166,7 @@ impl EventWriter {
                 client,
                 server,
                 reason,
+                ..
             } => {
                 let Some(c) = correlation else { return Ok(()) };
                 let mut m = self.base(obs, "correlated");
@@ -178,20 +192,25 @@ impl EventWriter {
                 server,
                 magic,
                 host,
+                rule,
+                ..
             } => {
                 let mut m = self.base(obs, "update-payload");
                 if let Some(h) = host {
                     m.insert("name".into(), Value::String(h.to_string()));
-                    if let Some(idx) = rules.lookup(h) {
-                        m.insert("rule".into(), rule_json(rules, idx, None));
-                    }
+                }
+                if let Some(idx) = rule {
+                    m.insert("rule".into(), rule_json(rules, *idx, None));
                 }
                 m.insert("magic".into(), Value::String(magic_label(*magic).into()));
                 m.insert("client".into(), client_json(client, &obs.ctx));
                 m.insert("server".into(), server_json(server));
                 self.finish(obs, m)
             }
-            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => Ok(()),
+            Observation::DnsAnswer { .. }
+            | Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => Ok(()),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod describe;
 pub mod events;
+pub mod limit;
 pub mod report;
 pub mod summary;
 
