@@ -211,16 +211,19 @@ pub struct NameSighting {
 /// What a name that is not a host name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtherNameForm {
-    /// An IPv4 or IPv6 address literal (an HTTP `Host`, a TLS or QUIC server name): never
-    /// matched against name rules; whoever checks addresses reads `addr`.
+    /// An IPv4 or IPv6 address literal (an HTTP `Host` or request target, a TLS or QUIC server
+    /// name): never matched against name rules, only against Kaspersky's address space
+    /// (`kaspersky_space`).
     Literal(IpAddr),
     /// Bytes that a host name cannot hold (RFC 952, RFC 1123 §2.1): DNS service labels with
     /// spaces, tunnels, raw UTF-8, binary. Never matched against rules.
     NotHostName,
 }
 
-/// A name seen on the wire that is not a host name. Kept only with `--all-names` (no rule can
-/// match it), counted either way.
+/// A name seen on the wire that is not a host name. Kept with `--all-names`, or when it is an
+/// address literal in Kaspersky's address space (no name rule can match it); counted either
+/// way. A literal's address-space evidence reaches the inventory through the connection's
+/// [`Observation::Nameless`], judged by the same address, never twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtherNameSighting {
     /// The name as text: an address in its usual form for a literal; for other names their
@@ -231,6 +234,9 @@ pub struct OtherNameSighting {
     pub client: Endpoint,
     pub server: Endpoint,
     pub dns: Option<DnsInfo>,
+    /// A literal whose address is in a `corroborate` network of the rule set (Kaspersky's own
+    /// address space) on a connection the server accepted; always false for other names.
+    pub kaspersky_space: bool,
 }
 
 /// Why a connection carried no usable name.

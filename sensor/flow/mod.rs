@@ -22,7 +22,7 @@ pub mod udp;
 use std::time::Duration;
 
 use crate::decode::{self, Decoded, PacketCounters, L4};
-use crate::observation::{Endpoint, NameSource, NamelessReason, OtherNameForm, KSC_UDP_PORTS};
+use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_UDP_PORTS};
 use crate::proto::dns::{self, DnsSkip};
 use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
 use crate::proto::tls::ClientHelloOutcome;
@@ -477,14 +477,8 @@ fn on_quic(
                 // A whole ClientHello in Initials: the client is talking (whether the server
                 // answers is not followed; QUIC servers answer in their own Initial).
                 ClientHelloOutcome::Literal { addr, .. } => {
-                    emit.other_name(
-                        OtherNameForm::Literal(addr),
-                        || addr.to_string(),
-                        NameSource::QuicSni,
-                        src,
-                        dst,
-                    );
-                    emit.nameless(src, dst, NamelessReason::TlsNoSni, true);
+                    emit.literal(addr, NameSource::QuicSni, src, dst, true);
+                    emit.nameless_to(src, dst, NamelessReason::TlsNoSni, true, Some(addr));
                 }
                 ClientHelloOutcome::NoSni { ech } => {
                     let reason = if ech {

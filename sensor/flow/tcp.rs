@@ -31,7 +31,7 @@ use crate::flow::emit::{Emitter, RequestFacts};
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
 use crate::flow::udp::Scratch;
-use crate::observation::{Endpoint, NameSource, NamelessReason, OtherNameForm, KSC_TCP_PORTS};
+use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_TCP_PORTS};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead, TargetForm};
 use crate::proto::tls::{self, ClientHelloOutcome};
@@ -586,21 +586,17 @@ fn feed_tls(
             emit.name(name, source, client, server, &[], None);
         }
         ClientHelloOutcome::Literal { addr, ech } => {
-            // An address, not a host name: reported as such, and the connection counts as
-            // one without a name (rules match names; addresses are checked elsewhere).
+            // An address, not a host name: reported as such, and the connection counts as one
+            // without a name whose address is the literal (rules match names; the address is
+            // looked up in Kaspersky's address space).
             let source = if ech {
                 NameSource::TlsSniEchOuter
             } else {
                 NameSource::TlsSni
             };
-            emit.other_name(
-                OtherNameForm::Literal(addr),
-                || addr.to_string(),
-                source,
-                client,
-                server,
-            );
-            emit.nameless(client, server, NamelessReason::TlsNoSni, conversed);
+            emit.literal(addr, source, client, server, conversed);
+            let reason = NamelessReason::TlsNoSni;
+            emit.nameless_to(client, server, reason, conversed, Some(addr));
         }
         ClientHelloOutcome::NoSni { ech } => {
             let reason = if ech {
@@ -755,11 +751,10 @@ fn request_head(
     // The one rule lookup of this request: its name sighting, its update request and its
     // response's payload all use it.
     let rule = host.as_ref().and_then(|name| emit.lookup(name));
-    // A proxy fetches an absolute-form request's IP literal for the client: that address, not
-    // the proxy's, is where the request goes.
-    let origin = target
-        .filter(|t| t.form == TargetForm::Absolute)
-        .and_then(|t| http::authority_ip(t.authority));
+    // An IP-literal host (of an absolute-form target or a CONNECT, which a proxy reaches for
+    // the client, or of the Host field) is the address the request goes to: it, not the
+    // proxy's address, is judged for Kaspersky's address space.
+    let origin = literal;
     let facts = RequestFacts {
         host,
         rule,
@@ -772,17 +767,13 @@ fn request_head(
         TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
     };
     if let Some(addr) = literal {
-        emit.other_name(
-            OtherNameForm::Literal(addr),
-            || addr.to_string(),
-            source,
-            client,
-            server,
-        );
+        emit.literal(addr, source, client, server, conversed);
     }
     if let Some(name) = &host {
         emit.name_with_rule(name, rule, source, client, server, &[], None);
-    } else if !connect {
+    } else if !connect || origin.is_some() {
+        // A CONNECT to a name is judged by the tunnel's own ClientHello; a CONNECT to an
+        // address literal only here (the tunnel's server is the proxy).
         emit.nameless_to(
             client,
             server,
@@ -1004,7 +995,9 @@ mod tests {
     use super::*;
     use crate::flow::emit::NameCounters;
     use crate::flow::table::FlowKey;
-    use crate::observation::{Observation, Observed, PacketContext};
+    use crate::observation::{
+        Observation, Observed, OtherNameForm, OtherNameSighting, PacketContext,
+    };
     use crate::rules::RuleSet;
     use crate::time::Timestamp;
 
@@ -1391,6 +1384,12 @@ mod tests {
             matches!(
                 what.as_slice(),
                 [
+                    Observation::OtherName(OtherNameSighting {
+                        form: OtherNameForm::Literal(_),
+                        source: NameSource::HttpAbsoluteUri,
+                        kaspersky_space: true,
+                        ..
+                    }),
                     Observation::Nameless {
                         reason: NamelessReason::HttpNoName,
                         kaspersky_space: true,
@@ -1404,6 +1403,103 @@ mod tests {
                 ]
             ),
             "{what:?}"
+        );
+    }
+
+    /// The observations of one accepted connection from `client` to `server` whose client
+    /// sends `first`.
+    fn accepted(client: Endpoint, server: Endpoint, first: &[u8]) -> Vec<Observation> {
+        let mut c = Conn::new(client, server);
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        c.seg(true, ACK, 2, first);
+        c.out.into_iter().map(|o| o.what).collect()
+    }
+
+    /// The (address, kaspersky_space) of the literal among `what`, and the nameless
+    /// connection's kaspersky_space.
+    fn literal_and_nameless(what: &[Observation]) -> (Option<(IpAddr, bool)>, Option<bool>) {
+        let literal = what.iter().find_map(|o| match o {
+            Observation::OtherName(OtherNameSighting {
+                form: OtherNameForm::Literal(addr),
+                kaspersky_space,
+                ..
+            }) => Some((*addr, *kaspersky_space)),
+            _ => None,
+        });
+        let nameless = what.iter().find_map(|o| match o {
+            Observation::Nameless {
+                kaspersky_space, ..
+            } => Some(*kaspersky_space),
+            _ => None,
+        });
+        (literal, nameless)
+    }
+
+    #[test]
+    fn literals_are_judged_by_kaspersky_address_space_never_by_name_rules() {
+        let kl: IpAddr = "77.74.176.10".parse().expect("ip");
+        let kl_ep = Endpoint { ip: kl, port: 443 };
+        // A TLS server name that is an address in Kaspersky's space: reported without
+        // --all-names, and the connection is a nameless one to that space.
+        let what = accepted(
+            ep(62, 50_010),
+            kl_ep,
+            &hello_with_sni_and_ech(b"77.74.176.10"),
+        );
+        assert_eq!(
+            literal_and_nameless(&what),
+            (Some((kl, true)), Some(true)),
+            "{what:?}"
+        );
+        // The literal is judged, not the server: a literal in Kaspersky's space sent to
+        // another address (a transparent proxy) still counts; the reverse does not.
+        let what = accepted(
+            ep(62, 50_011),
+            ep(50, 443),
+            &hello_with_sni_and_ech(b"77.74.176.10"),
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        let what = accepted(
+            ep(62, 50_012),
+            kl_ep,
+            &hello_with_sni_and_ech(b"10.70.0.50"),
+        );
+        // Outside the space and without --all-names: counted, not kept.
+        assert_eq!(literal_and_nameless(&what), (None, Some(false)), "{what:?}");
+        // A Host literal, origin form, for an update path: the request is judged by it too.
+        let what = accepted(
+            ep(63, 50_013),
+            Endpoint { ip: kl, port: 80 },
+            b"GET /bases/av/kdb/i386/base002.kdc HTTP/1.1\r\nHost: 77.74.176.10\r\n\r\n",
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        assert!(
+            what.iter().any(|o| matches!(
+                o,
+                Observation::UpdateRequest {
+                    kaspersky_space: true,
+                    rule: None,
+                    ..
+                }
+            )),
+            "{what:?}"
+        );
+        // CONNECT to a literal through a proxy: judged by the literal (the tunnel's server is
+        // the proxy, and its ClientHello may carry no name).
+        let what = accepted(
+            ep(64, 50_014),
+            ep(40, 8888),
+            b"CONNECT 77.74.176.10:443 HTTP/1.1\r\nHost: 77.74.176.10:443\r\n\r\n",
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        // A connection the server never accepted is no conversation: the literal is not in
+        // the space for it, as for a nameless one.
+        let mut c = Conn::new(ep(65, 50_015), kl_ep);
+        c.seg(true, SYN, 1, b"");
+        c.seg(true, ACK, 2, &hello_with_sni_and_ech(b"77.74.176.10"));
+        assert_eq!(
+            literal_and_nameless(&c.what().into_iter().cloned().collect::<Vec<_>>()),
+            (None, Some(false))
         );
     }
 

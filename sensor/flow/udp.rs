@@ -17,9 +17,7 @@ use std::net::IpAddr;
 
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
-use crate::observation::{
-    DnsInfo, DnsService, Endpoint, NameSource, OtherNameForm, MAX_ANSWER_ADDRS,
-};
+use crate::observation::{DnsInfo, DnsService, Endpoint, NameSource, MAX_ANSWER_ADDRS};
 use crate::proto::dns::{DnsMessage, NameRef, RData, Section};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
@@ -419,7 +417,6 @@ fn emit_other(
 ) {
     let text = msg.name(at);
     emit.other_name(
-        OtherNameForm::NotHostName,
         || String::from_utf8_lossy(text).into_owned(),
         source,
         client,

@@ -259,7 +259,9 @@ impl Inventory {
         let ts = obs.ctx.ts;
         let input = obs.ctx.input;
         match &obs.what {
-            // Literals and odd names match no name rule: they are events, not evidence.
+            // Literals and odd names match no name rule: they are events, not evidence. A
+            // literal's address-space evidence comes with the connection's nameless
+            // observation, judged by the literal's address (counted once).
             Observation::OtherName(_) => None,
             Observation::Name(s) => {
                 let rule = s.rule?;

@@ -9,9 +9,11 @@
 //! `correlation` (why a nameless connection counts). mDNS and LLMNR names have their own
 //! `source` labels (`mdns-query`, `llmnr-answer`, …).
 //!
-//! Names that are not host names (`--all-names` only; no rule matches them) carry
-//! `"literal": true` and the address when they are an IPv4/IPv6 literal (an HTTP `Host` or a
-//! TLS/QUIC server name), or `"host_name": false` when they hold bytes a host name cannot
+//! Names that are not host names (no rule matches them; `--all-names`, or a literal in
+//! Kaspersky's address space) carry `"literal": true`, the address as `name` and
+//! `"kaspersky_space"` (whether a `corroborate` network of the rules holds it, on a connection
+//! the server accepted) when they are an IPv4/IPv6 literal (an HTTP `Host` or request target,
+//! a TLS/QUIC server name), or `"host_name": false` when they hold bytes a host name cannot
 //! (DNS service labels with spaces, tunnels, raw UTF-8). Their `name` is escaped like a DNS
 //! name in presentation form (RFC 1035 §5.1; the OpenTelemetry `dns.question.name`
 //! convention): a byte below 0x20 or above 0x7E as `\DDD` (three decimal digits), a backslash
@@ -146,6 +148,7 @@ impl EventWriter {
                 match s.form {
                     OtherNameForm::Literal(_) => {
                         m.insert("literal".into(), Value::Bool(true));
+                        m.insert("kaspersky_space".into(), Value::Bool(s.kaspersky_space));
                     }
                     OtherNameForm::NotHostName => {
                         m.insert("host_name".into(), Value::Bool(false));
