@@ -64,6 +64,7 @@ fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
             rule: Some(RuleIdx(u32::from(host.ends_with("kaspersky-labs.com")))),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
             qtype: None,
         }),
     )
@@ -393,6 +394,7 @@ fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
             rule: Some(RuleIdx(0)),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
             qtype: Some(1),
         }),
     )
@@ -653,6 +655,7 @@ fn seen(
             rule: rules.lookup(&n),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
             qtype,
         }),
     )

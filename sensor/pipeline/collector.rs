@@ -59,7 +59,8 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             *rule = rule.and_then(|r| remap.get(r));
             true
         }
-        Observation::Nameless { .. }
+        Observation::OtherName(_)
+        | Observation::Nameless { .. }
         | Observation::KscSession { .. }
         | Observation::KscDatagram { .. } => true,
     }
@@ -160,7 +161,9 @@ impl Collector {
             | Observation::KscSession { .. }
             | Observation::KscDatagram { .. }
             | Observation::UpdateRequest { .. } => false,
-            Observation::Name(_) | Observation::UpdatePayload { .. } => true,
+            Observation::Name(_)
+            | Observation::OtherName(_)
+            | Observation::UpdatePayload { .. } => true,
         };
         if !wants_event || self.event_error.is_some() {
             return;
@@ -232,6 +235,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
                 qtype: None,
             }),
         }
