@@ -687,6 +687,16 @@ impl Builder {
             .map(|(k, _)| labels(k))
             .min()
             .unwrap_or(usize::MAX);
+        // Every label suffix of a key, as an entry matching nothing (see `Entry`); after the
+        // counts above, which are about keys.
+        let keys: Vec<Box<str>> = by_name.keys().cloned().collect();
+        for key in keys {
+            let mut rest: &str = &key;
+            while let Some((_, tail)) = rest.split_once('.') {
+                by_name.entry(tail.into()).or_default();
+                rest = tail;
+            }
+        }
         let mut set_hash = Sha256::new();
         for f in &self.files {
             set_hash.update(f.sha256.as_bytes());

@@ -344,12 +344,23 @@ struct Hit {
 
 /// What the index knows about one literal name: it may be an exact name, a suffix, and the
 /// literal suffix of a run of patterns (`patterns[start..start + len]`, most specific first).
+/// The index also holds every label suffix of those names (`kaspersky.com` and `com` for
+/// `geo.kaspersky.com`) as an entry that matches nothing, so that a lookup walking a name from
+/// its last label leftwards stops at the first suffix the index lacks: no longer suffix of the
+/// name can be a key then.
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
     exact: Option<Hit>,
     suffix: Option<Hit>,
     patterns_start: u32,
     patterns_len: u32,
+}
+
+impl Entry {
+    /// Whether this name matches something itself (not only as the end of a longer key).
+    fn matches_something(&self) -> bool {
+        self.exact.is_some() || self.suffix.is_some() || self.patterns_len > 0
+    }
 }
 
 /// A pattern's labels up to its last wildcard label; the rest is the key of its bucket.
@@ -516,13 +527,89 @@ impl RuleSet {
     fn resolve(&self, name: &HostName) -> Option<Hit> {
         let name = name.as_str();
         let bytes = name.as_bytes();
+        // From the last label leftwards, the longest suffix of the name that the index holds
+        // (a key or the end of one) and whether any of them matches something. Most names
+        // on a link match nothing and stop after one or two short lookups (`net`,
+        // `example.net`), where the walk below would look up every suffix.
+        let mut deepest = None;
+        let mut labels_left = 0usize;
+        let mut any_match = false;
+        let mut at = memchr::memrchr(b'.', bytes).map_or(0, |dot| dot.saturating_add(1));
+        loop {
+            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
+                break;
+            };
+            deepest = Some(at);
+            labels_left = labels_left.saturating_add(1);
+            any_match |= entry.matches_something();
+            let Some(dot) = at.checked_sub(1) else {
+                break;
+            };
+            at = bytes
+                .get(..dot)
+                .and_then(|head| memchr::memrchr(b'.', head))
+                .map_or(0, |d| d.saturating_add(1));
+        }
+        let deepest = deepest.filter(|_| any_match)?;
+        if !is_host_name(bytes) {
+            return None;
+        }
+        // Longest suffix first, as rules rank them: an exact name, then the most specific
+        // pattern, then the longest suffix rule.
+        let mut best_suffix: Option<Hit> = None;
+        let mut start = Some(deepest);
+        // One iteration per label boundary: at most 127 for a 253-byte name (RFC 1035 §2.3.4).
+        while let Some(at) = start {
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            start = memchr::memchr(b'.', rest)
+                .and_then(|dot| dot.checked_add(1))
+                .and_then(|skip| at.checked_add(skip));
+            let labels = labels_left;
+            labels_left = labels_left.saturating_sub(1);
+            if labels > self.max_key_labels {
+                continue;
+            }
+            if best_suffix.is_some() && labels < self.min_pattern_key_labels {
+                break;
+            }
+            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
+                continue;
+            };
+            if at == 0 {
+                if let Some(hit) = entry.exact {
+                    return Some(hit);
+                }
+            } else if entry.patterns_len > 0 {
+                let name_prefix = name.get(..at.saturating_sub(1)).unwrap_or("");
+                let from = entry.patterns_start as usize;
+                let to = from.saturating_add(entry.patterns_len as usize);
+                for p in self.patterns.get(from..to).unwrap_or(&[]) {
+                    if pattern::prefix_matches(&p.prefix, name_prefix) {
+                        return Some(p.hit);
+                    }
+                }
+            }
+            if best_suffix.is_none() {
+                best_suffix = entry.suffix;
+            }
+        }
+        best_suffix
+    }
+}
+
+#[cfg(test)]
+impl RuleSet {
+    /// [`RuleSet::resolve`] as it was before the walk from the last label: every suffix of the
+    /// name looked up, longest first. The tests compare the two.
+    fn resolve_every_suffix(&self, name: &HostName) -> Option<Hit> {
+        let name = name.as_str();
+        let bytes = name.as_bytes();
         if !is_host_name(bytes) {
             return None;
         }
         let mut labels_left = memchr::memchr_iter(b'.', bytes).count().saturating_add(1);
         let mut best_suffix: Option<Hit> = None;
         let mut start = Some(0usize);
-        // One iteration per label boundary: at most 127 for a 253-byte name (RFC 1035 §2.3.4).
         while let Some(at) = start {
             let rest = bytes.get(at..).unwrap_or(&[]);
             start = memchr::memchr(b'.', rest)

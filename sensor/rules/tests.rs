@@ -1857,3 +1857,54 @@ fn rule_set_can_be_shared_between_workers() {
     fn shareable<T: Send + Sync>() {}
     shareable::<RuleSet>();
 }
+
+/// The lookup that walks from the last label and stops at the first suffix no key ends in
+/// gives what looking up every suffix gives: on the bundled rules and on a set with exact
+/// names, patterns and suffixes at several depths, for every key, every key under extra
+/// labels, cut keys, decoys and ordinary names.
+#[test]
+fn walking_from_the_last_label_finds_what_every_suffix_finds() {
+    let mixed = RuleSet::parse(
+        "t.toml",
+        &[
+            rule_toml("a", &["suffix:example.com", "exact:www.example.com"], "update", "high"),
+            rule_toml("b", &["pattern:s##.upd.example.com", "suffix:upd.example.com"], "update", "high"),
+            rule_toml("c", &["pattern:*.x.deep.a.b.c.example.net", "exact:a.b.c.example.net"], "update", "high"),
+            rule_toml("d", &["suffix:c.example.net", "pattern:n#.example.org"], "update", "high"),
+            rule_toml("e", &["exact:upd.example.com"], "ignore", "low"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let bundled = RuleSet::load(&[RuleSet::bundled_dir()]).unwrap();
+    for set in [&mixed, &bundled] {
+        let mut names: Vec<String> = set.by_name.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        let keys = names.clone();
+        for key in &keys {
+            for extra in ["s05", "s5", "n1", "x", "www", "a.b", "dnl-01.geo", "_srv", "-bad"] {
+                names.push(format!("{extra}.{key}"));
+            }
+            if let Some((_, tail)) = key.split_once('.') {
+                names.push(format!("not{tail}"));
+            }
+            names.push(format!("{key}.evil.example"));
+        }
+        for other in [
+            "com", "net", "a", "cdn.example.net", "e1234.a.edge.example.net", "x.y.z.w.v.u.t",
+            "notkaspersky.com", "kaspersky.com.attacker.example", "my-kaspersky.com",
+        ] {
+            names.push(other.to_string());
+        }
+        let mut matched = 0;
+        for name in &names {
+            let Ok(h) = HostName::parse(name.as_bytes()) else {
+                continue;
+            };
+            let expected = set.resolve_every_suffix(&h);
+            assert_eq!(set.resolve(&h), expected, "{name}");
+            matched += usize::from(expected.is_some());
+        }
+        assert!(matched > 10, "only {matched} names matched");
+    }
+}
