@@ -535,10 +535,7 @@ impl RuleSet {
         let mut labels_left = 0usize;
         let mut any_match = false;
         let mut at = memchr::memrchr(b'.', bytes).map_or(0, |dot| dot.saturating_add(1));
-        loop {
-            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
-                break;
-            };
+        while let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) {
             deepest = Some(at);
             labels_left = labels_left.saturating_add(1);
             any_match |= entry.matches_something();
