@@ -10,14 +10,15 @@
 # KSENSOR (a prebuilt ksensor binary), WORKERS (the N of "ksensor Nw", default nproc),
 # SKIP (tools to leave out, e.g. "tshark ndpiReader"), RULES_DIR (rule files for
 # --suricata-rules, default ./rules), KSENSOR_ARGS (extra arguments for ksensor replay, e.g.
-# "--rules DIR").
+# "--rules DIR"), DIGEST_ROWS (e.g. "sha256 blake3": also time ksensor Nw with --input-hash ALG).
+# Each tool runs --runs N times (default 3); the table shows the median wall time and its peak RSS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${BENCH_DATA:-$ROOT/bench-data}
 SCALE=1
 SEED=1
-RUNS=1
+RUNS=3
 WORKERS=${WORKERS:-$(nproc)}
 PROFILES=()
 
@@ -123,12 +124,12 @@ SURI_RULES=$ROOT/benches/suricata/kaspersky.rules
 [ -f "$SURI_RULES" ] || write_suricata_rules
 
 # --- One timed run --------------------------------------------------------------------------
-# run_timed NAME CMD...: runs CMD $RUNS times (TIMES=n overrides), keeps the fastest wall time
-# and its peak RSS in WALL and RSS_KB. Output of the command goes to $OUT/NAME.out / .err. Files
-# named in RESET are removed before each run (tools that append to their logs).
+# run_timed NAME CMD...: runs CMD $RUNS times (TIMES=n overrides), appends each "wall rss" to
+# $OUT/NAME.runs and sets WALL and RSS_KB to the median run (by wall time) of all runs recorded
+# there. Output of the command goes to $OUT/NAME.out / .err. Files named in RESET are removed
+# before each run (tools that append to their logs).
 run_timed() {
     local name=$1; shift
-    WALL=""; RSS_KB=""
     local i t
     for ((i = 0; i < ${TIMES:-$RUNS}; i++)); do
         # shellcheck disable=SC2086 # RESET is a list of paths without spaces
@@ -136,12 +137,18 @@ run_timed() {
         if ! /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; then
             echo "compare.sh: $name failed (exit status non-zero; see $OUT/$name.err)" >&2
         fi
-        t=$(tail -n 1 "$OUT/$name.time")
-        local w=${t% *} r=${t#* }
-        if [ -z "$WALL" ] || [ "$(echo "$w < $WALL" | bc -l)" = 1 ]; then
-            WALL=$w; RSS_KB=$r
-        fi
+        tail -n 1 "$OUT/$name.time" >> "$OUT/$name.runs"
     done
+    median_of "$OUT/$name.runs"
+}
+
+# median_of FILE: WALL and RSS_KB of the median line (by wall time; the lower middle one for an
+# even count) of FILE's "wall rss" lines.
+median_of() {
+    local n m
+    n=$(wc -l < "$1")
+    m=$(( (n + 1) / 2 ))
+    read -r WALL RSS_KB < <(sort -n "$1" | sed -n "${m}p")
 }
 
 ROWS=()
@@ -197,7 +204,7 @@ for PROFILE in "${PROFILES[@]}"; do
     echo "== $PROFILE: $FILE ($(du -h "$FILE" | cut -f1), $PACKETS packets); truth dns/tls/quic/http = $TRUTH_DET" >&2
     cat "$FILE" > /dev/null # warm the page cache: every tool reads from memory
     ROWS=()
-    W_KS1="-"; W_KSN="-"; W_SURI="-"; W_FLOOR="-"
+    W_KS1="-"; W_KSN="-"; W_SURI="-"; W_FLOOR="-"; W_READ="-"
 
     WLIST=1
     [ "$WORKERS" = 1 ] || WLIST="1 $WORKERS"
@@ -210,9 +217,7 @@ for PROFILE in "${PROFILES[@]}"; do
             # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
             TIMES=1 run_timed "ksensor-$w" "$KS" replay --quiet --workers "$w" \
                 --report "$OUT/ksensor-$w.json" ${KSENSOR_ARGS:-} "$FILE"
-            if [ -z "${KS_WALL[$w]:-}" ] || [ "$(echo "$WALL < ${KS_WALL[$w]}" | bc -l)" = 1 ]; then
-                KS_WALL[$w]=$WALL; KS_RSS[$w]=$RSS_KB
-            fi
+            KS_WALL[$w]=$WALL; KS_RSS[$w]=$RSS_KB
         done
     done
     for w in $WLIST; do
@@ -226,6 +231,15 @@ for PROFILE in "${PROFILES[@]}"; do
         fi
         row "ksensor ${w}w" "$WALL" "$RSS_KB" "${det// //}" "$verdict"
         if [ "$w" = 1 ]; then W_KS1=$WALL; else W_KSN=$WALL; fi
+    done
+
+    # A whole-input digest on top of the default binding (the report's sha256 or blake3).
+    for alg in ${DIGEST_ROWS:-}; do
+        [ -n "$KS" ] || continue
+        # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
+        run_timed "ksensor-$WORKERS-$alg" "$KS" replay --quiet --workers "$WORKERS" --input-hash "$alg" \
+            --report "$OUT/ksensor-$WORKERS-$alg.json" ${KSENSOR_ARGS:-} "$FILE"
+        row "ksensor ${WORKERS}w --input-hash $alg" "$WALL" "$RSS_KB" "-" "-"
     done
 
     if have suricata; then
@@ -268,6 +282,11 @@ PY
         row tshark - - "-" "$(absent tshark)"
     fi
 
+    # The plain read() floor: the file read once in 1 MiB read() calls, nothing else done.
+    run_timed readfloor dd if="$FILE" of=/dev/null bs=1M
+    row "read() floor (dd bs=1M)" "$WALL" "$RSS_KB" "-" "-"
+    W_READ=$WALL
+
     if [ -n "$FLOOR" ]; then
         run_timed floor "$FLOOR" "$FILE"
         row "libpcap read loop (floor)" "$WALL" "$RSS_KB" "-" "-"
@@ -288,5 +307,6 @@ PY
         echo "- ksensor 1w speed-up over Suricata (wall time ratio): $(ratio "$W_SURI" "$W_KS1")"
         echo "- ksensor ${WORKERS}w speed-up over ksensor 1w: $(ratio "$W_KS1" "$W_KSN")"
         echo "- ksensor 1w rate as a fraction of the libpcap floor: $(ratio "$W_FLOOR" "$W_KS1")"
+        echo "- ksensor ${WORKERS}w time over the read() floor: $(ratio "$W_KSN" "$W_READ")"
     } | tee "$OUT/table.md"
 done
