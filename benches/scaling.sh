@@ -8,12 +8,12 @@
 #   benches/scaling.sh [--rounds R] [--workers N] PROFILE...      (enterprise, dns, handshakes)
 #
 # Environment: BENCH_DATA (default ./bench-data, as compare.sh), KSENSOR (default
-# target/release/ksensor), KSENSOR_ARGS (default --no-input-hash, as in the comparison).
+# target/release/ksensor), KSENSOR_ARGS (extra arguments for ksensor replay; default none).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${BENCH_DATA:-$ROOT/bench-data}
 KSENSOR=${KSENSOR:-$ROOT/target/release/ksensor}
-KSENSOR_ARGS=${KSENSOR_ARGS:---no-input-hash}
+KSENSOR_ARGS=${KSENSOR_ARGS:-}
 ROUNDS=9
 WORKERS=$(nproc)
 PROFILES=()

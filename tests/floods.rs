@@ -629,7 +629,7 @@ fn unfinished_client_hellos_at_issue_scale() {
     let base = baseline();
     let mut peaks = Vec::new();
     for workers in ["2", "8"] {
-        let run = run_measured_with(&path, &["--workers", workers, "--no-input-hash"]);
+        let run = run_measured_with(&path, &["--workers", workers]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         println!(
             "flood unfinished hellos x{FLOWS}, {workers} workers: peak RSS {:.1} MiB, \

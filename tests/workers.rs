@@ -86,7 +86,7 @@ fn build_input(path: &Path) -> u64 {
 fn replay(dir: &Path, input: &Path, workers: &str) -> (String, String) {
     let (events, report) = (dir.join("events.json"), dir.join("report.json"));
     let out = ksensor()
-        .args(["replay", "--quiet", "--no-input-hash", "--workers", workers])
+        .args(["replay", "--quiet", "--workers", workers])
         .arg("--events")
         .arg(&events)
         .arg("--report")
