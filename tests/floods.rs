@@ -84,8 +84,19 @@ fn run_measured(capture: &Path) -> Measured {
     run_measured_with(capture, &["--workers", "1"])
 }
 
-/// [`run_measured`] with other options (`--workers N`, …).
+/// [`run_measured`] with other options (`--workers N`, …). A run so short that it ended before
+/// its memory was first sampled (a one-packet capture, with the test thread descheduled on a
+/// loaded machine) is run again, a few times at most.
 fn run_measured_with(capture: &Path, args: &[&str]) -> Measured {
+    for _ in 0..4 {
+        if let Some(run) = try_run_measured(capture, args) {
+            return run;
+        }
+    }
+    try_run_measured(capture, args).expect("no memory sample of ksensor in five runs")
+}
+
+fn try_run_measured(capture: &Path, args: &[&str]) -> Option<Measured> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ksensor"))
         .current_dir(repo_root())
         .args(["replay", "--quiet", "--report", "-"])
@@ -124,13 +135,12 @@ fn run_measured_with(capture: &Path, args: &[&str]) -> Measured {
     let code = status.code().unwrap_or(-1);
     let report = serde_json::from_slice(&out)
         .unwrap_or_else(|e| panic!("no report ({e}), exit {code}, stderr: {stderr}"));
-    assert!(peak_rss > 0, "no memory sample of ksensor");
-    Measured {
+    (peak_rss > 0).then_some(Measured {
         code,
         report,
         stderr,
         peak_rss,
-    }
+    })
 }
 
 /// Peak memory of a run on a one-packet capture: binary, rules, read buffer, thread stacks.
