@@ -30,7 +30,8 @@ use ksensor::capture::live::{
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
-use ksensor::output::events::EventWriter;
+use ksensor::output::eve::EveSource;
+use ksensor::output::events::{EventFormat, EventWriter};
 use ksensor::output::report::Report;
 use ksensor::output::summary;
 use ksensor::pipeline::{self, replay, Collector, PipelineConfig};
@@ -77,6 +78,10 @@ struct ReplayArgs {
     /// Write one JSON object per detection to PATH (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Shape of the events: `native` (ksensor's) or `eve` (Suricata-style EVE records).
+    #[arg(long, value_name = "FORMAT", default_value = "native",
+          value_parser = EventFormat::NAMES)]
+    events_format: String,
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
@@ -167,6 +172,10 @@ struct LiveArgs {
     /// Append one JSON object per detection to PATH (`-`: standard output); reopened on SIGHUP.
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Shape of the events: `native` (ksensor's) or `eve` (Suricata-style EVE records)
+    /// [default: native].
+    #[arg(long, value_name = "FORMAT", value_parser = EventFormat::NAMES)]
+    events_format: Option<String>,
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
@@ -224,6 +233,15 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         Some(path) => WebConfig::load(path).map_err(anyhow::Error::msg)?,
         None => WebConfig::default(),
     };
+    let events_format = match args.events_format.or(file.events_format) {
+        None => EventFormat::Native,
+        Some(name) => EventFormat::from_name(&name, EveSource::Interfaces).ok_or_else(|| {
+            anyhow::anyhow!(
+                "events_format: {name:?} is not one of {}",
+                EventFormat::NAMES.join(", ")
+            )
+        })?,
+    };
     let poll = args
         .rule_poll_secs
         .or(file.rule_poll_secs)
@@ -245,6 +263,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         rule_poll: (poll > 0).then(|| std::time::Duration::from_secs(poll)),
         inventory: args.inventory.or(file.inventory),
         events: args.events.or(file.events),
+        events_format,
         all_names: args.all_names || file.all_names.unwrap_or(false),
         listen: (listen != "off").then_some(listen),
         web,
@@ -355,7 +374,12 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     }
     // Create every output before reading anything, so a bad path fails fast.
     let events = match &args.events {
-        Some(path) => Some(EventWriter::new(create_output(path)?, args.files.clone())),
+        Some(path) => {
+            // The flag's parser admits only known names.
+            let format = EventFormat::from_name(&args.events_format, EveSource::Files)
+                .unwrap_or_default();
+            Some(EventWriter::new(create_output(path)?, args.files.clone()).with_format(format))
+        }
         None => None,
     };
     let mut report_out = match &args.report {

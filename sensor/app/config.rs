@@ -46,6 +46,8 @@ pub struct LiveConfig {
     pub inventory: Option<PathBuf>,
     pub events: Option<String>,
     pub all_names: Option<bool>,
+    /// `native` or `eve` (checked when the settings are merged).
+    pub events_format: Option<String>,
     pub listen: Option<String>,
     pub web_config: Option<PathBuf>,
     pub sensor: Option<String>,
@@ -186,6 +188,7 @@ rule_poll_secs = 10
 inventory = "/etc/ksensor/assets.csv"
 events = "/var/log/ksensor/events.jsonl"
 all_names = false
+events_format = "eve"
 listen = "127.0.0.1:9977"
 web_config = "/etc/ksensor/web.toml"
 sensor = "dc1-span"
@@ -199,6 +202,7 @@ sensor = "dc1-span"
         assert_eq!(c.fanout, Some(2));
         assert_eq!(c.sensor.as_deref(), Some("dc1-span"));
         assert_eq!(c.promisc, Some(false));
+        assert_eq!(c.events_format.as_deref(), Some("eve"));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::capture::{PacketSource, SourceStatus};
 use crate::inventory::assets::Assets;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::output::events::EventWriter;
+use crate::output::events::{EventFormat, EventWriter};
 use crate::pipeline::{Collector, Pipeline, PipelineConfig};
 use crate::rules::{RuleSet, MAX_RULE_FILES};
 
@@ -72,6 +72,7 @@ pub struct LiveSettings {
     pub inventory: Option<PathBuf>,
     /// `-` for standard output.
     pub events: Option<String>,
+    pub events_format: EventFormat,
     pub all_names: bool,
     /// Metrics listener address (`None`: no listener).
     pub listen: Option<String>,
@@ -426,7 +427,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         Some(path) => Some(EventWriter::new(
             open_events(path).map_err(|e| setup(format!("cannot open {path}: {e}")))?,
             settings.interfaces.clone(),
-        )),
+        )
+        .with_format(settings.events_format)),
         None => None,
     };
     let server = match &settings.listen {
@@ -598,6 +600,7 @@ mod tests {
             rule_poll: None,
             inventory: None,
             events: None,
+            events_format: EventFormat::Native,
             all_names: false,
             listen: None,
             web: WebConfig::default(),

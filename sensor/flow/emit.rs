@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::flow::udp::DnsAbout;
 use crate::observation::{
     Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
     PacketContext,
@@ -126,12 +127,13 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
-        self.name_with_rule(&name, rule, source, client, server, answers, ttl);
+        self.name_with_rule(&name, rule, source, client, server, answers, ttl, None);
     }
 
     /// [`Emitter::name`] with the rule lookup already done by [`Emitter::lookup`]. Counts the
     /// name; borrows it, and copies it into an observation only when [`Emitter::keeps`] says
-    /// so (most names on a busy link are counted and dropped).
+    /// so (most names on a busy link are counted and dropped). `dns` names the message a DNS
+    /// name came from; its facts are copied only into an observation.
     #[allow(clippy::too_many_arguments)]
     pub fn name_with_rule(
         &mut self,
@@ -142,6 +144,7 @@ impl<'a> Emitter<'a> {
         server: Endpoint,
         answers: &[IpAddr],
         ttl: Option<u32>,
+        dns: Option<DnsAbout<'_>>,
     ) {
         let k = kind_index(source.kind());
         if let Some(slot) = self.names.extracted.get_mut(k) {
@@ -164,6 +167,7 @@ impl<'a> Emitter<'a> {
                 rule,
                 answers: answers.to_vec(),
                 ttl,
+                dns: dns.map(|about| Box::new(about.facts())),
             }),
         );
     }
@@ -178,11 +182,12 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
-        self.dns_answer_with_rule(&name, rule, client, server, answers, ttl);
+        self.dns_answer_with_rule(&name, rule, client, server, answers, ttl, None);
     }
 
-    /// [`Emitter::dns_answer`] with the rule lookup already done; copies the name only when
-    /// it matched.
+    /// [`Emitter::dns_answer`] with the rule lookup already done; copies the name (and the
+    /// facts of the response `dns` names) only when it matched.
+    #[allow(clippy::too_many_arguments)]
     pub fn dns_answer_with_rule(
         &mut self,
         name: &HostName,
@@ -191,6 +196,7 @@ impl<'a> Emitter<'a> {
         server: Endpoint,
         answers: &[IpAddr],
         ttl: Option<u32>,
+        dns: Option<DnsAbout<'_>>,
     ) {
         if let Some(rule) = rule {
             let answers = answers.to_vec();
@@ -203,6 +209,7 @@ impl<'a> Emitter<'a> {
                     server,
                     answers,
                     ttl,
+                    dns: dns.map(|about| Box::new(about.facts())),
                 },
             );
         }

@@ -17,8 +17,11 @@ use std::net::IpAddr;
 
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
-use crate::observation::{Endpoint, NameSource, MAX_ANSWER_ADDRS};
-use crate::proto::dns::{DnsMessage, NameRef, RData};
+use crate::observation::{
+    DnsFacts, DnsQuestion, DnsRecord, DnsRecordData, Endpoint, NameSource, MAX_ANSWER_ADDRS,
+    MAX_DNS_FACT_RECORDS,
+};
+use crate::proto::dns::{DnsMessage, NameRef, Question, RData};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -174,6 +177,80 @@ pub struct Scratch {
     pub dns: DnsScratch,
 }
 
+/// The message a DNS name came from and, for a query, the question that held it. Cheap to
+/// pass along; [`DnsAbout::facts`] copies what it describes only for names that become
+/// observations.
+#[derive(Clone, Copy)]
+pub struct DnsAbout<'m> {
+    pub msg: &'m DnsMessage,
+    /// The question that gave the name (a query), or the first question (a response).
+    pub question: Option<Question>,
+}
+
+impl<'m> DnsAbout<'m> {
+    /// A query's question.
+    pub fn query(msg: &'m DnsMessage, question: Question) -> Self {
+        DnsAbout {
+            msg,
+            question: Some(question),
+        }
+    }
+
+    /// A response, described by its first question.
+    pub fn response(msg: &'m DnsMessage) -> Self {
+        DnsAbout {
+            msg,
+            question: msg.questions.first().copied(),
+        }
+    }
+
+    /// Copies the header, the question and (for a response) at most [`MAX_DNS_FACT_RECORDS`]
+    /// answer records out of the message.
+    pub fn facts(self) -> DnsFacts {
+        let msg = self.msg;
+        let question = self.question.and_then(|q| {
+            msg.host_name(q.name).map(|name| DnsQuestion {
+                name,
+                qtype: q.qtype,
+            })
+        });
+        let mut answers = Vec::new();
+        let mut left_out = 0u16;
+        if msg.is_response {
+            for answer in &msg.answers {
+                let Some(owner) = msg.host_name(answer.name) else {
+                    continue;
+                };
+                if answers.len() >= MAX_DNS_FACT_RECORDS {
+                    left_out = left_out.saturating_add(1);
+                    continue;
+                }
+                let data = match answer.data {
+                    RData::A(v4) => DnsRecordData::Addr(IpAddr::V4(v4)),
+                    RData::Aaaa(v6) => DnsRecordData::Addr(IpAddr::V6(v6)),
+                    RData::Cname(target) => msg
+                        .host_name(target)
+                        .map_or(DnsRecordData::Undecoded, DnsRecordData::Name),
+                    RData::Other => DnsRecordData::Undecoded,
+                };
+                answers.push(DnsRecord {
+                    owner,
+                    rtype: answer.rtype,
+                    ttl: answer.ttl,
+                    data,
+                });
+            }
+        }
+        DnsFacts {
+            id: msg.id,
+            flags: msg.flags,
+            question,
+            answers,
+            answers_left_out: left_out,
+        }
+    }
+}
+
 /// Addresses (and smallest TTL) answered for `name` in `msg`, following CNAME chains.
 fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Option<u32> {
     addrs.clear();
@@ -255,7 +332,16 @@ pub fn emit_dns(
             let text = name.as_bytes();
             let rule = emit.lookup(name);
             queries.remember(&key, msg.id, text, now, rule, epoch);
-            emit.name_with_rule(name, rule, NameSource::DnsQuery, src, dst, &[], None);
+            emit.name_with_rule(
+                name,
+                rule,
+                NameSource::DnsQuery,
+                src,
+                dst,
+                &[],
+                None,
+                Some(DnsAbout::query(msg, *q)),
+            );
         }
         return;
     }
@@ -286,7 +372,8 @@ pub fn emit_dns(
         } else {
             let ttl = answers_for(msg, q.name, addrs);
             if !addrs.is_empty() {
-                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl);
+                let about = Some(DnsAbout::response(msg));
+                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
             }
         }
     }
@@ -329,6 +416,7 @@ fn emit_answered_name(
         server,
         addrs,
         ttl,
+        Some(DnsAbout::response(msg)),
     );
 }
 

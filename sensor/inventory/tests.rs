@@ -27,6 +27,7 @@ fn ctx(secs: u64, input: u16) -> PacketContext {
         client_mac: None,
         vlan: None,
         outer: None,
+        ip_proto: 6,
     }
 }
 
@@ -60,6 +61,7 @@ fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
             rule: Some(RuleIdx(u32::from(host.ends_with("kaspersky-labs.com")))),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
         }),
     )
 }
@@ -78,6 +80,7 @@ fn answer(host: &str, addrs: Vec<IpAddr>, secs: u64) -> Observed {
             server: ep,
             answers: addrs,
             ttl: Some(300),
+            dns: None,
         },
     )
 }
@@ -366,6 +369,7 @@ fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
             rule: Some(RuleIdx(0)),
             answers: Vec::new(),
             ttl: None,
+            dns: None,
         }),
     )
 }

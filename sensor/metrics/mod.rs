@@ -711,6 +711,7 @@ mod tests {
                 client_mac: None,
                 vlan: None,
                 outer: None,
+                ip_proto: 6,
             },
             what: Observation::Name(NameSighting {
                 name: HostName::parse(b"x.a.example").expect("name"),
@@ -726,6 +727,7 @@ mod tests {
                 rule: Some(RuleIdx(0)),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
             }),
         }
     }

@@ -6,6 +6,9 @@
 //! `{ip, port, mac, vlan}`, `server` `{ip, port}`, `rule` `{id, category, confidence}` when a rule
 //! matched, `input` (the capture file or interface), and per kind: `answers`/`ttl` (DNS
 //! responses), `outer` (tunnel endpoints), `correlation` (why a nameless connection counts).
+//!
+//! With [`EventFormat::Eve`] the same events (and the DNS responses to reported queries) are
+//! written as Suricata-style EVE records instead; `output::eve` renders them.
 
 use std::io::{self, Write};
 
@@ -16,12 +19,39 @@ use crate::observation::{Endpoint, Observation, Observed, PacketContext};
 use crate::rules::{RuleIdx, RuleSet};
 
 use super::describe::magic_label;
+use super::eve::{EveRenderer, EveSource};
 use super::mac_string;
+
+/// The shape of each line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// ksensor's own events (described above).
+    #[default]
+    Native,
+    /// Suricata-compatible EVE records (`output::eve`); `pcap_cnt` for files, `in_iface` for
+    /// interfaces.
+    Eve(EveSource),
+}
+
+impl EventFormat {
+    /// The names accepted by `--events-format` and the `events_format` config key.
+    pub const NAMES: [&'static str; 2] = ["native", "eve"];
+
+    /// The format called `name`, for inputs of kind `source`.
+    pub fn from_name(name: &str, source: EveSource) -> Option<EventFormat> {
+        match name {
+            "native" => Some(EventFormat::Native),
+            "eve" => Some(EventFormat::Eve(source)),
+            _ => None,
+        }
+    }
+}
 
 /// Writes events to a sink, one JSON object per line.
 pub struct EventWriter {
     out: Box<dyn Write + Send>,
     inputs: Vec<String>,
+    format: EventFormat,
     pub written: u64,
 }
 
@@ -52,8 +82,42 @@ impl EventWriter {
         EventWriter {
             out,
             inputs,
+            format: EventFormat::Native,
             written: 0,
         }
+    }
+
+    /// Writes `format` instead of the native events.
+    pub fn with_format(mut self, format: EventFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Whether the DNS responses to reported queries are events (EVE answer records); the
+    /// native format folds them into correlation only.
+    pub fn writes_dns_answers(&self) -> bool {
+        matches!(self.format, EventFormat::Eve(_))
+    }
+
+    fn write_eve(
+        &mut self,
+        source: EveSource,
+        rules: &RuleSet,
+        obs: &Observed,
+        correlation: Option<&Correlation>,
+    ) -> io::Result<()> {
+        let renderer = EveRenderer {
+            rules,
+            inputs: &self.inputs,
+            source,
+        };
+        let Some(record) = renderer.record(obs, correlation) else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut self.out, &record)?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
     }
 
     fn base(&self, obs: &Observed, kind: &str) -> Map<String, Value> {
@@ -93,6 +157,9 @@ impl EventWriter {
         obs: &Observed,
         correlation: Option<&Correlation>,
     ) -> io::Result<()> {
+        if let EventFormat::Eve(source) = self.format {
+            return self.write_eve(source, rules, obs, correlation);
+        }
         match &obs.what {
             Observation::Name(s) => {
                 let mut m = self.base(obs, s.source.kind().label());

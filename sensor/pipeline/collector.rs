@@ -132,7 +132,11 @@ impl Collector {
         let correlation = self.inventory.apply(obs);
         let wants_event = match &obs.what {
             Observation::Nameless { .. } => correlation.is_some(),
-            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => false,
+            Observation::DnsAnswer { .. } => self
+                .events
+                .as_ref()
+                .is_some_and(EventWriter::writes_dns_answers),
+            Observation::KscContact { .. } => false,
             Observation::Name(_) | Observation::UpdatePayload { .. } => true,
         };
         if !wants_event || self.event_error.is_some() {
@@ -193,6 +197,7 @@ mod tests {
                 client_mac: None,
                 vlan: None,
                 outer: None,
+                ip_proto: 6,
             },
             what: Observation::Name(NameSighting {
                 name: HostName::parse(name.as_bytes()).expect("name"),
@@ -202,6 +207,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
             }),
         }
     }

@@ -110,6 +110,7 @@ impl Worker {
             client_mac: None,
             vlan: decoded.link.vlan,
             outer,
+            ip_proto: decoded.ip.proto,
         };
         let mut emit = Emitter::new(
             &self.rules,
