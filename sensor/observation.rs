@@ -137,8 +137,9 @@ impl NamelessReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
     Name(NameSighting),
-    /// Addresses a DNS response gave for a name that matched a rule, when the name itself was
-    /// already reported with its query. Not an event: it feeds DNS-answer correlation.
+    /// The response to a query whose name matched a rule and was already reported with the
+    /// query: the addresses it gave (possibly none). Not a native event: it feeds DNS-answer
+    /// correlation, and is an EVE `dns` answer record.
     DnsAnswer {
         name: HostName,
         rule: RuleIdx,

@@ -2,14 +2,14 @@
 //!
 //! Contract: [`emit_dns`] turns the message parsed into `Scratch::dns.message` into name
 //! observations — every question of a query; for a response, the question names when the query
-//! was not seen, every CNAME target, and the addresses answered (after CNAME chains) for names
-//! that matched a rule. Whether a query was seen is remembered in a small direct-mapped cache,
-//! not in the flow table, so DNS costs no flow state.
+//! was not seen, every CNAME target, and the response to each query that matched a rule (with
+//! the addresses answered after CNAME chains, possibly none). Whether a query was seen is
+//! remembered in a small direct-mapped cache, not in the flow table, so DNS costs no flow state.
 //!
 //! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
 //! copied once into the worker's reusable [`DnsScratch::name`] (only its own bytes), and into an
 //! observation only when it is reported. A response to a query seen before reuses the query's
-//! lookup and copies nothing.
+//! lookup and copies nothing unless the query matched a rule.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -370,11 +370,10 @@ pub fn emit_dns(
         if !query_seen {
             emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
         } else {
+            // Also without addresses (NXDOMAIN, TXT): the response itself is an EVE record.
             let ttl = answers_for(msg, q.name, addrs);
-            if !addrs.is_empty() {
-                let about = Some(DnsAbout::response(msg));
-                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
-            }
+            let about = Some(DnsAbout::response(msg));
+            emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
         }
     }
     for answer in &msg.answers {

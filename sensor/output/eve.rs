@@ -267,35 +267,70 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Record type mnemonics (IANA "Resource Record (RR) TYPEs"); Suricata writes others as the
-/// decimal number, and so does this.
+/// Record type mnemonics (IANA "Resource Record (RR) TYPEs") for the types Suricata 7 names;
+/// others, as in Suricata, by decimal number. Suricata 7.0.10 spells three of them differently
+/// (`ND` for MD, `NSAPPT` for NSAP-PTR, `CDSNKEY` for CDNSKEY); these are IANA's.
 pub fn rrtype_name(rtype: u16) -> String {
     let name = match rtype {
         1 => "A",
         2 => "NS",
+        3 => "MD",
+        4 => "MF",
         5 => "CNAME",
         6 => "SOA",
+        7 => "MB",
+        8 => "MG",
+        9 => "MR",
+        10 => "NULL",
+        11 => "WKS",
         12 => "PTR",
         13 => "HINFO",
+        14 => "MINFO",
         15 => "MX",
         16 => "TXT",
+        17 => "RP",
+        18 => "AFSDB",
+        19 => "X25",
+        20 => "ISDN",
+        21 => "RT",
+        22 => "NSAP",
+        23 => "NSAP-PTR",
+        24 => "SIG",
+        25 => "KEY",
+        26 => "PX",
+        27 => "GPOS",
         28 => "AAAA",
+        29 => "LOC",
+        30 => "NXT",
         33 => "SRV",
+        34 => "ATMA",
         35 => "NAPTR",
+        36 => "KX",
+        37 => "CERT",
+        38 => "A6",
         39 => "DNAME",
         41 => "OPT",
+        42 => "APL",
         43 => "DS",
         44 => "SSHFP",
+        45 => "IPSECKEY",
         46 => "RRSIG",
         47 => "NSEC",
         48 => "DNSKEY",
+        49 => "DHCID",
         50 => "NSEC3",
+        51 => "NSEC3PARAM",
         52 => "TLSA",
-        64 => "SVCB",
+        55 => "HIP",
+        59 => "CDS",
+        60 => "CDNSKEY",
         65 => "HTTPS",
+        99 => "SPF",
+        249 => "TKEY",
+        250 => "TSIG",
+        254 => "MAILA",
         255 => "ANY",
         256 => "URI",
-        257 => "CAA",
         other => return other.to_string(),
     };
     name.to_string()
@@ -631,6 +666,10 @@ mod tests {
     #[test]
     fn unknown_types_and_rcodes_are_numbers() {
         assert_eq!(rrtype_name(28), "AAAA");
+        assert_eq!(rrtype_name(65), "HTTPS");
+        // Suricata 7 has no name for SVCB or CAA either.
+        assert_eq!(rrtype_name(64), "64");
+        assert_eq!(rrtype_name(257), "257");
         assert_eq!(rrtype_name(65_280), "65280");
         assert_eq!(rcode_name(3), "NXDOMAIN");
         assert_eq!(rcode_name(15), "15");

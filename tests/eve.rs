@@ -1,0 +1,462 @@
+//! EVE events (`--events-format eve`) against a real Suricata.
+//!
+//! `tests/golden/eve/<capture>.eve.json` is what Suricata 7.0.10 logged for each bundled
+//! capture it can read (`pcaps/make/suricata-eve.sh`, config `tests/golden/eve/suricata.yaml`;
+//! recipe in `pcaps/README.md`). For every capture, ksensor replays it with `--all-names` and
+//! `--events-format eve`, and:
+//!
+//! 1. every ksensor `dns`/`tls`/`http`/`quic` record is matched to Suricata's record of the
+//!    same event type, flow tuple (source and destination address and port, transport) and
+//!    name (`dns.rrname` and `dns.type`, plus `dns.id`; `tls.sni`; `http.hostname`;
+//!    `quic.sni`), and every field both records have must agree: `community_id`, `vlan`,
+//!    `timestamp` and `pcap_cnt` (equal for UDP, where both log the packet that carried the
+//!    name; for TCP Suricata logs when the transaction completes, so ksensor's must not be
+//!    later), and the protocol object field by field;
+//! 2. every Suricata record that names something (a DNS query or answer, a TLS or QUIC SNI,
+//!    an HTTP host) is matched by a ksensor record.
+//!
+//! The differences Suricata makes are allowed only where the README's "EVE events" section
+//! justifies them, each checked precisely (a DNS record on a port other than 53; Suricata's
+//! extra QinQ tag; `rdata` of record types ksensor does not decode; a pseudo-packet without
+//! `pcap_cnt`; the Host header's case; the answer to a query that matched no rule), and
+//! counted in the summary this test prints (`cargo test --release --test eve -- --nocapture`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use common::{pcaps_dir, repo_root, run_replay};
+
+/// A record's flow tuple as Suricata writes it.
+type Tuple = (String, u64, String, u64, String);
+
+fn tuple(v: &Value) -> Tuple {
+    (
+        str_of(v, "src_ip"),
+        v["src_port"].as_u64().unwrap_or(0),
+        str_of(v, "dest_ip"),
+        v["dest_port"].as_u64().unwrap_or(0),
+        str_of(v, "proto"),
+    )
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// What a record names, lower-cased: `(event_type, dns type or "", name, dns id)`.
+fn name_key(v: &Value) -> Option<(String, String, String, u64)> {
+    let event_type = str_of(v, "event_type");
+    let (kind, name, id) = match event_type.as_str() {
+        "dns" => (
+            str_of(&v["dns"], "type"),
+            v["dns"]["rrname"].as_str()?.to_string(),
+            v["dns"]["id"].as_u64()?,
+        ),
+        "tls" => (String::new(), v["tls"]["sni"].as_str()?.to_string(), 0),
+        "quic" => (String::new(), v["quic"]["sni"].as_str()?.to_string(), 0),
+        "http" => (String::new(), v["http"]["hostname"].as_str()?.to_string(), 0),
+        _ => return None,
+    };
+    Some((event_type, kind, name.to_ascii_lowercase(), id))
+}
+
+fn suricata_records(capture: &str) -> Vec<Value> {
+    let path = repo_root()
+        .join("tests/golden/eve")
+        .join(format!("{capture}.eve.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+fn ksensor_records(capture: &str) -> Vec<Value> {
+    let out = run_replay(
+        &pcaps_dir().join(capture),
+        &["--events", "-", "--events-format", "eve", "--all-names"],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad EVE line {l:?}: {e}")))
+        .collect()
+}
+
+/// Allowed differences, counted per kind for the summary.
+#[derive(Default)]
+struct Tally {
+    matched: usize,
+    fields: usize,
+    notes: BTreeMap<&'static str, usize>,
+    problems: Vec<String>,
+}
+
+impl Tally {
+    fn note(&mut self, what: &'static str) {
+        *self.notes.entry(what).or_default() += 1;
+    }
+
+    /// Compares `key` in both objects; a field only one side has is not compared.
+    fn same(&mut self, ctx: &str, key: &str, ours: &Value, theirs: &Value) {
+        let (a, b) = (&ours[key], &theirs[key]);
+        if a.is_null() || b.is_null() {
+            return;
+        }
+        self.fields += 1;
+        if a != b {
+            self.problems.push(format!("{ctx}: {key}: ksensor {a} vs Suricata {b}"));
+        }
+    }
+
+    /// Compares `key`, which both sides must have or both lack.
+    fn same_presence(&mut self, ctx: &str, key: &str, ours: &Value, theirs: &Value) {
+        self.fields += 1;
+        if ours[key] != theirs[key] {
+            self.problems.push(format!(
+                "{ctx}: {key}: ksensor {} vs Suricata {}",
+                ours[key], theirs[key]
+            ));
+        }
+    }
+}
+
+/// Record types ksensor's DNS parser decodes the data of (`proto::dns::RData`).
+const DECODED_RRTYPES: [&str; 3] = ["A", "AAAA", "CNAME"];
+
+fn compare_dns(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
+    let (a, b) = (&ours["dns"], &theirs["dns"]);
+    for key in ["version", "type", "id", "rrname", "rrtype", "opcode"] {
+        t.same_presence(ctx, key, a, b);
+    }
+    if a["type"] != "answer" {
+        return;
+    }
+    for key in ["flags", "qr", "aa", "tc", "rd", "ra", "z", "ad", "cd", "rcode"] {
+        t.same_presence(ctx, key, a, b);
+    }
+    // Records of the types ksensor decodes must agree one for one, in order. Records of other
+    // types agree by owner, type and TTL, not by count: Suricata 7 logs a TXT record once per
+    // character-string (RFC 1035 §3.3.14), and ksensor does not read their data.
+    let empty = Vec::new();
+    let split = |v: &Value| -> (Vec<Value>, std::collections::BTreeSet<String>) {
+        let mut decoded = Vec::new();
+        let mut other = std::collections::BTreeSet::new();
+        for r in v["answers"].as_array().unwrap_or(&empty) {
+            if DECODED_RRTYPES.contains(&r["rrtype"].as_str().unwrap_or_default()) {
+                decoded.push(r.clone());
+            } else {
+                other.insert(format!("{} {} {}", r["rrname"], r["rrtype"], r["ttl"]));
+            }
+        }
+        (decoded, other)
+    };
+    let ((ours_rr, ours_other), (theirs_rr, theirs_other)) = (split(a), split(b));
+    t.fields += 1;
+    if ours_rr != theirs_rr {
+        t.problems.push(format!(
+            "{ctx}: answers {ours_rr:?} vs Suricata {theirs_rr:?}"
+        ));
+    }
+    t.fields += 1;
+    if ours_other != theirs_other {
+        t.problems.push(format!(
+            "{ctx}: other answers {ours_other:?} vs Suricata {theirs_other:?}"
+        ));
+    } else if !theirs_other.is_empty() {
+        t.note("dns answers of a type ksensor does not decode: no rdata, one per record");
+    }
+    let empty_map = serde_json::Map::new();
+    let ours_g = a["grouped"].as_object().unwrap_or(&empty_map);
+    let theirs_g = b["grouped"].as_object().unwrap_or(&empty_map);
+    for (rrtype, list) in theirs_g {
+        t.fields += 1;
+        if DECODED_RRTYPES.contains(&rrtype.as_str()) {
+            if ours_g.get(rrtype) != Some(list) {
+                t.problems
+                    .push(format!("{ctx}: grouped.{rrtype}: {:?} vs {list}", ours_g.get(rrtype)));
+            }
+        } else if ours_g.contains_key(rrtype) {
+            t.problems.push(format!("{ctx}: grouped.{rrtype} without decoded data"));
+        } else {
+            t.note("dns grouped entry of a record type ksensor does not decode");
+        }
+    }
+    for rrtype in ours_g.keys() {
+        if !theirs_g.contains_key(rrtype) {
+            t.problems.push(format!("{ctx}: grouped.{rrtype} only in ksensor"));
+        }
+    }
+}
+
+fn compare(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
+    t.matched += 1;
+    t.same_presence(ctx, "community_id", ours, theirs);
+    // ksensor keeps the innermost VLAN tag (the client's); Suricata lists every tag.
+    t.fields += 1;
+    match (ours["vlan"].as_array(), theirs["vlan"].as_array()) {
+        (None, None) => {}
+        (Some(a), Some(b)) if a.len() == 1 && a.last() == b.last() => {
+            if b.len() > 1 {
+                t.note("vlan: Suricata also lists the outer (S-)tag");
+            }
+        }
+        (a, b) => t.problems.push(format!("{ctx}: vlan {a:?} vs Suricata {b:?}")),
+    }
+    let (ts_a, ts_b) = (str_of(ours, "timestamp"), str_of(theirs, "timestamp"));
+    let udp = str_of(ours, "proto") == "UDP";
+    t.fields += 1;
+    // Same format and offset on both sides, so the strings order like the times.
+    if udp && ts_a != ts_b {
+        t.problems.push(format!("{ctx}: timestamp {ts_a} vs Suricata {ts_b}"));
+    } else if !udp && ts_a > ts_b {
+        t.problems.push(format!("{ctx}: timestamp {ts_a} after Suricata's {ts_b}"));
+    } else if ts_a != ts_b {
+        t.note("timestamp: Suricata logs the TCP transaction when it completes, later");
+    }
+    match theirs["pcap_cnt"].as_u64() {
+        Some(theirs_cnt) => {
+            let ours_cnt = ours["pcap_cnt"].as_u64().unwrap_or(0);
+            t.fields += 1;
+            if (udp && ours_cnt != theirs_cnt) || (!udp && ours_cnt > theirs_cnt) {
+                t.problems
+                    .push(format!("{ctx}: pcap_cnt {ours_cnt} vs Suricata {theirs_cnt}"));
+            }
+        }
+        // Suricata logs a decapsulated, defragmented or end-of-flow pseudo-packet, which has
+        // no number in the capture.
+        None if theirs["pkt_src"] != "wire/pcap" || !udp => {
+            t.note("pcap_cnt: Suricata logged from a pseudo-packet (tunnel, defrag, flow end)")
+        }
+        None => t.problems.push(format!("{ctx}: Suricata has no pcap_cnt")),
+    }
+    match str_of(ours, "event_type").as_str() {
+        "dns" => compare_dns(t, ctx, ours, theirs),
+        "tls" => t.same_presence(ctx, "sni", &ours["tls"], &theirs["tls"]),
+        "quic" => t.same_presence(ctx, "sni", &ours["quic"], &theirs["quic"]),
+        "http" => {
+            let (a, b) = (&ours["http"]["hostname"], &theirs["http"]["hostname"]);
+            t.fields += 1;
+            if a != b {
+                let folded = |v: &Value| v.as_str().map(str::to_ascii_lowercase);
+                if folded(a) == folded(b) {
+                    t.note("http.hostname: Suricata keeps the Host header's case");
+                } else {
+                    t.problems.push(format!("{ctx}: hostname {a} vs Suricata {b}"));
+                }
+            }
+            t.same(ctx, "http_method", &ours["http"], &theirs["http"]);
+        }
+        other => t.problems.push(format!("{ctx}: unexpected event_type {other}")),
+    }
+}
+
+/// Compares one capture; returns the tally.
+fn check_capture(capture: &str) -> Tally {
+    let ours = ksensor_records(capture);
+    let theirs = suricata_records(capture);
+    let mut t = Tally::default();
+    // Suricata's records by (tuple, name key), in time order.
+    let mut index: BTreeMap<(Tuple, (String, String, String, u64)), Vec<usize>> = BTreeMap::new();
+    for (i, r) in theirs.iter().enumerate() {
+        if let Some(key) = name_key(r) {
+            index.entry((tuple(r), key)).or_default().push(i);
+        }
+    }
+    let mut used = vec![false; theirs.len()];
+    // Queries of ksensor's records, to tell which Suricata answers ksensor leaves out.
+    let mut ours_queries: BTreeMap<(Tuple, u64), bool> = BTreeMap::new();
+    for r in &ours {
+        if r["event_type"] == "dns" && r["dns"]["type"] == "query" {
+            let id = r["dns"]["id"].as_u64().unwrap_or(0);
+            ours_queries.insert((tuple(r), id), !r["ksensor"]["rule"].is_null());
+        }
+    }
+    for (n, r) in ours.iter().enumerate() {
+        let Some(key) = name_key(r) else {
+            t.note("ksensor-only record (correlated connection or update payload)");
+            continue;
+        };
+        let ctx = format!("{capture}: ksensor record {n} ({} {})", key.0, key.2);
+        let answer = key.1 == "answer";
+        let candidates = index.get(&(tuple(r), key.clone())).cloned().unwrap_or_default();
+        // The earliest unused Suricata record not before ours: keep-alive requests and
+        // retransmitted queries pair in order. A response's several names (question, CNAME
+        // targets) all describe the one Suricata answer record.
+        let ts = str_of(r, "timestamp");
+        let pick = candidates
+            .iter()
+            .copied()
+            .find(|&i| (answer || !used[i]) && str_of(&theirs[i], "timestamp") >= ts)
+            .or_else(|| candidates.iter().copied().find(|&i| answer || !used[i]));
+        match pick {
+            Some(i) => {
+                used[i] = true;
+                compare(&mut t, &ctx, r, &theirs[i]);
+            }
+            // Suricata's DNS parser runs on port 53 only (`detection-ports`, as in its shipped
+            // suricata.yaml); ksensor also reads mDNS (5353) and LLMNR (5355).
+            None if key.0 == "dns" && r["dest_port"] != 53 && r["src_port"] != 53 => {
+                t.note("ksensor-only: DNS on a port other than 53 (mDNS, LLMNR)")
+            }
+            None => t.problems.push(format!("{ctx}: no Suricata record")),
+        }
+    }
+    for (i, r) in theirs.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        let Some(key) = name_key(r) else {
+            // A TLS or QUIC record without SNI (no name to compare), or the server's QUIC
+            // Initial.
+            t.note("Suricata-only record without a name");
+            continue;
+        };
+        let id = r["dns"]["id"].as_u64().unwrap_or(0);
+        if key.1 == "answer" && ours_queries.get(&(tuple(r), id)) == Some(&false) {
+            t.note("Suricata-only: the answer to a query that matched no rule");
+            continue;
+        }
+        t.problems.push(format!(
+            "{capture}: Suricata record {i} ({} {} {}) has no ksensor record",
+            key.0, key.1, key.2
+        ));
+    }
+    t
+}
+
+/// Every capture with a Suricata reference, in `tests/golden/eve/`.
+fn captures_with_reference() -> Vec<String> {
+    let dir = repo_root().join("tests/golden/eve");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".eve.json")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn eve_agrees_with_suricata_on_every_capture_it_reads() {
+    let captures = captures_with_reference();
+    // The brief's minimum: DNS over UDP and TCP, TLS, HTTP, QUIC and the staged network.
+    for needed in [
+        "dns-udp.pcap",
+        "dns-tcp.pcap",
+        "tls-sni.pcap",
+        "http-host.pcap",
+        "quic-aioquic.pcap",
+        "quic-chromium.pcap",
+        "staged-network.pcap",
+    ] {
+        assert!(
+            captures.iter().any(|c| c == needed),
+            "no Suricata reference for {needed}"
+        );
+    }
+    let mut problems = Vec::new();
+    let mut total = Tally::default();
+    for capture in &captures {
+        assert!(
+            Path::new(repo_root()).join("pcaps").join(capture).exists(),
+            "tests/golden/eve/{capture}.eve.json has no capture"
+        );
+        let t = check_capture(capture);
+        let notes: Vec<String> = t.notes.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+        println!(
+            "{capture}: {} records matched, {} fields compared, {} problems; {}",
+            t.matched,
+            t.fields,
+            t.problems.len(),
+            notes.join("; ")
+        );
+        assert!(t.matched > 0, "{capture}: nothing matched");
+        total.matched += t.matched;
+        total.fields += t.fields;
+        for (k, v) in t.notes {
+            *total.notes.entry(k).or_default() += v;
+        }
+        problems.extend(t.problems);
+    }
+    println!(
+        "total: {} captures, {} records matched, {} fields compared",
+        captures.len(),
+        total.matched,
+        total.fields
+    );
+    for (k, v) in &total.notes {
+        println!("  {v}× {k}");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn eve_output_is_the_same_for_any_number_of_workers() {
+    let capture = pcaps_dir().join("staged-network.pcap");
+    let run = |workers: &str| {
+        run_replay(
+            &capture,
+            &[
+                "--events",
+                "-",
+                "--events-format",
+                "eve",
+                "--all-names",
+                "--workers",
+                workers,
+            ],
+        )
+        .stdout
+    };
+    let one = run("1");
+    assert!(!one.is_empty());
+    assert_eq!(one, run("3"), "EVE events differ between 1 and 3 workers");
+}
+
+#[test]
+fn native_stays_the_default() {
+    let capture = pcaps_dir().join("dns-udp.pcap");
+    let default = run_replay(&capture, &["--events", "-"]).stdout;
+    let native = run_replay(&capture, &["--events", "-", "--events-format", "native"]).stdout;
+    assert_eq!(default, native);
+    let first: Value = serde_json::from_slice(
+        default.split(|&b| b == b'\n').next().unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.get("kind").is_some() && first.get("event_type").is_none());
+}
+
+#[test]
+fn unknown_events_format_is_refused() {
+    let out = common::ksensor()
+        .current_dir(repo_root())
+        .args(["replay", "--events", "-", "--events-format", "xml", "pcaps/dns-udp.pcap"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2), "clap rejects the value");
+    assert!(out.stdout.is_empty());
+    // The live config key is checked when the settings are merged: one line, exit 1, before
+    // any interface is opened.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("ksensor.toml");
+    std::fs::write(&config, "interfaces = [\"lo\"]\nevents_format = \"xml\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = common::ksensor()
+        .args(["live", "--listen", "off", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("events_format") && err.contains("xml"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
