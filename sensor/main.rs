@@ -376,8 +376,8 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     let events = match &args.events {
         Some(path) => {
             // The flag's parser admits only known names.
-            let format = EventFormat::from_name(&args.events_format, EveSource::Files)
-                .unwrap_or_default();
+            let format =
+                EventFormat::from_name(&args.events_format, EveSource::Files).unwrap_or_default();
             Some(EventWriter::new(create_output(path)?, args.files.clone()).with_format(format))
         }
         None => None,

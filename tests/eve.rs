@@ -48,7 +48,9 @@ fn str_of(v: &Value, key: &str) -> String {
 }
 
 /// What a record names, lower-cased: `(event_type, dns type or "", name, dns id)`.
-fn name_key(v: &Value) -> Option<(String, String, String, u64)> {
+type NameKey = (String, String, String, u64);
+
+fn name_key(v: &Value) -> Option<NameKey> {
     let event_type = str_of(v, "event_type");
     let (kind, name, id) = match event_type.as_str() {
         "dns" => (
@@ -58,7 +60,11 @@ fn name_key(v: &Value) -> Option<(String, String, String, u64)> {
         ),
         "tls" => (String::new(), v["tls"]["sni"].as_str()?.to_string(), 0),
         "quic" => (String::new(), v["quic"]["sni"].as_str()?.to_string(), 0),
-        "http" => (String::new(), v["http"]["hostname"].as_str()?.to_string(), 0),
+        "http" => (
+            String::new(),
+            v["http"]["hostname"].as_str()?.to_string(),
+            0,
+        ),
         _ => return None,
     };
     Some((event_type, kind, name.to_ascii_lowercase(), id))
@@ -108,7 +114,8 @@ impl Tally {
         }
         self.fields += 1;
         if a != b {
-            self.problems.push(format!("{ctx}: {key}: ksensor {a} vs Suricata {b}"));
+            self.problems
+                .push(format!("{ctx}: {key}: ksensor {a} vs Suricata {b}"));
         }
     }
 
@@ -135,7 +142,9 @@ fn compare_dns(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
     if a["type"] != "answer" {
         return;
     }
-    for key in ["flags", "qr", "aa", "tc", "rd", "ra", "z", "ad", "cd", "rcode"] {
+    for key in [
+        "flags", "qr", "aa", "tc", "rd", "ra", "z", "ad", "cd", "rcode",
+    ] {
         t.same_presence(ctx, key, a, b);
     }
     // Records of the types ksensor decodes must agree one for one, in order. Records of other
@@ -176,18 +185,22 @@ fn compare_dns(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
         t.fields += 1;
         if DECODED_RRTYPES.contains(&rrtype.as_str()) {
             if ours_g.get(rrtype) != Some(list) {
-                t.problems
-                    .push(format!("{ctx}: grouped.{rrtype}: {:?} vs {list}", ours_g.get(rrtype)));
+                t.problems.push(format!(
+                    "{ctx}: grouped.{rrtype}: {:?} vs {list}",
+                    ours_g.get(rrtype)
+                ));
             }
         } else if ours_g.contains_key(rrtype) {
-            t.problems.push(format!("{ctx}: grouped.{rrtype} without decoded data"));
+            t.problems
+                .push(format!("{ctx}: grouped.{rrtype} without decoded data"));
         } else {
             t.note("dns grouped entry of a record type ksensor does not decode");
         }
     }
     for rrtype in ours_g.keys() {
         if !theirs_g.contains_key(rrtype) {
-            t.problems.push(format!("{ctx}: grouped.{rrtype} only in ksensor"));
+            t.problems
+                .push(format!("{ctx}: grouped.{rrtype} only in ksensor"));
         }
     }
 }
@@ -204,16 +217,20 @@ fn compare(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
                 t.note("vlan: Suricata also lists the outer (S-)tag");
             }
         }
-        (a, b) => t.problems.push(format!("{ctx}: vlan {a:?} vs Suricata {b:?}")),
+        (a, b) => t
+            .problems
+            .push(format!("{ctx}: vlan {a:?} vs Suricata {b:?}")),
     }
     let (ts_a, ts_b) = (str_of(ours, "timestamp"), str_of(theirs, "timestamp"));
     let udp = str_of(ours, "proto") == "UDP";
     t.fields += 1;
     // Same format and offset on both sides, so the strings order like the times.
     if udp && ts_a != ts_b {
-        t.problems.push(format!("{ctx}: timestamp {ts_a} vs Suricata {ts_b}"));
+        t.problems
+            .push(format!("{ctx}: timestamp {ts_a} vs Suricata {ts_b}"));
     } else if !udp && ts_a > ts_b {
-        t.problems.push(format!("{ctx}: timestamp {ts_a} after Suricata's {ts_b}"));
+        t.problems
+            .push(format!("{ctx}: timestamp {ts_a} after Suricata's {ts_b}"));
     } else if ts_a != ts_b {
         t.note("timestamp: Suricata logs the TCP transaction when it completes, later");
     }
@@ -222,8 +239,9 @@ fn compare(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
             let ours_cnt = ours["pcap_cnt"].as_u64().unwrap_or(0);
             t.fields += 1;
             if (udp && ours_cnt != theirs_cnt) || (!udp && ours_cnt > theirs_cnt) {
-                t.problems
-                    .push(format!("{ctx}: pcap_cnt {ours_cnt} vs Suricata {theirs_cnt}"));
+                t.problems.push(format!(
+                    "{ctx}: pcap_cnt {ours_cnt} vs Suricata {theirs_cnt}"
+                ));
             }
         }
         // Suricata logs a decapsulated, defragmented or end-of-flow pseudo-packet, which has
@@ -245,12 +263,15 @@ fn compare(t: &mut Tally, ctx: &str, ours: &Value, theirs: &Value) {
                 if folded(a) == folded(b) {
                     t.note("http.hostname: Suricata keeps the Host header's case");
                 } else {
-                    t.problems.push(format!("{ctx}: hostname {a} vs Suricata {b}"));
+                    t.problems
+                        .push(format!("{ctx}: hostname {a} vs Suricata {b}"));
                 }
             }
             t.same(ctx, "http_method", &ours["http"], &theirs["http"]);
         }
-        other => t.problems.push(format!("{ctx}: unexpected event_type {other}")),
+        other => t
+            .problems
+            .push(format!("{ctx}: unexpected event_type {other}")),
     }
 }
 
@@ -260,7 +281,7 @@ fn check_capture(capture: &str) -> Tally {
     let theirs = suricata_records(capture);
     let mut t = Tally::default();
     // Suricata's records by (tuple, name key), in time order.
-    let mut index: BTreeMap<(Tuple, (String, String, String, u64)), Vec<usize>> = BTreeMap::new();
+    let mut index: BTreeMap<(Tuple, NameKey), Vec<usize>> = BTreeMap::new();
     for (i, r) in theirs.iter().enumerate() {
         if let Some(key) = name_key(r) {
             index.entry((tuple(r), key)).or_default().push(i);
@@ -288,7 +309,10 @@ fn check_capture(capture: &str) -> Tally {
         };
         let ctx = format!("{capture}: ksensor record {n} ({} {})", key.0, key.2);
         let answer = key.1 == "answer";
-        let candidates = index.get(&(tuple(r), key.clone())).cloned().unwrap_or_default();
+        let candidates = index
+            .get(&(tuple(r), key.clone()))
+            .cloned()
+            .unwrap_or_default();
         // The earliest unused Suricata record not before ours: keep-alive requests and
         // retransmitted queries pair in order. A response's several names (question, CNAME
         // targets) all describe the one Suricata answer record.
@@ -434,10 +458,9 @@ fn native_stays_the_default() {
     let default = run_replay(&capture, &["--events", "-"]).stdout;
     let native = run_replay(&capture, &["--events", "-", "--events-format", "native"]).stdout;
     assert_eq!(default, native);
-    let first: Value = serde_json::from_slice(
-        default.split(|&b| b == b'\n').next().unwrap_or_default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let first: Value =
+        serde_json::from_slice(default.split(|&b| b == b'\n').next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
     assert!(first.get("kind").is_some() && first.get("event_type").is_none());
 }
 
@@ -445,7 +468,14 @@ fn native_stays_the_default() {
 fn unknown_events_format_is_refused() {
     let out = common::ksensor()
         .current_dir(repo_root())
-        .args(["replay", "--events", "-", "--events-format", "xml", "pcaps/dns-udp.pcap"])
+        .args([
+            "replay",
+            "--events",
+            "-",
+            "--events-format",
+            "xml",
+            "pcaps/dns-udp.pcap",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2), "clap rejects the value");
@@ -463,7 +493,10 @@ fn unknown_events_format_is_refused() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("events_format") && err.contains("xml"), "{err}");
+    assert!(
+        err.contains("events_format") && err.contains("xml"),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 

@@ -424,11 +424,13 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     }
 
     let events = match &settings.events {
-        Some(path) => Some(EventWriter::new(
-            open_events(path).map_err(|e| setup(format!("cannot open {path}: {e}")))?,
-            settings.interfaces.clone(),
-        )
-        .with_format(settings.events_format)),
+        Some(path) => Some(
+            EventWriter::new(
+                open_events(path).map_err(|e| setup(format!("cannot open {path}: {e}")))?,
+                settings.interfaces.clone(),
+            )
+            .with_format(settings.events_format),
+        ),
         None => None,
     };
     let server = match &settings.listen {

@@ -362,9 +362,7 @@ fn query_record(name: &str, facts: Option<&DnsFacts>) -> EveDns {
         kind: "query",
         id: facts.map_or(0, |f| f.id),
         rrname: name.to_string(),
-        rrtype: facts
-            .and_then(|f| f.question)
-            .map(|q| rrtype_name(q.qtype)),
+        rrtype: facts.and_then(|f| f.question).map(|q| rrtype_name(q.qtype)),
         opcode: facts.map_or(0, DnsFacts::opcode),
     })
 }
@@ -383,7 +381,10 @@ fn answer_record(facts: &DnsFacts) -> EveDns {
             DnsRecordData::Undecoded => None,
         };
         if let Some(data) = &rdata {
-            grouped.entry(rrtype.clone()).or_default().push(data.clone());
+            grouped
+                .entry(rrtype.clone())
+                .or_default()
+                .push(data.clone());
         }
         answers.push(EveDnsRecord {
             rrname: r.owner.to_string(),
@@ -504,9 +505,7 @@ impl<'a> EveRenderer<'a> {
                     (NameSource::DnsAnswer, Some(f)) => answer_record(f),
                     _ => query_record(name, facts),
                 });
-                rec.ksensor.answers_left_out = facts
-                    .map(|f| f.answers_left_out)
-                    .filter(|&n| n > 0);
+                rec.ksensor.answers_left_out = facts.map(|f| f.answers_left_out).filter(|&n| n > 0);
             }
             NameKind::Tls => rec.tls = Some(EveSni { sni: name }),
             NameKind::Quic => rec.quic = Some(EveSni { sni: name }),
@@ -563,7 +562,8 @@ impl<'a> EveRenderer<'a> {
                     "dns-answer-address",
                 );
                 rec.ksensor.name = Some(c.name.to_string());
-                rec.ksensor.rule = Some(rule_fields(self.rules, c.rule, Some(c.confidence.label())));
+                rec.ksensor.rule =
+                    Some(rule_fields(self.rules, c.rule, Some(c.confidence.label())));
                 rec.ksensor.correlation = Some(EveCorrelation {
                     reason: reason.label(),
                     answered_at: eve_timestamp(c.answered_at),
