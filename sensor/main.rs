@@ -373,11 +373,10 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         anyhow::bail!("--max-flows must be at least 1");
     }
     // Create every output before reading anything, so a bad path fails fast.
+    // The flag's parser admits only known names.
+    let format = EventFormat::from_name(&args.events_format, EveSource::Files).unwrap_or_default();
     let events = match &args.events {
         Some(path) => {
-            // The flag's parser admits only known names.
-            let format =
-                EventFormat::from_name(&args.events_format, EveSource::Files).unwrap_or_default();
             Some(EventWriter::new(create_output(path)?, args.files.clone()).with_format(format))
         }
         None => None,
@@ -391,6 +390,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         rules: rules.clone(),
         all_names: args.all_names,
         max_flows_per_worker: args.max_flows,
+        dns_facts: events.is_some() && matches!(format, EventFormat::Eve(_)),
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, workers);
     let read = replay::ReadOptions {

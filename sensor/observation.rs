@@ -105,7 +105,8 @@ pub struct NameSighting {
     /// smallest TTL among them.
     pub answers: Vec<IpAddr>,
     pub ttl: Option<u32>,
-    /// For DNS names: the message they were seen in (boxed: most observations have none).
+    /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
+    /// seen in (boxed: most observations have none).
     pub dns: Option<Box<DnsFacts>>,
 }
 
@@ -138,8 +139,8 @@ impl NamelessReason {
 pub enum Observation {
     Name(NameSighting),
     /// The response to a query whose name matched a rule and was already reported with the
-    /// query: the addresses it gave (possibly none). Not a native event: it feeds DNS-answer
-    /// correlation, and is an EVE `dns` answer record.
+    /// query: the addresses it gave (none only when DNS facts are wanted). Not a native event:
+    /// it feeds DNS-answer correlation, and is an EVE `dns` answer record.
     DnsAnswer {
         name: HostName,
         rule: RuleIdx,

@@ -53,7 +53,7 @@ fn valid_facts(facts: Option<&DnsFacts>) {
 
 fuzz_target!(|data: &[u8]| {
     let rules = rules();
-    let mut worker = Worker::new(rules.clone(), true, MAX_FLOWS);
+    let mut worker = Worker::new(rules.clone(), true, MAX_FLOWS).with_dns_facts(true);
     let mut cursor = Cursor::new(data);
     let mut secs = 1_700_000_000u64;
     let mut seq = 0u64;

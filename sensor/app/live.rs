@@ -469,6 +469,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         rules: rules.clone(),
         all_names: settings.all_names,
         max_flows_per_worker: settings.max_flows,
+        dns_facts: settings.events.is_some()
+            && matches!(settings.events_format, EventFormat::Eve(_)),
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers);
     let shared = Arc::new(Shared {

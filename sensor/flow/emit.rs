@@ -45,6 +45,9 @@ fn kind_index(kind: NameKind) -> usize {
 pub struct Emitter<'a> {
     pub rules: &'a RuleSet,
     pub all_names: bool,
+    /// DNS observations carry the facts of their message (`observation::DnsFacts`); only the
+    /// EVE events need them, so by default the copy is not made.
+    pub dns_facts: bool,
     pub packet: u64,
     pub ctx: PacketContext,
     pub out: &'a mut Vec<Observed>,
@@ -73,6 +76,7 @@ impl<'a> Emitter<'a> {
         Emitter {
             rules,
             all_names,
+            dns_facts: false,
             packet,
             ctx,
             out,
@@ -167,7 +171,9 @@ impl<'a> Emitter<'a> {
                 rule,
                 answers: answers.to_vec(),
                 ttl,
-                dns: dns.map(|about| Box::new(about.facts())),
+                dns: dns
+                    .filter(|_| self.dns_facts)
+                    .map(|about| Box::new(about.facts())),
             }),
         );
     }
@@ -209,7 +215,9 @@ impl<'a> Emitter<'a> {
                     server,
                     answers,
                     ttl,
-                    dns: dns.map(|about| Box::new(about.facts())),
+                    dns: dns
+                        .filter(|_| self.dns_facts)
+                        .map(|about| Box::new(about.facts())),
                 },
             );
         }

@@ -3,7 +3,7 @@
 //! Contract: [`emit_dns`] turns the message parsed into `Scratch::dns.message` into name
 //! observations — every question of a query; for a response, the question names when the query
 //! was not seen, every CNAME target, and the response to each query that matched a rule (with
-//! the addresses answered after CNAME chains, possibly none). Whether a query was seen is
+//! the addresses answered after CNAME chains; without any only when DNS facts are wanted). Whether a query was seen is
 //! remembered in a small direct-mapped cache, not in the flow table, so DNS costs no flow state.
 //!
 //! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
@@ -370,10 +370,13 @@ pub fn emit_dns(
         if !query_seen {
             emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
         } else {
-            // Also without addresses (NXDOMAIN, TXT): the response itself is an EVE record.
+            // Without addresses (NXDOMAIN, TXT) only for the facts: the response is an EVE
+            // record, but there is nothing to correlate.
             let ttl = answers_for(msg, q.name, addrs);
-            let about = Some(DnsAbout::response(msg));
-            emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
+            if !addrs.is_empty() || emit.dns_facts {
+                let about = Some(DnsAbout::response(msg));
+                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
+            }
         }
     }
     for answer in &msg.answers {

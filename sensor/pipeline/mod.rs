@@ -74,6 +74,9 @@ pub struct PipelineConfig {
     pub rules: Arc<RuleSet>,
     pub all_names: bool,
     pub max_flows_per_worker: usize,
+    /// DNS observations carry the message they came from ([`crate::observation::DnsFacts`]):
+    /// the EVE events need it; without them the copy is not made.
+    pub dns_facts: bool,
 }
 
 struct BatchPacket {
@@ -361,6 +364,7 @@ impl Pipeline {
                 config.all_names,
                 config.max_flows_per_worker,
             )
+            .with_dns_facts(config.dns_facts)
         };
         let mode = if workers == 1 {
             Mode::Inline {

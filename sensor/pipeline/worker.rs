@@ -20,6 +20,8 @@ use crate::rules::RuleSet;
 pub struct Worker {
     rules: Arc<RuleSet>,
     all_names: bool,
+    /// DNS observations carry their message's facts (EVE events).
+    dns_facts: bool,
     flow: FlowEngine,
     packets: PacketCounters,
     names: NameCounters,
@@ -30,10 +32,17 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Makes DNS observations carry the facts of their message (`observation::DnsFacts`).
+    pub fn with_dns_facts(mut self, on: bool) -> Self {
+        self.dns_facts = on;
+        self
+    }
+
     pub fn new(rules: Arc<RuleSet>, all_names: bool, max_flows: usize) -> Self {
         Worker {
             rules,
             all_names,
+            dns_facts: false,
             flow: FlowEngine::new(max_flows),
             packets: PacketCounters::default(),
             names: NameCounters::default(),
@@ -123,6 +132,7 @@ impl Worker {
             decoded.link.src_mac,
             decoded.link.dst_mac,
         );
+        emit.dns_facts = self.dns_facts;
         self.flow.on_packet(&decoded, meta.ts, &mut emit);
     }
 
