@@ -7,7 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ksensor::proto::{http, tls};
+use ksensor::proto::{http, tls, HostName};
+
+#[path = "../tests/oracles/tls_sni.rs"]
+mod oracle;
 
 /// curl 7.88 TLS 1.3 ClientHello for dnl-07.geo.kaspersky.com, 517 bytes, one record.
 const CURL_HELLO: &[u8] =
@@ -44,7 +47,17 @@ fn tls_client_hello(c: &mut Criterion) {
             b.iter(|| tls::sni_from_stream(black_box(stream), &mut scratch))
         });
         group.bench_function(format!("tls_parser/{label}"), |b| {
-            b.iter(|| tls::sni_via_tls_parser(black_box(stream)))
+            b.iter(|| {
+                oracle::sni(
+                    black_box(stream),
+                    tls::MAX_RECORDS_PER_CLIENT_HELLO,
+                    |raw| {
+                        HostName::parse(raw)
+                            .ok()
+                            .filter(|n| !oracle::numeric(n.as_bytes()))
+                    },
+                )
+            })
         });
     }
     group.bench_function("walker/reject_http", |b| {

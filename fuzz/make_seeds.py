@@ -189,7 +189,10 @@ def main():
         "rules",
         b'[[rule]]\nid = "x"\nmatch = ["exact:a.kaspersky.com", "suffix:kaspersky.com",'
         b' "pattern:dnl-##.geo.kaspersky.com"]\ncategory = "update"\nconfidence = "high"\n'
-        b'source = "fuzz seed"\n',
+        b'product = "kaspersky"\nsource = "fuzz seed"\n\n'
+        b'[[network]]\nid = "n"\nasn = 200107\nprefixes = ["77.74.176.0/21", "77.74.180.0/22",'
+        b' "2a03:2480::/33", "2a03:2480:68::/47", "255.255.255.255/32"]\nuse = "corroborate"\n'
+        b'source = "fuzz seed"\nretrieved = "2026-12-06"\n',
     )
 
     # reassembly: [isn u32] then [op][offset u16][len][bytes]: a SYN, then segments in

@@ -15,8 +15,9 @@
 //! benchmarked with only what lies beneath it, and the wiring can change without touching a
 //! stage.
 //!
-//! 1. [`time`], [`hex`], [`reason`], `test_rng`: base helpers: capture timestamps, hex digests,
-//!    counted refusal reasons (`reason_enum!`), a seeded generator for tests.
+//! 1. [`time`], [`hex`], [`reason`], [`fs_error`], `test_rng`: base helpers: capture
+//!    timestamps, hex digests, counted refusal reasons (`reason_enum!`), file errors in words
+//!    and output-path checks, a seeded generator for tests.
 //! 2. [`capture`]: files or interfaces to timestamped packets ([`capture::PacketSource`]), with
 //!    the libpcap statistics of live handles.
 //! 3. [`decode`]: link, IP and tunnel headers of one packet, without copying it.
@@ -36,11 +37,26 @@
 // `deny`, not `forbid`: one function, `capture::live::set_packet_fanout`, needs `setsockopt`
 // (PACKET_FANOUT has no safe wrapper) and carries its own `allow` with a SAFETY comment.
 #![deny(unsafe_code)]
+// Bytes from outside are hostile: packets, capture files, rule and asset files, requests to the
+// metrics listener. Nothing in the library may panic on them, so no unwrap/expect/panic and no
+// unchecked indexing or slicing (use `get`, `split_at_checked`, `checked_*`), here once for
+// every module; lint levels are inherited by submodules. The few places that may panic by
+// design (nothing to do with input bytes) carry an `allow` saying why. Tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod fs_error;
 pub mod hex;
 pub mod inventory;
 pub mod metrics;

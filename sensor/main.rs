@@ -19,19 +19,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use ksensor::app::config::{LiveConfig, WebConfig};
+use ksensor::app::config::{parse_net, LiveConfig, WebConfig};
 use ksensor::app::live::{self as live_app, LiveRunError, LiveSettings};
 use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
 };
+use ksensor::flow::budget::DEFAULT_REASSEMBLY_BYTES;
+use ksensor::fs_error;
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
 use ksensor::output::eve::EveSource;
 use ksensor::output::events::{EventFormat, EventWriter};
+use ksensor::output::limit::{EventLimits, DEFAULT_GLOBAL_RATE, DEFAULT_PER_SOURCE_RATE};
+use ksensor::output::report::EventsSummary;
 use ksensor::output::report::Report;
 use ksensor::output::summary;
 use ksensor::pipeline::{self, replay, Collector, PipelineConfig};
@@ -63,7 +67,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RulesCommand {
-    /// Validate rule files (or directories of *.toml); prints the rule count and hash.
+    /// Validate rule files (or directories of *.toml); prints the rule, network and prefix
+    /// counts and the rule-set hash.
     Check { paths: Vec<PathBuf> },
 }
 
@@ -85,6 +90,13 @@ struct ReplayArgs {
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
+    /// Event lines per second one client address may write (token bucket on capture time,
+    /// bursts of 10 s; 0: no limit) [default: 20].
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u32>,
+    /// Event lines per second for the whole sensor (0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    event_rate_global: Option<u32>,
     /// Write the JSON audit report to PATH (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     report: Option<String>,
@@ -97,12 +109,19 @@ struct ReplayArgs {
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// An internal network of ours beside RFC 1918/4193, link-local and loopback (repeatable):
+    /// its servers are ours when no inventory names them.
+    #[arg(long = "internal-net", value_name = "CIDR", value_parser = parse_net)]
+    internal_nets: Vec<ipnet::IpNet>,
     /// Worker threads (default: the machine's cores).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Flows tracked per worker.
     #[arg(long, value_name = "N", default_value_t = ksensor::flow::MAX_FLOWS_PER_WORKER)]
     max_flows: usize,
+    /// Bytes all workers together may hold in TCP stream buffers [default: 256 MiB].
+    #[arg(long, value_name = "BYTES")]
+    reassembly_memory: Option<usize>,
     /// Never draw the progress line.
     #[arg(long)]
     quiet: bool,
@@ -160,6 +179,9 @@ struct LiveArgs {
     /// Flows tracked per worker.
     #[arg(long, value_name = "N")]
     max_flows: Option<usize>,
+    /// Bytes all workers together may hold in TCP stream buffers [default: 256 MiB].
+    #[arg(long, value_name = "BYTES")]
+    reassembly_memory: Option<usize>,
     /// Rule file or directory (repeatable). Default: the bundled rules/.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,
@@ -169,6 +191,10 @@ struct LiveArgs {
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// An internal network of ours beside RFC 1918/4193, link-local and loopback (repeatable):
+    /// its servers are ours when no inventory names them.
+    #[arg(long = "internal-net", value_name = "CIDR", value_parser = parse_net)]
+    internal_nets: Vec<ipnet::IpNet>,
     /// Append one JSON object per detection to PATH (`-`: standard output); reopened on SIGHUP.
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
@@ -179,6 +205,13 @@ struct LiveArgs {
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
+    /// Event lines per second one client address may write (token bucket on capture time,
+    /// bursts of 10 s; 0: no limit) [default: 20].
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u32>,
+    /// Event lines per second for the whole sensor (0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    event_rate_global: Option<u32>,
     /// Metrics listener address (`/metrics`, `/healthz`); `off` disables it
     /// [default: 127.0.0.1:9977].
     #[arg(long, value_name = "ADDR")]
@@ -197,6 +230,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         Some(path) => LiveConfig::load(path).map_err(anyhow::Error::msg)?,
         None => LiveConfig::default(),
     };
+    let file_nets = file.internal_nets().map_err(anyhow::Error::msg)?;
     let interfaces = if args.interfaces.is_empty() {
         file.interfaces.unwrap_or_default()
     } else {
@@ -223,7 +257,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
     let workers = args
         .workers
         .or(file.workers)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(pipeline::default_workers);
     let listen = args
         .listen
         .or(file.listen)
@@ -255,16 +289,35 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
             .max_flows
             .or(file.max_flows)
             .unwrap_or(ksensor::flow::MAX_FLOWS_PER_WORKER),
+        reassembly_bytes: args
+            .reassembly_memory
+            .or(file.reassembly_memory)
+            .unwrap_or(DEFAULT_REASSEMBLY_BYTES),
         rules: if args.rules.is_empty() {
             file.rules.unwrap_or_default()
         } else {
             args.rules
         },
         rule_poll: (poll > 0).then(|| std::time::Duration::from_secs(poll)),
+        internal_nets: if args.internal_nets.is_empty() {
+            file_nets
+        } else {
+            args.internal_nets
+        },
         inventory: args.inventory.or(file.inventory),
         events: args.events.or(file.events),
         events_format,
         all_names: args.all_names || file.all_names.unwrap_or(false),
+        event_limits: EventLimits {
+            per_source: args
+                .event_rate
+                .or(file.event_rate)
+                .unwrap_or(DEFAULT_PER_SOURCE_RATE),
+            global: args
+                .event_rate_global
+                .or(file.event_rate_global)
+                .unwrap_or(DEFAULT_GLOBAL_RATE),
+        },
         listen: (listen != "off").then_some(listen),
         web,
         sensor: args.sensor.or(file.sensor),
@@ -335,7 +388,13 @@ fn rules_check(paths: &[PathBuf]) -> ExitCode {
     }
     match RuleSet::load(paths) {
         Ok(set) => {
-            println!("ok: {} rules, sha256 {}", set.rules().len(), set.sha256());
+            println!(
+                "ok: {} rules, {} networks ({} prefixes), sha256 {}",
+                set.rules().len(),
+                set.networks().len(),
+                set.prefix_count(),
+                set.sha256()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -350,12 +409,13 @@ fn create_output(path: &str) -> Result<Box<dyn Write + Send>> {
     if path == "-" {
         return Ok(Box::new(BufWriter::new(io::stdout())));
     }
-    let file = File::create(path).with_context(|| format!("cannot create {path}"))?;
+    let file =
+        File::create(path).map_err(|e| anyhow::anyhow!(fs_error::at(Path::new(path), &e)))?;
     Ok(Box::new(BufWriter::new(file)))
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!(fs_error::at(path, &e)))
 }
 
 fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
@@ -363,16 +423,34 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     let assets = match &args.inventory {
         Some(path) => Assets::load(path)?,
         None => Assets::default(),
-    };
-    let workers = match args.workers {
-        Some(0) => anyhow::bail!("--workers must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    if args.max_flows == 0 {
-        anyhow::bail!("--max-flows must be at least 1");
     }
-    // Create every output before reading anything, so a bad path fails fast.
+    .with_internal_nets(&args.internal_nets);
+    let workers = args.workers.unwrap_or_else(pipeline::default_workers);
+    let reassembly_bytes = args.reassembly_memory.unwrap_or(DEFAULT_REASSEMBLY_BYTES);
+    pipeline::check_settings(workers, args.max_flows, reassembly_bytes)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(name) = &args.sensor {
+        ksensor::metrics::check_sensor_name(name).map_err(anyhow::Error::msg)?;
+    }
+    // Check every output before reading anything, so a bad path fails at once, not after the
+    // replay: each can be written, and no two name the same file.
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    for (flag, path) in [
+        ("--events", args.events.as_deref().map(Path::new)),
+        ("--report", args.report.as_deref().map(Path::new)),
+        ("--report-md", args.report_md.as_deref()),
+        ("--report-csv", args.report_csv.as_deref()),
+        ("--metrics-file", args.metrics_file.as_deref()),
+    ] {
+        let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+            continue;
+        };
+        fs_error::check_output(path).map_err(anyhow::Error::msg)?;
+        if let Some((other, _)) = outputs.iter().find(|(_, p)| *p == path) {
+            anyhow::bail!("{other} and {flag} both name {}", path.display());
+        }
+        outputs.push((flag, path));
+    }
     // The flag's parser admits only known names.
     let format = EventFormat::from_name(&args.events_format, EveSource::Files).unwrap_or_default();
     let events = match &args.events {
@@ -390,9 +468,15 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         rules: rules.clone(),
         all_names: args.all_names,
         max_flows_per_worker: args.max_flows,
+        reassembly_bytes,
         dns_facts: events.is_some() && matches!(format, EventFormat::Eve(_)),
     };
-    let collector = Collector::new(Inventory::new(rules.clone()), events, workers);
+    let event_limits = EventLimits {
+        per_source: args.event_rate.unwrap_or(DEFAULT_PER_SOURCE_RATE),
+        global: args.event_rate_global.unwrap_or(DEFAULT_GLOBAL_RATE),
+    };
+    let collector = Collector::new(Inventory::new(rules.clone()), events, workers)
+        .with_event_limits(event_limits);
     let read = replay::ReadOptions {
         progress: !args.quiet,
         hash: !args.no_input_hash,
@@ -405,7 +489,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         }
     }
     let caps = pipeline::named_caps();
-    let report = Report::build(
+    let mut report = Report::build(
         &outcome.inputs,
         &rules,
         &outcome.counters,
@@ -413,6 +497,29 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         &assets,
         &caps,
     );
+    if args.events.is_some() {
+        let limited = outcome.collector.event_limits();
+        let suppressed = limited.suppressed.total();
+        if suppressed > 0 {
+            let why: Vec<String> = limited
+                .suppressed
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            eprintln!(
+                "ksensor: {suppressed} event lines suppressed by the rate limits ({}); \
+                 the report and inventory keep every detection (--event-rate 0 \
+                 --event-rate-global 0 writes them all)",
+                why.join(", ")
+            );
+        }
+        report = report.with_events(EventsSummary {
+            written: outcome.collector.events_written,
+            limits: event_limits,
+            counts: limited.clone(),
+        });
+    }
     let mut output_failed = false;
     if let Some(e) = &outcome.collector.event_error {
         eprintln!("ksensor: writing events failed: {e}");
@@ -446,8 +553,10 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
             .map_err(|e| io::Error::other(e.to_string()))
             .and_then(|mut m| {
                 m.rules_loaded(&rules, std::time::SystemTime::now());
+                m.set_reassembly_budget(config.reassembly_bytes);
                 m.add_worker_counters(&outcome.counters);
                 let c = &outcome.collector;
+                m.observe_events_suppressed(&c.event_limits().suppressed);
                 m.observe_inventory(
                     &c.inventory,
                     c.events_written,
@@ -457,7 +566,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
                 write_textfile(path, &m.render())
             });
         if let Err(e) = written {
-            eprintln!("ksensor: cannot write {}: {e}", path.display());
+            eprintln!("ksensor: {}", fs_error::at(path, &e));
             output_failed = true;
         }
     }

@@ -1,10 +1,13 @@
 //! The stage contract: what a worker reports about the packets it handled.
 //!
 //! Producers: the flow stage ([`crate::flow`], through its emitter) turns what the parsers
-//! found into [`Observed`] values: names seen (with the rule that matched, if any), DNS answers
-//! for matched names, connections that carried no usable name, contacts with Kaspersky
-//! Security Center ports and update payloads seen in HTTP bodies. Consumers: the inventory
-//! (evidence, facts, verdicts) and the event writer, in capture order.
+//! found into [`Observed`] values: names seen (with the rule that matched, if any, and for DNS
+//! the query type), DNS answers for matched names, connections that carried no usable name
+//! (with whether they were real conversations and whether the server is in Kaspersky's address
+//! space), completed Kaspersky Security Center sessions and KSC datagrams, HTTP requests for
+//! update paths and update payloads seen in HTTP bodies. Every rule or address lookup is made
+//! once, in the worker, and rides along. Consumers: the inventory (evidence, facts, verdicts)
+//! and the event writer, in capture order.
 //!
 //! Each observation carries the global sequence number of the packet that produced it
 //! ([`ObsOrder`]), so the pipeline's collector can apply them in capture order whatever the
@@ -14,10 +17,54 @@
 
 use std::net::IpAddr;
 
-use crate::proto::update::UpdateMagic;
+use crate::proto::update::{UpdateMagic, UpdatePath};
 use crate::proto::{HostName, NameKind};
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
+
+/// Kaspersky Security Center TCP ports on which a completed session is reported
+/// ([`Observation::KscSession`]): the agent ports [`KSC_AGENT_PORTS`], the console ports
+/// [`KSC_CONSOLE_PORTS`], mobile devices (13292), the KSN proxy (13111, 17111 HTTPS) and the
+/// activation proxy (17000, 17100 for mobile devices). Every one is a port a managed device or
+/// console connects *to* ("Ports used by Kaspersky Security Center",
+/// https://support.kaspersky.com/help/KSC/13/en-US/158525.htm; KSC Open API
+/// `KSNPROXY_SETTINGS`, https://support.kaspersky.com/help/KSC/14/KSCAPI/a00220.html, and
+/// `KLSRV_ACTPRX_SSL_PORTS_ARRAY`, …/a00219.html; the table with every source is in
+/// `rules/README.md`, "Kaspersky Security Center (on premises): ports and directions").
+pub const KSC_TCP_PORTS: [u16; 9] = [
+    13000, 14000, 13291, 13299, 13292, 13111, 17111, 17000, 17100,
+];
+/// Network Agent → Administration Server or distribution point: 13000 (TLS), 14000 (plain).
+pub const KSC_AGENT_PORTS: [u16; 2] = [13000, 14000];
+/// Administration Console (MMC, 13291) and Web Console server / OpenAPI clients (13299) →
+/// Administration Server.
+pub const KSC_CONSOLE_PORTS: [u16; 2] = [13291, 13299];
+/// UDP 15000: a server or distribution point wakes an agent (the agent listens).
+pub const KSC_WAKEUP_PORT: u16 = 15000;
+/// UDP 15001: a distribution point multicasts to agents (the agents listen).
+pub const KSC_MULTICAST_PORT: u16 = 15001;
+/// UDP 13000: an agent tells its Administration Server the device shuts down (the server
+/// listens).
+pub const KSC_NOTICE_PORT: u16 = 13000;
+/// The UDP ports of [`Observation::KscDatagram`].
+pub const KSC_UDP_PORTS: [u16; 3] = [KSC_WAKEUP_PORT, KSC_MULTICAST_PORT, KSC_NOTICE_PORT];
+/// TCP port ranges of the Kaspersky Security Center Cloud Console (`*.ksc.kaspersky.com`:
+/// agents, mobile devices, activation proxy, klsctunnel;
+/// https://support.kaspersky.com/KSC/CloudConsole/de-DE/158830.htm): a name under `ksc.kaspersky.com` on one of them is an agent of the Cloud
+/// Console, on any other port (a browser on 443) the web portal.
+pub const KSC_CLOUD_PORT_RANGES: [(u16, u16); 4] = [
+    (23100, 23199),
+    (23700, 23799),
+    (27200, 27299),
+    (29200, 29299),
+];
+
+/// Whether `port` is a Cloud Console agent port.
+pub fn is_cloud_console_port(port: u16) -> bool {
+    KSC_CLOUD_PORT_RANGES
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&port))
+}
 
 /// Position of an observation in the capture: the packet's global sequence number (0-based,
 /// over all inputs) and the index of the observation among those of that packet.
@@ -65,6 +112,9 @@ pub enum NameSource {
     HttpHost,
     /// Authority of an HTTP `CONNECT` (a client talking through a proxy).
     HttpConnect,
+    /// Authority of an absolute-form request target (`GET http://name/path`, RFC 9112
+    /// §3.2.2): a client talking through a forward proxy.
+    HttpAbsoluteUri,
 }
 
 impl NameSource {
@@ -77,6 +127,7 @@ impl NameSource {
             NameSource::QuicSni => "quic-sni",
             NameSource::HttpHost => "http-host",
             NameSource::HttpConnect => "http-connect",
+            NameSource::HttpAbsoluteUri => "http-absolute-uri",
         }
     }
 
@@ -85,7 +136,9 @@ impl NameSource {
             NameSource::DnsQuery | NameSource::DnsAnswer => NameKind::Dns,
             NameSource::TlsSni | NameSource::TlsSniEchOuter => NameKind::Tls,
             NameSource::QuicSni => NameKind::Quic,
-            NameSource::HttpHost | NameSource::HttpConnect => NameKind::Http,
+            NameSource::HttpHost | NameSource::HttpConnect | NameSource::HttpAbsoluteUri => {
+                NameKind::Http
+            }
         }
     }
 }
@@ -105,6 +158,10 @@ pub struct NameSighting {
     /// smallest TTL among them.
     pub answers: Vec<IpAddr>,
     pub ttl: Option<u32>,
+    /// For a DNS question (a query's, or a response's whose query was not seen): its QTYPE
+    /// (RFC 1035 §3.2.2; 65 HTTPS and 64 SVCB from RFC 9460 §14.1). Only address lookups make
+    /// the querier a client of the named service.
+    pub qtype: Option<u16>,
     /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
     /// seen in (boxed: most observations have none).
     pub dns: Option<Box<DnsFacts>>,
@@ -115,10 +172,14 @@ pub struct NameSighting {
 pub enum NamelessReason {
     /// TLS ClientHello without server_name.
     TlsNoSni,
-    /// TLS ClientHello with Encrypted Client Hello: the real name is hidden.
+    /// TLS ClientHello with an Encrypted Client Hello extension and no server_name at all: the
+    /// real name is hidden. (A ClientHello with a server_name is a name sighting, ECH or not:
+    /// Chrome sends a GREASE ECH extension beside the real name on every connection.)
     TlsEch,
     /// The first client bytes are neither TLS nor HTTP.
     OtherProtocol,
+    /// An HTTP request whose host is absent or an IP literal.
+    HttpNoName,
     /// The connection ended without client data.
     NoData,
 }
@@ -129,6 +190,7 @@ impl NamelessReason {
             NamelessReason::TlsNoSni => "tls-without-sni",
             NamelessReason::TlsEch => "tls-with-ech",
             NamelessReason::OtherProtocol => "no-tls-or-http",
+            NamelessReason::HttpNoName => "http-without-name",
             NamelessReason::NoData => "no-client-data",
         }
     }
@@ -156,20 +218,59 @@ pub enum Observation {
         client: Endpoint,
         server: Endpoint,
         reason: NamelessReason,
+        /// A real conversation: the server accepted the connection (SYN-ACK, or a QUIC Initial
+        /// carrying a whole ClientHello) and the client sent data. A refused or unanswered SYN,
+        /// or a connection closed before any client byte, is not: it can be attributed to no
+        /// name and is no evidence of anything.
+        conversed: bool,
+        /// The server address is in a `corroborate` network of the rule set (Kaspersky's own
+        /// address space). Looked up only for conversations.
+        kaspersky_space: bool,
     },
-    /// A client contacted a Kaspersky Security Center port (`KSC_TCP_PORTS` and
-    /// `KSC_UDP_PORTS` in `flow/tcp.rs`, with their sources).
-    KscContact {
+    /// A completed TCP session on a Kaspersky Security Center port ([`KSC_TCP_PORTS`]): the client's SYN, the server's SYN-ACK and at least
+    /// one payload byte each way. Once per connection. Scans (bare SYNs, RSTs, SYN-ACKs without
+    /// data) never produce one.
+    KscSession {
         client: Endpoint,
         server: Endpoint,
-        udp: bool,
     },
-    /// An HTTP response body started with a Kaspersky update-file magic.
+    /// A UDP datagram to a Kaspersky Security Center port ([`KSC_UDP_PORTS`]):
+    /// 15000 a wake-up from a server or distribution point to an agent, 15001 a distribution
+    /// point's multicast to agents, 13000 an agent's shutdown notice to its server. Only the
+    /// destination port tells them apart: source ports are ephemeral.
+    KscDatagram {
+        src: Endpoint,
+        dst: Endpoint,
+        /// The destination is a group (broadcast, multicast, unspecified): by address, or by
+        /// the Ethernet destination's individual/group bit (IEEE 802 §8.2, which is how a
+        /// subnet-directed broadcast such as 10.0.0.255 shows). Never a host.
+        dst_group: bool,
+    },
+    /// An HTTP request for a Kaspersky update path (`proto::update::update_path`).
+    UpdateRequest {
+        client: Endpoint,
+        server: Endpoint,
+        path: UpdatePath,
+        /// The request's host (Host field, or the absolute-form / CONNECT authority), when it
+        /// is a name, and the rule it matched (the lookup of the request's name sighting).
+        host: Option<HostName>,
+        rule: Option<RuleIdx>,
+        /// The server address is in Kaspersky's address space (`corroborate` networks).
+        kaspersky_space: bool,
+    },
+    /// An HTTP response body started with a Kaspersky update-file magic. `host` is the name
+    /// the request was for, `rule` the rule it matched (looked up once, by the worker).
     UpdatePayload {
         client: Endpoint,
         server: Endpoint,
         magic: UpdateMagic,
+        /// The request's host name and the rule it matched (looked up once, with the request).
         host: Option<HostName>,
+        rule: Option<RuleIdx>,
+        /// The request's path, when it was an update path.
+        path: Option<UpdatePath>,
+        /// The server address is in Kaspersky's address space (`corroborate` networks).
+        kaspersky_space: bool,
     },
 }
 

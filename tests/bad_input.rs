@@ -372,7 +372,8 @@ fn missing_file() {
     let s = Scratch::new();
     let path = s.dir.path().join("no-such.pcap");
     let run = replay(&[&path], &[]);
-    assert_damaged(&run, &path, 0, &["not found"]);
+    assert_damaged(&run, &path, 0, &["no such file or directory"]);
+    assert!(!run.stderr.contains("entity"), "{}", run.stderr);
 }
 
 #[test]
@@ -381,7 +382,7 @@ fn directory_given_as_a_file() {
     let path = s.dir.path().join("adir");
     std::fs::create_dir(&path).expect("mkdir");
     let run = replay(&[&path], &[]);
-    assert_damaged(&run, &path, 0, &["directory"]);
+    assert_damaged(&run, &path, 0, &["is a directory"]);
 }
 
 #[test]

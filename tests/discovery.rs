@@ -29,12 +29,13 @@ fn verdicts(report: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The sentences of a host's learned facts.
 fn learned(host: &Value) -> Vec<String> {
     host["learned"]
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
+                .filter_map(|v| v["text"].as_str().map(String::from))
                 .collect()
         })
         .unwrap_or_default()
@@ -57,19 +58,78 @@ fn evidence_kinds(host: &Value) -> Vec<(String, String)> {
 }
 
 fn expected_verdicts() -> BTreeMap<String, String> {
+    expected_decisions()
+        .into_iter()
+        .map(|(ip, (verdict, ..))| (ip, verdict))
+        .collect()
+}
+
+/// Verdict, certainty, product and `managed_by` of every host of the staged network (the same
+/// with and without its inventory). Reviewed against `pcaps/README.md`:
+/// - .21 (managed): a TLS session to the KSC on 13000 with data both ways, and KLZF on a
+///   signature path from the internal mirror: two families (management, update), antivirus.
+/// - .22 (unmanaged): ds, dc1.ksn, dnl-01 by name and a KLZF file from dnl-01 by name (an update
+///   file from a Kaspersky name: confirmed); the file and signature path make it antivirus.
+/// - .31: one high-confidence lookup of an update name shared by every Kaspersky product.
+/// - .51: a lookup of dnl-05, which Kaspersky's antivirus and Check Point's engine both use,
+///   with nothing shared beside it (the OEM pattern), plus its nameless connections to the
+///   address it was given (correlation adds no family).
+fn expected_decisions() -> BTreeMap<String, (String, String, String, String)> {
     [
-        ("10.66.0.10", "ksc-server"),
-        ("10.66.0.11", "update-mirror"),
-        ("10.66.0.21", "managed-install"),
-        ("10.66.0.22", "unmanaged-install"),
-        ("10.66.0.31", "unmanaged-install"),
-        ("10.66.0.41", "website-only"),
-        ("10.66.0.51", "unmanaged-install"),
-        ("10.66.0.53", "resolver"),
+        ("10.66.0.10", "ksc-server", "", "", ""),
+        ("10.66.0.11", "update-mirror", "", "", ""),
+        (
+            "10.66.0.21",
+            "managed-install",
+            "confirmed",
+            "antivirus",
+            "10.66.0.10 10.66.0.11",
+        ),
+        (
+            "10.66.0.22",
+            "unmanaged-install",
+            "confirmed",
+            "antivirus",
+            "",
+        ),
+        ("10.66.0.31", "unmanaged-install", "likely", "kaspersky", ""),
+        ("10.66.0.41", "website-only", "", "", ""),
+        ("10.66.0.51", "unmanaged-install", "likely", "oem", ""),
+        ("10.66.0.53", "resolver", "", "", ""),
     ]
     .into_iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .map(|(ip, v, c, p, m)| {
+        (
+            ip.to_string(),
+            (v.to_string(), c.to_string(), p.to_string(), m.to_string()),
+        )
+    })
     .collect()
+}
+
+/// (verdict, certainty, product, managed_by) per host, as in the JSON report.
+fn decisions(report: &Value) -> BTreeMap<String, (String, String, String, String)> {
+    hosts(report)
+        .into_iter()
+        .map(|(ip, h)| {
+            let text = |k: &str| h[k].as_str().unwrap_or_default().to_string();
+            let managed_by: Vec<String> = h["managed_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["address"].as_str().map(String::from))
+                .collect();
+            (
+                ip,
+                (
+                    text("verdict"),
+                    text("certainty"),
+                    text("product"),
+                    managed_by.join(" "),
+                ),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -79,6 +139,7 @@ fn verdicts_with_the_inventory() {
         &["--inventory", INVENTORY, "--workers", "1"],
     );
     assert_eq!(verdicts(&report), expected_verdicts());
+    assert_eq!(decisions(&report), expected_decisions());
     let hosts = hosts(&report);
     assert_eq!(hosts["10.66.0.10"]["asset"]["label"], "ksc");
     assert_eq!(hosts["10.66.0.21"]["asset"]["role"], "endpoint");
@@ -90,31 +151,32 @@ fn verdicts_learned_from_traffic_alone() {
     // all recognised from what they do on the wire.
     let report = replay_report(&pcaps_dir().join(CAPTURE), &["--workers", "1"]);
     assert_eq!(verdicts(&report), expected_verdicts());
+    assert_eq!(decisions(&report), expected_decisions());
     let hosts = hosts(&report);
     let ksc = learned(&hosts["10.66.0.10"]);
     assert!(
         ksc.iter()
-            .any(|f| f.contains("agent connections (port 13000) from 10.66.0.21")),
+            .any(|f| f.contains("sessions (port 13000) from 10.66.0.21")),
         "{ksc:?}"
     );
     let mirror = learned(&hosts["10.66.0.11"]);
     assert!(
         mirror
             .iter()
-            .any(|f| f.contains("(KLZF) over HTTP to 10.66.0.21")),
+            .any(|f| f.contains("(KLZF) on an update path over HTTP to 10.66.0.21")),
         "{mirror:?}"
     );
     let managed = learned(&hosts["10.66.0.21"]);
     assert!(
         managed
             .iter()
-            .any(|f| f.contains("Kaspersky Security Center 10.66.0.10 on agent port 13000")),
+            .any(|f| f.contains("agent sessions with 10.66.0.10 on port 13000")),
         "{managed:?}"
     );
     assert!(
         managed
             .iter()
-            .any(|f| f.contains("internal mirror 10.66.0.11")),
+            .any(|f| f.contains("update paths or files from 10.66.0.11")),
         "{managed:?}"
     );
     let resolver = learned(&hosts["10.66.0.53"]);
@@ -243,10 +305,10 @@ fn reports_are_byte_identical_across_runs_and_worker_counts() {
     assert!(json.contains("\"sha256\""));
     assert!(md.starts_with("# ksensor audit report"));
     assert!(
-        md.contains("| **unmanaged-install** | 10.66.0.22 |"),
+        md.contains("| **unmanaged-install** | confirmed | antivirus | 10.66.0.22 |"),
         "{md}"
     );
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence"));
+    assert_eq!(lines.next(), Some("ip,verdict,certainty,product,managed_by,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence,reason"));
     assert_eq!(lines.count(), 8);
 }

@@ -395,7 +395,7 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
     });
     assert!(detections >= 20.0, "{detections}");
     let firing = until(
-        "the unmanaged-install alert",
+        "the unmanaged-antivirus alert",
         Duration::from_secs(20),
         || {
             let body = ns_get(&ns_cap, "127.0.0.1:9090", "/api/v1/alerts")?;
@@ -404,7 +404,7 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
                 .as_array()?
                 .iter()
                 .filter(|a| {
-                    a["labels"]["alertname"] == "KsensorNewUnmanagedInstall"
+                    a["labels"]["alertname"] == "KsensorNewUnmanagedAntivirus"
                         && a["state"] == "firing"
                 })
                 .filter_map(|a| a["labels"]["host"].as_str().map(str::to_string))
@@ -671,7 +671,7 @@ fn write_rules(path: &Path, ids: &[&str]) {
         .map(|id| {
             format!(
                 "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\ncategory = \"update\"\n\
-                 confidence = \"high\"\nsource = \"test\"\n\n"
+                 confidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"test\"\n\n"
             )
         })
         .collect();

@@ -46,16 +46,30 @@ fn metrics_file_has_the_run_counts_and_sensor_label() {
         get("ksensor_packets_decoded_total{sensor=\"audit\"}"),
         193.0
     );
+    // The staged network's three unmanaged hosts: .22 (confirmed antivirus), .31 (likely,
+    // shared infrastructure), .51 (likely, dnl-05 alone: the OEM pattern).
+    for (certainty, product) in [
+        ("confirmed", "antivirus"),
+        ("likely", "kaspersky"),
+        ("likely", "oem"),
+    ] {
+        assert_eq!(
+            get(&format!(
+                "ksensor_hosts{{certainty=\"{certainty}\",product=\"{product}\",verdict=\"unmanaged-install\",sensor=\"audit\"}}"
+            )),
+            1.0
+        );
+    }
     assert_eq!(
-        get("ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"audit\"}"),
-        3.0
+        get("ksensor_hosts{certainty=\"\",product=\"\",verdict=\"website-only\",sensor=\"audit\"}"),
+        1.0
     );
     assert_eq!(
         get("ksensor_detections_total{category=\"update\",rule=\"update-dnl-geo\",sensor=\"audit\"}"),
         5.0
     );
     assert_eq!(
-        get("ksensor_install_info{host=\"10.66.0.22\",verdict=\"unmanaged-install\",sensor=\"audit\"}"),
+        get("ksensor_install_info{certainty=\"confirmed\",host=\"10.66.0.22\",product=\"antivirus\",verdict=\"unmanaged-install\",sensor=\"audit\"}"),
         1.0
     );
     assert_eq!(
@@ -123,7 +137,7 @@ fn metrics_file_passes_promtool_check_metrics() {
 }
 
 #[test]
-fn unwritable_metrics_file_is_exit_4_and_report_still_written() {
+fn a_metrics_file_in_a_missing_directory_is_refused_before_the_run() {
     let out = common::ksensor()
         .current_dir(common::repo_root())
         .args(["replay", "--quiet", "--report", "-", "--metrics-file"])
@@ -131,7 +145,33 @@ fn unwritable_metrics_file_is_exit_4_and_report_still_written() {
         .arg(pcaps_dir().join("tls-sni.pcap"))
         .output()
         .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent-dir/k.prom: no such directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_output_failing_at_the_end_is_exit_4_and_the_report_still_written() {
+    // /dev/full passes the start-up check (a writable file) and fails every write (ENOSPC).
+    let out = common::ksensor()
+        .current_dir(common::repo_root())
+        .args([
+            "replay",
+            "--quiet",
+            "--report",
+            "-",
+            "--report-md",
+            "/dev/full",
+        ])
+        .arg(pcaps_dir().join("tls-sni.pcap"))
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"inputs\""));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-dir/k.prom"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/full: no space left on device"), "{err}");
 }

@@ -10,11 +10,14 @@
 //! Properties: the buffer never exceeds MAX_BUFFERED_BYTES; every delivery starts at the
 //! consumer's first unconsumed byte and ends at `next_seq()`; every delivered byte was sent at
 //! that stream position by some segment; RST payloads are never delivered; after an overflow the
-//! stream is finished, holds nothing and delivers nothing more.
+//! stream is finished, holds nothing and delivers nothing more; the reassembly budget holds
+//! exactly the capacity of the stream's buffers, within twice the bytes held, and gets all of
+//! it back when the stream is dropped.
 #![no_main]
 
 use ksensor::decode::TcpSegment;
-use ksensor::flow::reassembly::{Delivery, StreamReassembler, MAX_BUFFERED_BYTES};
+use ksensor::flow::budget::WorkerBudget;
+use ksensor::flow::reassembly::{Delivery, StreamReassembler, MAX_BUFFERED_BYTES, MAX_OOO_SEGMENTS};
 use ksensor_fuzz::Cursor;
 use libfuzzer_sys::fuzz_target;
 
@@ -67,6 +70,7 @@ fn segment(seq: u32, flags: u8, payload: &[u8]) -> TcpSegment<'_> {
 fuzz_target!(|data: &[u8]| {
     let mut cursor = Cursor::new(data);
     let isn = cursor.u32();
+    let budget = WorkerBudget::standalone(1 << 30);
     let mut r = StreamReassembler::new();
     let mut sent: Vec<Sent> = Vec::new();
     // Sequence number of the consumer's first unconsumed byte, once the stream has started.
@@ -92,10 +96,13 @@ fuzz_target!(|data: &[u8]| {
                     seq: seq.wrapping_add(1),
                     bytes: payload.clone(),
                 });
-                own(r.push_segment(&segment(seq, TcpSegment::SYN, &payload)))
+                own(r.push_segment(&segment(seq, TcpSegment::SYN, &payload), &budget))
             }
             2 => {
-                let d = r.push_segment(&segment(seq, TcpSegment::RST | TcpSegment::ACK, &payload));
+                let d = r.push_segment(
+                    &segment(seq, TcpSegment::RST | TcpSegment::ACK, &payload),
+                    &budget,
+                );
                 assert_eq!(d, Delivery::Nothing, "RST payload delivered");
                 continue;
             }
@@ -104,10 +111,11 @@ fuzz_target!(|data: &[u8]| {
                     seq,
                     bytes: payload.clone(),
                 });
-                own(r.push_segment(&segment(seq, TcpSegment::ACK, &payload)))
+                own(r.push_segment(&segment(seq, TcpSegment::ACK, &payload), &budget))
             }
         };
         assert!(r.buffered_bytes() <= MAX_BUFFERED_BYTES, "buffer over the cap");
+        assert_eq!(budget.held(), r.charged_bytes(), "budget and charge differ");
         if was_finished {
             assert_eq!(delivery, Owned::Nothing, "finished stream delivered");
         }
@@ -140,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
         next = Some(start.wrapping_add(parsed as u32));
         if in_place {
             let tail = bytes.get(parsed..).unwrap_or_default();
-            if r.keep(tail).is_err() {
+            if r.keep(tail, &budget).is_err() {
                 assert!(r.is_finished());
             }
         } else {
@@ -149,5 +157,15 @@ fuzz_target!(|data: &[u8]| {
         if !r.is_finished() {
             assert_eq!(r.next_seq(), Some(end), "next_seq moved by keep/consume");
         }
+        assert_eq!(budget.held(), r.charged_bytes(), "budget and charge differ");
+        // Sized to what it holds: the buffer within twice its bytes, plus the run list.
+        assert!(
+            r.charged_bytes() <= 2 * r.buffered_bytes() + (MAX_OOO_SEGMENTS + 1) * 8,
+            "{} budget bytes for {} bytes held",
+            r.charged_bytes(),
+            r.buffered_bytes()
+        );
     }
+    drop(r);
+    assert_eq!(budget.held(), 0, "a dropped stream kept budget");
 });

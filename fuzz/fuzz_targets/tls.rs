@@ -8,12 +8,24 @@
 #![no_main]
 
 use ksensor::proto::tls::{
-    sni_from_handshake, sni_from_stream, sni_via_tls_parser, ClientHelloOutcome,
-    MAX_CLIENT_HELLO_LEN,
+    sni_from_handshake, sni_from_stream, ClientHelloOutcome, MAX_CLIENT_HELLO_LEN,
+    MAX_RECORDS_PER_CLIENT_HELLO,
 };
 use ksensor::proto::HostName;
 use ksensor_fuzz::{tls_records, Cursor};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/oracles/tls_sni.rs"]
+mod oracle;
+
+/// The server name tls-parser finds (the oracle), by the walker's rules for a name.
+fn sni_via_tls_parser(stream: &[u8]) -> Option<HostName> {
+    oracle::sni(stream, MAX_RECORDS_PER_CLIENT_HELLO, |raw| {
+        HostName::parse(raw)
+            .ok()
+            .filter(|n| !oracle::numeric(n.as_bytes()))
+    })
+}
 
 /// Whether `stream` is a sequence of whole TLS records (RFC 8446 §5.1 headers and bodies).
 fn whole_records(mut stream: &[u8]) -> bool {

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Remake every capture and the tshark oracle files, in dependency order.
 # Needs root (network namespaces), tcpdump, tshark, dnsmasq, kdig, openssl,
-# curl, socat, chromium, ethtool, python3 with scapy and aioquic.
+# curl, socat, chromium, ethtool, nmap, hping3, tinyproxy, python3 with scapy
+# and aioquic.
 set -euo pipefail
 cd "$(dirname "$0")"
 for s in dns-udp dns-tcp tls-sni http-host chromium-pq quic-chromium quic-aioquic \
-         dns-frag dns-frag6 tunnel-vxlan staged-network; do
+         dns-frag dns-frag6 tunnel-vxlan staged-network staged-enterprise; do
     echo "== $s"
     bash "./$s.sh" >/dev/null 2>&1 || { echo "$s.sh failed" >&2; exit 1; }
 done

@@ -41,13 +41,18 @@ pub struct LiveConfig {
     pub fanout: Option<usize>,
     pub workers: Option<usize>,
     pub max_flows: Option<usize>,
+    pub reassembly_memory: Option<usize>,
     pub rules: Option<Vec<PathBuf>>,
     pub rule_poll_secs: Option<u64>,
     pub inventory: Option<PathBuf>,
+    /// The operator's internal networks (CIDR), beside RFC 1918/4193, link-local and loopback.
+    pub internal_nets: Option<Vec<String>>,
     pub events: Option<String>,
     pub all_names: Option<bool>,
     /// `native` or `eve` (checked when the settings are merged).
     pub events_format: Option<String>,
+    pub event_rate: Option<u32>,
+    pub event_rate_global: Option<u32>,
     pub listen: Option<String>,
     pub web_config: Option<PathBuf>,
     pub sensor: Option<String>,
@@ -71,13 +76,27 @@ pub struct WebConfig {
     pub basic_auth_users: BTreeMap<String, String>,
 }
 
+/// A CIDR block (`198.51.100.0/24`) or a single address, for `--internal-net` and
+/// `internal_nets`.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .map_err(|_| format!("internal network {s:?} is not a CIDR block such as 198.51.100.0/24"))
+}
+
 fn read_limited(path: &Path) -> Result<String, String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| crate::fs_error::at(path, &e))?;
+    if meta.is_dir() {
+        return Err(format!("{shown}: is a directory"));
+    }
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(format!("{shown}: larger than {MAX_CONFIG_BYTES} bytes"));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))
+    std::fs::read_to_string(path).map_err(|e| crate::fs_error::at(path, &e))
 }
 
 fn one_line(e: &toml::de::Error) -> String {
@@ -91,7 +110,19 @@ fn one_line(e: &toml::de::Error) -> String {
 
 impl LiveConfig {
     pub fn parse(origin: &str, text: &str) -> Result<LiveConfig, String> {
-        toml::from_str(text).map_err(|e| format!("{origin}: {}", one_line(&e)))
+        let c: LiveConfig =
+            toml::from_str(text).map_err(|e| format!("{origin}: {}", one_line(&e)))?;
+        c.internal_nets().map_err(|e| format!("{origin}: {e}"))?;
+        Ok(c)
+    }
+
+    /// `internal_nets` parsed (CIDR blocks, or single addresses).
+    pub fn internal_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.internal_nets
+            .iter()
+            .flatten()
+            .map(|s| parse_net(s))
+            .collect()
     }
 
     pub fn load(path: &Path) -> Result<LiveConfig, String> {
@@ -186,6 +217,7 @@ max_flows = 1000
 rules = ["/etc/ksensor/rules"]
 rule_poll_secs = 10
 inventory = "/etc/ksensor/assets.csv"
+internal_nets = ["198.51.100.0/24", "2001:db8::1"]
 events = "/var/log/ksensor/events.jsonl"
 all_names = false
 events_format = "eve"
@@ -203,6 +235,23 @@ sensor = "dc1-span"
         assert_eq!(c.sensor.as_deref(), Some("dc1-span"));
         assert_eq!(c.promisc, Some(false));
         assert_eq!(c.events_format.as_deref(), Some("eve"));
+        let nets: Vec<String> = c
+            .internal_nets()
+            .expect("nets")
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["198.51.100.0/24", "2001:db8::1/128"]);
+    }
+
+    #[test]
+    fn a_bad_internal_network_is_one_line_error() {
+        let e = LiveConfig::parse("t.toml", "internal_nets = [\"10.0.0.0/33\"]\n")
+            .expect_err("bad net");
+        assert_eq!(
+            e,
+            "t.toml: internal network \"10.0.0.0/33\" is not a CIDR block such as 198.51.100.0/24"
+        );
     }
 
     #[test]
@@ -295,7 +344,10 @@ sensor = "dc1-span"
         .expect("write");
         let e = WebConfig::load(&web).expect_err("no such files");
         let expected = dir.path().join("tls/c.pem");
-        assert_eq!(e, format!("{}: no such file", expected.display()));
+        assert_eq!(
+            e,
+            format!("{}: no such file or directory", expected.display())
+        );
     }
 
     #[test]

@@ -33,9 +33,11 @@ use crate::capture::live::{LiveOptions, LiveSource, MAX_FANOUT};
 use crate::capture::{PacketSource, SourceStatus};
 use crate::inventory::assets::Assets;
 use crate::inventory::Inventory;
-use crate::metrics::Metrics;
+use crate::metrics::{InventorySnapshot, Metrics};
 use crate::output::events::{EventFormat, EventWriter};
+use crate::output::limit::{EventLimits, Suppressed};
 use crate::pipeline::{Collector, Pipeline, PipelineConfig};
+use crate::reason::{Reason, ReasonCounts};
 use crate::rules::{RuleSet, MAX_RULE_FILES};
 
 /// Packets read per call on a handle: bounds how long one capture thread holds the pipeline.
@@ -54,6 +56,10 @@ pub const RETRY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most interfaces on one command line (each becomes a label value and a thread per handle).
 pub const MAX_INTERFACES: usize = 64;
+/// Most capture handles (interfaces × `--fanout`), each a thread and a kernel ring of
+/// `--buffer-size` (64 MiB by default): 64 of them are already 4 GiB of rings, and more
+/// threads than a capture host has cores read no faster.
+pub const MAX_CAPTURE_HANDLES: usize = 64;
 /// Supervisor sleep between checks of signals.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -65,15 +71,21 @@ pub struct LiveSettings {
     pub fanout: usize,
     pub workers: usize,
     pub max_flows: usize,
+    /// Bytes all workers' stream buffers may hold together (`--reassembly-memory`).
+    pub reassembly_bytes: usize,
     /// Rule files or directories; empty means the bundled rules.
     pub rules: Vec<PathBuf>,
     /// Poll the rule files for changes this often (`None`: only SIGHUP reloads).
     pub rule_poll: Option<Duration>,
     pub inventory: Option<PathBuf>,
+    /// The operator's internal networks (`--internal-net`, `internal_nets`).
+    pub internal_nets: Vec<ipnet::IpNet>,
     /// `-` for standard output.
     pub events: Option<String>,
     pub events_format: EventFormat,
     pub all_names: bool,
+    /// Event line rate limits (per client address and for the sensor).
+    pub event_limits: EventLimits,
     /// Metrics listener address (`None`: no listener).
     pub listen: Option<String>,
     pub web: WebConfig,
@@ -330,22 +342,73 @@ fn reload(paths: &[PathBuf], trigger: &str, shared: &Shared, assets: &Assets) {
 }
 
 /// Moves staged packets to the workers, applies results, flushes events, publishes counters.
+///
+/// The inventory is walked (every host decided) while the pipeline is held, and the metrics
+/// lock, which a scrape waits for, is taken only afterwards to set the values.
 fn tick(shared: &Shared, assets: &Assets, with_inventory: bool) {
     let mut p = lock(&shared.pipeline);
     p.flush();
     let counters = p.take_counters();
     let gauges = p.flow_gauges();
     p.collector_mut().flush();
+    let snapshot = with_inventory.then(|| {
+        let c = p.collector();
+        InventorySnapshot::take(
+            &c.inventory,
+            c.events_written,
+            c.event_error.is_some(),
+            assets,
+        )
+    });
+    drop(p);
     let mut m = lock(&shared.metrics);
     m.add_worker_counters(&counters);
     m.set_flow_gauges(gauges);
-    if with_inventory {
-        observe(&mut m, p.collector(), assets);
+    if let Some(snapshot) = snapshot {
+        m.apply_snapshot(snapshot);
+    }
+}
+
+/// Shortest time between two log lines about suppressed event lines: a flood that lasts hours
+/// must not fill the journal instead of the events file.
+pub const SUPPRESSION_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Logs, at most every [`SUPPRESSION_LOG_INTERVAL`], how many event lines the rate limits
+/// suppressed since the last such line.
+#[derive(Default)]
+struct SuppressionLog {
+    logged: u64,
+    last: Option<Instant>,
+}
+
+impl SuppressionLog {
+    fn maybe_log(&mut self, counts: &ReasonCounts<Suppressed>) {
+        let total = counts.total();
+        if total <= self.logged
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < SUPPRESSION_LOG_INTERVAL)
+        {
+            return;
+        }
+        let mut fields: Vec<(&str, String)> =
+            vec![("since_last", (total - self.logged).to_string())];
+        for r in Suppressed::ALL {
+            fields.push((r.label(), counts.get(*r).to_string()));
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        log::warn(
+            "event lines suppressed by the rate limits; detections still reach the inventory and metrics",
+            &fields,
+        );
+        self.logged = total;
+        self.last = Some(Instant::now());
     }
 }
 
 /// Hands the metrics what the collector holds: the inventory and the event writer's counts.
 fn observe(m: &mut Metrics, c: &Collector, assets: &Assets) {
+    m.observe_events_suppressed(&c.event_limits().suppressed);
     m.observe_inventory(
         &c.inventory,
         c.events_written,
@@ -361,14 +424,31 @@ fn check(settings: &LiveSettings) -> Result<(), String> {
     if settings.interfaces.len() > MAX_INTERFACES {
         return Err(format!("at most {MAX_INTERFACES} interfaces"));
     }
-    if settings.fanout == 0 || settings.fanout > MAX_FANOUT {
-        return Err(format!("--fanout must be 1..={MAX_FANOUT}"));
+    let most_fanout = MAX_FANOUT.min(MAX_CAPTURE_HANDLES);
+    if settings.fanout == 0 || settings.fanout > most_fanout {
+        return Err(format!(
+            "--fanout must be 1..={most_fanout}, not {}",
+            settings.fanout
+        ));
     }
-    if settings.workers == 0 {
-        return Err("--workers must be at least 1".into());
+    let handles = settings.interfaces.len().saturating_mul(settings.fanout);
+    if handles > MAX_CAPTURE_HANDLES {
+        return Err(format!(
+            "{} interfaces x --fanout {} is {handles} capture handles; at most {MAX_CAPTURE_HANDLES}",
+            settings.interfaces.len(),
+            settings.fanout
+        ));
     }
-    if settings.max_flows == 0 {
-        return Err("--max-flows must be at least 1".into());
+    crate::pipeline::check_settings(
+        settings.workers,
+        settings.max_flows,
+        settings.reassembly_bytes,
+    )?;
+    if let Some(path) = settings.events.as_deref().filter(|p| *p != "-") {
+        crate::fs_error::check_output(Path::new(path))?;
+    }
+    if let Some(name) = &settings.sensor {
+        crate::metrics::check_sensor_name(name)?;
     }
     settings.capture.validate()
 }
@@ -383,9 +463,13 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let assets = match &settings.inventory {
         Some(path) => Assets::load(path).map_err(|e| setup(e.to_string()))?,
         None => Assets::default(),
-    };
+    }
+    .with_internal_nets(&settings.internal_nets);
     let mut metrics = Metrics::new(settings.sensor.as_deref()).map_err(|e| setup(e.to_string()))?;
     metrics.rules_loaded(&rules, SystemTime::now());
+    metrics.set_reassembly_budget(settings.reassembly_bytes);
+    // Every suppression reason exists at zero from the first scrape.
+    metrics.observe_events_suppressed(&ReasonCounts::<Suppressed>::default());
     for iface in &settings.interfaces {
         metrics.add_interface(iface);
     }
@@ -426,7 +510,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let events = match &settings.events {
         Some(path) => Some(
             EventWriter::new(
-                open_events(path).map_err(|e| setup(format!("cannot open {path}: {e}")))?,
+                open_events(path).map_err(|e| setup(crate::fs_error::at(Path::new(path), &e)))?,
                 settings.interfaces.clone(),
             )
             .with_format(settings.events_format),
@@ -469,10 +553,12 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         rules: rules.clone(),
         all_names: settings.all_names,
         max_flows_per_worker: settings.max_flows,
+        reassembly_bytes: settings.reassembly_bytes,
         dns_facts: settings.events.is_some()
             && matches!(settings.events_format, EventFormat::Eve(_)),
     };
-    let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers);
+    let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers)
+        .with_event_limits(settings.event_limits);
     let shared = Arc::new(Shared {
         pipeline: Mutex::new(Pipeline::new(&config, collector)),
         metrics,
@@ -503,6 +589,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     let (mut last_flush, mut last_inventory, mut last_poll) =
         (Instant::now(), Instant::now(), Instant::now());
     let mut event_error_logged = false;
+    let mut suppression_log = SuppressionLog::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(TICK);
         if hup.swap(false, Ordering::Relaxed) {
@@ -518,7 +605,7 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
                         }
                         Err(e) => log::error(
                             "cannot reopen the events file; writing to the old one",
-                            &[("path", path), ("error", &e.to_string())],
+                            &[("path", path), ("error", &crate::fs_error::describe(&e))],
                         ),
                     }
                 }
@@ -541,6 +628,10 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
                 last_inventory = Instant::now();
             }
             tick(&shared, &assets, with_inventory);
+            if with_inventory {
+                let p = lock(&shared.pipeline);
+                suppression_log.maybe_log(&p.collector().event_limits().suppressed);
+            }
             if !event_error_logged {
                 if let Some(e) = &lock(&shared.pipeline).collector().event_error {
                     log::error("writing events failed", &[("error", &e.to_string())]);
@@ -578,6 +669,10 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         &[
             ("events", &collector.events_written.to_string()),
             (
+                "events_suppressed",
+                &collector.event_limits().suppressed.total().to_string(),
+            ),
+            (
                 "detections",
                 &collector.inventory.counters.detections.to_string(),
             ),
@@ -600,12 +695,15 @@ mod tests {
             fanout: 1,
             workers: 1,
             max_flows: 10,
+            reassembly_bytes: crate::flow::budget::DEFAULT_REASSEMBLY_BYTES,
             rules: Vec::new(),
             rule_poll: None,
             inventory: None,
+            internal_nets: Vec::new(),
             events: None,
             events_format: EventFormat::Native,
             all_names: false,
+            event_limits: EventLimits::default(),
             listen: None,
             web: WebConfig::default(),
             sensor: None,
@@ -630,6 +728,26 @@ mod tests {
         let mut s = settings();
         s.interfaces = vec!["x".into(); MAX_INTERFACES + 1];
         assert!(check(&s).is_err());
+        let mut s = settings();
+        s.workers = 100_000;
+        assert!(check(&s).unwrap_err().contains("--workers"));
+        let mut s = settings();
+        s.fanout = 100_000;
+        assert!(check(&s).unwrap_err().contains("--fanout"));
+        let mut s = settings();
+        s.interfaces = vec!["x".into(); 4];
+        s.fanout = MAX_CAPTURE_HANDLES / 2;
+        assert!(check(&s).unwrap_err().contains("capture handles"));
+        let mut s = settings();
+        s.reassembly_bytes = 64;
+        assert!(check(&s).unwrap_err().contains("--reassembly-memory"));
+        let mut s = settings();
+        s.events = Some("/nonexistent-dir/events.jsonl".into());
+        let e = check(&s).unwrap_err();
+        assert!(
+            e.contains("/nonexistent-dir/events.jsonl") && e.contains("no such directory"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -231,14 +231,6 @@ impl LiveSource {
         })
     }
 
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-
-    pub fn link_type(&self) -> LinkType {
-        self.link
-    }
-
     /// Joins fanout group `group` in hash mode. Every handle of the group must be opened on the
     /// same interface with the same options (the kernel refuses mismatched members).
     pub fn join_fanout(&self, group: u16) -> Result<(), LiveError> {

@@ -132,7 +132,9 @@ pub enum LiveErrorKind {
 impl std::fmt::Display for CaptureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CaptureError::Io(kind) => write!(f, "read error: {kind}"),
+            CaptureError::Io(kind) => {
+                write!(f, "cannot read: {}", crate::fs_error::describe_kind(*kind))
+            }
             CaptureError::Empty => write!(f, "empty file: no capture header"),
             CaptureError::NotACapture => {
                 write!(f, "not a pcap or pcapng capture (unknown magic number)")

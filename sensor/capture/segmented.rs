@@ -15,15 +15,6 @@
 //!
 //! The file is read up to the length it had when opened; a file that shrinks under the reader
 //! ends in a truncated record, like a stream that ends early.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use std::fs::File;
 use std::io;

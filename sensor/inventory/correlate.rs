@@ -1,11 +1,16 @@
-//! Correlation memories: addresses answered for Kaspersky names (a later connection to one
-//! without a usable name is attributed to that name) and recent matched queries (a host that
-//! forwards a client's lookup is a resolver).
+//! Correlation memories: addresses answered for Kaspersky names, per querier (a later
+//! conversation without a usable name from that querier — or from a client of that querier,
+//! when the querier is its resolver — to one of them is attributed to the name), and recent
+//! matched queries (a host that forwards a client's lookup is a resolver).
+//!
+//! Answers are remembered per (querier, address), not per address: a shared CDN address
+//! answered to one host for an update name says nothing about another host's connection to it
+//! (RFC 1034 §5.3.1: a stub's answers are its own).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::host::{insert_sorted, Fact};
+use super::host::{insert_sorted, EvidenceKey, EvidenceKind, Fact, NameArg};
 use super::{
     Inventory, NameId, FORWARD_WINDOW_SECS, MAX_ANSWERED_ADDRS, MAX_RECENT_QUERIES,
     MIN_ANSWER_LIFETIME_SECS, RESOLVER_MIN_CLIENTS,
@@ -13,6 +18,9 @@ use super::{
 use crate::proto::HostName;
 use crate::rules::{Confidence, RuleIdx};
 use crate::time::Timestamp;
+
+/// Who was answered which address: the key of the answer memory.
+pub(super) type AnswerKey = (IpAddr, IpAddr);
 
 /// An address answered for a Kaspersky name.
 #[derive(Clone, Copy, Debug)]
@@ -91,19 +99,31 @@ impl Inventory {
     pub(super) fn on_matched_query(
         &mut self,
         name: &HostName,
+        rule: RuleIdx,
         client: IpAddr,
         server: IpAddr,
         ts: Timestamp,
+        input: u16,
     ) {
-        if self.public_resolvers.contains(&server) {
-            self.with_host(client, ts, |h, budget, counters| {
+        let public = self.public_resolvers.contains(&server);
+        self.with_host(client, ts, |h, budget, counters| {
+            h.add_dns_server(server);
+            if public {
                 h.add_fact(
                     budget,
                     counters,
                     Fact::QueriedPublicResolver { resolver: server },
-                )
-            });
-        }
+                );
+                let key = EvidenceKey {
+                    kind: EvidenceKind::PublicResolver,
+                    rule: Some(rule),
+                    name: None,
+                    peer: Some(server),
+                    input,
+                };
+                h.add_evidence(budget, counters, key, NameArg::None, ts, Confidence::Low);
+            }
+        });
         let id = self.budget.names.intern(name);
         if id.is_none() {
             self.counters.names_refused = self.counters.names_refused.saturating_add(1);
@@ -138,8 +158,10 @@ impl Inventory {
         });
     }
 
+    /// Remembers that `querier` was given `addrs` for `name` (matched `rule`).
     pub(super) fn remember_answers(
         &mut self,
+        querier: IpAddr,
         name: &HostName,
         rule: RuleIdx,
         addrs: &[IpAddr],
@@ -169,7 +191,7 @@ impl Inventory {
             if self
                 .answered
                 .insert(
-                    ip,
+                    (querier, ip),
                     Answered {
                         name,
                         rule,
@@ -179,9 +201,31 @@ impl Inventory {
                 )
                 .is_none()
             {
-                self.answered_order.push_back(ip);
+                self.answered_order.push_back((querier, ip));
             }
         }
+    }
+
+    /// The live answer that ties `client`'s conversation with `server` to a name: one given to
+    /// the client itself, or to a DNS server the client sent Kaspersky lookups to (its
+    /// resolver, which may have been answered upstream where the client's own answer was not
+    /// seen).
+    pub(super) fn answer_for(
+        &self,
+        client: IpAddr,
+        server: IpAddr,
+        ts: Timestamp,
+    ) -> Option<Answered> {
+        let live = |a: &Answered| ts >= a.answered_at && ts <= a.expires;
+        if let Some(a) = self.answered.get(&(client, server)).filter(|a| live(a)) {
+            return Some(*a);
+        }
+        let resolvers = self.hosts.get(&client).map(|h| h.dns_servers())?;
+        resolvers
+            .iter()
+            .filter_map(|r| self.answered.get(&(*r, server)))
+            .find(|a| live(a))
+            .copied()
     }
 }
 

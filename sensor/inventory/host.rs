@@ -1,39 +1,88 @@
-//! One host: its evidence (counted per rule, name, kind, peer and input), what was learned
+//! One host: its evidence (counted per kind, rule, name, peer and input), what was learned
 //! about it (facts), its MACs and VLANs, all in capped sorted sets; and the inventory-wide
 //! budgets every host draws from.
 
 use std::net::IpAddr;
 
 use super::{
-    InventoryCounters, NameId, NameTable, MAX_EVIDENCE_ENTRIES, MAX_EVIDENCE_PER_HOST, MAX_FACTS,
-    MAX_FACTS_PER_HOST,
+    InventoryCounters, NameId, NameTable, MAX_DNS_SERVERS_PER_HOST, MAX_EVIDENCE_ENTRIES,
+    MAX_EVIDENCE_PER_HOST, MAX_FACTS, MAX_FACTS_PER_HOST,
 };
 use crate::observation::{NameSource, NamelessReason};
-use crate::proto::update::UpdateMagic;
+use crate::proto::update::{UpdateMagic, UpdatePath};
 use crate::proto::HostName;
 use crate::rules::{Confidence, RuleIdx};
 use crate::time::Timestamp;
 
-/// What kind of evidence an entry is.
+/// Where an update request or payload came from: what decides whether it counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// The request's host matched a Kaspersky rule.
+    KasperskyName,
+    /// The server address is in Kaspersky's address space (an IP-literal or nameless host).
+    KasperskyAddress,
+    /// Any other server: it counts only as an update mirror (inventoried, or internal and
+    /// learned from the update files it served).
+    Server,
+}
+
+impl Origin {
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::KasperskyName => "kaspersky-name",
+            Origin::KasperskyAddress => "kaspersky-address",
+            Origin::Server => "server",
+        }
+    }
+}
+
+/// What kind of evidence an entry is: how it was seen. What it is worth (family, product
+/// class, whether it supports an install) is worked out from this, the rule and the roles of
+/// its peer (`verdict::classify`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EvidenceKind {
-    /// A name seen in traffic from/to the host.
+    /// A name seen in traffic from the host: an address lookup (A, AAAA, HTTPS, SVCB, ANY,
+    /// CNAME), a TLS/QUIC server name, an HTTP host.
     Name(NameSource),
-    /// A connection without a usable name to an address answered for a Kaspersky name.
-    Correlated(NamelessReason),
+    /// A DNS lookup of a Kaspersky name for another record type (TXT, MX, …): not a client of
+    /// the service. Holds the QTYPE.
+    DnsOtherLookup(u16),
+    /// A name under `ksc.kaspersky.com` contacted on a Cloud Console agent port.
+    CloudConsole,
+    /// An HTTP request for an update path.
+    UpdatePath(UpdatePath, Origin),
     /// An HTTP response to the host started with a Kaspersky update-file magic.
-    UpdatePayload(UpdateMagic),
-    /// The host contacted a Kaspersky Security Center port.
-    KscContact,
+    UpdatePayload(UpdateMagic, Origin),
+    /// A completed Kaspersky Security Center session to the peer, on this TCP port.
+    KscSession(u16),
+    /// A KSC wake-up (UDP 15000, or a unicast 15001) from the peer.
+    KscWakeup,
+    /// A KSC shutdown notice (UDP 13000) sent to the peer.
+    KscNotice,
+    /// A conversation without a name to an address the host (or its resolver) was given for a
+    /// Kaspersky name, within the answer's lifetime.
+    Correlated(NamelessReason),
+    /// A conversation without a name to an address in Kaspersky's address space.
+    KasperskyAddress(NamelessReason),
+    /// A Kaspersky lookup sent straight to a public resolver (the peer): the products' DNS
+    /// fallback.
+    PublicResolver,
 }
 
 impl EvidenceKind {
     pub fn label(self) -> &'static str {
         match self {
             EvidenceKind::Name(source) => source.label(),
+            EvidenceKind::DnsOtherLookup(_) => "dns-other-lookup",
+            EvidenceKind::CloudConsole => "cloud-console-session",
+            EvidenceKind::UpdatePath(..) => "update-path",
+            EvidenceKind::UpdatePayload(..) => "update-payload",
+            EvidenceKind::KscSession(_) => "ksc-session",
+            EvidenceKind::KscWakeup => "ksc-wakeup",
+            EvidenceKind::KscNotice => "ksc-shutdown-notice",
             EvidenceKind::Correlated(_) => "dns-correlated-connection",
-            EvidenceKind::UpdatePayload(_) => "update-payload",
-            EvidenceKind::KscContact => "ksc-agent-port",
+            EvidenceKind::KasperskyAddress(_) => "kaspersky-address",
+            EvidenceKind::PublicResolver => "public-resolver-fallback",
         }
     }
 }
@@ -83,23 +132,101 @@ pub struct Evidence {
     pub stat: EvidenceStat,
 }
 
-/// Something learned about a host from traffic.
+/// Something learned about a host from traffic, with the peer it was learned from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fact {
-    /// Contacted KSC server `server` on `port`: a managed endpoint.
-    KscAgentOf { server: IpAddr, port: u16 },
-    /// Was contacted on a KSC port by `client`: a KSC server.
-    KscServerFor { client: IpAddr, port: u16 },
-    /// Served a Kaspersky update file (`magic`) to `client` without a Kaspersky host name.
+    /// Completed a KSC session to `server` on `port` (an agent, or a console on 13291/13299).
+    KscSessionTo { server: IpAddr, port: u16 },
+    /// Accepted a completed KSC session from `client` on `port`.
+    KscSessionFrom { client: IpAddr, port: u16 },
+    /// Received a KSC wake-up (UDP 15000) from `server`: an agent of it.
+    KscWakeupFrom { server: IpAddr },
+    /// Sent a KSC wake-up to `agent` (only a server or distribution point does, inside the LAN).
+    KscWakeupTo { agent: IpAddr },
+    /// Sent a KSC shutdown notice (UDP 13000) to `server`.
+    KscNoticeTo { server: IpAddr },
+    /// Received a KSC shutdown notice from `agent`.
+    KscNoticeFrom { agent: IpAddr },
+    /// Sent KSC distribution-point multicast (UDP 15001) to `group`.
+    KscMulticast { group: IpAddr },
+    /// Contacted the Kaspersky Security Center Cloud Console `name` on an agent port.
+    CloudConsole { name: NameId },
+    /// Fetched an update path or an update file from `server`, which is neither a Kaspersky
+    /// name nor a Kaspersky address: it is this host's mirror if it is one.
+    FetchedUpdates { server: IpAddr },
+    /// Served a Kaspersky update file (`magic`, KLZF or KLD2) on an update path to `client`,
+    /// without a Kaspersky host name.
     ServedUpdate { client: IpAddr, magic: UpdateMagic },
-    /// Received a Kaspersky update file from internal mirror `server`.
-    UpdatedFromMirror { server: IpAddr },
     /// Forwarded `client`'s lookup of a Kaspersky name upstream.
     ForwardedFor { client: IpAddr },
     /// Received Kaspersky lookups from several clients.
     AnsweredClients { clients: usize },
     /// Sent Kaspersky lookups straight to a public resolver (product fallback behaviour).
     QueriedPublicResolver { resolver: IpAddr },
+    /// Received a CONNECT or absolute-form request for a Kaspersky name from `client`.
+    ProxyFor { client: IpAddr },
+    /// Sent a CONNECT or absolute-form request for a Kaspersky name to `proxy`.
+    ViaProxy { proxy: IpAddr },
+}
+
+impl Fact {
+    /// A fact that gives its host a server role (or the makings of one): such a host ranks
+    /// with the strongest evidence when the inventory must evict.
+    pub fn is_role(&self) -> bool {
+        matches!(
+            self,
+            Fact::KscSessionFrom { .. }
+                | Fact::KscWakeupTo { .. }
+                | Fact::KscNoticeFrom { .. }
+                | Fact::KscMulticast { .. }
+                | Fact::ServedUpdate { .. }
+                | Fact::ForwardedFor { .. }
+                | Fact::AnsweredClients { .. }
+                | Fact::ProxyFor { .. }
+        )
+    }
+
+    /// The peer the fact was learned from, if it has one.
+    pub fn peer(&self) -> Option<IpAddr> {
+        match *self {
+            Fact::KscSessionTo { server, .. }
+            | Fact::KscWakeupFrom { server }
+            | Fact::KscNoticeTo { server }
+            | Fact::FetchedUpdates { server } => Some(server),
+            Fact::KscSessionFrom { client, .. }
+            | Fact::ServedUpdate { client, .. }
+            | Fact::ForwardedFor { client }
+            | Fact::ProxyFor { client } => Some(client),
+            Fact::KscWakeupTo { agent } | Fact::KscNoticeFrom { agent } => Some(agent),
+            Fact::KscMulticast { group } => Some(group),
+            Fact::QueriedPublicResolver { resolver } => Some(resolver),
+            Fact::ViaProxy { proxy } => Some(proxy),
+            Fact::CloudConsole { .. } | Fact::AnsweredClients { .. } => None,
+        }
+    }
+}
+
+/// How strongly a host is held when the inventory must make room: the strongest confidence of
+/// its evidence, or [`Tier::Role`] for hosts with a server role. Ordered weakest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// Neither evidence nor a role yet.
+    #[default]
+    Empty,
+    Low,
+    Medium,
+    /// High-confidence evidence, or a server role (KSC server, mirror, resolver, proxy).
+    High,
+}
+
+impl Tier {
+    pub(super) fn of(confidence: Confidence) -> Tier {
+        match confidence {
+            Confidence::Low => Tier::Low,
+            Confidence::Medium => Tier::Medium,
+            Confidence::High => Tier::High,
+        }
+    }
 }
 
 /// Everything known about one host.
@@ -119,6 +246,14 @@ pub struct Host {
     pub evidence_dropped: u64,
     /// Distinct clients whose Kaspersky queries this host received (capped).
     pub(super) clients_asking: Box<[IpAddr]>,
+    /// DNS servers this host sent Kaspersky lookups to (capped at
+    /// [`MAX_DNS_SERVERS_PER_HOST`]): a connection without a name may be tied to an answer one
+    /// of them received.
+    pub(super) dns_servers: Box<[IpAddr]>,
+    /// Where the host stands in the eviction order: its tier and the whole second of
+    /// `last_seen` it was filed under.
+    pub(super) tier: Tier,
+    pub(super) filed_at: u64,
 }
 
 /// What inserting into a capped sorted set did.
@@ -165,6 +300,14 @@ pub(super) struct Budget {
     pub(super) facts: usize,
 }
 
+impl Budget {
+    /// Gives back what an evicted host held.
+    pub(super) fn release(&mut self, host: &Host) {
+        self.evidence_entries = self.evidence_entries.saturating_sub(host.evidence.len());
+        self.facts = self.facts.saturating_sub(host.facts.len());
+    }
+}
+
 impl Host {
     pub(super) fn new(ip: IpAddr, ts: Timestamp) -> Self {
         Host {
@@ -177,6 +320,9 @@ impl Host {
             facts: Box::default(),
             evidence_dropped: 0,
             clients_asking: Box::default(),
+            dns_servers: Box::default(),
+            tier: Tier::Empty,
+            filed_at: ts.secs(),
         }
     }
 
@@ -196,9 +342,14 @@ impl Host {
     }
 
     /// Evidence entries, sorted by [`EvidenceKey`] (name ids, not name text: see
-    /// [`Inventory::evidence_in_order`] for the order reports use).
+    /// [`super::Inventory::evidence_in_order`] for the order reports use).
     pub fn evidence(&self) -> &[Evidence] {
         &self.evidence
+    }
+
+    /// DNS servers this host sent Kaspersky lookups to, sorted.
+    pub fn dns_servers(&self) -> &[IpAddr] {
+        &self.dns_servers
     }
 
     pub(super) fn touch(&mut self, ts: Timestamp) {
@@ -276,6 +427,7 @@ impl Host {
                 };
                 self.evidence.insert(pos.min(self.evidence.len()), entry);
                 budget.evidence_entries = budget.evidence_entries.saturating_add(1);
+                self.tier = self.tier.max(Tier::of(confidence));
             }
         }
     }
@@ -293,10 +445,20 @@ impl Host {
             MAX_FACTS_PER_HOST
         };
         match insert_sorted(&mut self.facts, fact, cap) {
-            Insert::Added => budget.facts = budget.facts.saturating_add(1),
+            Insert::Added => {
+                budget.facts = budget.facts.saturating_add(1);
+                if fact.is_role() {
+                    self.tier = Tier::High;
+                }
+            }
             Insert::Present => {}
             Insert::Full => counters.facts_refused = counters.facts_refused.saturating_add(1),
         }
+    }
+
+    /// Remembers a DNS server this host sent a Kaspersky lookup to.
+    pub(super) fn add_dns_server(&mut self, server: IpAddr) {
+        insert_sorted(&mut self.dns_servers, server, MAX_DNS_SERVERS_PER_HOST);
     }
 
     /// The strongest confidence among this host's evidence.

@@ -74,6 +74,12 @@ impl NameTable {
             .map(|n| n.as_ref())
     }
 
+    /// The text of a name, shared (a reference count, no copy): for summaries that outlive a
+    /// borrow of the table.
+    pub fn shared(&self, id: NameId) -> Option<Arc<str>> {
+        self.names.get(usize::try_from(id.0).ok()?).cloned()
+    }
+
     /// The name as a [`HostName`] again (a copy on the stack, no allocation).
     pub fn host_name(&self, id: NameId) -> Option<HostName> {
         HostName::parse(self.name(id)?.as_bytes()).ok()

@@ -45,7 +45,7 @@ impl Inventory {
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         let remap = RuleRemap::new(&self.rules, &rules);
         let mut merged = 0usize;
-        for mut host in self.hosts.iter_mut() {
+        for host in self.hosts.values_mut() {
             let evidence = &mut host.evidence;
             for e in evidence.iter_mut() {
                 e.key.rule = e.key.rule.and_then(|r| remap.get(r));
@@ -72,7 +72,7 @@ impl Inventory {
             None => false,
         });
         let answered = &self.answered;
-        self.answered_order.retain(|ip| answered.contains_key(ip));
+        self.answered_order.retain(|key| answered.contains_key(key));
         self.per_rule = std::mem::take(&mut self.per_rule)
             .into_iter()
             .filter_map(|(r, n)| Some((remap.get(r)?, n)))

@@ -9,14 +9,21 @@
 //!
 //! Label cardinality is bounded by construction: stages, reasons, kinds, verdicts and
 //! categories are closed enums; rule ids are capped by `rules::MAX_RULES`; interfaces by the
-//! command line. The one per-host series, `ksensor_install_info{host,verdict}`, is capped at
-//! [`MAX_INSTALL_SERIES`] hosts (least recently seen evicted first, each eviction counted in
-//! `ksensor_install_series_evicted_total`). Names and client addresses never become labels
-//! otherwise. `--sensor NAME` adds a constant `sensor` label to every series.
+//! command line. The one per-host series, `ksensor_install_info{host,verdict,certainty,product}`,
+//! is capped at [`MAX_INSTALL_SERIES`] hosts (least recently seen evicted first, each eviction
+//! counted in `ksensor_install_series_evicted_total`). `certainty` and `product` are closed sets
+//! (`confirmed|likely|possible`, `antivirus|kaspersky|oem`), empty for verdicts that are not
+//! installs. Names and client addresses never become labels otherwise. `--sensor NAME` adds a
+//! constant `sensor` label to every series.
+//!
+//! Host gauges are computed from the inventory on the live loop's tick, in two steps:
+//! [`InventorySnapshot::take`] walks the hosts while the caller holds the pipeline (the
+//! inventory is plain data behind it), and [`Metrics::apply_snapshot`] sets the gauges, so the
+//! metrics lock that a scrape waits for is held only for setting values, never for the walk.
 
 pub mod web;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -29,11 +36,12 @@ use prometheus::{
 use crate::capture::live::CaptureStats;
 use crate::flow::{FlowGauges, WorkerCounters};
 use crate::inventory::assets::Assets;
-use crate::inventory::{Inventory, InventoryCounters, Verdict};
+use crate::inventory::{Certainty, Inventory, InventoryCounters, Product, Verdict};
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::reason_enum;
-use crate::rules::{RuleErrorKind, RuleIdx, RuleSet};
+use crate::rules::{RuleErrorKind, RuleSet};
+use crate::time::Timestamp;
 
 /// Hosts exported one by one in `ksensor_install_info`. A SOC wants to see each install, but a
 /// series per host must not grow with the network: a thousand installs is a large estate and
@@ -41,13 +49,29 @@ use crate::rules::{RuleErrorKind, RuleIdx, RuleSet};
 /// from the per-host series (still counted in `ksensor_hosts`).
 pub const MAX_INSTALL_SERIES: usize = 1_000;
 
+/// Longest `--sensor` name: it is a label value on every series of every scrape; a site code
+/// or host name fits in far less.
+pub const MAX_SENSOR_NAME: usize = 128;
+
+/// Checks a `--sensor` name: one line when it is empty, too long or holds control characters
+/// (which would break log lines and dashboards).
+pub fn check_sensor_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_SENSOR_NAME || name.chars().any(char::is_control) {
+        return Err(format!(
+            "--sensor must be 1..={MAX_SENSOR_NAME} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
 reason_enum! {
     /// Why ksensor itself dropped something (as opposed to the kernel or the NIC).
     pub enum DropReason {
         /// A packet of a new flow was refused: the worker's flow table was full.
         FlowTableFull => "flow_table_full",
-        /// A new host was refused: the inventory is at `inventory::MAX_HOSTS`.
-        InventoryHostsFull => "inventory_hosts_full",
+        /// A host was evicted to make room for a new one: the inventory is at
+        /// `inventory::MAX_HOSTS` (the weakest, least recently seen host goes first).
+        InventoryHostEvicted => "inventory_host_evicted",
         /// An evidence entry was refused: the inventory is at `inventory::MAX_EVIDENCE_ENTRIES`.
         InventoryEvidenceFull => "inventory_evidence_full",
         /// A name was kept without its text: the inventory is at `inventory::MAX_DISTINCT_NAMES`.
@@ -97,6 +121,8 @@ pub struct Metrics {
     flows_bypassed: IntCounter,
     flows_tracked: IntGauge,
     fragments_in_flight: IntGauge,
+    reassembly_bytes: IntGauge,
+    reassembly_budget: IntGauge,
     names_extracted: IntCounterVec,
     names_matched: IntCounterVec,
     detections: IntCounterVec,
@@ -107,6 +133,9 @@ pub struct Metrics {
     install_evicted: IntCounter,
     dropped: IntCounterVec,
     events_written: IntCounter,
+    events_suppressed: IntCounterVec,
+    /// Suppressed event lines already counted, per reason slot.
+    seen_suppressed: Vec<u64>,
     capture_received: IntCounterVec,
     capture_dropped: IntCounterVec,
     capture_if_dropped: IntCounterVec,
@@ -118,14 +147,14 @@ pub struct Metrics {
     rules_reload_success: IntGauge,
     rules_reload_failures: IntCounterVec,
     /// What was last read from the inventory and the event writer, to turn their cumulative
-    /// counts into deltas.
-    seen_per_rule: BTreeMap<RuleIdx, u64>,
+    /// counts into deltas (detections by rule id).
+    seen_per_rule: BTreeMap<String, u64>,
     seen_inventory: InventoryCounters,
     seen_evidence_dropped: u64,
     seen_events: u64,
     seen_event_error: bool,
-    /// Hosts currently exported in `ksensor_install_info`, with their verdict label.
-    installs: HashMap<IpAddr, Verdict>,
+    /// Hosts currently exported in `ksensor_install_info`, with their labels.
+    installs: HashMap<IpAddr, InstallLabels>,
     /// The sha256 label currently set on `ksensor_rules_info`.
     rules_sha: Option<String>,
 }
@@ -287,6 +316,16 @@ impl Metrics {
                 "ksensor_ip_fragments_in_flight",
                 "IP datagrams waiting for more fragments now.",
             )?,
+            reassembly_bytes: gauge(
+                &r,
+                "ksensor_reassembly_bytes",
+                "Bytes the TCP stream buffers of all workers hold now (their capacity).",
+            )?,
+            reassembly_budget: gauge(
+                &r,
+                "ksensor_reassembly_budget_bytes",
+                "Most bytes the TCP stream buffers may hold together (--reassembly-memory).",
+            )?,
             names_extracted: counter_vec(
                 &r,
                 "ksensor_names_extracted_total",
@@ -318,14 +357,14 @@ impl Metrics {
             hosts: gauge_vec(
                 &r,
                 "ksensor_hosts",
-                "Hosts with Kaspersky evidence or a Kaspersky role, by verdict.",
-                &["verdict"],
+                "Hosts with Kaspersky evidence or a Kaspersky role, by verdict, certainty and product (the last two empty for non-installs).",
+                &["verdict", "certainty", "product"],
             )?,
             install_info: gauge_vec(
                 &r,
                 "ksensor_install_info",
-                "One series per host running Kaspersky (capped, least recently seen evicted).",
-                &["host", "verdict"],
+                "One series per host running Kaspersky, with verdict, certainty and product (capped, least recently seen evicted).",
+                &["host", "verdict", "certainty", "product"],
             )?,
             install_evicted: counter(
                 &r,
@@ -339,6 +378,13 @@ impl Metrics {
                 &["reason"],
             )?,
             events_written: counter(&r, "ksensor_events_written_total", "Events written.")?,
+            events_suppressed: counter_vec(
+                &r,
+                "ksensor_events_suppressed_total",
+                "Event lines not written because of the rate limits, by reason (per_source, global); the detections still count.",
+                &["reason"],
+            )?,
+            seen_suppressed: Vec::new(),
             capture_received: counter_vec(
                 &r,
                 "ksensor_capture_received_packets_total",
@@ -398,6 +444,8 @@ impl Metrics {
             rules_sha: None,
         };
         touch_reasons::<crate::decode::DecodeSkip>(&m.skipped, "decode");
+        // Alerts watch reassembly refusals (`budget_exhausted` above all) from the first scrape.
+        touch_reasons::<crate::flow::reassembly::ReasmSkip>(&m.skipped, "reassembly");
         for kind in NameKind::ALL {
             let _ = m
                 .names_extracted
@@ -406,8 +454,8 @@ impl Metrics {
                 .names_matched
                 .get_metric_with_label_values(&[kind.label()]);
         }
-        for v in Verdict::ALL {
-            set(&m.hosts, &[v.label()], 0);
+        for labels in host_label_sets() {
+            set(&m.hosts, &labels.as_array(), 0);
         }
         for r in DropReason::ALL {
             let _ = m.dropped.get_metric_with_label_values(&[r.label()]);
@@ -457,12 +505,20 @@ impl Metrics {
         self.flows_tracked.set(clamp_i64(g.flows as u64));
         self.fragments_in_flight
             .set(clamp_i64(g.fragments_in_flight as u64));
+        self.reassembly_bytes
+            .set(clamp_i64(g.reassembly_bytes as u64));
+    }
+
+    /// The reassembly budget's total (set once at start).
+    pub fn set_reassembly_budget(&self, total: usize) {
+        self.reassembly_budget.set(clamp_i64(total as u64));
     }
 
     /// Reads the inventory's cumulative counts and its hosts (detections per rule, cap drops,
     /// hosts per verdict, the per-host install series) and the event writer's: `events_written`
     /// so far, and whether writing has failed. Walks every host (at most
-    /// `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet.
+    /// `inventory::MAX_HOSTS`): call it on a tick of a second or so, not per packet. The same
+    /// as [`InventorySnapshot::take`] then [`Metrics::apply_snapshot`].
     pub fn observe_inventory(
         &mut self,
         inv: &Inventory,
@@ -470,24 +526,31 @@ impl Metrics {
         event_failed: bool,
         assets: &Assets,
     ) {
-        let rules = inv.rules();
-        for (idx, &n) in &inv.per_rule {
-            let before = self.seen_per_rule.get(idx).copied().unwrap_or(0);
-            if let Some(rule) = rules.get(*idx) {
-                add(
-                    &self.detections,
-                    &[rule.id.as_str(), rule.category.label()],
-                    n.saturating_sub(before),
-                );
-            }
+        let snapshot = InventorySnapshot::take(inv, events_written, event_failed, assets);
+        self.apply_snapshot(snapshot);
+    }
+
+    /// Sets every inventory-derived series from a snapshot (cheap: no host is walked).
+    pub fn apply_snapshot(&mut self, snap: InventorySnapshot) {
+        for (id, category, n) in &snap.per_rule {
+            let before = self.seen_per_rule.get(id).copied().unwrap_or(0);
+            add(
+                &self.detections,
+                &[id.as_str(), category],
+                n.saturating_sub(before),
+            );
         }
-        self.seen_per_rule.clone_from(&inv.per_rule);
-        let c = inv.counters;
+        self.seen_per_rule = snap
+            .per_rule
+            .iter()
+            .map(|(id, _, n)| (id.clone(), *n))
+            .collect();
+        let c = snap.counters;
         let s = self.seen_inventory;
         add(
             &self.dropped,
-            &[DropReason::InventoryHostsFull.label()],
-            c.hosts_refused.saturating_sub(s.hosts_refused),
+            &[DropReason::InventoryHostEvicted.label()],
+            c.hosts_evicted.saturating_sub(s.hosts_evicted),
         );
         add(
             &self.dropped,
@@ -518,73 +581,70 @@ impl Metrics {
             .inc_by(c.update_payloads.saturating_sub(s.update_payloads));
         self.seen_inventory = c;
         self.events_written
-            .inc_by(events_written.saturating_sub(self.seen_events));
-        self.seen_events = events_written;
-        if event_failed && !self.seen_event_error {
+            .inc_by(snap.events_written.saturating_sub(self.seen_events));
+        self.seen_events = snap.events_written;
+        if snap.event_failed && !self.seen_event_error {
             self.seen_event_error = true;
             add(&self.dropped, &[DropReason::EventWriteFailed.label()], 1);
         }
-
-        let mut per_verdict: BTreeMap<Verdict, i64> = BTreeMap::new();
-        let mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)> = Vec::new();
-        let mut evidence_dropped = 0u64;
-        inv.for_each_host(|host| {
-            evidence_dropped = evidence_dropped.saturating_add(host.evidence_dropped);
-            let Some(v) = inv.verdict(host, assets) else {
-                return;
-            };
-            *per_verdict.entry(v).or_insert(0) += 1;
-            if matches!(v, Verdict::UnmanagedInstall | Verdict::ManagedInstall) {
-                installs.push((host.last_seen, host.ip, v));
-            }
-        });
-        for v in Verdict::ALL {
-            set(
-                &self.hosts,
-                &[v.label()],
-                per_verdict.get(&v).copied().unwrap_or(0),
-            );
+        for labels in host_label_sets() {
+            let n = snap.per_verdict.get(&labels).copied().unwrap_or(0);
+            set(&self.hosts, &labels.as_array(), n);
         }
         // Hosts count refusals by both evidence caps; the inventory-wide ones have their label.
-        let evidence_dropped = evidence_dropped.saturating_sub(c.evidence_refused);
+        let evidence_dropped = snap.evidence_dropped.saturating_sub(c.evidence_refused);
         add(
             &self.dropped,
             &[DropReason::EvidencePerHostFull.label()],
             evidence_dropped.saturating_sub(self.seen_evidence_dropped),
         );
         self.seen_evidence_dropped = evidence_dropped;
-        self.update_install_series(installs);
+        self.update_install_series(snap.installs, &snap.all_installs);
     }
 
-    /// Keeps `ksensor_install_info` to the [`MAX_INSTALL_SERIES`] most recently seen installs.
+    /// Reads the event rate limiter's cumulative counts of suppressed lines (the output
+    /// stage's `limit::Suppressed` reasons, held by the collector) into
+    /// `ksensor_events_suppressed_total`. Every reason's series exists from the first call, so
+    /// call it once at start (all zero) for alerts to see them before the first suppression.
+    pub fn observe_events_suppressed<R: Reason>(&mut self, counts: &ReasonCounts<R>) {
+        self.seen_suppressed.resize(R::ALL.len(), 0);
+        for (r, seen) in R::ALL.iter().zip(self.seen_suppressed.iter_mut()) {
+            let now = counts.get(*r);
+            if let Ok(c) = self
+                .events_suppressed
+                .get_metric_with_label_values(&[r.label()])
+            {
+                c.inc_by(now.saturating_sub(*seen));
+            }
+            *seen = now;
+        }
+    }
+
+    /// Sets `ksensor_install_info` to the installs the snapshot kept (the
+    /// [`MAX_INSTALL_SERIES`] most recently seen), counting a host that lost its series while
+    /// still an install as evicted.
     fn update_install_series(
         &mut self,
-        mut installs: Vec<(crate::time::Timestamp, IpAddr, Verdict)>,
+        kept: HashMap<IpAddr, InstallLabels>,
+        all: &HashSet<IpAddr>,
     ) {
-        // Most recent first; ties by address so the choice is stable.
-        installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let kept: HashMap<IpAddr, Verdict> = installs
-            .iter()
-            .take(MAX_INSTALL_SERIES)
-            .map(|(_, ip, v)| (*ip, *v))
-            .collect();
-        let candidates: std::collections::HashSet<IpAddr> =
-            installs.iter().map(|(_, ip, _)| *ip).collect();
         for (ip, old) in &self.installs {
             if kept.get(ip) == Some(old) {
                 continue;
             }
             let host = ip.to_string();
+            let [v, c, p] = old.as_array();
             let _ = self
                 .install_info
-                .remove_label_values(&[host.as_str(), old.label()]);
-            if !kept.contains_key(ip) && candidates.contains(ip) {
+                .remove_label_values(&[host.as_str(), v, c, p]);
+            if !kept.contains_key(ip) && all.contains(ip) {
                 self.install_evicted.inc();
             }
         }
-        for (ip, v) in &kept {
-            if self.installs.get(ip) != Some(v) {
-                set(&self.install_info, &[ip.to_string().as_str(), v.label()], 1);
+        for (ip, labels) in &kept {
+            if self.installs.get(ip) != Some(labels) {
+                let [v, c, p] = labels.as_array();
+                set(&self.install_info, &[ip.to_string().as_str(), v, c, p], 1);
             }
         }
         self.installs = kept;
@@ -622,7 +682,12 @@ impl Metrics {
     /// Call right after the inventory switched rule sets: its per-rule counts were remapped,
     /// so they become the new baseline for `ksensor_detections_total`.
     pub fn rebase_detections(&mut self, inv: &Inventory) {
-        self.seen_per_rule.clone_from(&inv.per_rule);
+        let rules = inv.rules();
+        self.seen_per_rule = inv
+            .per_rule
+            .iter()
+            .filter_map(|(idx, n)| Some((rules.get(*idx)?.id.clone(), *n)))
+            .collect();
     }
 
     pub fn add_capture_stats(&self, interface: &str, d: CaptureStats) {
@@ -660,8 +725,125 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
+    /// The registry, for series owned elsewhere (the metrics listener registers its own).
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+}
+
+/// The labels of one host's verdict: verdict, certainty and product (the last two empty for
+/// verdicts that are not installs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstallLabels {
+    pub verdict: Verdict,
+    pub certainty: Option<Certainty>,
+    pub product: Option<Product>,
+}
+
+impl InstallLabels {
+    fn as_array(&self) -> [&'static str; 3] {
+        [
+            self.verdict.label(),
+            self.certainty.map_or("", Certainty::label),
+            self.product.map_or("", Product::label),
+        ]
+    }
+}
+
+/// Every label set `ksensor_hosts` can have: 3 × 3 × 3 install sets and one per other verdict
+/// (37 series), all kept at zero until a host has them, so alerts see them from the start.
+fn host_label_sets() -> Vec<InstallLabels> {
+    let mut sets = Vec::new();
+    for verdict in Verdict::ALL {
+        if verdict.is_install() {
+            for certainty in Certainty::ALL {
+                for product in Product::ALL {
+                    sets.push(InstallLabels {
+                        verdict,
+                        certainty: Some(certainty),
+                        product: Some(product),
+                    });
+                }
+            }
+        } else {
+            sets.push(InstallLabels {
+                verdict,
+                certainty: None,
+                product: None,
+            });
+        }
+    }
+    sets
+}
+
+/// What the metrics take from the inventory on a tick, gathered while the pipeline is held and
+/// applied later under the metrics lock ([`Metrics::apply_snapshot`]).
+#[derive(Clone, Debug, Default)]
+pub struct InventorySnapshot {
+    /// Detections so far per rule: (rule id, category label, count).
+    pub per_rule: Vec<(String, &'static str, u64)>,
+    pub counters: InventoryCounters,
+    pub evidence_dropped: u64,
+    pub per_verdict: HashMap<InstallLabels, i64>,
+    /// The [`MAX_INSTALL_SERIES`] most recently seen installs: the `ksensor_install_info`
+    /// series to export.
+    pub installs: HashMap<IpAddr, InstallLabels>,
+    /// Every install (to tell a host evicted from the series from one that stopped being an
+    /// install).
+    pub all_installs: HashSet<IpAddr>,
+    pub events_written: u64,
+    pub event_failed: bool,
+}
+
+impl InventorySnapshot {
+    /// Walks every host of `inv` once and decides its verdict.
+    pub fn take(
+        inv: &Inventory,
+        events_written: u64,
+        event_failed: bool,
+        assets: &Assets,
+    ) -> InventorySnapshot {
+        let rules = inv.rules();
+        let per_rule = inv
+            .per_rule
+            .iter()
+            .filter_map(|(idx, n)| {
+                let rule = rules.get(*idx)?;
+                Some((rule.id.clone(), rule.category.label(), *n))
+            })
+            .collect();
+        let mut installs: Vec<(Timestamp, IpAddr, InstallLabels)> = Vec::new();
+        let mut snap = InventorySnapshot {
+            per_rule,
+            counters: inv.counters,
+            events_written,
+            event_failed,
+            ..InventorySnapshot::default()
+        };
+        inv.for_each_host(|host| {
+            snap.evidence_dropped = snap.evidence_dropped.saturating_add(host.evidence_dropped);
+            let Some((_, d)) = inv.decision(host, assets) else {
+                return;
+            };
+            let labels = InstallLabels {
+                verdict: d.verdict,
+                certainty: d.certainty,
+                product: d.product,
+            };
+            *snap.per_verdict.entry(labels).or_insert(0) += 1;
+            if d.verdict.is_install() {
+                installs.push((host.last_seen, host.ip, labels));
+            }
+        });
+        // Most recent first; ties by address so the choice is stable.
+        installs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        snap.all_installs = installs.iter().map(|(_, ip, _)| *ip).collect();
+        snap.installs = installs
+            .iter()
+            .take(MAX_INSTALL_SERIES)
+            .map(|(_, ip, v)| (*ip, *v))
+            .collect();
+        snap
     }
 }
 
@@ -704,6 +886,7 @@ mod tests {
         Endpoint, NameSighting, NameSource, ObsOrder, Observation, Observed, PacketContext,
     };
     use crate::proto::HostName;
+    use crate::rules::RuleIdx;
     use crate::time::Timestamp;
 
     use crate::rules::suffix_rules_for_tests as rules;
@@ -735,6 +918,7 @@ mod tests {
                 rule: Some(RuleIdx(0)),
                 answers: Vec::new(),
                 ttl: None,
+                qtype: None,
                 dns: None,
             }),
         }
@@ -767,7 +951,34 @@ mod tests {
             assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
         }
         // Labelled families without any series yet (per interface, rule, host) are not listed.
-        assert_eq!(families, 26);
+        assert_eq!(families, 28);
+    }
+
+    crate::reason_enum! {
+        enum TestSuppressed {
+            A => "per_source",
+            B => "global",
+        }
+    }
+
+    #[test]
+    fn suppressed_events_count_deltas_and_exist_from_the_first_call() {
+        let mut m = Metrics::new(None).expect("metrics");
+        m.observe_events_suppressed(&ReasonCounts::<TestSuppressed>::default());
+        let text = m.render();
+        let series = |r: &str| format!("ksensor_events_suppressed_total{{reason=\"{r}\"}}");
+        assert_eq!(value(&text, &series("per_source")), Some(0.0));
+        assert_eq!(value(&text, &series("global")), Some(0.0));
+        let mut c = ReasonCounts::<TestSuppressed>::default();
+        c.add(TestSuppressed::A, 5);
+        m.observe_events_suppressed(&c);
+        c.add(TestSuppressed::A, 2);
+        c.add(TestSuppressed::B, 1);
+        m.observe_events_suppressed(&c);
+        m.observe_events_suppressed(&c);
+        let text = m.render();
+        assert_eq!(value(&text, &series("per_source")), Some(7.0));
+        assert_eq!(value(&text, &series("global")), Some(1.0));
     }
 
     #[test]
@@ -793,12 +1004,14 @@ mod tests {
         inv.apply(&third);
         observe(&mut m, &inv);
         assert_eq!(value(&m.render(), series), Some(3.0));
+        let text = m.render();
         assert_eq!(
             value(
                 &m.render(),
-                "ksensor_hosts{verdict=\"unmanaged-install\",sensor=\"s\"}"
+                "ksensor_hosts{certainty=\"likely\",product=\"kaspersky\",verdict=\"unmanaged-install\",sensor=\"s\"}"
             ),
-            Some(3.0)
+            Some(3.0),
+            "{text}"
         );
     }
 
@@ -824,7 +1037,10 @@ mod tests {
         assert!(!text.contains("host=\"10.1.0.4\""));
         assert!(text.contains("host=\"10.1.0.5\""));
         assert_eq!(
-            value(&text, "ksensor_hosts{verdict=\"unmanaged-install\"}"),
+            value(
+                &text,
+                "ksensor_hosts{certainty=\"likely\",product=\"kaspersky\",verdict=\"unmanaged-install\"}"
+            ),
             Some(f64::from(n))
         );
         // Only hosts that had a series and lost it count as evictions.

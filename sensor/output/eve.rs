@@ -551,6 +551,7 @@ impl<'a> EveRenderer<'a> {
                 client,
                 server,
                 reason,
+                ..
             } => {
                 let c = correlation?;
                 let mut rec = self.base(
@@ -575,6 +576,8 @@ impl<'a> EveRenderer<'a> {
                 server,
                 magic,
                 host,
+                rule,
+                ..
             } => {
                 let mut rec = self.base(
                     obs,
@@ -584,17 +587,14 @@ impl<'a> EveRenderer<'a> {
                     "update-payload",
                     "http-response-body",
                 );
-                if let Some(h) = host {
-                    rec.ksensor.name = Some(h.to_string());
-                    rec.ksensor.rule = self
-                        .rules
-                        .lookup(h)
-                        .map(|idx| rule_fields(self.rules, idx, None));
-                }
+                rec.ksensor.name = host.map(|h| h.to_string());
+                rec.ksensor.rule = rule.map(|idx| rule_fields(self.rules, idx, None));
                 rec.ksensor.magic = Some(magic_label(*magic));
                 Some(rec)
             }
-            Observation::KscContact { .. } => None,
+            Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => None,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::inventory::Correlation;
@@ -47,11 +48,16 @@ impl EventFormat {
     }
 }
 
-/// Writes events to a sink, one JSON object per line.
+/// Writes events to a sink, one JSON object per line, in either format. Each line is rendered
+/// whole first and handed to the sink with one `write_all`, so a buffered sink (a `BufWriter`)
+/// only ever passes whole lines to the file: a process that stops at any moment (a second
+/// SIGTERM during the drain exits at once) leaves no cut line behind.
 pub struct EventWriter {
     out: Box<dyn Write + Send>,
     inputs: Vec<String>,
     format: EventFormat,
+    /// The line being rendered (reused).
+    line: Vec<u8>,
     pub written: u64,
 }
 
@@ -77,12 +83,21 @@ fn rule_json(rules: &RuleSet, idx: RuleIdx, confidence_override: Option<&str>) -
     })
 }
 
+/// Renders `value` and its newline into `line` (cleared first).
+fn render_line(line: &mut Vec<u8>, value: &impl Serialize) -> io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, value)?;
+    line.push(b'\n');
+    Ok(())
+}
+
 impl EventWriter {
     pub fn new(out: Box<dyn Write + Send>, inputs: Vec<String>) -> Self {
         EventWriter {
             out,
             inputs,
             format: EventFormat::Native,
+            line: Vec::new(),
             written: 0,
         }
     }
@@ -93,31 +108,23 @@ impl EventWriter {
         self
     }
 
-    /// Whether the DNS responses to reported queries are events (EVE answer records); the
-    /// native format folds them into correlation only.
-    pub fn writes_dns_answers(&self) -> bool {
-        matches!(self.format, EventFormat::Eve(_))
-    }
-
-    fn write_eve(
-        &mut self,
-        source: EveSource,
-        rules: &RuleSet,
-        obs: &Observed,
-        correlation: Option<&Correlation>,
-    ) -> io::Result<()> {
-        let renderer = EveRenderer {
-            rules,
-            inputs: &self.inputs,
-            source,
-        };
-        let Some(record) = renderer.record(obs, correlation) else {
-            return Ok(());
-        };
-        serde_json::to_writer(&mut self.out, &record)?;
-        self.out.write_all(b"\n")?;
-        self.written += 1;
-        Ok(())
+    /// Whether `obs` is an event line in this writer's format. The collector asks this before
+    /// the rate limiter ([`crate::output::limit`]), so one place decides which observations
+    /// become lines and are admitted, whatever the format; the formats only render. Both write
+    /// names, update payloads and correlated nameless connections; EVE also writes the
+    /// response to each reported query (a `dns` answer record, as Suricata does), which the
+    /// native format folds into correlation only.
+    pub fn is_event(&self, obs: &Observed, correlation: Option<&Correlation>) -> bool {
+        match &obs.what {
+            Observation::Name(_) | Observation::UpdatePayload { .. } => true,
+            Observation::Nameless { .. } => correlation.is_some(),
+            Observation::DnsAnswer { dns, .. } => {
+                matches!(self.format, EventFormat::Eve(_)) && dns.is_some()
+            }
+            Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => false,
+        }
     }
 
     fn base(&self, obs: &Observed, kind: &str) -> Map<String, Value> {
@@ -143,14 +150,45 @@ impl EventWriter {
             .cloned()
             .unwrap_or_default();
         m.insert("input".into(), Value::String(input));
-        serde_json::to_writer(&mut self.out, &Value::Object(m))?;
-        self.out.write_all(b"\n")?;
+        self.write_line(&Value::Object(m))
+    }
+
+    /// Renders `value` and its newline into the line buffer, then writes the whole line at once.
+    fn write_line(&mut self, value: &Value) -> io::Result<()> {
+        render_line(&mut self.line, value)?;
+        self.write_rendered()
+    }
+
+    /// Writes the line in the buffer with one `write_all`.
+    fn write_rendered(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
     }
 
-    /// Writes the event for an observation, if it is one. `correlation` is what the inventory
-    /// found for a nameless connection.
+    /// Renders the EVE record of `obs` into the line buffer and writes it (see
+    /// [`EventWriter::write_line`]).
+    fn write_eve(
+        &mut self,
+        source: EveSource,
+        rules: &RuleSet,
+        obs: &Observed,
+        correlation: Option<&Correlation>,
+    ) -> io::Result<()> {
+        let renderer = EveRenderer {
+            rules,
+            inputs: &self.inputs,
+            source,
+        };
+        let Some(record) = renderer.record(obs, correlation) else {
+            return Ok(());
+        };
+        render_line(&mut self.line, &record)?;
+        self.write_rendered()
+    }
+
+    /// Writes the event line for an observation, if [`EventWriter::is_event`] says it is one.
+    /// `correlation` is what the inventory found for a nameless connection.
     pub fn write(
         &mut self,
         rules: &RuleSet,
@@ -181,6 +219,7 @@ impl EventWriter {
                 client,
                 server,
                 reason,
+                ..
             } => {
                 let Some(c) = correlation else { return Ok(()) };
                 let mut m = self.base(obs, "correlated");
@@ -206,20 +245,25 @@ impl EventWriter {
                 server,
                 magic,
                 host,
+                rule,
+                ..
             } => {
                 let mut m = self.base(obs, "update-payload");
                 if let Some(h) = host {
                     m.insert("name".into(), Value::String(h.to_string()));
-                    if let Some(idx) = rules.lookup(h) {
-                        m.insert("rule".into(), rule_json(rules, idx, None));
-                    }
+                }
+                if let Some(idx) = rule {
+                    m.insert("rule".into(), rule_json(rules, *idx, None));
                 }
                 m.insert("magic".into(), Value::String(magic_label(*magic).into()));
                 m.insert("client".into(), client_json(client, &obs.ctx));
                 m.insert("server".into(), server_json(server));
                 self.finish(obs, m)
             }
-            Observation::DnsAnswer { .. } | Observation::KscContact { .. } => Ok(()),
+            Observation::DnsAnswer { .. }
+            | Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => Ok(()),
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod describe;
 pub mod eve;
 pub mod events;
+pub mod limit;
 pub mod report;
 pub mod summary;
 

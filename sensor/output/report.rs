@@ -4,10 +4,19 @@
 //! renderers turn it into text. Nothing in a report depends on the wall clock, the machine or
 //! the number of workers, so the same inputs and rules give byte-identical reports.
 //!
-//! Memory: a report holds one small row per reported host (address, verdict, asset), not a copy
-//! of the host; renderers read each host from the inventory in turn, and the JSON report is
-//! streamed ([`JsonReport`] builds one host's object at a time), so writing a report costs about
-//! one host's worth of memory on top of the inventory, whatever the number of hosts.
+//! Memory: a report holds one small row per reported host (address, verdict, certainty,
+//! product, asset), not a copy of the host; renderers read each host from the inventory in
+//! turn (and decide it again: [`crate::inventory::verdict::decide`] is pure), and the JSON
+//! report is streamed ([`JsonReport`] builds one host's object at a time), so writing a report
+//! costs about one host's worth of memory on top of the inventory, whatever the number of
+//! hosts.
+//!
+//! Each host carries what its verdict rests on, so that the verdict can be recomputed from the
+//! JSON alone: per evidence entry its kind, rule, family, product class, confidence, whether it
+//! can support an install and whether it was seen directly, count, first/last and peer; per
+//! host its learned facts with their peers, its learned roles, whether it is internal, and its
+//! managers with their roles; and the decision: verdict, certainty, product, `managed_by` and
+//! one plain `reason` sentence (also in the Markdown and CSV).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,13 +28,16 @@ use serde_json::{json, Value};
 
 use crate::flow::WorkerCounters;
 use crate::inventory::assets::Assets;
-use crate::inventory::{Evidence, EvidenceKind, Inventory, Verdict};
+use crate::inventory::verdict::{Decision, HostSummary, Manager};
+use crate::inventory::{Certainty, Evidence, Fact, Host, Inventory, Product, Verdict};
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::rules::RuleSet;
 use crate::time::Timestamp;
 
-use super::describe::{describe_fact, magic_label};
+use super::describe::{
+    describe_fact, evidence_detail, evidence_group, evidence_origin, fact_label, reason,
+};
 use super::mac_string;
 
 /// What the report says about one input.
@@ -49,6 +61,8 @@ pub struct InputSummary {
 pub struct HostRow {
     pub ip: IpAddr,
     pub verdict: Verdict,
+    pub certainty: Option<Certainty>,
+    pub product: Option<Product>,
     pub asset_label: Option<String>,
     pub asset_role: Option<&'static str>,
 }
@@ -63,6 +77,17 @@ pub struct Report<'a> {
     pub assets: &'a Assets,
     pub caps: &'a [(&'static str, u64)],
     pub rows: Vec<HostRow>,
+    /// What happened to the event lines, when events were written ([`Report::with_events`]).
+    pub events: Option<EventsSummary>,
+}
+
+/// The event lines of a run: written, suppressed by the rate limits (`output::limit`), and the
+/// limits in force. Only in reports of runs that wrote events.
+#[derive(Clone, Debug)]
+pub struct EventsSummary {
+    pub written: u64,
+    pub limits: crate::output::limit::EventLimits,
+    pub counts: crate::output::limit::LimiterCounts,
 }
 
 fn ts(t: Option<Timestamp>) -> Value {
@@ -91,13 +116,15 @@ impl<'a> Report<'a> {
     ) -> Report<'a> {
         let mut rows: Vec<HostRow> = Vec::new();
         inventory.for_each_host(|host| {
-            let Some(verdict) = inventory.verdict(host, assets) else {
+            let Some((_, decision)) = inventory.decision(host, assets) else {
                 return;
             };
             let asset = assets.find(host.ip, host.macs().iter());
             rows.push(HostRow {
                 ip: host.ip,
-                verdict,
+                verdict: decision.verdict,
+                certainty: decision.certainty,
+                product: decision.product,
                 asset_label: asset.map(|a| a.label.clone()),
                 asset_role: asset.map(|a| a.role.label()),
             });
@@ -112,7 +139,14 @@ impl<'a> Report<'a> {
             assets,
             caps,
             rows,
+            events: None,
         }
+    }
+
+    /// Adds what happened to the event lines (a run that wrote events).
+    pub fn with_events(mut self, events: EventsSummary) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn time_range(&self) -> (Option<Timestamp>, Option<Timestamp>) {
@@ -121,14 +155,30 @@ impl<'a> Report<'a> {
         (first, last)
     }
 
+    /// A reported host with its summary and decision (`None` if it is gone or no longer
+    /// reported).
+    fn decided(&self, row: &HostRow) -> Option<(&'a Host, HostSummary, Decision)> {
+        let host = self.inventory.host(row.ip)?;
+        let (summary, decision) = self.inventory.decision(host, self.assets)?;
+        Some((host, summary, decision))
+    }
+
     /// The JSON object of one host (`None` if it is not in the inventory).
     fn host_json(&self, row: &HostRow) -> Option<Value> {
-        let h = self.inventory.host(row.ip)?;
+        let (h, summary, decision) = self.decided(row)?;
+        let names = self.inventory.names();
         let mut rule_counts: BTreeMap<&str, u64> = BTreeMap::new();
         let mut categories: Vec<&str> = Vec::new();
+        // `summary.evidence` is in the host's key order; reports list host-name order.
+        let classified: std::collections::HashMap<_, _> = h
+            .evidence()
+            .iter()
+            .zip(&summary.evidence)
+            .map(|(e, c)| (e.key, c))
+            .collect();
         let evidence: Vec<Value> = self
             .inventory
-            .evidence_in_order(&h)
+            .evidence_in_order(h)
             .into_iter()
             .map(|Evidence { key, stat }| {
                 let rule = key.rule.map(|r| self.rules.rule(r));
@@ -139,25 +189,20 @@ impl<'a> Report<'a> {
                         categories.push(cat);
                     }
                 }
-                let kind = match key.kind {
-                    EvidenceKind::Name(source) => source.kind().label(),
-                    EvidenceKind::Correlated(_) => "correlated",
-                    EvidenceKind::UpdatePayload(_) => "update-payload",
-                    EvidenceKind::KscContact => "ksc",
-                };
-                let detail = match key.kind {
-                    EvidenceKind::Correlated(reason) => Some(reason.label()),
-                    EvidenceKind::UpdatePayload(magic) => Some(magic_label(magic)),
-                    _ => None,
-                };
+                let class = classified.get(key);
                 json!({
-                    "kind": kind,
+                    "kind": evidence_group(key.kind),
                     "source": key.kind.label(),
-                    "detail": detail,
+                    "detail": evidence_detail(key.kind),
+                    "origin": evidence_origin(key.kind),
                     "name": key.name.and_then(|n| self.inventory.name(n)),
                     "rule": rule.map(|r| r.id.clone()),
                     "category": rule.map(|r| r.category.label()),
+                    "family": class.map(|c| c.family.label()),
+                    "product": class.map(|c| c.product.label()),
                     "confidence": stat.confidence.label(),
+                    "install": class.is_some_and(|c| c.install),
+                    "direct": class.is_some_and(|c| c.direct),
                     "peer": key.peer.map(|p| p.to_string()),
                     "count": stat.count,
                     "first": ts(Some(stat.first)),
@@ -167,15 +212,34 @@ impl<'a> Report<'a> {
             })
             .collect();
         categories.sort_unstable();
+        let r = &summary.roles;
+        let roles: Vec<&str> = [
+            (r.ksc_server, "ksc-server"),
+            (r.distribution_point, "distribution-point"),
+            (r.update_mirror, "update-mirror"),
+            (r.proxy, "proxy"),
+            (r.resolver, "resolver"),
+            (r.ksc_console, "ksc-console"),
+        ]
+        .into_iter()
+        .filter_map(|(on, label)| on.then_some(label))
+        .collect();
         Some(json!({
             "ip": h.ip.to_string(),
-            "verdict": row.verdict.label(),
+            "verdict": decision.verdict.label(),
+            "certainty": decision.certainty.map(Certainty::label),
+            "product": decision.product.map(Product::label),
+            "managed_by": decision.managed_by.iter().map(manager_json).collect::<Vec<_>>(),
+            "reason": reason(&summary, &decision, h),
+            "internal": summary.internal,
             "asset": row.asset_label.as_ref().map(|l| json!({"label": l, "role": row.asset_role})),
+            "roles": roles,
             "first_seen": ts(Some(h.first_seen)),
             "last_seen": ts(Some(h.last_seen)),
             "macs": h.macs().iter().map(mac_string).collect::<Vec<_>>(),
             "vlans": h.vlans(),
-            "learned": h.facts().iter().map(describe_fact).collect::<Vec<_>>(),
+            "dns_servers": h.dns_servers().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "learned": h.facts().iter().map(|f| fact_json(f, names)).collect::<Vec<_>>(),
             "rules": rule_counts,
             "categories": categories,
             "evidence": evidence,
@@ -189,11 +253,6 @@ impl<'a> Report<'a> {
             report: self,
             head: self.json_head(),
         }
-    }
-
-    /// The JSON report as one value (tests; it holds every host at once).
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self.to_json()).unwrap_or(Value::Null)
     }
 
     /// Everything in the JSON report but the hosts (`"hosts"` is a placeholder).
@@ -272,7 +331,12 @@ impl<'a> Report<'a> {
                 "detections_per_rule": per_rule,
                 "correlated_connections": inv.correlated_connections,
                 "update_payloads": inv.update_payloads,
-                "hosts_refused_by_cap": inv.hosts_refused,
+                "hosts_evicted_by_cap": inv.hosts_evicted,
+                "hosts_evicted_with_high_evidence": inv.hosts_evicted_high,
+                "group_addresses_ignored": inv.group_addresses_ignored,
+                "broadcast_addresses_refused_by_cap": inv.broadcast_addrs_refused,
+                "kaspersky_address_connections": inv.kaspersky_address_connections,
+                "diff_without_update_path": inv.diff_without_update_path,
                 "answered_addresses_evicted": inv.answered_addrs_evicted,
                 "names_refused_by_cap": inv.names_refused,
                 "evidence_refused_by_cap": inv.evidence_refused,
@@ -283,16 +347,34 @@ impl<'a> Report<'a> {
             "hosts": Value::Null,
         });
         match head {
-            Value::Object(map) => map,
+            Value::Object(mut map) => {
+                if let Some(e) = &self.events {
+                    map.insert(
+                        "events".into(),
+                        json!({
+                            "written": e.written,
+                            "suppressed": reasons(&e.counts.suppressed),
+                            "suppressed_total": e.counts.suppressed.total(),
+                            "limits": {
+                                "per_source_per_sec": e.limits.per_source,
+                                "global_per_sec": e.limits.global,
+                                "burst_secs": crate::output::limit::BURST_SECONDS,
+                            },
+                            "limiter_sources_evicted": e.counts.sources_evicted,
+                        }),
+                    );
+                }
+                map
+            }
             _ => serde_json::Map::new(),
         }
     }
 
     /// The CSV host table.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("ip,verdict,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence\n");
+        let mut out = String::from("ip,verdict,certainty,product,managed_by,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence,reason\n");
         for row in &self.rows {
-            let Some(h) = self.inventory.host(row.ip) else {
+            let Some((h, summary, decision)) = self.decided(row) else {
                 continue;
             };
             let mut rules: Vec<&str> = h
@@ -301,7 +383,6 @@ impl<'a> Report<'a> {
                 .filter_map(|e| e.key.rule)
                 .map(|r| self.rules.rule(r).id.as_str())
                 .collect();
-            rules.dedup();
             rules.sort_unstable();
             rules.dedup();
             let mut cats: Vec<&str> = h
@@ -315,6 +396,9 @@ impl<'a> Report<'a> {
             let fields = [
                 h.ip.to_string(),
                 row.verdict.label().to_string(),
+                row.certainty.map_or("", Certainty::label).to_string(),
+                row.product.map_or("", Product::label).to_string(),
+                managed_by_cell(&decision.managed_by),
                 row.asset_label.clone().unwrap_or_default(),
                 row.asset_role.unwrap_or("").to_string(),
                 h.first_seen.rfc3339_micros().to_string(),
@@ -332,6 +416,7 @@ impl<'a> Report<'a> {
                 rules.join(" "),
                 cats.join(" "),
                 h.strongest().map_or("", |c| c.label()).to_string(),
+                reason(&summary, &decision, h),
             ];
             let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             out.push_str(&line.join(","));
@@ -378,45 +463,52 @@ impl<'a> Report<'a> {
         if self.rows.is_empty() {
             let _ = writeln!(md, "No host showed Kaspersky evidence.");
         } else {
-            let _ = writeln!(md, "| verdict | host | asset | MACs | rules (count) | learned |\n|---|---|---|---|---|---|");
+            let _ = writeln!(md, "| verdict | certainty | product | host | asset | managed by | why |\n|---|---|---|---|---|---|---|");
             for row in &self.rows {
-                let Some(h) = self.inventory.host(row.ip) else {
+                let Some((h, summary, decision)) = self.decided(row) else {
                     continue;
                 };
-                let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
-                for e in h.evidence() {
-                    if let Some(r) = e.key.rule {
-                        *rules.entry(self.rules.rule(r).id.as_str()).or_insert(0) += e.stat.count;
-                    }
-                }
-                let rules: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-                let learned: Vec<String> = h.facts().iter().map(describe_fact).collect();
                 let _ = writeln!(
                     md,
-                    "| **{}** | {} | {} | {} | {} | {} |",
+                    "| **{}** | {} | {} | {} | {} | {} | {} |",
                     row.verdict.label(),
+                    row.certainty.map_or("-", Certainty::label),
+                    row.product.map_or("-", Product::label),
                     h.ip,
                     md_cell(row.asset_label.as_deref().unwrap_or("-")),
-                    h.macs()
-                        .iter()
-                        .map(mac_string)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    md_cell(&rules.join(", ")),
-                    md_cell(&learned.join("; ")),
+                    md_cell(&managed_by_cell(&decision.managed_by)),
+                    md_cell(&reason(&summary, &decision, h)),
                 );
             }
             let _ = writeln!(md, "\n## Evidence per host\n");
+            let names = self.inventory.names();
             for row in &self.rows {
-                let Some(h) = self.inventory.host(row.ip) else {
+                let Some((h, summary, _)) = self.decided(row) else {
                     continue;
                 };
                 let _ = writeln!(md, "### {} — {}\n", h.ip, row.verdict.label());
-                if row.verdict == Verdict::Resolver {
-                    let _ = writeln!(md, "Lookups below were made by this resolver: someone behind it looked up these names.\n");
+                match row.verdict {
+                    Verdict::Resolver => {
+                        let _ = writeln!(md, "Lookups below were made by this resolver: someone behind it looked up these names.\n");
+                    }
+                    Verdict::Proxy => {
+                        let _ = writeln!(md, "Traffic below was sent by this proxy: its clients asked for these names.\n");
+                    }
+                    _ => {}
                 }
-                let _ = writeln!(md, "| kind | name | rule | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|");
-                for Evidence { key: k, stat: s } in self.inventory.evidence_in_order(&h) {
+                let learned: Vec<String> =
+                    h.facts().iter().map(|f| describe_fact(f, names)).collect();
+                if !learned.is_empty() {
+                    let _ = writeln!(md, "Learned: {}.\n", md_cell(&learned.join("; ")));
+                }
+                let classified: std::collections::HashMap<_, _> = h
+                    .evidence()
+                    .iter()
+                    .zip(&summary.evidence)
+                    .map(|(e, c)| (e.key, c))
+                    .collect();
+                let _ = writeln!(md, "| kind | name | rule | family | product | install | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|---|---|---|");
+                for Evidence { key: k, stat: s } in self.inventory.evidence_in_order(h) {
                     let rule = k
                         .rule
                         .map(|r| self.rules.rule(r).id.as_str())
@@ -432,12 +524,20 @@ impl<'a> Report<'a> {
                         .get(usize::from(k.input))
                         .map(|i| i.name.as_str())
                         .unwrap_or("");
+                    let class = classified.get(k);
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         k.kind.label(),
                         md_cell(&name),
                         rule,
+                        class.map_or("-", |c| c.family.label()),
+                        class.map_or("-", |c| c.product.label()),
+                        if class.is_some_and(|c| c.install) {
+                            "yes"
+                        } else {
+                            "no"
+                        },
                         s.confidence.label(),
                         s.count,
                         s.first.rfc3339_micros(),
@@ -466,6 +566,12 @@ impl<'a> Report<'a> {
             "| detections | {} |",
             self.inventory.counters.detections
         );
+        if let Some(e) = &self.events {
+            let _ = writeln!(md, "| event lines written | {} |", e.written);
+            for (label, n) in e.counts.suppressed.iter() {
+                let _ = writeln!(md, "| event lines suppressed: {label} | {n} |");
+            }
+        }
         md
     }
 }
@@ -518,4 +624,49 @@ fn csv_field(s: &str) -> String {
 
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A manager in the JSON report.
+fn manager_json(m: &Manager) -> Value {
+    json!({
+        "address": m.address.map(|a| a.to_string()),
+        "cloud_console": m.cloud_console.as_deref(),
+        "link": m.link.label(),
+        "inventory_role": m.asset_role.map(|r| r.label()),
+        "learned_role": m.learned.map(Verdict::label),
+        "internal": m.internal,
+    })
+}
+
+/// How `managed_by` is written in one cell (Markdown, CSV): addresses, or `cloud-console:NAME`.
+pub fn managed_by_cell(managers: &[Manager]) -> String {
+    managers
+        .iter()
+        .map(|m| match (&m.cloud_console, m.address) {
+            (Some(name), _) => format!("cloud-console:{name}"),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => "?".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A learned fact in the JSON report: its kind, its peer and port where it has them, and the
+/// sentence.
+fn fact_json(fact: &Fact, names: &crate::inventory::NameTable) -> Value {
+    let port = match *fact {
+        Fact::KscSessionTo { port, .. } | Fact::KscSessionFrom { port, .. } => Some(port),
+        _ => None,
+    };
+    let name = match *fact {
+        Fact::CloudConsole { name } => names.name(name),
+        _ => None,
+    };
+    json!({
+        "fact": fact_label(fact),
+        "peer": fact.peer().map(|p| p.to_string()),
+        "port": port,
+        "name": name,
+        "text": describe_fact(fact, names),
+    })
 }

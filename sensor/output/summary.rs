@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::proto::NameKind;
 
+use super::describe::fact_label;
 use super::report::Report;
 
 /// Renders the summary table.
@@ -39,14 +40,25 @@ pub fn render(report: &Report<'_>) -> String {
         names.join(", "),
         report.inventory.counters.detections
     );
+    if let Some(e) = report.events.as_ref() {
+        let suppressed = e.counts.suppressed.total();
+        if suppressed > 0 {
+            let _ = writeln!(
+                s,
+                "event lines: {} written, {suppressed} suppressed by the rate limits \
+                 (every detection is still in the report)",
+                e.written
+            );
+        }
+    }
     if report.rows.is_empty() {
         let _ = writeln!(s, "\nNo host showed Kaspersky evidence.");
         return s;
     }
     let _ = writeln!(
         s,
-        "\n{:<18} {:<40} {:>6}  RULES (OR EVIDENCE)",
-        "VERDICT", "HOST", "COUNT"
+        "\n{:<26} {:<9} {:<9} {:<40} {:>6}  RULES (OR EVIDENCE)",
+        "VERDICT", "CERTAINTY", "PRODUCT", "HOST", "COUNT"
     );
     for row in &report.rows {
         let Some(h) = report.inventory.host(row.ip) else {
@@ -59,10 +71,10 @@ pub fn render(report: &Report<'_>) -> String {
             .map(|r| report.rules.rule(r).id.as_str())
             .collect();
         if rules.is_empty() {
-            // Content-level evidence (agent ports, update files) or what the host serves.
+            // Content-level evidence (KSC sessions, update files) or what the host serves.
             rules = h.evidence().iter().map(|e| e.key.kind.label()).collect();
             if rules.is_empty() {
-                rules = h.facts().iter().map(fact_kind).collect();
+                rules = h.facts().iter().map(fact_label).collect();
             }
         }
         rules.sort_unstable();
@@ -74,28 +86,16 @@ pub fn render(report: &Report<'_>) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<18} {:<40} {:>6}  {}",
+            "{:<26} {:<9} {:<9} {:<40} {:>6}  {}",
             row.verdict.label(),
+            row.certainty.map_or("-", |c| c.label()),
+            row.product.map_or("-", |p| p.label()),
             host,
             count,
             rules.join(" ")
         );
     }
     s
-}
-
-/// A short tag for a learned fact.
-fn fact_kind(fact: &crate::inventory::Fact) -> &'static str {
-    use crate::inventory::Fact;
-    match fact {
-        Fact::KscAgentOf { .. } => "talks-to-ksc",
-        Fact::KscServerFor { .. } => "serves-ksc-agents",
-        Fact::ServedUpdate { .. } => "serves-update-files",
-        Fact::UpdatedFromMirror { .. } => "updates-from-mirror",
-        Fact::ForwardedFor { .. } => "forwards-lookups",
-        Fact::AnsweredClients { .. } => "answers-clients",
-        Fact::QueriedPublicResolver { .. } => "uses-public-resolver",
-    }
 }
 
 fn short(hash: &str) -> &str {

@@ -6,6 +6,11 @@
 //! inventory and the event writer. So events and reports are the same for any number of
 //! workers. Pending observations are bounded by the batches in flight.
 //!
+//! Event lines pass the rate limits ([`crate::output::limit`]) after the inventory has taken
+//! the observation: a suppressed line is counted, and the detection stays in the inventory.
+//! The limits run on capture time in capture order, so they too give the same events for any
+//! number of workers.
+//!
 //! Rule reload: observations name rules by index in the set their worker used; results made
 //! with another set than the inventory's are remapped by rule id on arrival
 //! ([`Collector::offer_from`]), so evidence never points at the wrong rule.
@@ -16,6 +21,7 @@ use std::sync::Arc;
 use crate::inventory::{Inventory, RuleRemap};
 use crate::observation::{Observation, Observed};
 use crate::output::events::EventWriter;
+use crate::output::limit::{event_source, EventLimiter, EventLimits, LimiterCounts};
 use crate::rules::RuleSet;
 
 /// Applies observations to the inventory and writes events.
@@ -29,6 +35,8 @@ pub struct Collector {
     pub event_error: Option<io::Error>,
     /// Events written.
     pub events_written: u64,
+    /// Decides which event lines are written (rate limits).
+    limiter: EventLimiter,
     /// The last remap used for results made with an older rule set: (from, to, remap).
     remap: Option<(Arc<RuleSet>, Arc<RuleSet>, RuleRemap)>,
 }
@@ -47,9 +55,13 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             }
             None => false,
         },
+        Observation::UpdateRequest { rule, .. } | Observation::UpdatePayload { rule, .. } => {
+            *rule = rule.and_then(|r| remap.get(r));
+            true
+        }
         Observation::Nameless { .. }
-        | Observation::KscContact { .. }
-        | Observation::UpdatePayload { .. } => true,
+        | Observation::KscSession { .. }
+        | Observation::KscDatagram { .. } => true,
     }
 }
 
@@ -62,8 +74,20 @@ impl Collector {
             pending: Vec::new(),
             event_error: None,
             events_written: 0,
+            limiter: EventLimiter::new(EventLimits::default()),
             remap: None,
         }
+    }
+
+    /// Limits event lines to `limits` instead of the defaults.
+    pub fn with_event_limits(mut self, limits: EventLimits) -> Self {
+        self.limiter = EventLimiter::new(limits);
+        self
+    }
+
+    /// Event lines suppressed by the rate limits, and the limiter's table evictions.
+    pub fn event_limits(&self) -> &LimiterCounts {
+        &self.limiter.counts
     }
 
     /// Like [`Collector::offer`], for observations whose rule indexes refer to `rules`.
@@ -130,23 +154,23 @@ impl Collector {
     /// Applies one observation directly (single-worker runs, already in order).
     pub fn apply(&mut self, obs: &Observed) {
         let correlation = self.inventory.apply(obs);
-        let wants_event = match &obs.what {
-            Observation::Nameless { .. } => correlation.is_some(),
-            Observation::DnsAnswer { .. } => self
-                .events
-                .as_ref()
-                .is_some_and(EventWriter::writes_dns_answers),
-            Observation::KscContact { .. } => false,
-            Observation::Name(_) | Observation::UpdatePayload { .. } => true,
-        };
-        if !wants_event || self.event_error.is_some() {
+        if self.event_error.is_some() {
             return;
         }
-        if let Some(events) = &mut self.events {
-            match events.write(self.inventory.rules(), obs, correlation.as_ref()) {
-                Ok(()) => self.events_written = events.written,
-                Err(e) => self.event_error = Some(e),
-            }
+        let Some(events) = &mut self.events else {
+            return;
+        };
+        // Which observations are lines is the writer's to say (its format decides); whether a
+        // line is written is the limiter's, for every format alike.
+        if !events.is_event(obs, correlation.as_ref()) {
+            return;
+        }
+        if !self.limiter.admit(event_source(obs), obs.ctx.ts) {
+            return;
+        }
+        match events.write(self.inventory.rules(), obs, correlation.as_ref()) {
+            Ok(()) => self.events_written = events.written,
+            Err(e) => self.event_error = Some(e),
         }
     }
 
@@ -207,6 +231,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                qtype: None,
                 dns: None,
             }),
         }
@@ -248,7 +273,6 @@ mod tests {
             .host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)))
             .expect("host");
         let rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
-        drop(host);
         assert_eq!(rule_keys, vec![Some(RuleIdx(0))]);
 
         // A worker still on the old set reports "b" (old index 1) and "a" (old index 0).
@@ -291,6 +315,41 @@ mod tests {
         c.set_rules(new);
         c.offer(1, &mut Vec::new(), 5);
         assert_eq!(c.inventory.per_rule.get(&RuleIdx(0)), Some(&1));
+    }
+
+    #[test]
+    fn reload_remaps_the_rule_of_update_payloads() {
+        let old = rules(&["a", "b"]);
+        let new = rules(&["b"]);
+        let mut c = Collector::new(Inventory::new(new.clone()), None, 1);
+        let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5));
+        let payload = |packet: u64, host: &str, rule: u32| {
+            let mut obs = sighting(packet, host, None);
+            obs.what = Observation::UpdatePayload {
+                client: Endpoint {
+                    ip: client,
+                    port: 40_000,
+                },
+                server: Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+                    port: 80,
+                },
+                magic: crate::proto::update::UpdateMagic::Klzf,
+                host: Some(HostName::parse(host.as_bytes()).expect("name")),
+                rule: Some(RuleIdx(rule)),
+                path: None,
+                kaspersky_space: false,
+            };
+            obs
+        };
+        // Made with the old set: "b" is index 1 there and 0 in the new set; "a" is gone.
+        let mut late = vec![payload(0, "x.b.example", 1), payload(1, "y.a.example", 0)];
+        c.offer_from(&old, 0, &mut late, 2);
+        c.finish();
+        let host = c.inventory.host(client).expect("host");
+        let mut rule_keys: Vec<_> = host.evidence().iter().map(|e| e.key.rule).collect();
+        rule_keys.sort();
+        assert_eq!(rule_keys, vec![None, Some(RuleIdx(0))]);
     }
 
     #[test]

@@ -46,6 +46,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use crate::capture::segmented::SegmentedPcap;
 use crate::capture::{Chunk, PacketMeta};
 use crate::decode;
+use crate::flow::budget::ReassemblyBudget;
 use crate::flow::table::worker_for_bits;
 use crate::flow::{FlowGauges, WorkerCounters};
 use crate::observation::Observed;
@@ -67,6 +68,52 @@ pub const QUEUE_DEPTH: usize = 8;
 /// scraped every few seconds, rare enough that the allocation of a fresh counter set is noise.
 pub const COUNTER_PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Most worker threads. Each worker may hold, at its caps, about 32 MiB of flow state
+/// (`flow::MAX_FLOWS_PER_WORKER` flows), 8 MiB of queued batches (`QUEUE_DEPTH` ×
+/// `BATCH_BYTES`) and 4 MiB of IP fragments, about 50 MiB in all: 64 workers stay within the
+/// systemd unit's `MemoryMax=4G` (`deploy/ksensor.service`) with the reassembly budget on top,
+/// and more threads than that buy nothing on a capture host. `--workers 100000` is a typo.
+pub const MAX_WORKERS: usize = 64;
+/// Most flows per worker accepted by `--max-flows`: 16 M flows of about 500 bytes is 8 GiB for
+/// one worker, more than any sensor has to give; a larger value is a typo.
+pub const MAX_FLOWS_SETTING: usize = 1 << 24;
+/// Largest `--reassembly-memory`: 64 GiB, more than a sensor has; a larger value is a typo.
+pub const MAX_REASSEMBLY_BYTES: usize = 1 << 36;
+
+/// Worker threads when none are asked for: the machine's cores, at most [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+}
+
+/// Checks the numbers a pipeline is set up with (flags or config keys): one line naming the
+/// flag when one is out of its range.
+pub fn check_settings(
+    workers: usize,
+    max_flows: usize,
+    reassembly_bytes: usize,
+) -> Result<(), String> {
+    use crate::flow::budget::MIN_REASSEMBLY_BYTES;
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(format!(
+            "--workers must be 1..={MAX_WORKERS}, not {workers}"
+        ));
+    }
+    if max_flows == 0 || max_flows > MAX_FLOWS_SETTING {
+        return Err(format!(
+            "--max-flows must be 1..={MAX_FLOWS_SETTING}, not {max_flows}"
+        ));
+    }
+    if !(MIN_REASSEMBLY_BYTES..=MAX_REASSEMBLY_BYTES).contains(&reassembly_bytes) {
+        return Err(format!(
+            "--reassembly-memory must be {MIN_REASSEMBLY_BYTES}..={MAX_REASSEMBLY_BYTES} bytes, \
+             not {reassembly_bytes}"
+        ));
+    }
+    Ok(())
+}
+
 /// How the pipeline is set up.
 #[derive(Clone)]
 pub struct PipelineConfig {
@@ -74,6 +121,8 @@ pub struct PipelineConfig {
     pub rules: Arc<RuleSet>,
     pub all_names: bool,
     pub max_flows_per_worker: usize,
+    /// Bytes all workers' stream buffers may hold together ([`ReassemblyBudget`]).
+    pub reassembly_bytes: usize,
     /// DNS observations carry the message they came from ([`crate::observation::DnsFacts`]):
     /// the EVE events need it; without them the copy is not made.
     pub dns_facts: bool,
@@ -252,6 +301,8 @@ pub struct Pipeline {
     published: WorkerCounters,
     /// Latest gauges of each threaded worker.
     gauges: Vec<FlowGauges>,
+    /// The reassembly budget the workers share.
+    budget: Arc<ReassemblyBudget>,
 }
 
 /// Applies one worker result: counters, gauges, observations.
@@ -358,11 +409,13 @@ fn worker_loop(mut thread: WorkerThread, work: Receiver<Work>) -> WorkerCounters
 impl Pipeline {
     pub fn new(config: &PipelineConfig, collector: Collector) -> Pipeline {
         let workers = config.workers.max(1);
+        let budget = ReassemblyBudget::new(config.reassembly_bytes, workers);
         let make_worker = || {
-            Worker::new(
+            Worker::with_budget(
                 config.rules.clone(),
                 config.all_names,
                 config.max_flows_per_worker,
+                budget.worker(),
             )
             .with_dns_facts(config.dns_facts)
         };
@@ -386,6 +439,9 @@ impl Pipeline {
                     results: results_tx.clone(),
                     last_publish: Instant::now(),
                 };
+                // Spawning fails only when the system refuses a thread at start-up (no input has
+                // been read yet); the run cannot go on without its workers.
+                #[allow(clippy::expect_used)]
                 let handle = std::thread::Builder::new()
                     .name(format!("ksensor-worker-{index}"))
                     .spawn(move || worker_loop(thread, rx))
@@ -407,7 +463,13 @@ impl Pipeline {
             collector,
             published: WorkerCounters::default(),
             gauges: vec![FlowGauges::default(); workers],
+            budget,
         }
+    }
+
+    /// The reassembly budget the workers share (its total, and what is held now).
+    pub fn reassembly_budget(&self) -> &ReassemblyBudget {
+        &self.budget
     }
 
     /// Counters published since the last call (live metrics). Whatever is not taken here is
@@ -440,6 +502,7 @@ impl Pipeline {
             sum.buffered_fragment_bytes = sum
                 .buffered_fragment_bytes
                 .saturating_add(g.buffered_fragment_bytes);
+            sum.reassembly_bytes = sum.reassembly_bytes.saturating_add(g.reassembly_bytes);
         };
         match &self.mode {
             Mode::Inline { worker, .. } => add(worker.gauges()),

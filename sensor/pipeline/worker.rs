@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::capture::PacketMeta;
 use crate::decode::{self, PacketCounters};
+use crate::flow::budget::WorkerBudget;
 use crate::flow::emit::{Emitter, NameCounters};
 use crate::flow::{FlowEngine, FlowGauges, WorkerCounters};
 use crate::observation::{Observed, PacketContext};
@@ -38,12 +39,27 @@ impl Worker {
         self
     }
 
+    /// A worker with a reassembly budget of its own (see [`FlowEngine::new`]).
     pub fn new(rules: Arc<RuleSet>, all_names: bool, max_flows: usize) -> Self {
+        Self::with_flow(rules, all_names, FlowEngine::new(max_flows))
+    }
+
+    /// A worker whose stream buffers are paid for from `budget` (a pipeline's shared budget).
+    pub fn with_budget(
+        rules: Arc<RuleSet>,
+        all_names: bool,
+        max_flows: usize,
+        budget: WorkerBudget,
+    ) -> Self {
+        Self::with_flow(rules, all_names, FlowEngine::with_budget(max_flows, budget))
+    }
+
+    fn with_flow(rules: Arc<RuleSet>, all_names: bool, flow: FlowEngine) -> Self {
         Worker {
             rules,
             all_names,
             dns_facts: false,
-            flow: FlowEngine::new(max_flows),
+            flow,
             packets: PacketCounters::default(),
             names: NameCounters::default(),
             out: Vec::new(),
@@ -139,11 +155,6 @@ impl Worker {
     /// Observations since the last call, in packet order.
     pub fn take_observations(&mut self) -> Vec<Observed> {
         std::mem::take(&mut self.out)
-    }
-
-    /// Moves the observations into `into` (keeps this worker's buffer capacity).
-    pub fn drain_observations_into(&mut self, into: &mut Vec<Observed>) {
-        into.append(&mut self.out);
     }
 
     /// Counters since the last call.

@@ -47,11 +47,6 @@ use super::tls::{self, ClientHelloOutcome};
 /// Longest connection ID in QUIC v1 and v2 (RFC 9000 §17.2).
 pub const MAX_CID_LEN: usize = 20;
 
-/// Client Initial datagrams are padded to at least this size (RFC 9000 §14.1). A hint for
-/// callers only: nothing here requires it (a capture may hold shorter ones, and coalesced
-/// packets after the first are smaller).
-pub const MIN_CLIENT_INITIAL_DATAGRAM: usize = 1200;
-
 /// Coalesced packets walked in one datagram (RFC 9000 §12.2). A datagram holds at most one
 /// packet per long-header type plus a short-header one; 8 allows for padding-like junk packets
 /// and bounds the work per datagram.

@@ -79,7 +79,7 @@ const RECORD_HEADER_LEN: usize = 5;
 const HANDSHAKE_HEADER_LEN: usize = 4;
 /// Most records one ClientHello can span: records are never empty (RFC 8446 §5.1 forbids
 /// zero-length handshake fragments), so the worst legal split is one byte per record.
-const MAX_RECORDS_PER_CLIENT_HELLO: usize = HANDSHAKE_HEADER_LEN + MAX_CLIENT_HELLO_LEN;
+pub const MAX_RECORDS_PER_CLIENT_HELLO: usize = HANDSHAKE_HEADER_LEN + MAX_CLIENT_HELLO_LEN;
 /// Extension header: extension_type (2), extension_data length (2). RFC 8446 §4.2.
 const EXTENSION_HEADER_LEN: usize = 4;
 /// Most extensions that fit in a capped ClientHello (each takes at least its header); one more
@@ -408,58 +408,24 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Second, independent implementation on top of the `tls-parser` crate, for tests, fuzzing and
-/// benchmarks: the server name of the ClientHello at the start of `stream`, if it is complete
-/// and names a valid, non-numeric host. Allocates; not for the hot path.
-pub fn sni_via_tls_parser(stream: &[u8]) -> Option<HostName> {
-    use tls_parser::{
-        parse_tls_message_handshake, parse_tls_plaintext, parse_tls_raw_record, TlsMessage,
-        TlsMessageHandshake, TlsRecordType,
-    };
-    // One record holding the whole hello. Only the first ClientHello counts, as in the walker.
-    if let Ok((_, plaintext)) = parse_tls_plaintext(stream) {
-        let hello = plaintext.msg.iter().find_map(|message| match message {
-            TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)) => Some(hello),
-            _ => None,
-        })?;
-        return host_name_via_tls_parser(hello.ext?);
-    }
-    // A hello spanning records: concatenate the fragments and retry after each record.
-    let mut handshake = Vec::new();
-    let mut rest = stream;
-    for _ in 0..MAX_RECORDS_PER_CLIENT_HELLO {
-        let (next, record) = parse_tls_raw_record(rest).ok()?;
-        if record.hdr.record_type != TlsRecordType::Handshake {
-            return None;
-        }
-        handshake.extend_from_slice(record.data);
-        match parse_tls_message_handshake(&handshake) {
-            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)))) => {
-                return host_name_via_tls_parser(hello.ext?);
-            }
-            Err(tls_parser::Err::Incomplete(_)) => rest = next,
-            _ => return None,
-        }
-    }
-    None
-}
-
-fn host_name_via_tls_parser(extensions: &[u8]) -> Option<HostName> {
-    use tls_parser::{parse_tls_extensions, SNIType, TlsExtension};
-    let (_, extensions) = parse_tls_extensions(extensions).ok()?;
-    extensions.iter().find_map(|extension| match extension {
-        TlsExtension::SNI(names) => names
-            .iter()
-            .find(|(kind, _)| *kind == SNIType::HostName)
-            .and_then(|(_, raw)| HostName::parse(raw).ok())
-            .filter(|name| !is_numeric_host(name)),
-        _ => None,
-    })
-}
+/// The tls-parser reading the tests hold the walker to (a dev-dependency, shared with the fuzz
+/// target and the benchmark).
+#[cfg(test)]
+#[path = "../../tests/oracles/tls_sni.rs"]
+mod oracle;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server name tls-parser finds (the oracle), by the walker's rules for a name.
+    fn sni_via_tls_parser(stream: &[u8]) -> Option<HostName> {
+        oracle::sni(stream, MAX_RECORDS_PER_CLIENT_HELLO, |raw| {
+            HostName::parse(raw)
+                .ok()
+                .filter(|n| !oracle::numeric(n.as_bytes()))
+        })
+    }
 
     const DS: &[u8] = include_bytes!("testdata/tls13_ds_kaspersky.bin");
     const FFDHE8192: &[u8] = include_bytes!("testdata/tls13_ffdhe8192_ds_kaspersky.bin");

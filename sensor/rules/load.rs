@@ -1,4 +1,4 @@
-//! Reading and validating rule files, and building the name index.
+//! Reading and validating rule files, and building the name and address indexes.
 //!
 //! Input: paths or (origin, text) pairs. Output: a [`RuleSet`] or the first [`RuleError`].
 //! Rule files are operator input, read once at start or reload, never on the packet path; the
@@ -13,19 +13,23 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::network::{IpPrefix, NetHit, NetworkIndex, NetworkUse, Pending};
 use super::pattern::{self, NameMatch};
 use super::{
-    Category, CompiledPattern, Confidence, Entry, Hit, Rule, RuleError, RuleErrorKind, RuleFile,
-    RuleIdx, RuleSet, MAX_MATCHES_PER_RULE, MAX_PATTERNS_PER_SUFFIX, MAX_RULES, MAX_RULE_FILES,
+    Category, CompiledPattern, Confidence, Entry, Hit, Network, ProductClass, Rule, RuleError,
+    RuleErrorKind, RuleFile, RuleIdx, RuleSet, MAX_MATCHES_PER_RULE, MAX_NETWORKS,
+    MAX_PATTERNS_PER_SUFFIX, MAX_PREFIXES, MAX_PREFIXES_PER_NETWORK, MAX_RULES, MAX_RULE_FILES,
     MAX_RULE_FILE_BYTES, MAX_RULE_ID_LEN,
 };
 
-/// A rule file: only `[[rule]]` tables.
+/// A rule file: `[[rule]]` and `[[network]]` tables.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    network: Vec<RawNetwork>,
 }
 
 /// One `[[rule]]` table as written; values are checked by [`Builder::add_rule`].
@@ -37,7 +41,21 @@ struct RawRule {
     matches: Spanned<Vec<Spanned<String>>>,
     category: Spanned<String>,
     confidence: Spanned<String>,
+    product: Spanned<String>,
     source: Spanned<String>,
+}
+
+/// One `[[network]]` table as written; values are checked by [`Builder::add_network`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    id: Spanned<String>,
+    asn: Spanned<i64>,
+    prefixes: Spanned<Vec<Spanned<String>>>,
+    #[serde(rename = "use")]
+    use_: Spanned<String>,
+    source: Spanned<String>,
+    retrieved: Spanned<String>,
 }
 
 /// Byte offset → 1-based line, by binary search over the newline offsets of one text.
@@ -58,7 +76,8 @@ impl Lines {
     }
 }
 
-/// Where a rule or match string was first defined, for duplicate messages.
+/// Where a rule, network, match string or prefix was first defined, for duplicate messages.
+/// `rule` is the index of the rule (or network) in its own list.
 #[derive(Clone, Copy)]
 struct Defined {
     rule: u32,
@@ -69,20 +88,30 @@ struct Defined {
 struct Builder {
     /// [`MAX_RULES`], lowered by tests so that the cap check runs without 100 000 rules.
     max_rules: usize,
+    /// [`MAX_PREFIXES`], lowered by tests likewise.
+    max_prefixes: usize,
     rules: Vec<Rule>,
+    networks: Vec<Network>,
+    prefix_count: usize,
     files: Vec<RuleFile>,
+    /// Rule and network ids share one namespace: both are metric labels and report keys.
     ids: HashMap<String, Defined>,
     matches: HashMap<NameMatch, Defined>,
+    prefixes: HashMap<IpPrefix, Defined>,
 }
 
 impl Default for Builder {
     fn default() -> Builder {
         Builder {
             max_rules: MAX_RULES,
+            max_prefixes: MAX_PREFIXES,
             rules: Vec::new(),
+            networks: Vec::new(),
+            prefix_count: 0,
             files: Vec::new(),
             ids: HashMap::new(),
             matches: HashMap::new(),
+            prefixes: HashMap::new(),
         }
     }
 }
@@ -137,8 +166,18 @@ pub(super) fn parse_sources_capped(
     sources: &[(&str, &str)],
     max_rules: usize,
 ) -> Result<RuleSet, RuleError> {
+    parse_sources_with_caps(sources, max_rules, MAX_PREFIXES)
+}
+
+/// [`parse_sources`] with lower rule and prefix caps (each at most the real cap).
+pub(super) fn parse_sources_with_caps(
+    sources: &[(&str, &str)],
+    max_rules: usize,
+    max_prefixes: usize,
+) -> Result<RuleSet, RuleError> {
     let mut builder = Builder {
         max_rules: max_rules.min(MAX_RULES),
+        max_prefixes: max_prefixes.min(MAX_PREFIXES),
         ..Builder::default()
     };
     for (origin, text) in sources {
@@ -196,7 +235,12 @@ fn read_rule_file(path: &Path, origin: &str) -> Result<String, RuleError> {
 }
 
 fn io_error(origin: &str, e: &std::io::Error) -> RuleError {
-    error(RuleErrorKind::Io, origin, None, format!("cannot read: {e}"))
+    error(
+        RuleErrorKind::Io,
+        origin,
+        None,
+        format!("cannot read: {}", crate::fs_error::describe(e)),
+    )
 }
 
 fn error(kind: RuleErrorKind, origin: &str, line: Option<u32>, message: String) -> RuleError {
@@ -241,6 +285,34 @@ impl Builder {
         for raw_rule in raw.rule {
             self.add_rule(origin, &lines, file, raw_rule)?;
         }
+        for raw_network in raw.network {
+            self.add_network(origin, &lines, file, raw_network)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the id of a `what` ("rule" or "network"): charset, length, and uniqueness
+    /// across rules and networks.
+    fn check_new_id(
+        &self,
+        what: &str,
+        origin: &str,
+        file: u32,
+        id: &str,
+        id_line: u32,
+    ) -> Result<(), RuleError> {
+        check_id(what, id).map_err(|m| error(RuleErrorKind::BadId, origin, Some(id_line), m))?;
+        if let Some(first) = self.ids.get(id) {
+            return Err(error(
+                RuleErrorKind::DuplicateId,
+                origin,
+                Some(id_line),
+                format!(
+                    "duplicate {what} id {id:?} (first defined at {})",
+                    self.place(file, *first)
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -275,18 +347,7 @@ impl Builder {
                 format!("more than {} rules", self.max_rules),
             ));
         }
-        check_id(id).map_err(|m| error(RuleErrorKind::BadId, origin, Some(id_line), m))?;
-        if let Some(first) = self.ids.get(id) {
-            return Err(error(
-                RuleErrorKind::DuplicateId,
-                origin,
-                Some(id_line),
-                format!(
-                    "duplicate rule id {id:?} (first defined at {})",
-                    self.place(file, *first)
-                ),
-            ));
-        }
+        self.check_new_id("rule", origin, file, id, id_line)?;
         let category = Category::from_label(raw.category.get_ref()).ok_or_else(|| {
             let expected: Vec<&str> = Category::ALL.iter().map(|c| c.label()).collect();
             error(
@@ -308,6 +369,19 @@ impl Builder {
                 format!(
                     "unknown confidence {:?} (expected high, medium or low)",
                     raw.confidence.get_ref()
+                ),
+            )
+        })?;
+        let product = ProductClass::from_label(raw.product.get_ref()).ok_or_else(|| {
+            let expected: Vec<&str> = ProductClass::ALL.iter().map(|p| p.label()).collect();
+            error(
+                RuleErrorKind::UnknownProduct,
+                origin,
+                at(raw.product.span()),
+                format!(
+                    "unknown product {:?} (expected one of {})",
+                    raw.product.get_ref(),
+                    expected.join(", ")
                 ),
             )
         })?;
@@ -379,8 +453,152 @@ impl Builder {
             id: id.to_owned(),
             category,
             confidence,
+            product,
             source: raw.source.into_inner(),
             matches,
+            file,
+            line: id_line,
+        });
+        Ok(())
+    }
+
+    fn add_network(
+        &mut self,
+        origin: &str,
+        lines: &Lines,
+        file: u32,
+        raw: RawNetwork,
+    ) -> Result<(), RuleError> {
+        let at = |span: std::ops::Range<usize>| Some(lines.line(span.start));
+        let id_line = lines.line(raw.id.span().start);
+        let id = raw.id.get_ref().as_str();
+        if self.networks.len() >= MAX_NETWORKS {
+            return Err(error(
+                RuleErrorKind::TooMany,
+                origin,
+                Some(id_line),
+                format!("more than {MAX_NETWORKS} networks"),
+            ));
+        }
+        self.check_new_id("network", origin, file, id, id_line)?;
+        // AS 0 is reserved (RFC 7607 §4), 4294967295 too (RFC 7300 §3).
+        let asn = match u32::try_from(*raw.asn.get_ref()) {
+            Ok(asn) if asn != 0 && asn != u32::MAX => asn,
+            _ => {
+                return Err(error(
+                    RuleErrorKind::BadAsn,
+                    origin,
+                    at(raw.asn.span()),
+                    format!(
+                        "network {id:?} has asn {} (expected an AS number, 1 to 4294967294)",
+                        raw.asn.get_ref()
+                    ),
+                ))
+            }
+        };
+        let use_ = NetworkUse::from_label(raw.use_.get_ref()).ok_or_else(|| {
+            error(
+                RuleErrorKind::UnknownUse,
+                origin,
+                at(raw.use_.span()),
+                format!(
+                    "unknown use {:?} (expected corroborate or exclude)",
+                    raw.use_.get_ref()
+                ),
+            )
+        })?;
+        if raw.source.get_ref().trim().is_empty() {
+            return Err(error(
+                RuleErrorKind::EmptySource,
+                origin,
+                at(raw.source.span()),
+                format!("network {id:?} has an empty source (say where the prefixes come from)"),
+            ));
+        }
+        if !is_date(raw.retrieved.get_ref()) {
+            return Err(error(
+                RuleErrorKind::BadDate,
+                origin,
+                at(raw.retrieved.span()),
+                format!(
+                    "network {id:?} has retrieved {:?} (expected the date the prefixes were \
+                     read, YYYY-MM-DD)",
+                    raw.retrieved.get_ref()
+                ),
+            ));
+        }
+        let raw_prefixes = raw.prefixes.get_ref();
+        if raw_prefixes.is_empty() {
+            return Err(error(
+                RuleErrorKind::BadPrefix,
+                origin,
+                at(raw.prefixes.span()),
+                format!("network {id:?} has no prefix"),
+            ));
+        }
+        if raw_prefixes.len() > MAX_PREFIXES_PER_NETWORK {
+            return Err(error(
+                RuleErrorKind::TooMany,
+                origin,
+                at(raw.prefixes.span()),
+                format!("network {id:?} has more than {MAX_PREFIXES_PER_NETWORK} prefixes"),
+            ));
+        }
+        let network_idx = u32::try_from(self.networks.len()).unwrap_or(u32::MAX);
+        let mut prefixes = Vec::with_capacity(raw_prefixes.len());
+        for raw_prefix in raw_prefixes {
+            let line = lines.line(raw_prefix.span().start);
+            if self.prefix_count >= self.max_prefixes {
+                return Err(error(
+                    RuleErrorKind::TooMany,
+                    origin,
+                    Some(line),
+                    format!("more than {} prefixes", self.max_prefixes),
+                ));
+            }
+            let prefix = IpPrefix::parse(raw_prefix.get_ref())
+                .map_err(|m| error(RuleErrorKind::BadPrefix, origin, Some(line), m))?;
+            if let Some(first) = self.prefixes.get(&prefix) {
+                let first_id = self
+                    .networks
+                    .get(first.rule as usize)
+                    .map_or(id, |n| n.id.as_str());
+                return Err(error(
+                    RuleErrorKind::DuplicatePrefix,
+                    origin,
+                    Some(line),
+                    format!(
+                        "duplicate prefix {prefix} (first listed by network {first_id:?} at {})",
+                        self.place(file, *first)
+                    ),
+                ));
+            }
+            self.prefixes.insert(
+                prefix,
+                Defined {
+                    rule: network_idx,
+                    file,
+                    line,
+                },
+            );
+            self.prefix_count = self.prefix_count.saturating_add(1);
+            prefixes.push(prefix);
+        }
+        self.ids.insert(
+            id.to_owned(),
+            Defined {
+                rule: network_idx,
+                file,
+                line: id_line,
+            },
+        );
+        self.networks.push(Network {
+            id: id.to_owned(),
+            asn,
+            use_,
+            source: raw.source.into_inner(),
+            retrieved: raw.retrieved.into_inner(),
+            prefixes,
             file,
             line: id_line,
         });
@@ -474,6 +692,24 @@ impl Builder {
             set_hash.update(f.sha256.as_bytes());
             set_hash.update(b"\n");
         }
+        let pending: Vec<Pending> = self
+            .networks
+            .iter()
+            .enumerate()
+            .flat_map(|(n, network)| {
+                network
+                    .prefixes
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, prefix)| Pending {
+                        prefix: *prefix,
+                        hit: NetHit {
+                            network: u32::try_from(n).unwrap_or(u32::MAX),
+                            prefix: u32::try_from(i).unwrap_or(u32::MAX),
+                        },
+                    })
+            })
+            .collect();
         Ok(RuleSet {
             sha256: crate::hex::lower_hex(&set_hash.finalize()),
             rules: self.rules,
@@ -482,18 +718,20 @@ impl Builder {
             patterns,
             max_key_labels,
             min_pattern_key_labels,
+            network_index: NetworkIndex::build(&pending),
+            networks: self.networks,
         })
     }
 }
 
-/// Rule ids: 1–64 bytes of `[a-z0-9-]` (they are metric labels).
-fn check_id(id: &str) -> Result<(), String> {
+/// Rule and network ids: 1–64 bytes of `[a-z0-9-]` (they are metric labels).
+fn check_id(what: &str, id: &str) -> Result<(), String> {
     if id.is_empty() {
-        return Err("rule id is empty".to_owned());
+        return Err(format!("{what} id is empty"));
     }
     if id.len() > MAX_RULE_ID_LEN {
         return Err(format!(
-            "rule id {id:?} is longer than {MAX_RULE_ID_LEN} characters"
+            "{what} id {id:?} is longer than {MAX_RULE_ID_LEN} characters"
         ));
     }
     if let Some(c) = id
@@ -501,8 +739,25 @@ fn check_id(id: &str) -> Result<(), String> {
         .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-'))
     {
         return Err(format!(
-            "rule id {id:?} has invalid character {c:?} (expected a-z, 0-9 or '-')"
+            "{what} id {id:?} has invalid character {c:?} (expected a-z, 0-9 or '-')"
         ));
     }
     Ok(())
+}
+
+/// `YYYY-MM-DD` with a month 01–12 and a day 01–31 (a retrieval date, not a calendar check).
+fn is_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u32>().ok())
+    };
+    b.len() == 10
+        && b.get(4) == Some(&b'-')
+        && b.get(7) == Some(&b'-')
+        && digits(0..4).is_some()
+        && digits(5..7).is_some_and(|m| (1..=12).contains(&m))
+        && digits(8..10).is_some_and(|d| (1..=31).contains(&d))
 }

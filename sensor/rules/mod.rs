@@ -1,29 +1,44 @@
-//! Rules: which host names are Kaspersky infrastructure.
+//! Rules: which host names and addresses are Kaspersky infrastructure, and what a sighting of
+//! each says about the host that contacted it.
 //!
 //! Contract:
 //! * Load: [`RuleSet::load`] reads TOML rule files (a path may be a file or a directory, whose
-//!   `*.toml` files are read in file-name order), validates every rule and builds one index.
-//!   Bad input gives one [`RuleError`] line, `file:line: problem`; nothing is half-loaded. The
-//!   format and the tiers are described in `rules/README.md`; the bundled files live in
+//!   `*.toml` files are read in file-name order), validates every `[[rule]]` and `[[network]]`
+//!   table and builds one index for names and one for addresses. Bad input gives one
+//!   [`RuleError`] line, `file:line: problem`; nothing is half-loaded. The format, the tiers
+//!   and the product classes are described in `rules/README.md`; the bundled files live in
 //!   [`RuleSet::bundled_dir`].
-//! * Match: [`RuleSet::lookup`] takes a validated [`HostName`] and returns the index of the most
-//!   specific matching rule, or `None` when nothing matches or an `ignore` rule wins. It borrows
-//!   the name, copies nothing and never allocates.
+//! * Names: [`RuleSet::lookup`] takes a validated [`HostName`] and returns the index of the
+//!   most specific matching rule, or `None` when nothing matches, an `ignore` rule wins, or the
+//!   name is not a host name in the sense of RFC 952 / RFC 1123 §2.1 (a byte outside
+//!   letters, digits and hyphen, such as the `_` of `_spf.` or `_dmarc.` owner names, or a
+//!   label that starts or ends with `-`): no Kaspersky product contacts such a name as a
+//!   server, so it is never evidence. It borrows the name, copies nothing and never allocates.
 //! * Specificity: `exact:` beats `pattern:`, which beats `suffix:`; a longer suffix beats a
 //!   shorter one. Between two patterns matching the same name, the one with the longer literal
 //!   suffix (labels after its last wildcard label) wins, then the one with more literal bytes,
 //!   then the one defined first. The same match string twice is rejected at load, so the other
 //!   cases cannot tie.
+//! * Addresses: [`RuleSet::network_for`] returns the network holding an address by the longest
+//!   prefix, IPv4 and IPv6, `exclude` networks included (so a caller can say "explicitly not
+//!   evidence"); see `network.rs`.
+//! * What a rule says: its [`Category`] (and [`Category::is_install_evidence`]), its
+//!   [`Confidence`] and its [`ProductClass`]. The rules say what a name *is*; what a sighting
+//!   means for a host (query type, port, direction) is decided by the inventory.
 //! * Cost: one hash probe per label-boundary suffix of the name, only for suffixes with no more
 //!   labels than the longest key in the index (usually 3–5 probes, never more than 127), plus at
 //!   most [`MAX_PATTERNS_PER_SUFFIX`] pattern checks per probe. Independent of the rule count.
+//!   An address lookup is one binary search over that family's disjoint ranges.
 //!
 //! Caps (all checked at load): [`MAX_RULE_FILE_BYTES`], [`MAX_RULE_FILES`], [`MAX_RULES`],
-//! [`MAX_MATCHES_PER_RULE`], [`MAX_RULE_ID_LEN`], [`MAX_PATTERNS_PER_SUFFIX`].
+//! [`MAX_MATCHES_PER_RULE`], [`MAX_RULE_ID_LEN`], [`MAX_PATTERNS_PER_SUFFIX`],
+//! [`MAX_NETWORKS`], [`MAX_PREFIXES_PER_NETWORK`], [`MAX_PREFIXES`].
 
 mod load;
+mod network;
 mod pattern;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -31,6 +46,7 @@ use crate::proto::HostName;
 use crate::reason::Reason;
 use crate::reason_enum;
 
+pub use network::{IpPrefix, NetworkUse, MIN_IPV4_PREFIX_LEN, MIN_IPV6_PREFIX_LEN};
 pub use pattern::NameMatch;
 
 /// Largest rule file read (8 MiB). The bundled file is ~10 KiB and a 10 000-rule file ~1 MiB;
@@ -51,6 +67,15 @@ pub const MAX_RULE_ID_LEN: usize = 64;
 /// all, so this bounds the per-name work regardless of the rule count; more patterns under one
 /// suffix should become exact names or a narrower literal suffix.
 pub const MAX_PATTERNS_PER_SUFFIX: usize = 32;
+/// Most `[[network]]` tables in one set. A network is one autonomous system or one list an
+/// operator keeps; the bundled file has three. Network ids share the rule-id namespace.
+pub const MAX_NETWORKS: usize = 1024;
+/// Most prefixes in one network. The largest autonomous systems originate a few thousand
+/// prefixes; more in one table is a full routing table pasted by mistake.
+pub const MAX_PREFIXES_PER_NETWORK: usize = 16_384;
+/// Most prefixes in one set. Bounds the index (at most 2 ranges per prefix, 36 bytes per IPv6
+/// range: under 5 MiB) and keeps a lookup at 18 comparisons or fewer.
+pub const MAX_PREFIXES: usize = 65_536;
 
 reason_enum! {
     /// What a matched name is for. Closed set: categories are metric labels.
@@ -77,8 +102,11 @@ reason_enum! {
         Service => "service",
         /// Websites a person may browse: weak evidence of an install.
         Website => "website",
-        /// Kaspersky-owned but not evidence of an install (mail relays): a winning `ignore`
-        /// rule makes [`RuleSet::lookup`] return `None`.
+        /// Kaspersky's mail relays: a mail server resolving them delivers mail to Kaspersky,
+        /// it runs no Kaspersky product.
+        Mail => "mail",
+        /// Kaspersky-owned but not evidence of anything: a winning `ignore` rule makes
+        /// [`RuleSet::lookup`] return `None`.
         Ignore => "ignore",
     }
 }
@@ -95,6 +123,62 @@ impl Category {
     /// The category written as `label` in a rule file.
     pub fn from_label(label: &str) -> Option<Category> {
         Self::ALL.iter().copied().find(|c| c.label() == label)
+    }
+
+    /// Whether a sighting of a name of this category can support an install verdict: names
+    /// the product itself contacts. Portal, download and website names are reached by people
+    /// in a browser, mail names by mail servers; `ignore` names by nobody that matters.
+    pub fn is_install_evidence(self) -> bool {
+        match self {
+            Category::Update
+            | Category::KsnCloud
+            | Category::Activation
+            | Category::Telemetry
+            | Category::KscCloud
+            | Category::Certificate
+            | Category::InjectedScript
+            | Category::Service => true,
+            Category::Portal
+            | Category::Download
+            | Category::Website
+            | Category::Mail
+            | Category::Ignore => false,
+        }
+    }
+}
+
+reason_enum! {
+    /// Which Kaspersky products contact a name (rules key `product`): what a sighting can
+    /// say about the product on the host. Closed set: product classes are metric labels.
+    pub enum ProductClass {
+        /// Only the antivirus / endpoint-protection family (the injected web-protection
+        /// script, Kaspersky Security Center management, the Cloud Console's agent ports).
+        Antivirus => "antivirus",
+        /// Among Kaspersky products only the antivirus family, but other vendors that license
+        /// the Kaspersky engine contact it too (Check Point's Anti-Malware).
+        AntivirusOrOem => "antivirus-or-oem",
+        /// Shared infrastructure: the VPN, Password Manager, Safe Kids or Who Calls contact
+        /// it as well as the antivirus.
+        Kaspersky => "kaspersky",
+        /// The Kaspersky engine inside another vendor's product, not a Kaspersky product.
+        Oem => "oem",
+        /// No product: websites, portals, downloads, mail.
+        None => "none",
+    }
+}
+
+impl ProductClass {
+    /// Every product class, in declaration order.
+    pub const ALL: &'static [ProductClass] = <ProductClass as Reason>::ALL;
+
+    /// Stable label as written in rule files and metrics.
+    pub fn label(self) -> &'static str {
+        <ProductClass as Reason>::label(self)
+    }
+
+    /// The product class written as `label` in a rule file.
+    pub fn from_label(label: &str) -> Option<ProductClass> {
+        Self::ALL.iter().copied().find(|p| p.label() == label)
     }
 }
 
@@ -136,11 +220,17 @@ reason_enum! {
         DuplicateId => "duplicate_id",
         UnknownCategory => "unknown_category",
         UnknownConfidence => "unknown_confidence",
+        UnknownProduct => "unknown_product",
         EmptySource => "empty_source",
         BadMatch => "bad_match",
         DuplicateMatch => "duplicate_match",
         TooMany => "too_many",
         NoRules => "no_rules",
+        UnknownUse => "unknown_use",
+        BadAsn => "bad_asn",
+        BadPrefix => "bad_prefix",
+        DuplicatePrefix => "duplicate_prefix",
+        BadDate => "bad_date",
     }
 }
 
@@ -178,7 +268,9 @@ pub struct Rule {
     pub id: String,
     pub category: Category,
     pub confidence: Confidence,
-    /// Where the evidence comes from (research tags and source references).
+    /// Which products contact the names.
+    pub product: ProductClass,
+    /// Where the evidence comes from (tags and source references, see `rules/README.md`).
     pub source: String,
     pub matches: Vec<NameMatch>,
     /// Index into [`RuleSet::files`] of the file that defines the rule.
@@ -192,8 +284,46 @@ static NO_RULE: Rule = Rule {
     id: String::new(),
     category: Category::Ignore,
     confidence: Confidence::Low,
+    product: ProductClass::None,
     source: String::new(),
     matches: Vec::new(),
+    file: 0,
+    line: 0,
+};
+
+/// Index of a network in its [`RuleSet`] (valid only for the set that returned it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkIdx(pub u32);
+
+/// One `[[network]]` table, as loaded: address space and what a match there means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// Unique among rule and network ids, `[a-z0-9-]`, stable: a metric label.
+    pub id: String,
+    /// The autonomous system the prefixes are announced by.
+    pub asn: u32,
+    pub use_: NetworkUse,
+    /// Where the prefixes come from.
+    pub source: String,
+    /// When the prefixes were retrieved from `source` (`YYYY-MM-DD`).
+    pub retrieved: String,
+    /// In file order.
+    pub prefixes: Vec<IpPrefix>,
+    /// Index into [`RuleSet::files`] of the file that defines the network.
+    pub file: u32,
+    /// 1-based line of the network's `id`.
+    pub line: u32,
+}
+
+/// Placeholder returned by [`RuleSet::network`] for an index from another set: an `exclude`
+/// network, so that a stale index can never count as evidence.
+static NO_NETWORK: Network = Network {
+    id: String::new(),
+    asn: 0,
+    use_: NetworkUse::Exclude,
+    source: String::new(),
+    retrieved: String::new(),
+    prefixes: Vec::new(),
     file: 0,
     line: 0,
 };
@@ -242,6 +372,8 @@ pub struct RuleSet {
     /// Fewest labels in any pattern bucket key (`usize::MAX` without patterns): once a suffix
     /// rule has matched and the remaining suffixes are shorter than this, nothing can beat it.
     min_pattern_key_labels: usize,
+    networks: Vec<Network>,
+    network_index: network::NetworkIndex,
 }
 
 impl RuleSet {
@@ -265,8 +397,8 @@ impl RuleSet {
         load::parse_sources(sources)
     }
 
-    /// The most specific rule for `name`, or `None` when nothing matches or an `ignore` rule
-    /// wins.
+    /// The most specific rule for `name`, or `None` when nothing matches, an `ignore` rule
+    /// wins, or `name` is not a host name (see [`is_host_name`]).
     pub fn lookup(&self, name: &HostName) -> Option<RuleIdx> {
         let hit = self.resolve(name)?;
         match self.rules.get(hit.rule.0 as usize) {
@@ -326,17 +458,67 @@ impl RuleSet {
     /// Where rule `idx` is defined: `path:line`.
     pub fn location(&self, idx: RuleIdx) -> String {
         let rule = self.rule(idx);
-        let path = self
-            .files
-            .get(rule.file as usize)
-            .map_or("?", |f| f.path.as_str());
-        format!("{path}:{}", rule.line)
+        self.place(rule.file, rule.line)
     }
 
-    /// The winning match, `ignore` rules included.
+    /// The network holding `ip` by the longest prefix (IPv4-mapped IPv6 addresses are taken as
+    /// IPv4), `exclude` networks included, or `None` outside every network.
+    pub fn network_for(&self, ip: IpAddr) -> Option<NetworkIdx> {
+        self.network_index
+            .find(ip)
+            .map(|hit| NetworkIdx(hit.network))
+    }
+
+    /// Like [`RuleSet::network_for`], also naming the prefix that matched: for explaining a
+    /// verdict ("77.74.176.10 is in 77.74.176.0/21, AS200107").
+    pub fn explain_network(&self, ip: IpAddr) -> Option<(NetworkIdx, IpPrefix)> {
+        let hit = self.network_index.find(ip)?;
+        let network = self.networks.get(hit.network as usize)?;
+        let prefix = network.prefixes.get(hit.prefix as usize)?;
+        Some((NetworkIdx(hit.network), *prefix))
+    }
+
+    /// The network at `idx`. An index from another set gives an empty `exclude` placeholder.
+    pub fn network(&self, idx: NetworkIdx) -> &Network {
+        self.get_network(idx).unwrap_or(&NO_NETWORK)
+    }
+
+    /// The network at `idx`, if this set has it.
+    pub fn get_network(&self, idx: NetworkIdx) -> Option<&Network> {
+        self.networks.get(idx.0 as usize)
+    }
+
+    /// Every network, in load order (`NetworkIdx(i)` is `networks()[i]`).
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    /// Number of prefixes over every network.
+    pub fn prefix_count(&self) -> usize {
+        self.networks.iter().map(|n| n.prefixes.len()).sum()
+    }
+
+    /// Where network `idx` is defined: `path:line`.
+    pub fn network_location(&self, idx: NetworkIdx) -> String {
+        let network = self.network(idx);
+        self.place(network.file, network.line)
+    }
+
+    fn place(&self, file: u32, line: u32) -> String {
+        let path = self
+            .files
+            .get(file as usize)
+            .map_or("?", |f| f.path.as_str());
+        format!("{path}:{line}")
+    }
+
+    /// The winning match, `ignore` rules included; nothing for names that are not host names.
     fn resolve(&self, name: &HostName) -> Option<Hit> {
         let name = name.as_str();
         let bytes = name.as_bytes();
+        if !is_host_name(bytes) {
+            return None;
+        }
         let mut labels_left = memchr::memchr_iter(b'.', bytes).count().saturating_add(1);
         let mut best_suffix: Option<Hit> = None;
         let mut start = Some(0usize);
@@ -379,6 +561,23 @@ impl RuleSet {
     }
 }
 
+/// Whether `name` (already a [`HostName`]: labels of `[a-z0-9_-]`, 1–63 bytes) is a host name
+/// as servers are named (RFC 952, RFC 1123 §2.1): letters, digits and hyphens only, no label
+/// starting or ending with a hyphen. `_` appears in DNS owner names that are not hosts
+/// (`_spf.`, `_dmarc.`, `_ldap._tcp.`, RFC 8552 §1.1), looked up for TXT or SRV records by mail
+/// and directory software, never contacted by a Kaspersky product. One `memchr2` scan visits
+/// only the `_` and `-` bytes.
+pub fn is_host_name(name: &[u8]) -> bool {
+    memchr::memchr2_iter(b'_', b'-', name).all(|at| {
+        let before = at.checked_sub(1).and_then(|i| name.get(i));
+        let after = at.checked_add(1).and_then(|i| name.get(i));
+        // Only `-` reaches the second test: `_` fails the first.
+        name.get(at) == Some(&b'-')
+            && matches!(before, Some(b) if *b != b'.')
+            && matches!(after, Some(b) if *b != b'.')
+    })
+}
+
 /// A rule set for tests elsewhere in the crate: one high-confidence update rule per id, matching
 /// `<id>.example` and its subdomains, in the order given (so rule indexes follow `ids`).
 #[cfg(test)]
@@ -388,7 +587,8 @@ pub(crate) fn suffix_rules_for_tests(ids: &[&str]) -> std::sync::Arc<RuleSet> {
         .map(|id| {
             format!(
                 "[[rule]]\nid = \"{id}\"\nmatch = [\"suffix:{id}.example\"]\n\
-                 category = \"update\"\nconfidence = \"high\"\nsource = \"t\"\n\n"
+                 category = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\n\
+                 source = \"t\"\n\n"
             )
         })
         .collect();

@@ -4,10 +4,12 @@
 //! lower-case) name, or a one-line problem naming what is wrong. Matching a name against a
 //! pattern works on borrowed `&str` labels and never allocates.
 //!
-//! Names use the same alphabet as [`crate::proto::HostName`] (RFC 1035 §2.3.1 letters, digits
-//! and hyphen, plus `_` which real DNS owner names carry): `[a-z0-9_-]` labels of 1–63 bytes
-//! joined by dots, at most 253 bytes (RFC 1035 §2.3.4). Rule names must already be lower-case
-//! and carry no trailing dot, so what is written in the file is exactly what is compared.
+//! Names are host names (RFC 952, RFC 1123 §2.1, the letters-digits-hyphen rule of RFC 1035
+//! §2.3.1): `[a-z0-9-]` labels of 1–63 bytes that neither start nor end with `-`, joined by
+//! dots, at most 253 bytes (RFC 1035 §2.3.4). `_` is refused: [`super::RuleSet::lookup`] never
+//! matches a name holding one (such owner names, `_spf.` or `_dmarc.`, are not servers), so a
+//! rule naming one could never fire. Rule names must already be lower-case and carry no
+//! trailing dot, so what is written in the file is exactly what is compared.
 //! A pattern label may also hold `#` (exactly one ASCII digit) and at most one `*` (any run,
 //! possibly empty, of `[a-z0-9-]` inside that label; never a dot, so a `*` cannot span labels).
 
@@ -102,7 +104,7 @@ fn check_name(text: &str, name: &str, wildcards_allowed: bool) -> Result<(), Str
         let mut wild = false;
         for c in label.chars() {
             match c {
-                'a'..='z' | '0'..='9' | '-' | '_' => {}
+                'a'..='z' | '0'..='9' | '-' => {}
                 '#' | '*' if wildcards_allowed => {
                     wild = true;
                     if c == '*' {
@@ -111,15 +113,21 @@ fn check_name(text: &str, name: &str, wildcards_allowed: bool) -> Result<(), Str
                 }
                 _ => {
                     let expected = if wildcards_allowed {
-                        "a-z, 0-9, '-', '_', '.', '#' or '*'"
+                        "a-z, 0-9, '-', '.', '#' or '*'"
                     } else {
-                        "a-z, 0-9, '-', '_' or '.'"
+                        "a-z, 0-9, '-' or '.'"
                     };
                     return Err(format!(
                         "match {text:?} has invalid character {c:?} (expected {expected})"
                     ));
                 }
             }
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "match {text:?} has a label starting or ending with '-' (host names do not, \
+                 RFC 952)"
+            ));
         }
         if stars > 1 {
             return Err(format!(
@@ -298,16 +306,38 @@ mod tests {
         );
         assert_eq!(
             err("exact:Kaspersky.com"),
-            r#"match "exact:Kaspersky.com" has invalid character 'K' (expected a-z, 0-9, '-', '_' or '.')"#
+            r#"match "exact:Kaspersky.com" has invalid character 'K' (expected a-z, 0-9, '-' or '.')"#
         );
         assert_eq!(
             err("suffix:*.kaspersky.com"),
-            r#"match "suffix:*.kaspersky.com" has invalid character '*' (expected a-z, 0-9, '-', '_' or '.')"#
+            r#"match "suffix:*.kaspersky.com" has invalid character '*' (expected a-z, 0-9, '-' or '.')"#
         );
         assert_eq!(
             err("pattern:a b.com"),
-            r#"match "pattern:a b.com" has invalid character ' ' (expected a-z, 0-9, '-', '_', '.', '#' or '*')"#
+            r#"match "pattern:a b.com" has invalid character ' ' (expected a-z, 0-9, '-', '.', '#' or '*')"#
         );
+        assert_eq!(
+            err("exact:_spf.kaspersky-labs.com"),
+            r#"match "exact:_spf.kaspersky-labs.com" has invalid character '_' (expected a-z, 0-9, '-' or '.')"#
+        );
+        assert_eq!(
+            err("pattern:a_*.example"),
+            r#"match "pattern:a_*.example" has invalid character '_' (expected a-z, 0-9, '-', '.', '#' or '*')"#
+        );
+        assert_eq!(
+            err("suffix:-x.example"),
+            r#"match "suffix:-x.example" has a label starting or ending with '-' (host names do not, RFC 952)"#
+        );
+        assert_eq!(
+            err("exact:x.example-"),
+            r#"match "exact:x.example-" has a label starting or ending with '-' (host names do not, RFC 952)"#
+        );
+        assert_eq!(
+            err("pattern:-*.example"),
+            r#"match "pattern:-*.example" has a label starting or ending with '-' (host names do not, RFC 952)"#
+        );
+        assert!(NameMatch::parse("pattern:ksn-*-geo.kaspersky-labs.com").is_ok());
+        assert!(NameMatch::parse("exact:xn--80ak6aa92e.com").is_ok());
         assert_eq!(
             err("pattern:a*b*.com"),
             r#"match "pattern:a*b*.com" has more than one '*' in label "a*b*""#
@@ -386,7 +416,6 @@ mod tests {
         assert!(label_matches(b"*", b""));
         assert!(label_matches(b"*", b"abc-9"));
         assert!(!label_matches(b"*", b"a_b"));
-        assert!(label_matches(b"a_*", b"a_b"));
         assert!(!label_matches(b"abc*abc", b"abcab"));
     }
 

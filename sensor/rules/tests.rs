@@ -1,4 +1,5 @@
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::*;
@@ -7,11 +8,36 @@ fn host(s: &str) -> HostName {
     HostName::parse(s.as_bytes()).unwrap()
 }
 
-/// One `[[rule]]` table.
+/// One `[[rule]]` table; the product class follows the category (`none` for names that are
+/// not install evidence, `kaspersky` otherwise).
 fn rule_toml(id: &str, matches: &[&str], category: &str, confidence: &str) -> String {
+    let product = match Category::from_label(category) {
+        Some(c) if c.is_install_evidence() => "kaspersky",
+        _ => "none",
+    };
+    rule_toml_product(id, matches, category, confidence, product)
+}
+
+/// One `[[rule]]` table with an explicit product class.
+fn rule_toml_product(
+    id: &str,
+    matches: &[&str],
+    category: &str,
+    confidence: &str,
+    product: &str,
+) -> String {
     let list: Vec<String> = matches.iter().map(|m| format!("{m:?}")).collect();
     format!(
-        "[[rule]]\nid = {id:?}\nmatch = [{}]\ncategory = {category:?}\nconfidence = {confidence:?}\nsource = \"test\"\n",
+        "[[rule]]\nid = {id:?}\nmatch = [{}]\ncategory = {category:?}\nconfidence = {confidence:?}\nproduct = {product:?}\nsource = \"test\"\n",
+        list.join(", ")
+    )
+}
+
+/// One `[[network]]` table.
+fn network_toml(id: &str, asn: u32, prefixes: &[&str], use_: &str) -> String {
+    let list: Vec<String> = prefixes.iter().map(|p| format!("{p:?}")).collect();
+    format!(
+        "[[network]]\nid = {id:?}\nasn = {asn}\nprefixes = [{}]\nuse = {use_:?}\nsource = \"test\"\nretrieved = \"2026-12-06\"\n",
         list.join(", ")
     )
 }
@@ -32,7 +58,7 @@ fn found<'a>(set: &'a RuleSet, name: &str) -> Option<&'a str> {
     set.lookup(&host(name)).map(|i| set.rule(i).id.as_str())
 }
 
-const ONE_RULE: &str = "[[rule]]\nid = \"a\"\nmatch = [\"exact:a.example\"]\ncategory = \"update\"\nconfidence = \"high\"\nsource = \"test\"\n";
+const ONE_RULE: &str = "[[rule]]\nid = \"a\"\nmatch = [\"exact:a.example\"]\ncategory = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"test\"\n";
 
 fn boundary_set() -> RuleSet {
     set(&[
@@ -93,15 +119,45 @@ fn exact_matches_only_the_name() {
 }
 
 #[test]
-fn underscore_names_match_suffixes_but_not_stars() {
+fn names_that_are_not_host_names_match_nothing() {
     let s = set(&[
         rule_toml("k", &["suffix:kaspersky.com"], "website", "low"),
+        rule_toml("kl", &["suffix:kaspersky-labs.com"], "service", "medium"),
         rule_toml("p", &["pattern:a*.kaspersky.com"], "update", "high"),
     ]
     .concat());
-    assert_eq!(found(&s, "_srv.kaspersky.com"), Some("k"));
     assert_eq!(found(&s, "ab.kaspersky.com"), Some("p"));
-    assert_eq!(found(&s, "a_b.kaspersky.com"), Some("k"));
+    assert_eq!(found(&s, "a-b.kaspersky.com"), Some("p"));
+    assert_eq!(found(&s, "xn--80ak6aa92e.kaspersky.com"), Some("k"));
+    // `_` labels (SPF, DMARC, SRV owners) and hyphens at a label's edge are not host names.
+    for name in [
+        "_spf.kaspersky-labs.com",
+        "_dmarc.kaspersky.com",
+        "_ldap._tcp.kaspersky.com",
+        "a_b.kaspersky.com",
+        "x.a_b.kaspersky-labs.com",
+        "-a.kaspersky.com",
+        "a-.kaspersky.com",
+        "a.-.kaspersky-labs.com",
+        "-",
+    ] {
+        assert_eq!(found(&s, name), None, "{name}");
+        assert_eq!(s.explain(&host(name)), None, "{name}");
+    }
+}
+
+#[test]
+fn host_name_check_is_ldh_with_inner_hyphens() {
+    assert!(is_host_name(b"a"));
+    assert!(is_host_name(b"a-b.c--d.e"));
+    assert!(is_host_name(b"1-2.example"));
+    assert!(!is_host_name(b"_spf.example"));
+    assert!(!is_host_name(b"example_"));
+    assert!(!is_host_name(b"-a.example"));
+    assert!(!is_host_name(b"a-.example"));
+    assert!(!is_host_name(b"a.example-"));
+    assert!(!is_host_name(b"a.-example"));
+    assert!(!is_host_name(b"-"));
 }
 
 // ---- patterns -------------------------------------------------------------------------------
@@ -295,6 +351,7 @@ fn rule_from_another_set_gives_placeholder_not_panic() {
     let s = set(ONE_RULE);
     assert_eq!(s.rule(RuleIdx(7)).id, "");
     assert_eq!(s.rule(RuleIdx(7)).category, Category::Ignore);
+    assert_eq!(s.rule(RuleIdx(7)).product, ProductClass::None);
     assert_eq!(s.get(RuleIdx(7)), None);
     assert_eq!(s.rule(RuleIdx(0)).id, "a");
 }
@@ -337,11 +394,52 @@ fn labels_round_trip() {
     for c in Confidence::ALL {
         assert_eq!(Confidence::from_label(c.label()), Some(*c));
     }
-    assert_eq!(Category::ALL.len(), 12);
+    for p in ProductClass::ALL {
+        assert_eq!(ProductClass::from_label(p.label()), Some(*p));
+    }
+    assert_eq!(Category::ALL.len(), 13);
     assert_eq!(Category::KsnCloud.label(), "ksn-cloud");
     assert_eq!(Category::InjectedScript.label(), "injected-script");
+    assert_eq!(Category::Mail.label(), "mail");
+    let labels: Vec<&str> = ProductClass::ALL.iter().map(|p| p.label()).collect();
+    assert_eq!(
+        labels,
+        ["antivirus", "antivirus-or-oem", "kaspersky", "oem", "none"]
+    );
+    assert_eq!(ProductClass::from_label("AV"), None);
     assert!(Confidence::Low < Confidence::Medium && Confidence::Medium < Confidence::High);
     assert_eq!(Confidence::from_label("HIGH"), None);
+}
+
+#[test]
+fn install_evidence_is_what_products_contact() {
+    let install: Vec<&str> = Category::ALL
+        .iter()
+        .filter(|c| c.is_install_evidence())
+        .map(|c| c.label())
+        .collect();
+    assert_eq!(
+        install,
+        [
+            "update",
+            "ksn-cloud",
+            "activation",
+            "telemetry",
+            "ksc-cloud",
+            "certificate",
+            "injected-script",
+            "service"
+        ]
+    );
+    for c in [
+        Category::Portal,
+        Category::Download,
+        Category::Website,
+        Category::Mail,
+        Category::Ignore,
+    ] {
+        assert!(!c.is_install_evidence(), "{}", c.label());
+    }
 }
 
 #[test]
@@ -359,6 +457,7 @@ fn rule_fields_are_kept() {
     assert_eq!(r.id, "k-1");
     assert_eq!(r.category, Category::Website);
     assert_eq!(r.confidence, Confidence::Low);
+    assert_eq!(r.product, ProductClass::None);
     assert_eq!(r.source, "test");
     assert_eq!(
         r.matches,
@@ -380,12 +479,12 @@ fn file_and_set_hashes() {
         s.files(),
         &[RuleFile {
             path: "t.toml".into(),
-            sha256: "50089d8e298950dd42827d4bb985f341f5995793d8491bd00945f4d452ea70dd".into(),
+            sha256: "8556f3e97b536cadc852b7ad500e1f28c891aea18f79c39a75486aaf6090aa03".into(),
         }]
     );
     assert_eq!(
         s.sha256(),
-        "9eb73da800311c6de02a31e8ea3f94c4128e0ef62a564d5ea9908bab2e5e445c"
+        "c99a0343dccb5456ce83b9249664c43454a5742dbe6cae402a4919b08e457755"
     );
     let changed = set(&ONE_RULE.replace("test", "test2"));
     assert_ne!(changed.sha256(), s.sha256());
@@ -406,7 +505,7 @@ fn error_unknown_key_in_rule() {
     let text = format!("{ONE_RULE}colour = \"red\"\n");
     assert_eq!(
         err(&text),
-        "t.toml:7: unknown field `colour`, expected one of `id`, `match`, `category`, `confidence`, `source`"
+        "t.toml:8: unknown field `colour`, expected one of `id`, `match`, `category`, `confidence`, `product`, `source`"
     );
 }
 
@@ -414,7 +513,7 @@ fn error_unknown_key_in_rule() {
 fn error_unknown_top_level_table() {
     assert_eq!(
         err("[[rules]]\nid = \"a\"\n"),
-        "t.toml:1: unknown field `rules`, expected `rule`"
+        "t.toml:1: unknown field `rules`, expected `rule` or `network`"
     );
 }
 
@@ -444,7 +543,7 @@ fn error_unknown_confidence() {
     );
     assert_eq!(
         err(&text),
-        r#"t.toml:12: unknown confidence "hgh" (expected high, medium or low)"#
+        r#"t.toml:13: unknown confidence "hgh" (expected high, medium or low)"#
     );
     let e = RuleSet::parse("t.toml", &text).unwrap_err();
     assert_eq!(e.kind, RuleErrorKind::UnknownConfidence);
@@ -457,7 +556,7 @@ fn error_unknown_category() {
         err(&text),
         "t.toml:4: unknown category \"updates\" (expected one of update, ksn-cloud, activation, \
          telemetry, portal, ksc-cloud, certificate, injected-script, download, service, website, \
-         ignore)"
+         mail, ignore)"
     );
 }
 
@@ -469,7 +568,7 @@ fn error_duplicate_id_in_same_file() {
     );
     assert_eq!(
         err(&text),
-        r#"t.toml:11: duplicate rule id "a" (first defined at line 4)"#
+        r#"t.toml:12: duplicate rule id "a" (first defined at line 4)"#
     );
 }
 
@@ -486,7 +585,7 @@ fn error_duplicate_id_across_files() {
 
 #[test]
 fn error_duplicate_match_in_same_rule_and_across_rules() {
-    let text = "[[rule]]\nid = \"a\"\nmatch = [\n  \"suffix:a.example\",\n  \"suffix:a.example\",\n]\ncategory = \"update\"\nconfidence = \"high\"\nsource = \"x\"\n";
+    let text = "[[rule]]\nid = \"a\"\nmatch = [\n  \"suffix:a.example\",\n  \"suffix:a.example\",\n]\ncategory = \"update\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\nsource = \"x\"\n";
     assert_eq!(
         err(text),
         r#"t.toml:5: duplicate match "suffix:a.example" (first used by rule "a" at line 4)"#
@@ -497,7 +596,7 @@ fn error_duplicate_match_in_same_rule_and_across_rules() {
     );
     assert_eq!(
         err(&text),
-        r#"t.toml:9: duplicate match "exact:a.example" (first used by rule "a" at line 3)"#
+        r#"t.toml:10: duplicate match "exact:a.example" (first used by rule "a" at line 3)"#
     );
     let second = rule_toml("b", &["exact:a.example"], "update", "high");
     let e = RuleSet::parse_sources(&[("one.toml", ONE_RULE), ("two.toml", &second)]).unwrap_err();
@@ -529,7 +628,7 @@ fn error_bad_match_strings_name_their_line() {
     let text = rule_toml("a", &["exact:Kaspersky.com"], "update", "high");
     assert_eq!(
         err(&text),
-        r#"t.toml:3: match "exact:Kaspersky.com" has invalid character 'K' (expected a-z, 0-9, '-', '_' or '.')"#
+        r#"t.toml:3: match "exact:Kaspersky.com" has invalid character 'K' (expected a-z, 0-9, '-' or '.')"#
     );
     let text = rule_toml("a", &["glob:*.kaspersky.com"], "update", "high");
     assert_eq!(
@@ -584,7 +683,7 @@ fn error_empty_source() {
     let text = ONE_RULE.replace("source = \"test\"", "source = \"  \"");
     assert_eq!(
         err(&text),
-        r#"t.toml:6: rule "a" has an empty source (say where the evidence comes from)"#
+        r#"t.toml:7: rule "a" has an empty source (say where the evidence comes from)"#
     );
 }
 
@@ -632,6 +731,444 @@ fn error_display_without_line_and_kinds() {
     };
     assert_eq!(e.to_string(), "x.toml: cannot read: boom");
     assert_eq!(e.kind.label(), "io");
+}
+
+// ---- products -------------------------------------------------------------------------------
+
+#[test]
+fn product_class_is_kept_and_required() {
+    let s = set(&[
+        rule_toml_product(
+            "av",
+            &["exact:a.example"],
+            "injected-script",
+            "high",
+            "antivirus",
+        ),
+        rule_toml_product(
+            "ao",
+            &["exact:b.example"],
+            "update",
+            "high",
+            "antivirus-or-oem",
+        ),
+        rule_toml_product("oem", &["exact:c.example"], "update", "high", "oem"),
+    ]
+    .concat());
+    let products: Vec<ProductClass> = s.rules().iter().map(|r| r.product).collect();
+    assert_eq!(
+        products,
+        [
+            ProductClass::Antivirus,
+            ProductClass::AntivirusOrOem,
+            ProductClass::Oem
+        ]
+    );
+    let missing = ONE_RULE.replace("product = \"kaspersky\"\n", "");
+    assert_eq!(err(&missing), "t.toml:1: missing field `product`");
+}
+
+#[test]
+fn error_unknown_product() {
+    let text = rule_toml_product("a", &["exact:a.example"], "update", "high", "av");
+    assert_eq!(
+        err(&text),
+        r#"t.toml:6: unknown product "av" (expected one of antivirus, antivirus-or-oem, kaspersky, oem, none)"#
+    );
+    let e = RuleSet::parse("t.toml", &text).unwrap_err();
+    assert_eq!(e.kind, RuleErrorKind::UnknownProduct);
+}
+
+// ---- networks -------------------------------------------------------------------------------
+
+fn with_rule(networks: &str) -> String {
+    format!("{ONE_RULE}\n{networks}")
+}
+
+/// The id of the network holding `addr`.
+fn net<'a>(set: &'a RuleSet, addr: &str) -> Option<&'a str> {
+    let ip: IpAddr = addr.parse().unwrap();
+    set.network_for(ip).map(|i| set.network(i).id.as_str())
+}
+
+#[test]
+fn network_fields_are_kept() {
+    let text = with_rule(&network_toml(
+        "kl",
+        200107,
+        &["77.74.176.0/21", "2a03:2480:68::/47"],
+        "corroborate",
+    ));
+    let s = set(&text);
+    assert_eq!(s.networks().len(), 1);
+    let n = s.network(NetworkIdx(0));
+    assert_eq!(n.id, "kl");
+    assert_eq!(n.asn, 200107);
+    assert_eq!(n.use_, NetworkUse::Corroborate);
+    assert_eq!(n.source, "test");
+    assert_eq!(n.retrieved, "2026-12-06");
+    let prefixes: Vec<String> = n.prefixes.iter().map(|p| p.to_string()).collect();
+    assert_eq!(prefixes, ["77.74.176.0/21", "2a03:2480:68::/47"]);
+    assert_eq!((n.file, n.line), (0, 10));
+    assert_eq!(s.network_location(NetworkIdx(0)), "t.toml:10");
+    assert_eq!(s.prefix_count(), 2);
+    assert_eq!(s.get_network(NetworkIdx(1)), None);
+    // An index from another set: an empty exclude network, never evidence.
+    assert_eq!(s.network(NetworkIdx(9)).use_, NetworkUse::Exclude);
+    assert_eq!(s.network(NetworkIdx(9)).id, "");
+}
+
+#[test]
+fn network_lookup_is_longest_prefix_over_both_families() {
+    let text = with_rule(
+        &[
+            network_toml(
+                "wide",
+                1,
+                &["77.74.176.0/21", "2a03:2480::/33"],
+                "corroborate",
+            ),
+            network_toml(
+                "narrow",
+                2,
+                &["77.74.180.0/22", "2a03:2480:68::/47"],
+                "corroborate",
+            ),
+            network_toml(
+                "host",
+                3,
+                &["77.74.181.5/32", "2a03:2480:68::5/128"],
+                "exclude",
+            ),
+        ]
+        .join("\n"),
+    );
+    let s = set(&text);
+    assert_eq!(net(&s, "77.74.176.0"), Some("wide"));
+    assert_eq!(net(&s, "77.74.179.200"), Some("wide"));
+    assert_eq!(net(&s, "77.74.180.0"), Some("narrow"));
+    assert_eq!(net(&s, "77.74.181.4"), Some("narrow"));
+    assert_eq!(net(&s, "77.74.181.5"), Some("host"));
+    assert_eq!(net(&s, "77.74.181.6"), Some("narrow"));
+    assert_eq!(net(&s, "77.74.183.255"), Some("narrow"));
+    assert_eq!(net(&s, "77.74.184.0"), None);
+    assert_eq!(net(&s, "77.74.175.255"), None);
+    assert_eq!(
+        net(&s, "2a03:2480:7fff:ffff:ffff:ffff:ffff:ffff"),
+        Some("wide")
+    );
+    assert_eq!(net(&s, "2a03:2480:8000::"), None);
+    assert_eq!(net(&s, "2a03:2480:69::1"), Some("narrow"));
+    assert_eq!(net(&s, "2a03:2480:68::5"), Some("host"));
+    assert_eq!(net(&s, "2a03:2480:68::4"), Some("narrow"));
+    assert_eq!(net(&s, "::ffff:77.74.181.5"), Some("host"));
+    let (idx, prefix) = s.explain_network("77.74.181.5".parse().unwrap()).unwrap();
+    assert_eq!(s.network(idx).use_, NetworkUse::Exclude);
+    assert_eq!(prefix.to_string(), "77.74.181.5/32");
+    let (_, prefix) = s.explain_network("2a03:2480:1::".parse().unwrap()).unwrap();
+    assert_eq!(prefix.to_string(), "2a03:2480::/33");
+}
+
+#[test]
+fn exclude_inside_corroborate_ends_the_search() {
+    let text = with_rule(
+        &[
+            network_toml("kl", 1, &["82.202.184.0/21"], "corroborate"),
+            network_toml("kdp", 2, &["82.202.186.0/23"], "exclude"),
+        ]
+        .join("\n"),
+    );
+    let s = set(&text);
+    let use_of = |a: &str| s.network_for(a.parse().unwrap()).map(|i| s.network(i).use_);
+    assert_eq!(use_of("82.202.185.1"), Some(NetworkUse::Corroborate));
+    assert_eq!(use_of("82.202.186.1"), Some(NetworkUse::Exclude));
+    assert_eq!(use_of("82.202.187.255"), Some(NetworkUse::Exclude));
+    assert_eq!(use_of("82.202.188.0"), Some(NetworkUse::Corroborate));
+}
+
+#[test]
+fn sets_without_networks_and_network_only_files() {
+    let s = set(ONE_RULE);
+    assert!(s.networks().is_empty());
+    assert_eq!(net(&s, "77.74.176.1"), None);
+    // Networks may live in their own file; the set still needs a rule somewhere.
+    let nets = network_toml("kl", 1, &["77.74.176.0/21"], "corroborate");
+    let s = RuleSet::parse_sources(&[("n.toml", &nets), ("r.toml", ONE_RULE)]).unwrap();
+    assert_eq!(s.networks().len(), 1);
+    assert_eq!(s.network(NetworkIdx(0)).file, 0);
+    assert_eq!(s.rule(RuleIdx(0)).file, 1);
+    assert_eq!(net(&s, "77.74.177.1"), Some("kl"));
+    assert_eq!(
+        err(&nets),
+        "t.toml: no rules (a rule file holds [[rule]] tables)"
+    );
+}
+
+#[test]
+fn network_files_change_the_set_hash() {
+    let a = with_rule(&network_toml("kl", 1, &["77.74.176.0/21"], "corroborate"));
+    let b = with_rule(&network_toml("kl", 1, &["77.74.176.0/22"], "corroborate"));
+    assert_ne!(set(&a).sha256(), set(&b).sha256());
+    assert_ne!(set(&a).sha256(), set(ONE_RULE).sha256());
+}
+
+#[test]
+fn error_network_unknown_and_missing_keys() {
+    let text = with_rule(&format!(
+        "{}colour = \"red\"\n",
+        network_toml("kl", 1, &["77.74.176.0/21"], "corroborate")
+    ));
+    assert_eq!(
+        err(&text),
+        "t.toml:16: unknown field `colour`, expected one of `id`, `asn`, `prefixes`, `use`, \
+         `source`, `retrieved`"
+    );
+    let text = with_rule(
+        &network_toml("kl", 1, &["77.74.176.0/21"], "corroborate")
+            .replace("retrieved = \"2026-12-06\"\n", ""),
+    );
+    assert_eq!(err(&text), "t.toml:9: missing field `retrieved`");
+    let text = with_rule("[network]\nid = \"x\"\n");
+    assert_eq!(
+        err(&text),
+        "t.toml:9: invalid type: map, expected a sequence"
+    );
+}
+
+#[test]
+fn error_network_unknown_use() {
+    let text = with_rule(&network_toml("kl", 1, &["77.74.176.0/21"], "ignore"));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:13: unknown use "ignore" (expected corroborate or exclude)"#
+    );
+    let e = RuleSet::parse("t.toml", &text).unwrap_err();
+    assert_eq!(e.kind, RuleErrorKind::UnknownUse);
+}
+
+#[test]
+fn error_network_bad_asn() {
+    for (asn, shown) in [
+        ("0", "0"),
+        ("-1", "-1"),
+        ("4294967295", "4294967295"),
+        ("5000000000", "5000000000"),
+    ] {
+        let text = with_rule(&network_toml("kl", 7, &["77.74.176.0/21"], "corroborate"))
+            .replace("asn = 7", &format!("asn = {asn}"));
+        assert_eq!(
+            err(&text),
+            format!(
+                r#"t.toml:11: network "kl" has asn {shown} (expected an AS number, 1 to 4294967294)"#
+            )
+        );
+    }
+    let text = with_rule(&network_toml("kl", 7, &["77.74.176.0/21"], "corroborate"))
+        .replace("asn = 7", "asn = \"AS7\"");
+    assert_eq!(
+        err(&text),
+        r#"t.toml:11: invalid type: string "AS7", expected i64"#
+    );
+}
+
+#[test]
+fn error_network_empty_source_and_bad_dates() {
+    let text = with_rule(
+        &network_toml("kl", 1, &["77.74.176.0/21"], "corroborate")
+            .replace("source = \"test\"", "source = \" \""),
+    );
+    assert_eq!(
+        err(&text),
+        r#"t.toml:14: network "kl" has an empty source (say where the prefixes come from)"#
+    );
+    for date in [
+        "2026-13-01",
+        "2026-12-32",
+        "2026-12-6",
+        "06-12-2026",
+        "yesterday",
+        "",
+        "2026-12-06 ",
+    ] {
+        let text = with_rule(
+            &network_toml("kl", 1, &["77.74.176.0/21"], "corroborate").replace("2026-12-06", date),
+        );
+        assert_eq!(
+            err(&text),
+            format!(
+                "t.toml:15: network \"kl\" has retrieved {date:?} (expected the date the prefixes \
+                 were read, YYYY-MM-DD)"
+            )
+        );
+        let e = RuleSet::parse("t.toml", &text).unwrap_err();
+        assert_eq!(e.kind, RuleErrorKind::BadDate);
+    }
+}
+
+#[test]
+fn error_network_prefixes_name_their_line() {
+    let text = with_rule(
+        "[[network]]\nid = \"kl\"\nasn = 1\nprefixes = [\n  \"77.74.176.0/21\",\n  \"77.74.176.1/21\",\n]\nuse = \"corroborate\"\nsource = \"t\"\nretrieved = \"2026-12-06\"\n",
+    );
+    assert_eq!(
+        err(&text),
+        r#"t.toml:14: prefix "77.74.176.1/21" has bits set after the first 21 (did you mean 77.74.176.0/21?)"#
+    );
+    let e = RuleSet::parse("t.toml", &text).unwrap_err();
+    assert_eq!(e.kind, RuleErrorKind::BadPrefix);
+    let text = with_rule(&network_toml("kl", 1, &["0.0.0.0/0"], "corroborate"));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:12: prefix "0.0.0.0/0" is shorter than /8 (no single network is that large)"#
+    );
+    let text = with_rule(&network_toml("kl", 1, &[], "corroborate"));
+    assert_eq!(err(&text), r#"t.toml:12: network "kl" has no prefix"#);
+}
+
+#[test]
+fn error_duplicate_prefix_in_network_across_networks_and_files() {
+    let text = with_rule(&network_toml(
+        "kl",
+        1,
+        &["77.74.176.0/21", "77.74.176.0/21"],
+        "corroborate",
+    ));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:12: duplicate prefix 77.74.176.0/21 (first listed by network "kl" at line 12)"#
+    );
+    let text = with_rule(
+        &[
+            network_toml("na", 1, &["2a03:2480::/33"], "corroborate"),
+            network_toml("nb", 2, &["2a03:2480:0::/33"], "exclude"),
+        ]
+        .join("\n"),
+    );
+    assert_eq!(
+        err(&text),
+        r#"t.toml:20: duplicate prefix 2a03:2480::/33 (first listed by network "na" at line 12)"#
+    );
+    let one = network_toml("na", 1, &["77.74.176.0/21"], "corroborate");
+    let two = network_toml("nb", 1, &["77.74.176.0/21"], "exclude");
+    let e = RuleSet::parse_sources(&[("r.toml", ONE_RULE), ("one.toml", &one), ("two.toml", &two)])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"two.toml:4: duplicate prefix 77.74.176.0/21 (first listed by network "na" at one.toml:4)"#
+    );
+    assert_eq!(e.kind, RuleErrorKind::DuplicatePrefix);
+}
+
+#[test]
+fn error_network_id_shares_the_rule_namespace() {
+    let text = with_rule(&network_toml("a", 1, &["77.74.176.0/21"], "corroborate"));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:10: duplicate network id "a" (first defined at line 2)"#
+    );
+    let text = with_rule(&network_toml("Bad", 1, &["77.74.176.0/21"], "corroborate"));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:10: network id "Bad" has invalid character 'B' (expected a-z, 0-9 or '-')"#
+    );
+    let text = with_rule(
+        &[
+            network_toml("n", 1, &["77.74.176.0/21"], "corroborate"),
+            network_toml("n", 2, &["10.0.0.0/8"], "corroborate"),
+        ]
+        .join("\n"),
+    );
+    assert_eq!(
+        err(&text),
+        r#"t.toml:18: duplicate network id "n" (first defined at line 10)"#
+    );
+}
+
+#[test]
+fn error_too_many_prefixes_in_one_network() {
+    let prefixes: Vec<String> = (0..=MAX_PREFIXES_PER_NETWORK)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let text = with_rule(&network_toml("big", 1, &refs, "corroborate"));
+    assert_eq!(
+        err(&text),
+        r#"t.toml:12: network "big" has more than 16384 prefixes"#
+    );
+}
+
+#[test]
+fn error_too_many_prefixes_and_networks_in_a_set() {
+    // The total cap, lowered to 5 (65 537 real prefixes would need several networks anyway).
+    let a = network_toml(
+        "na",
+        1,
+        &["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"],
+        "corroborate",
+    );
+    let b = network_toml(
+        "nb",
+        2,
+        &["10.0.3.0/24", "10.0.4.0/24", "10.0.5.0/24"],
+        "corroborate",
+    );
+    let sources = [("r.toml", ONE_RULE), ("a.toml", &a[..]), ("b.toml", &b[..])];
+    let e = load::parse_sources_with_caps(&sources, MAX_RULES, 5).unwrap_err();
+    assert_eq!(e.to_string(), "b.toml:4: more than 5 prefixes");
+    assert_eq!(e.kind, RuleErrorKind::TooMany);
+    let ok = load::parse_sources_with_caps(&sources, MAX_RULES, 6).unwrap();
+    assert_eq!(ok.prefix_count(), 6);
+    // The network cap, for real: 1025 one-prefix networks.
+    let mut text = String::from(ONE_RULE);
+    for i in 0..=MAX_NETWORKS {
+        text.push_str(&network_toml(
+            &format!("n{i}"),
+            1,
+            &[&format!("10.{}.{}.0/24", i / 256, i % 256)],
+            "corroborate",
+        ));
+    }
+    let e = RuleSet::parse("t.toml", &text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("t.toml:{}: more than 1024 networks", 9 + 1024 * 7)
+    );
+}
+
+#[test]
+fn many_prefixes_build_and_agree_with_a_scan() {
+    // 4096 /24s in a /12, each network a /16 of them, plus host routes: the index answers
+    // what a linear scan by longest prefix answers.
+    let mut text = String::from(ONE_RULE);
+    let mut all: Vec<(String, IpPrefix)> = Vec::new();
+    for n in 0..16u32 {
+        let mut prefixes = vec![format!("10.{}.0.0/16", 16 + n)];
+        for c in (0..256u32).step_by(3) {
+            prefixes.push(format!("10.{}.{c}.0/24", 16 + n));
+        }
+        prefixes.push(format!("10.{}.7.7/32", 16 + n));
+        let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        let id = format!("n{n}");
+        text.push_str(&network_toml(&id, 1, &refs, "corroborate"));
+        for p in &prefixes {
+            all.push((id.clone(), IpPrefix::parse(p).unwrap()));
+        }
+    }
+    let s = set(&text);
+    let mut rng = crate::test_rng::XorShift(99);
+    for _ in 0..20_000 {
+        let k = 0x0a0e_0000u32.wrapping_add((rng.next() as u32) % 0x0014_0000);
+        let ip = IpAddr::V4(std::net::Ipv4Addr::from(k));
+        let want = all
+            .iter()
+            .filter(|(_, p)| p.contains(ip))
+            .max_by_key(|(_, p)| p.prefix_len())
+            .map(|(id, p)| (id.as_str(), *p));
+        let got = s
+            .explain_network(ip)
+            .map(|(i, p)| (s.network(i).id.as_str(), p));
+        assert_eq!(got, want, "{ip}");
+    }
 }
 
 // ---- files and directories ------------------------------------------------------------------
@@ -792,7 +1329,7 @@ fn synthetic_rules(ids: std::ops::Range<usize>) -> String {
         };
         let _ = write!(
             text,
-            "[[rule]]\nid = \"r{i}\"\nmatch = [\"{m}\"]\ncategory = \"service\"\nconfidence = \"medium\"\nsource = \"synthetic\"\n"
+            "[[rule]]\nid = \"r{i}\"\nmatch = [\"{m}\"]\ncategory = \"service\"\nconfidence = \"medium\"\nproduct = \"kaspersky\"\nsource = \"synthetic\"\n"
         );
     }
     text
@@ -811,7 +1348,7 @@ fn ten_thousand_rules_build_and_match() {
     assert_eq!(found(&s, "n1-abc.zone5.example"), None);
     assert_eq!(found(&s, "zone10000.example"), None);
     assert_eq!(found(&s, "www.kaspersky.com"), None);
-    assert_eq!(s.location(RuleIdx(9999)), "t.toml:59996");
+    assert_eq!(s.location(RuleIdx(9999)), "t.toml:69995");
 }
 
 #[test]
@@ -820,7 +1357,7 @@ fn error_too_many_rules() {
     let a = synthetic_rules(0..50);
     let b = synthetic_rules(50..101);
     let e = load::parse_sources_capped(&[("a.toml", &a), ("b.toml", &b)], 100).unwrap_err();
-    assert_eq!(e.to_string(), "b.toml:302: more than 100 rules");
+    assert_eq!(e.to_string(), "b.toml:352: more than 100 rules");
     let ok = load::parse_sources_capped(&[("a.toml", &a), ("b.toml", &b)], 101).unwrap();
     assert_eq!(ok.rules().len(), 101);
     assert_eq!(e.kind, RuleErrorKind::TooMany);
@@ -833,198 +1370,283 @@ fn bundled_rules_match_real_names() {
     let s = RuleSet::load(&[RuleSet::bundled_dir()]).unwrap();
     use Category as C;
     use Confidence::{High, Low, Medium};
-    type Want = Option<(&'static str, Category, Confidence)>;
+    use ProductClass as P;
+    type Want = Option<(&'static str, Category, Confidence, ProductClass)>;
     let table: &[(&str, Want)] = &[
+        // Update servers.
         (
             "dnl-01.geo.kaspersky.com",
-            Some(("update-dnl-geo", C::Update, High)),
+            Some(("update-dnl-geo", C::Update, High, P::AntivirusOrOem)),
         ),
         (
             "DNL-19.GEO.KASPERSKY.COM.",
-            Some(("update-dnl-geo", C::Update, High)),
+            Some(("update-dnl-geo", C::Update, High, P::AntivirusOrOem)),
         ),
         (
             "dnl-1.geo.kaspersky.com",
-            Some(("service-geo", C::Service, Medium)),
+            Some(("service-geo", C::Service, Medium, P::Kaspersky)),
         ),
         (
             "dnl-123.geo.kaspersky.com",
-            Some(("service-geo", C::Service, Medium)),
+            Some(("service-geo", C::Service, Medium, P::Kaspersky)),
         ),
         (
             "dnl-07.geo.kaspersky.ru",
-            Some(("update-dnl-geo-ru", C::Update, Medium)),
+            Some(("update-dnl-geo-ru", C::Update, Medium, P::AntivirusOrOem)),
         ),
         (
             "s00.upd.kaspersky.com",
-            Some(("update-upd-s", C::Update, High)),
+            Some(("update-upd-s", C::Update, High, P::Kaspersky)),
         ),
         (
             "s19.upd.kaspersky.com",
-            Some(("update-upd-s", C::Update, High)),
+            Some(("update-upd-s", C::Update, High, P::Kaspersky)),
         ),
         (
             "p07.upd.kaspersky.com",
-            Some(("update-upd-p", C::Update, High)),
+            Some(("update-upd-p", C::Update, High, P::Kaspersky)),
         ),
         (
             "downloads.upd.kaspersky.com",
-            Some(("update-downloads-upd", C::Update, High)),
+            Some(("update-downloads-upd", C::Update, High, P::Kaspersky)),
         ),
         (
             "cm.k.kaspersky-labs.com",
-            Some(("update-cm-k", C::Update, High)),
-        ),
-        (
-            "dc1.ksn.kaspersky-labs.com",
-            Some(("ksn-kaspersky-labs", C::KsnCloud, High)),
-        ),
-        (
-            "dc1-st.ksn.kaspersky-labs.com",
-            Some(("ksn-kaspersky-labs", C::KsnCloud, High)),
-        ),
-        (
-            "ksn-file-geo.kaspersky-labs.com",
-            Some(("ksn-geo-kaspersky-labs", C::KsnCloud, High)),
-        ),
-        (
-            "ksn-crypto-wifiplus-geo.kaspersky-labs.com",
-            Some(("ksn-geo-kaspersky-labs", C::KsnCloud, High)),
-        ),
-        (
-            "ksn-dc1-cert.geoksn.kaspersky.com",
-            Some(("ksn-geoksn", C::KsnCloud, High)),
-        ),
-        (
-            "activation-v2.kaspersky.com",
-            Some(("activation-v2", C::Activation, High)),
-        ),
-        (
-            "refresh-bkg.activation-v2.kaspersky.com",
-            Some(("activation-v2", C::Activation, High)),
-        ),
-        (
-            "activation-v2.geo.kaspersky.com",
-            Some(("activation-v2", C::Activation, High)),
-        ),
-        (
-            "touch.kaspersky.com",
-            Some(("telemetry-touch", C::Telemetry, High)),
-        ),
-        (
-            "gc.kis.v2.scr.kaspersky-labs.com",
-            Some(("injected-script", C::InjectedScript, High)),
-        ),
-        (
-            "ff.kis.scr.kaspersky-labs.com",
-            Some(("injected-script", C::InjectedScript, High)),
-        ),
-        (
-            "bosh4.ucp-ntfy.kaspersky-labs.com",
-            Some(("portal-ucp-ntfy", C::Portal, High)),
-        ),
-        (
-            "eu1.ksc.kaspersky.com",
-            Some(("ksc-cloud", C::KscCloud, High)),
-        ),
-        (
-            "ksc.kaspersky.com",
-            Some(("ksc-cloud-console-web", C::KscCloud, Medium)),
-        ),
-        (
-            "crl.kaspersky.com",
-            Some(("certificate-crl", C::Certificate, High)),
-        ),
-        ("ds.kaspersky.com", Some(("service-ds", C::Service, High))),
-        (
-            "edge.geo.kaspersky.com",
-            Some(("service-geo", C::Service, Medium)),
+            Some(("update-cm-k", C::Update, High, P::Kaspersky)),
         ),
         (
             "downloads2.kaspersky-labs.com",
-            Some(("update-downloads-kaspersky-labs", C::Update, Medium)),
+            Some((
+                "update-downloads-kaspersky-labs",
+                C::Update,
+                Medium,
+                P::Kaspersky,
+            )),
+        ),
+        // KSN.
+        (
+            "dc1.ksn.kaspersky-labs.com",
+            Some(("ksn-kaspersky-labs", C::KsnCloud, High, P::Kaspersky)),
         ),
         (
-            "products.s.kaspersky-labs.com",
-            Some(("download-products", C::Download, Medium)),
+            "dc1-st.ksn.kaspersky-labs.com",
+            Some(("ksn-kaspersky-labs", C::KsnCloud, High, P::Kaspersky)),
+        ),
+        (
+            "ksn-file-geo.kaspersky-labs.com",
+            Some(("ksn-geo-kaspersky-labs", C::KsnCloud, High, P::Kaspersky)),
+        ),
+        (
+            "ksn-stat-geo.kaspersky-labs.com",
+            Some(("ksn-geo-kaspersky-labs", C::KsnCloud, High, P::Kaspersky)),
+        ),
+        // The crypto family is what Check Point's Anti-Malware uses.
+        (
+            "ksn-crypto-file-geo.kaspersky-labs.com",
+            Some(("ksn-crypto-geo", C::KsnCloud, High, P::AntivirusOrOem)),
+        ),
+        (
+            "ksn-crypto-url-geo.kaspersky-labs.com",
+            Some(("ksn-crypto-geo", C::KsnCloud, High, P::AntivirusOrOem)),
+        ),
+        (
+            "ksn-crypto-wifiplus-geo.kaspersky-labs.com",
+            Some(("ksn-crypto-geo", C::KsnCloud, High, P::AntivirusOrOem)),
+        ),
+        (
+            "ksn-dc1-cert.geoksn.kaspersky.com",
+            Some(("ksn-geoksn", C::KsnCloud, High, P::Kaspersky)),
+        ),
+        (
+            "ksn-crypto-wifiplus.geoksn.kaspersky.com",
+            Some(("ksn-geoksn", C::KsnCloud, High, P::Kaspersky)),
+        ),
+        // Activation, telemetry, certificates, services.
+        (
+            "activation-v2.kaspersky.com",
+            Some(("activation-v2", C::Activation, High, P::Kaspersky)),
+        ),
+        (
+            "refresh-bkg.activation-v2.kaspersky.com",
+            Some(("activation-v2", C::Activation, High, P::Kaspersky)),
+        ),
+        (
+            "activation-v2.geo.kaspersky.com",
+            Some(("activation-v2", C::Activation, High, P::Kaspersky)),
+        ),
+        (
+            "touch.kaspersky.com",
+            Some(("telemetry-touch", C::Telemetry, High, P::Kaspersky)),
         ),
         (
             "statistic.content.ipm-klca.kaspersky.com",
-            Some(("telemetry-ipm-statistic", C::Telemetry, Medium)),
+            Some((
+                "telemetry-ipm-statistic",
+                C::Telemetry,
+                Medium,
+                P::Kaspersky,
+            )),
         ),
         (
-            "my.kaspersky.com",
-            Some(("portal-account", C::Portal, Medium)),
+            "crl.kaspersky.com",
+            Some(("certificate-crl", C::Certificate, High, P::Kaspersky)),
         ),
         (
-            "hq.uis.kaspersky.com",
-            Some(("portal-account", C::Portal, Medium)),
+            "ds.kaspersky.com",
+            Some(("service-ds", C::Service, High, P::Kaspersky)),
         ),
+        (
+            "edge.geo.kaspersky.com",
+            Some(("service-geo", C::Service, Medium, P::Kaspersky)),
+        ),
+        // Password Manager push: the application's own session.
+        (
+            "bosh4.ucp-ntfy.kaspersky-labs.com",
+            Some(("service-ucp-ntfy", C::Service, Medium, P::Kaspersky)),
+        ),
+        (
+            "37.ucp-ntfy.kaspersky-labs.com",
+            Some(("service-ucp-ntfy", C::Service, Medium, P::Kaspersky)),
+        ),
+        // The catch-all product zone.
         (
             "mobile.kaspersky-labs.com",
-            Some(("service-kaspersky-labs", C::Service, Medium)),
+            Some(("service-kaspersky-labs", C::Service, Medium, P::Kaspersky)),
         ),
         (
             "kaspersky-labs.com",
-            Some(("service-kaspersky-labs", C::Service, Medium)),
+            Some(("service-kaspersky-labs", C::Service, Medium, P::Kaspersky)),
+        ),
+        // Antivirus only.
+        (
+            "gc.kis.v2.scr.kaspersky-labs.com",
+            Some(("injected-script", C::InjectedScript, High, P::Antivirus)),
         ),
         (
-            "content.kaspersky-labs.com",
-            Some(("website-kaspersky-labs-content", C::Website, Low)),
+            "ff.kis.scr.kaspersky-labs.com",
+            Some(("injected-script", C::InjectedScript, High, P::Antivirus)),
+        ),
+        // Cloud Console: agents' names vs the administrators' web UI.
+        (
+            "eu1.ksc.kaspersky.com",
+            Some(("ksc-cloud", C::KscCloud, High, P::Antivirus)),
+        ),
+        (
+            "a.b.ksc.kaspersky.com",
+            Some(("ksc-cloud", C::KscCloud, High, P::Antivirus)),
+        ),
+        (
+            "ksc.kaspersky.com",
+            Some(("ksc-cloud-console-web", C::Portal, Medium, P::None)),
+        ),
+        // OEM: the Kaspersky engine in Check Point products.
+        (
+            "kav8.checkpoint.com",
+            Some(("oem-checkpoint-kav8", C::Update, High, P::Oem)),
+        ),
+        (
+            "kav8.zonealarm.com",
+            Some(("oem-checkpoint-kav8", C::Update, High, P::Oem)),
+        ),
+        ("checkpoint.com", None),
+        ("x.kav8.zonealarm.com", None),
+        // Portals, downloads, websites: not install evidence.
+        (
+            "my.kaspersky.com",
+            Some(("portal-account", C::Portal, Medium, P::None)),
+        ),
+        (
+            "center.kaspersky.com",
+            Some(("portal-account", C::Portal, Medium, P::None)),
+        ),
+        (
+            "hq.uis.kaspersky.com",
+            Some(("portal-account", C::Portal, Medium, P::None)),
         ),
         (
             "activation.kaspersky.com",
-            Some(("activation-web-portal", C::Activation, Low)),
+            Some(("activation-web-portal", C::Portal, Low, P::None)),
+        ),
+        (
+            "keyfile.kaspersky.com",
+            Some(("activation-web-portal", C::Portal, Low, P::None)),
+        ),
+        (
+            "products.s.kaspersky-labs.com",
+            Some(("download-products", C::Download, Medium, P::None)),
+        ),
+        (
+            "content.kaspersky-labs.com",
+            Some(("website-kaspersky-labs-content", C::Website, Low, P::None)),
         ),
         (
             "click.kaspersky.com",
-            Some(("website-click", C::Website, Low)),
+            Some(("website-click", C::Website, Low, P::None)),
         ),
         (
             "www.kaspersky.com",
-            Some(("website-kaspersky-com", C::Website, Low)),
+            Some(("website-kaspersky-com", C::Website, Low, P::None)),
         ),
         (
             "support.kaspersky.com",
-            Some(("website-kaspersky-com", C::Website, Low)),
+            Some(("website-kaspersky-com", C::Website, Low, P::None)),
         ),
         (
             "kaspersky.com",
-            Some(("website-kaspersky-com", C::Website, Low)),
+            Some(("website-kaspersky-com", C::Website, Low, P::None)),
         ),
         (
             "www.kaspersky.co.uk",
-            Some(("website-kaspersky-cctld", C::Website, Low)),
+            Some(("website-kaspersky-cctld", C::Website, Low, P::None)),
         ),
         (
             "kaspersky.com.cn",
-            Some(("website-kaspersky-cctld", C::Website, Low)),
+            Some(("website-kaspersky-cctld", C::Website, Low, P::None)),
         ),
         (
             "support.kaspersky.cn",
-            Some(("website-kaspersky-cctld", C::Website, Low)),
+            Some(("website-kaspersky-cctld", C::Website, Low, P::None)),
         ),
         (
             "kaspersky.ru",
-            Some(("website-kaspersky-cctld", C::Website, Low)),
+            Some(("website-kaspersky-cctld", C::Website, Low, P::None)),
         ),
         (
             "securelist.com",
-            Some(("website-securelist", C::Website, Low)),
+            Some(("website-securelist", C::Website, Low, P::None)),
         ),
-        ("kas.pr", Some(("website-kas-pr", C::Website, Low))),
+        ("kas.pr", Some(("website-kas-pr", C::Website, Low, P::None))),
         (
             "media.kasperskycontenthub.com",
-            Some(("website-kasperskycontenthub", C::Website, Low)),
+            Some(("website-kasperskycontenthub", C::Website, Low, P::None)),
         ),
-        // Mail relays: Kaspersky-owned, ignored.
-        ("mx13.kaspersky-labs.com", None),
-        ("mailhub1-fb.kaspersky-labs.com", None),
+        // Mail relays: mail, not install evidence.
+        (
+            "mx13.kaspersky-labs.com",
+            Some(("mail-relays", C::Mail, Low, P::None)),
+        ),
+        (
+            "mx9.kaspersky-labs.com",
+            Some(("mail-relays", C::Mail, Low, P::None)),
+        ),
+        (
+            "mailhub1-fb.kaspersky-labs.com",
+            Some(("mail-relays", C::Mail, Low, P::None)),
+        ),
+        // Not host names: mail-policy and service owner names match nothing.
+        ("_spf.kaspersky-labs.com", None),
+        ("_spf.kaspersky.com", None),
+        ("_dmarc.kaspersky.com", None),
+        ("_domainkey.kaspersky-labs.com", None),
+        ("x._domainkey.kaspersky.com", None),
+        ("_xmpp-client._tcp.37.ucp-ntfy.kaspersky-labs.com", None),
+        ("-.kaspersky.com", None),
         // Decoys.
         ("notkaspersky.com", None),
         ("kaspersky.com.attacker.example", None),
         ("xkaspersky-labs.com", None),
         ("kaspersky-labs.com.evil.example", None),
+        ("ksc.kaspersky.com.example", None),
         ("kaspersky.co", None),
         ("kaspersky.example", None),
         ("securelist.com.example", None),
@@ -1034,15 +1656,132 @@ fn bundled_rules_match_real_names() {
     for (name, want) in table {
         let got = s.lookup(&host(name)).map(|i| {
             let r = s.rule(i);
-            (r.id.as_str(), r.category, r.confidence)
+            (r.id.as_str(), r.category, r.confidence, r.product)
         });
         assert_eq!(got, *want, "{name}");
     }
-    let (idx, _) = s.explain(&host("mx9.kaspersky-labs.com")).unwrap();
-    assert_eq!(s.rule(idx).id, "ignore-mail-relays");
-    assert_eq!(s.files().len(), 1);
-    assert!(s.files()[0].path.ends_with("rules/kaspersky.toml"));
+    let names: Vec<&str> = s
+        .files()
+        .iter()
+        .map(|f| f.path.rsplit('/').next().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["kaspersky-networks.toml", "kaspersky.toml"]);
     assert_eq!(s.sha256().len(), 64);
+}
+
+#[test]
+fn bundled_rules_product_classes_follow_categories() {
+    let s = RuleSet::load(&[RuleSet::bundled_dir()]).unwrap();
+    for r in s.rules() {
+        // A name no product contacts has no product class, and the other way round.
+        assert_eq!(
+            r.category.is_install_evidence(),
+            r.product != ProductClass::None,
+            "{}",
+            r.id
+        );
+        // The reasoning for the class is in the source, and no UNVERIFIED name is high.
+        assert!(
+            r.source.contains("Product") || r.product == ProductClass::None,
+            "{}",
+            r.id
+        );
+        if r.source.starts_with("D") {
+            assert_ne!(r.confidence, Confidence::High, "{}", r.id);
+        }
+    }
+}
+
+#[test]
+fn bundled_networks_match_kaspersky_addresses() {
+    let s = RuleSet::load(&[RuleSet::bundled_dir()]).unwrap();
+    let ids: Vec<(&str, u32, NetworkUse, usize)> = s
+        .networks()
+        .iter()
+        .map(|n| (n.id.as_str(), n.asn, n.use_, n.prefixes.len()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("as200107-kl-ext", 200107, NetworkUse::Corroborate, 30),
+            ("as41983-kl-as", 41983, NetworkUse::Corroborate, 4),
+            ("as209030-kl-kdp", 209030, NetworkUse::Exclude, 3),
+        ]
+    );
+    assert_eq!(s.prefix_count(), 37);
+    let table: &[(&str, Option<(&str, &str)>)] = &[
+        // s19.upd.kaspersky.com and dc1-st.ksn.kaspersky-labs.com as seen in resolver data.
+        ("37.203.129.5", Some(("as200107-kl-ext", "37.203.128.0/23"))),
+        (
+            "79.133.169.139",
+            Some(("as200107-kl-ext", "79.133.168.0/22")),
+        ),
+        ("77.74.176.10", Some(("as200107-kl-ext", "77.74.176.0/21"))),
+        ("77.74.179.255", Some(("as200107-kl-ext", "77.74.176.0/21"))),
+        // AS41983's /22 inside AS200107's /21: the longer prefix wins.
+        ("77.74.180.1", Some(("as41983-kl-as", "77.74.180.0/22"))),
+        ("77.74.183.255", Some(("as41983-kl-as", "77.74.180.0/22"))),
+        ("77.74.184.0", None),
+        // The mail relay mx13.kaspersky-labs.com.
+        ("91.103.66.164", Some(("as41983-kl-as", "91.103.64.0/21"))),
+        ("80.173.149.7", Some(("as200107-kl-ext", "80.173.148.0/23"))),
+        (
+            "195.128.247.255",
+            Some(("as200107-kl-ext", "195.128.246.0/23")),
+        ),
+        // DDoS protection: excluded, beside AS200107's 82.202.184.0/23.
+        ("82.202.185.1", Some(("as200107-kl-ext", "82.202.184.0/23"))),
+        ("82.202.186.1", Some(("as209030-kl-kdp", "82.202.186.0/23"))),
+        ("82.202.187.1", Some(("as209030-kl-kdp", "82.202.186.0/23"))),
+        ("82.202.190.9", Some(("as209030-kl-kdp", "82.202.188.0/22"))),
+        (
+            "168.113.251.80",
+            Some(("as209030-kl-kdp", "168.113.251.0/24")),
+        ),
+        // IPv6: AS200107's /47 inside AS41983's /33, and AS200107's own /48s beyond it.
+        (
+            "2a03:2480:68::1",
+            Some(("as200107-kl-ext", "2a03:2480:68::/47")),
+        ),
+        (
+            "2a03:2480:69:ffff::1",
+            Some(("as200107-kl-ext", "2a03:2480:68::/47")),
+        ),
+        ("2a03:2480:6a::1", Some(("as41983-kl-as", "2a03:2480::/33"))),
+        ("2a03:2480:1::1", Some(("as41983-kl-as", "2a03:2480::/33"))),
+        (
+            "2a03:2480:8029:1::5",
+            Some(("as200107-kl-ext", "2a03:2480:8028::/46")),
+        ),
+        (
+            "2a03:2480:8103::1",
+            Some(("as200107-kl-ext", "2a03:2480:8103::/48")),
+        ),
+        ("2a03:2480:8104::1", None),
+        (
+            "::ffff:77.74.176.10",
+            Some(("as200107-kl-ext", "77.74.176.0/21")),
+        ),
+        // CDN and third-party mirrors that served Kaspersky updates are not Kaspersky's.
+        ("94.75.236.122", None),
+        ("43.249.37.43", None),
+        ("8.8.8.8", None),
+        ("2001:4860:4860::8888", None),
+    ];
+    for (addr, want) in table {
+        let ip: IpAddr = addr.parse().unwrap();
+        let got = s
+            .explain_network(ip)
+            .map(|(idx, prefix)| (s.network(idx).id.as_str(), prefix.to_string()));
+        let want = want.map(|(id, p)| (id, p.to_owned()));
+        assert_eq!(got, want, "{addr}");
+        assert_eq!(s.network_for(ip), s.explain_network(ip).map(|(idx, _)| idx));
+    }
+    let (idx, _) = s.explain_network("82.202.186.1".parse().unwrap()).unwrap();
+    assert_eq!(s.network(idx).use_, NetworkUse::Exclude);
+    assert!(s
+        .network_location(idx)
+        .ends_with("kaspersky-networks.toml:49"));
 }
 
 #[test]
@@ -1090,6 +1829,27 @@ fn truncated_rule_file_at_every_offset_never_panics() {
         }
     }
     assert_eq!(set(&text).rules().len(), 2);
+}
+
+#[test]
+fn truncated_network_file_at_every_offset_never_panics() {
+    let text = format!(
+        "{ONE_RULE}\n{}",
+        network_toml("n", 1, &["77.74.176.0/21", "2a03:2480::/33"], "exclude")
+    );
+    let total_lines = u32::try_from(text.lines().count()).unwrap();
+    for end in 0..text.len() {
+        match RuleSet::parse("t.toml", &text[..end]) {
+            Ok(set) => assert!(set.networks().len() <= 1, "cut at {end}"),
+            Err(e) => {
+                if let Some(line) = e.line {
+                    assert!(line >= 1 && line <= total_lines + 1, "cut at {end}: {e}");
+                }
+                assert!(!e.to_string().contains('\n'), "cut at {end}: {e}");
+            }
+        }
+    }
+    assert_eq!(set(&text).networks().len(), 1);
 }
 
 #[test]

@@ -46,13 +46,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// `path: what is wrong` for an I/O error, in words a user can act on.
 pub fn io_problem(path: &Path, e: &std::io::Error) -> String {
-    let what = match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
-        _ => e.to_string(),
-    };
-    format!("{}: {what}", path.display())
+    crate::fs_error::at(path, e)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

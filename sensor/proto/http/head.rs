@@ -142,6 +142,77 @@ pub fn parse_request_head(stream: &[u8]) -> RequestHead {
     }
 }
 
+/// The form of a request target (RFC 9112 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `/path?query`: a request to the origin server.
+    Origin,
+    /// `scheme://authority/path`: a request to a forward proxy (RFC 9112 §3.2.2).
+    Absolute,
+    /// `host:port` of a `CONNECT` (RFC 9112 §3.2.3).
+    Authority,
+    /// `*` of a server-wide `OPTIONS` (RFC 9112 §3.2.4), or anything else.
+    Other,
+}
+
+/// The target of a request line: its form and its path (for an absolute-form target the part
+/// after the authority; empty for CONNECT and `*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTarget<'a> {
+    pub form: TargetForm,
+    pub path: &'a [u8],
+    /// The authority of an absolute-form target or a CONNECT (`host[:port]`), else empty.
+    pub authority: &'a [u8],
+}
+
+/// The target of the request whose head starts `head` (a head [`parse_request_head`] found
+/// complete); `None` when the request line cannot be read. Reads the request line only.
+pub fn request_target(head: &[u8]) -> Option<RequestTarget<'_>> {
+    let window = head.get(..MAX_HEAD_LEN).unwrap_or(head);
+    let mut start = 0usize;
+    for _ in 0..MAX_LEADING_EMPTY_LINES {
+        let rest = window.get(start..).unwrap_or_default();
+        if rest.starts_with(b"\r\n") {
+            start = start.saturating_add(2);
+        } else if rest.starts_with(b"\n") {
+            start = start.saturating_add(1);
+        } else {
+            break;
+        }
+    }
+    let Prefix::Match(method_len) = method_prefix(window.get(start..)?) else {
+        return None;
+    };
+    let (line, _) = next_line(window, start)?;
+    let (method, target) = request_line(line, method_len)?;
+    if method == b"CONNECT" {
+        return Some(RequestTarget {
+            form: TargetForm::Authority,
+            path: &[],
+            authority: target,
+        });
+    }
+    if target.starts_with(b"/") {
+        return Some(RequestTarget {
+            form: TargetForm::Origin,
+            path: target,
+            authority: &[],
+        });
+    }
+    match absolute_form_parts(target) {
+        Some((authority, path)) => Some(RequestTarget {
+            form: TargetForm::Absolute,
+            path,
+            authority,
+        }),
+        None => Some(RequestTarget {
+            form: TargetForm::Other,
+            path: &[],
+            authority: &[],
+        }),
+    }
+}
+
 /// Parses the response head at the start of `stream`.
 pub fn parse_response_head(stream: &[u8]) -> ResponseHead {
     let window = stream.get(..MAX_HEAD_LEN).unwrap_or(stream);
@@ -476,6 +547,11 @@ fn is_tchar(b: u8) -> bool {
 /// The authority of an absolute-form target `scheme://authority[/path...]` (RFC 9112 §3.2.2),
 /// or `None` when the target is not in absolute form.
 fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
+    absolute_form_parts(target).map(|(authority, _)| authority)
+}
+
+/// The authority of an absolute-form target and what follows it (path, query, fragment).
+fn absolute_form_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let separator = memchr::memmem::find(target, b"://")?;
     let (scheme, rest) = target.split_at_checked(separator)?;
     // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
@@ -494,7 +570,25 @@ fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
         .iter()
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
-    rest.get(..end)
+    rest.split_at_checked(end)
+}
+
+/// The address of an authority `[userinfo@]host[:port]` whose host is an IP literal
+/// (`192.0.2.1`, `[2001:db8::1]`, RFC 3986 §3.2.2), else `None`.
+pub fn authority_ip(authority: &[u8]) -> Option<std::net::IpAddr> {
+    let host_port = match memchr::memrchr(b'@', authority) {
+        Some(at) => authority.get(at.checked_add(1)?..)?,
+        None => authority,
+    };
+    let host = if let Some(v6) = host_port.strip_prefix(b"[") {
+        v6.get(..memchr(b']', v6)?)?
+    } else {
+        match memchr(b':', host_port) {
+            Some(colon) => host_port.get(..colon)?,
+            None => host_port,
+        }
+    };
+    std::str::from_utf8(host).ok()?.parse().ok()
 }
 
 /// The host name of an authority `[userinfo@]host[:port]` (RFC 3986 §3.2), `None` when it is

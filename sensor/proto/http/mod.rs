@@ -3,9 +3,10 @@
 //! Input: the start of one direction of a TCP stream, positioned where a message head should
 //! begin (the start of the stream, or `head_len` plus the body after the previous message).
 //! Output: [`RequestHead`] / [`ResponseHead`]: the host name a request is for, the head length
-//! and how its body is delimited (RFC 9112 §6.3), or why there is none. [`ChunkedBody`] skips a
-//! chunked body (RFC 9112 §7.1) fed in pieces, keeping its first bytes so that
-//! [`crate::proto::update`] can recognise Kaspersky update files.
+//! and how its body is delimited (RFC 9112 §6.3), or why there is none; [`request_target`]:
+//! the form of a complete request's target (origin, absolute, authority) and its path.
+//! [`ChunkedBody`] skips a chunked body (RFC 9112 §7.1) fed in pieces, keeping its first bytes
+//! so that [`crate::proto::update`] can recognise Kaspersky update files.
 //!
 //! Copies: nothing but the host name (into the inline [`HostName`]) and the first
 //! [`FIRST_DATA_LEN`] body bytes of a chunked body. No allocation.
@@ -37,8 +38,8 @@ pub use chunked::{
 };
 pub(crate) use head::is_numeric_host;
 pub use head::{
-    parse_request_head, parse_response_head, RequestHead, ResponseHead, MAX_HEAD_LEN,
-    MAX_LEADING_EMPTY_LINES,
+    authority_ip, parse_request_head, parse_response_head, request_target, RequestHead,
+    RequestTarget, ResponseHead, TargetForm, MAX_HEAD_LEN, MAX_LEADING_EMPTY_LINES,
 };
 
 crate::reason_enum! {

@@ -933,3 +933,67 @@ fn numeric_hosts() {
     assert!(!is_numeric_host(&name("ds.kaspersky.com")));
     assert!(!is_numeric_host(&name("0x7f")));
 }
+
+#[test]
+fn request_targets_and_their_paths() {
+    let t = request_target(CURL_REQUEST).expect("target");
+    assert_eq!(t.form, TargetForm::Origin);
+    assert_eq!(t.path, b"/index/u1313g.xml.dif");
+    // What curl sends to a forward proxy (`curl -x … http://dnl-03…/bases/…`).
+    let proxied = b"GET http://dnl-03.geo.kaspersky.com/bases/av/kdb/i386/base003.kdc HTTP/1.1\r\n\
+        Host: dnl-03.geo.kaspersky.com\r\nProxy-Connection: Keep-Alive\r\n\r\n";
+    let t = request_target(proxied).expect("target");
+    assert_eq!(t.form, TargetForm::Absolute);
+    assert_eq!(t.path, b"/bases/av/kdb/i386/base003.kdc");
+    assert_eq!(host_of(proxied), Some(name("dnl-03.geo.kaspersky.com")));
+    let bare = b"GET http://example.org HTTP/1.1\r\nHost: example.org\r\n\r\n";
+    assert_eq!(
+        request_target(bare),
+        Some(RequestTarget {
+            form: TargetForm::Absolute,
+            path: b"",
+            authority: b"example.org",
+        })
+    );
+    let connect =
+        b"CONNECT s12.upd.kaspersky.com:443 HTTP/1.1\r\nHost: s12.upd.kaspersky.com:443\r\n\r\n";
+    assert_eq!(
+        request_target(connect).map(|t| t.form),
+        Some(TargetForm::Authority)
+    );
+    let star = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(
+        request_target(star).map(|t| t.form),
+        Some(TargetForm::Other)
+    );
+    // After the empty lines a request may start with (RFC 9112 §2.2).
+    let mut led = b"\r\n".to_vec();
+    led.extend_from_slice(CURL_REQUEST);
+    assert_eq!(
+        request_target(&led).map(|t| t.path),
+        Some(&b"/index/u1313g.xml.dif"[..])
+    );
+    assert_eq!(request_target(b"SSH-2.0-OpenSSH\r\n"), None);
+    assert_eq!(request_target(b"GET /x"), None);
+}
+
+#[test]
+fn ip_literal_authorities() {
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
+    assert_eq!(authority_ip(b"77.74.176.10"), ip("77.74.176.10"));
+    assert_eq!(authority_ip(b"77.74.176.10:8080"), ip("77.74.176.10"));
+    assert_eq!(authority_ip(b"user@77.74.176.10:80"), ip("77.74.176.10"));
+    assert_eq!(
+        authority_ip(b"[2a03:2480:68::1]:443"),
+        ip("2a03:2480:68::1")
+    );
+    assert_eq!(authority_ip(b"dnl-01.geo.kaspersky.com:80"), None);
+    assert_eq!(authority_ip(b"[2a03:2480:68::1"), None);
+    assert_eq!(authority_ip(b""), None);
+    let proxied = b"GET http://77.74.176.10/bases/av/kdb/i386/base002.kdc HTTP/1.1\r\nHost: 77.74.176.10\r\n\r\n";
+    let t = request_target(proxied).expect("target");
+    assert_eq!(
+        (t.form, t.authority),
+        (TargetForm::Absolute, &b"77.74.176.10"[..])
+    );
+}
