@@ -164,7 +164,7 @@ pub struct NameSighting {
     pub qtype: Option<u16>,
     /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
     /// seen in (boxed: most observations have none).
-    pub dns: Option<Box<DnsFacts>>,
+    pub dns_facts: Option<Box<DnsFacts>>,
 }
 
 /// Why a connection carried no usable name.
@@ -211,7 +211,7 @@ pub enum Observation {
         answers: Vec<IpAddr>,
         ttl: Option<u32>,
         /// The response the addresses came from.
-        dns: Option<Box<DnsFacts>>,
+        dns_facts: Option<Box<DnsFacts>>,
     },
     /// A TCP connection (or QUIC without SNI) that gave no usable name.
     Nameless {

@@ -504,14 +504,27 @@ fn unknown_events_format_is_refused() {
 fn eve_carries_every_native_event() {
     for capture in [
         "staged-network.pcap",
+        "staged-enterprise.pcap",
         "dns-udp.pcap",
         "http-host.pcap",
         "quic-chromium.pcap",
         "tunnel-vxlan.pcap",
     ] {
         let path = pcaps_dir().join(capture);
-        let native = common::replay_events(&path, &["--all-names"]);
-        let eve = common::replay_events(&path, &["--all-names", "--events-format", "eve"]);
+        // No rate limits: EVE's answer records spend tokens native lines do not, so under the
+        // limits the two formats may admit different lines (`eve_lines_pass_the_rate_limits`).
+        let unlimited = [
+            "--all-names",
+            "--event-rate",
+            "0",
+            "--event-rate-global",
+            "0",
+        ];
+        let native = common::replay_events(&path, &unlimited);
+        let eve = common::replay_events(
+            &path,
+            &[&unlimited[..], &["--events-format", "eve"]].concat(),
+        );
         let mut used = vec![false; eve.len()];
         for e in &native {
             let found = eve.iter().enumerate().position(|(i, r)| {
@@ -524,16 +537,24 @@ fn eve_carries_every_native_event() {
                     // Native update-payload events have no `source`.
                     && (e["source"].is_null() || k["source"] == e["source"])
                     && k["magic"] == e["magic"]
-                    && k["rule"] == e["rule"]
+                    && ["id", "category", "confidence"]
+                        .iter()
+                        .all(|f| k["rule"][f] == e["rule"][f])
                     && k["input"] == e["input"]
                     && r["src_port"] == e["client"]["port"]
                     && r["dest_port"] == e["server"]["port"]
                     && r["vlan"][0] == e["client"]["vlan"]
                     && k["client_mac"] == e["client"]["mac"]
             });
-            match found {
-                Some(i) => used[i] = true,
-                None => panic!("{capture}: native event {e} has no EVE record"),
+            let Some(i) = found else {
+                panic!("{capture}: native event {e} has no EVE record");
+            };
+            used[i] = true;
+            // What the rule says beyond the native event's three fields.
+            let rule = &eve[i]["ksensor"]["rule"];
+            if !rule.is_null() {
+                assert!(rule["product"].is_string(), "{capture}: {rule}");
+                assert!(rule["install_evidence"].is_boolean(), "{capture}: {rule}");
             }
         }
         // What EVE adds: the responses to reported queries.
@@ -542,6 +563,189 @@ fn eve_carries_every_native_event() {
                 r["dns"]["type"] == "answer" && r["ksensor"]["source"] == "dns-answer",
                 "{capture}: EVE record {i} is not a native event: {r}"
             );
+        }
+    }
+}
+
+/// A replay writing EVE events and the JSON report into `dir`; returns both.
+fn eve_and_report(dir: &Path, capture: &str, args: &[&str]) -> (Vec<Value>, Value) {
+    let events = dir.join(format!("{capture}.eve.json"));
+    let report = dir.join(format!("{capture}.report.json"));
+    let (e, r) = (
+        events.to_str().unwrap_or_else(|| panic!("path")),
+        report.to_str().unwrap_or_else(|| panic!("path")),
+    );
+    let mut all = vec!["--events", e, "--events-format", "eve", "--report", r];
+    all.extend_from_slice(args);
+    run_replay(&pcaps_dir().join(capture), &all);
+    let text = std::fs::read_to_string(&events).unwrap_or_else(|e| panic!("{e}"));
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad EVE line {l:?}: {e}")))
+        .collect();
+    let report = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}"));
+    let report = serde_json::from_str(&report).unwrap_or_else(|e| panic!("bad report: {e}"));
+    (records, report)
+}
+
+#[test]
+fn eve_evidence_is_what_the_report_files() {
+    // The staged enterprise network has every kind of evidence an event can carry: address
+    // lookups and TXT/MX lookups, TLS and HTTP names, proxied names, a Cloud Console session,
+    // a correlated connection and update payloads from Kaspersky names, a Kaspersky address
+    // and an internal mirror.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (records, report) = eve_and_report(dir.path(), "staged-enterprise.pcap", &[]);
+    let hosts = report["hosts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("hosts"));
+    let mut by_source: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut not_install, mut undecided) = (0, 0);
+    for r in &records {
+        let k = &r["ksensor"];
+        let ev = &k["evidence"];
+        if ev.is_null() {
+            // Not evidence: a name that matched no rule, the response to a reported query
+            // (EVE's answer record; it feeds correlation only), a `DIFF` body outside an
+            // update path.
+            let unmatched = k["rule"].is_null() && k["kind"] != "correlated";
+            let answer_record = r["dns"]["type"] == "answer" && k["source"] == "dns-answer";
+            let diff = k["magic"] == "DIFF";
+            assert!(
+                unmatched || answer_record || diff,
+                "record without evidence: {r}"
+            );
+            continue;
+        }
+        let ip = r["src_ip"].as_str().unwrap_or_else(|| panic!("src_ip"));
+        let host = hosts
+            .iter()
+            .find(|h| h["ip"] == ip)
+            .unwrap_or_else(|| panic!("{ip} has evidence in {r} but is not in the report"));
+        let entry = host["evidence"]
+            .as_array()
+            .unwrap_or_else(|| panic!("evidence"))
+            .iter()
+            .find(|e| {
+                e["source"] == ev["source"]
+                    && e["rule"] == k["rule"]["id"]
+                    && e["origin"] == ev["origin"]
+            })
+            .unwrap_or_else(|| panic!("{ip}: no report evidence like {ev} (record {r})"));
+        for field in ["family", "product"] {
+            assert_eq!(ev[field], entry[field], "{field} of {r} vs {entry}");
+        }
+        match (&ev["install"], &ev["direct"]) {
+            (Value::Null, Value::Null) => {
+                // Decided with the verdict: the payload came from a server that is not
+                // Kaspersky's, and only a mirror's count.
+                assert_eq!(ev["origin"], "server", "{r}");
+                undecided += 1;
+            }
+            (install, direct) => {
+                assert_eq!(install, &entry["install"], "install of {r} vs {entry}");
+                assert_eq!(direct, &entry["direct"], "direct of {r} vs {entry}");
+                if install == &Value::Bool(false) {
+                    not_install += 1;
+                }
+            }
+        }
+        // The rule's own product class and install-evidence flag, as the rule files say.
+        let category = k["rule"]["category"].as_str().unwrap_or_default();
+        let contacted_by_products = !matches!(
+            category,
+            "portal" | "download" | "website" | "mail" | "ignore" | ""
+        );
+        if !k["rule"].is_null() {
+            assert_eq!(k["rule"]["install_evidence"], contacted_by_products, "{r}");
+            assert_eq!(k["rule"]["category"], entry["category"], "{r}");
+        }
+        *by_source
+            .entry(ev["source"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    println!("EVE evidence checked against the report: {by_source:?}, not install evidence {not_install}, decided later {undecided}");
+    for source in [
+        "dns-query",
+        "dns-other-lookup",
+        "tls-sni",
+        "http-host",
+        "http-connect",
+        "http-absolute-uri",
+        "cloud-console-session",
+        "dns-correlated-connection",
+        "update-payload",
+    ] {
+        assert!(
+            by_source.contains_key(source),
+            "no {source} evidence in {by_source:?}"
+        );
+    }
+    assert!(
+        not_install > 0,
+        "a TXT/MX lookup or a website name is not install evidence"
+    );
+    assert!(
+        undecided > 0,
+        "the mirror's payloads are decided with the verdict"
+    );
+}
+
+#[test]
+fn eve_lines_pass_the_rate_limits() {
+    // One admission path for both formats: with a per-client limit of one line a second (a
+    // burst of ten), the EVE lines written plus those the report counts as suppressed are
+    // exactly the lines of an unlimited run, and the written ones are its first lines per
+    // client.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let capture = "dns-udp.pcap";
+    let (all, _) = eve_and_report(
+        dir.path(),
+        capture,
+        &[
+            "--all-names",
+            "--event-rate",
+            "0",
+            "--event-rate-global",
+            "0",
+        ],
+    );
+    let limited_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (some, report) = eve_and_report(
+        limited_dir.path(),
+        capture,
+        &[
+            "--all-names",
+            "--event-rate",
+            "1",
+            "--event-rate-global",
+            "0",
+        ],
+    );
+    let events = &report["events"];
+    let suppressed = events["suppressed"]["per_source"].as_u64().unwrap_or(0);
+    assert!(suppressed > 0, "the limit bites: {events}");
+    assert_eq!(
+        events["written"].as_u64(),
+        Some(some.len() as u64),
+        "{events}"
+    );
+    assert_eq!(some.len() as u64 + suppressed, all.len() as u64, "{events}");
+    // Written lines are unlimited lines, in the same order (a subsequence)...
+    let mut rest = all.iter();
+    for r in &some {
+        assert!(
+            rest.any(|a| a == r),
+            "not a line of the unlimited run, or out of order: {r}"
+        );
+    }
+    // ...and each client's first ten (its burst) are all written.
+    let mut per_client: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &all {
+        let seen = per_client.entry(str_of(r, "src_ip")).or_default();
+        *seen += 1;
+        if *seen <= 10 {
+            assert!(some.contains(r), "within the burst but suppressed: {r}");
         }
     }
 }

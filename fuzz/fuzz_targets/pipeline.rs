@@ -104,14 +104,14 @@ fuzz_target!(|data: &[u8]| {
             Observation::Name(s) => {
                 valid(&s.name);
                 assert!(s.answers.len() <= MAX_ANSWER_ADDRS);
-                valid_facts(s.dns.as_deref());
+                valid_facts(s.dns_facts.as_deref());
                 if let Some(rule) = s.rule {
                     assert!(rules.get(rule).is_some(), "rule index from another set");
                 }
             }
-            Observation::DnsAnswer { name, rule, answers, dns, .. } => {
+            Observation::DnsAnswer { name, rule, answers, dns_facts, .. } => {
                 valid(name);
-                valid_facts(dns.as_deref());
+                valid_facts(dns_facts.as_deref());
                 assert!(rules.get(*rule).is_some());
                 assert!(answers.len() <= MAX_ANSWER_ADDRS);
             }

@@ -175,7 +175,7 @@ impl<'a> Emitter<'a> {
                 answers: answers.to_vec(),
                 ttl,
                 qtype: self.qtype,
-                dns: dns
+                dns_facts: dns
                     .filter(|_| self.dns_facts)
                     .map(|about| Box::new(about.facts())),
             }),
@@ -207,7 +207,7 @@ impl<'a> Emitter<'a> {
                     server,
                     answers,
                     ttl,
-                    dns: dns
+                    dns_facts: dns
                         .filter(|_| self.dns_facts)
                         .map(|about| Box::new(about.facts())),
                 },

@@ -66,7 +66,7 @@ fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
             answers: Vec::new(),
             ttl: None,
             qtype: None,
-            dns: None,
+            dns_facts: None,
         }),
     )
 }
@@ -90,7 +90,7 @@ fn answer_to(querier: IpAddr, host: &str, addrs: Vec<IpAddr>, secs: u64) -> Obse
             server: ep,
             answers: addrs,
             ttl: Some(300),
-            dns: None,
+            dns_facts: None,
         },
     )
 }
@@ -397,7 +397,7 @@ fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
             answers: Vec::new(),
             ttl: None,
             qtype: Some(1),
-            dns: None,
+            dns_facts: None,
         }),
     )
 }
@@ -658,7 +658,7 @@ fn seen(
             answers: Vec::new(),
             ttl: None,
             qtype,
-            dns: None,
+            dns_facts: None,
         }),
     )
 }

@@ -919,7 +919,7 @@ mod tests {
                 answers: Vec::new(),
                 ttl: None,
                 qtype: None,
-                dns: None,
+                dns_facts: None,
             }),
         }
     }

@@ -19,14 +19,18 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::inventory::Correlation;
+use std::cell::Cell;
+
+use crate::inventory::verdict::classify;
+use crate::inventory::{name_evidence_kind, origin, Correlation, EvidenceKind};
 use crate::observation::{
     DnsFacts, DnsRecordData, Endpoint, NameSighting, NameSource, Observation, Observed,
 };
+use crate::proto::update::UpdateMagic;
 use crate::proto::NameKind;
 use crate::rules::{RuleIdx, RuleSet};
 
-use super::describe::magic_label;
+use super::describe::{evidence_origin, magic_label};
 use super::mac_string;
 
 /// Where the observations come from: it decides between Suricata's `pcap_cnt` (replay) and
@@ -157,6 +161,9 @@ pub struct KsensorFields<'a> {
     pub source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<EveRule<'a>>,
+    /// What the verdict model makes of this sighting, as the report's evidence entries say it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EveEvidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,11 +178,39 @@ pub struct KsensorFields<'a> {
     pub input: &'a str,
 }
 
+/// The rule a name matched: what it says about every sighting of the name.
 #[derive(Serialize)]
 pub struct EveRule<'a> {
     pub id: &'a str,
     pub category: &'static str,
     pub confidence: &'static str,
+    /// Which products contact the name (`rules::ProductClass`).
+    pub product: &'static str,
+    /// The category is one the products themselves contact (`Category::is_install_evidence`),
+    /// not one a person reaches in a browser or a mail server resolves.
+    pub install_evidence: bool,
+}
+
+/// The sighting as the verdict model files it (`inventory::verdict::classify`): the same
+/// labels as an evidence entry of the JSON report.
+#[derive(Serialize)]
+pub struct EveEvidence {
+    /// The evidence source (`dns-query`, `dns-other-lookup`, `cloud-console-session`,
+    /// `dns-correlated-connection`, `update-payload`, …).
+    pub source: &'static str,
+    /// For update payloads: `kaspersky-name`, `kaspersky-address` or `server`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
+    pub family: &'static str,
+    /// What the sighting says about the product (`antivirus`, `kaspersky`, `none`, …).
+    pub product: &'static str,
+    /// Whether it can support an install verdict, and whether it does so directly (not only
+    /// as corroboration). Absent for an update payload from a server that is not Kaspersky's:
+    /// that counts only if the server is an update mirror, which the verdict decides later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -425,6 +460,29 @@ fn rule_fields<'r>(
         id: &rule.id,
         category: rule.category.label(),
         confidence: confidence.unwrap_or(rule.confidence.label()),
+        product: rule.product.label(),
+        install_evidence: rule.category.is_install_evidence(),
+    }
+}
+
+/// What the verdict model makes of evidence of `kind` for `rule`. Only an update from a server
+/// that is not Kaspersky's asks whether the server is a mirror; the answer is not known when
+/// the event is written, so `install` and `direct` are left out then.
+fn evidence_fields(rules: &RuleSet, kind: EvidenceKind, rule: Option<RuleIdx>) -> EveEvidence {
+    let asked_mirror = Cell::new(false);
+    let (family, product, install, direct) =
+        classify(kind, rule.map(|idx| rules.rule(idx)), false, || {
+            asked_mirror.set(true);
+            false
+        });
+    let known = !asked_mirror.get();
+    EveEvidence {
+        source: kind.label(),
+        origin: evidence_origin(kind),
+        family: family.label(),
+        product: product.label(),
+        install: known.then_some(install),
+        direct: known.then_some(direct),
     }
 }
 
@@ -474,6 +532,7 @@ impl<'a> EveRenderer<'a> {
                 name: None,
                 source,
                 rule: None,
+                evidence: None,
                 client_mac: obs.ctx.client_mac.as_ref().map(mac_string),
                 outer: obs.ctx.outer.map(|(src, dst)| EveOuter {
                     src: eve_ip(src),
@@ -500,7 +559,7 @@ impl<'a> EveRenderer<'a> {
         let name = s.name.as_str();
         match kind {
             NameKind::Dns => {
-                let facts = s.dns.as_deref();
+                let facts = s.dns_facts.as_deref();
                 rec.dns = Some(match (s.source, facts) {
                     (NameSource::DnsAnswer, Some(f)) => answer_record(f),
                     _ => query_record(name, facts),
@@ -517,7 +576,11 @@ impl<'a> EveRenderer<'a> {
             }
         }
         rec.ksensor.name = Some(name.to_string());
-        rec.ksensor.rule = s.rule.map(|idx| rule_fields(self.rules, idx, None));
+        if let Some(idx) = s.rule {
+            rec.ksensor.rule = Some(rule_fields(self.rules, idx, None));
+            let kind = name_evidence_kind(s, self.rules.rule(idx).category);
+            rec.ksensor.evidence = Some(evidence_fields(self.rules, kind, Some(idx)));
+        }
         rec
     }
 
@@ -536,10 +599,10 @@ impl<'a> EveRenderer<'a> {
                 rule,
                 client,
                 server,
-                dns,
+                dns_facts,
                 ..
             } => {
-                let facts = dns.as_deref()?;
+                let facts = dns_facts.as_deref()?;
                 let mut rec = self.base(obs, "dns", *client, *server, "dns", "dns-answer");
                 rec.dns = Some(answer_record(facts));
                 rec.ksensor.name = Some(name.to_string());
@@ -569,6 +632,11 @@ impl<'a> EveRenderer<'a> {
                     reason: reason.label(),
                     answered_at: eve_timestamp(c.answered_at),
                 });
+                rec.ksensor.evidence = Some(evidence_fields(
+                    self.rules,
+                    EvidenceKind::Correlated(*reason),
+                    Some(c.rule),
+                ));
                 Some(rec)
             }
             Observation::UpdatePayload {
@@ -577,7 +645,8 @@ impl<'a> EveRenderer<'a> {
                 magic,
                 host,
                 rule,
-                ..
+                path,
+                kaspersky_space,
             } => {
                 let mut rec = self.base(
                     obs,
@@ -590,6 +659,11 @@ impl<'a> EveRenderer<'a> {
                 rec.ksensor.name = host.map(|h| h.to_string());
                 rec.ksensor.rule = rule.map(|idx| rule_fields(self.rules, idx, None));
                 rec.ksensor.magic = Some(magic_label(*magic));
+                // A `DIFF` body outside an update path is no evidence (the inventory ignores it).
+                if *magic != UpdateMagic::Diff || path.is_some() {
+                    let kind = EvidenceKind::UpdatePayload(*magic, origin(*rule, *kaspersky_space));
+                    rec.ksensor.evidence = Some(evidence_fields(self.rules, kind, *rule));
+                }
                 Some(rec)
             }
             Observation::KscSession { .. }

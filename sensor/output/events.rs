@@ -118,8 +118,8 @@ impl EventWriter {
         match &obs.what {
             Observation::Name(_) | Observation::UpdatePayload { .. } => true,
             Observation::Nameless { .. } => correlation.is_some(),
-            Observation::DnsAnswer { dns, .. } => {
-                matches!(self.format, EventFormat::Eve(_)) && dns.is_some()
+            Observation::DnsAnswer { dns_facts, .. } => {
+                matches!(self.format, EventFormat::Eve(_)) && dns_facts.is_some()
             }
             Observation::KscSession { .. }
             | Observation::KscDatagram { .. }

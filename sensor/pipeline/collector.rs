@@ -232,7 +232,7 @@ mod tests {
                 answers: Vec::new(),
                 ttl: None,
                 qtype: None,
-                dns: None,
+                dns_facts: None,
             }),
         }
     }
