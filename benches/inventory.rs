@@ -73,6 +73,7 @@ fn full_inventory() -> Inventory {
                 rule,
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
                 qtype: Some(1),
             }),
         ));

@@ -24,7 +24,7 @@ TLS_TESTDATA = os.path.join(ROOT, "sensor", "proto", "testdata")
 CAPTURE_TESTDATA = os.path.join(ROOT, "sensor", "capture", "testdata")
 
 # Same order as ksensor_fuzz::LINK_TYPES: the selector byte is the index.
-LINK_TYPES = [1, 101, 113, 276, 0, 108, 228, 229, 12, 14, 147]
+LINK_TYPES = [1, 101, 113, 276, 0, 108, 228, 229, 12, 14, 147, 104, 9, 50, 105, 127]
 
 # Caps on what is written, to keep the committed corpus small.
 MAX_DECODE_PACKETS_PER_CAPTURE = 12
@@ -147,7 +147,7 @@ def main():
         ]:
             write("http", bytes([16]) + p)
         # quic: the client's datagrams as raw records: [dcid len 0][kind 0][len u16][datagram]
-        datagrams = tshark_hex(path, "quic && udp.dstport == 443", "udp.payload")
+        datagrams = tshark_hex(path, "(quic || gquic) && udp.dstport == 443", "udp.payload")
         if datagrams:
             seed = b"\x00"
             for d in datagrams[:MAX_PAYLOADS_PER_CAPTURE]:

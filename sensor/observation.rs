@@ -100,9 +100,16 @@ pub struct PacketContext {
 /// Which part of a protocol a name came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NameSource {
+    /// A question of a query (for an UPDATE, its zone: RFC 2136 §2.3).
     DnsQuery,
-    /// A DNS response whose query was not seen, or a CNAME target in a response.
+    /// A DNS response whose query was not seen, a CNAME target in a response, or the owner of
+    /// an answer record that is neither (a zone transfer, an mDNS announcement, RFC 6762 §8.3).
     DnsAnswer,
+    /// The owner of a prerequisite or update record of an UPDATE (RFC 2136 §2.4, §2.5).
+    DnsUpdate,
+    /// The owner of an authority or additional record (zone names, glue): context that the
+    /// client did not ask for. Never matched against rules; reported with `--all-names`.
+    DnsRecord,
     TlsSni,
     /// SNI of a ClientHello that also offered Encrypted Client Hello. Chrome offers a GREASE
     /// ECH extension on every connection, so this is usually the real name; with real ECH it
@@ -122,6 +129,8 @@ impl NameSource {
         match self {
             NameSource::DnsQuery => "dns-query",
             NameSource::DnsAnswer => "dns-answer",
+            NameSource::DnsUpdate => "dns-update",
+            NameSource::DnsRecord => "dns-record",
             NameSource::TlsSni => "tls-sni",
             NameSource::TlsSniEchOuter => "tls-sni-ech",
             NameSource::QuicSni => "quic-sni",
@@ -133,12 +142,48 @@ impl NameSource {
 
     pub fn kind(self) -> NameKind {
         match self {
-            NameSource::DnsQuery | NameSource::DnsAnswer => NameKind::Dns,
+            NameSource::DnsQuery
+            | NameSource::DnsAnswer
+            | NameSource::DnsUpdate
+            | NameSource::DnsRecord => NameKind::Dns,
             NameSource::TlsSni | NameSource::TlsSniEchOuter => NameKind::Tls,
             NameSource::QuicSni => NameKind::Quic,
             NameSource::HttpHost | NameSource::HttpConnect | NameSource::HttpAbsoluteUri => {
                 NameKind::Http
             }
+        }
+    }
+}
+
+/// Which DNS service carried a message: told apart by port (RFC 6762 §3, RFC 4795 §2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DnsService {
+    Unicast,
+    Mdns,
+    Llmnr,
+}
+
+/// What a DNS name observation adds: the message's opcode (RFC 1035 §4.1.1, RFC 6895 §2.2:
+/// 0 QUERY, 1 IQUERY, 2 STATUS, 4 NOTIFY, 5 UPDATE, 6 DSO) and the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DnsInfo {
+    pub opcode: u8,
+    pub service: DnsService,
+}
+
+impl DnsInfo {
+    /// The event `source` of a DNS name: the role, with the service in front for mDNS and
+    /// LLMNR (`mdns-answer`, `llmnr-query`), so that they stay apart from unicast DNS.
+    pub fn source_label(info: Option<DnsInfo>, source: NameSource) -> &'static str {
+        let service = info.map_or(DnsService::Unicast, |i| i.service);
+        match (service, source) {
+            (DnsService::Mdns, NameSource::DnsQuery) => "mdns-query",
+            (DnsService::Mdns, NameSource::DnsAnswer) => "mdns-answer",
+            (DnsService::Mdns, NameSource::DnsRecord) => "mdns-record",
+            (DnsService::Llmnr, NameSource::DnsQuery) => "llmnr-query",
+            (DnsService::Llmnr, NameSource::DnsAnswer) => "llmnr-answer",
+            (DnsService::Llmnr, NameSource::DnsRecord) => "llmnr-record",
+            _ => source.label(),
         }
     }
 }
@@ -158,12 +203,48 @@ pub struct NameSighting {
     /// smallest TTL among them.
     pub answers: Vec<IpAddr>,
     pub ttl: Option<u32>,
+    /// For DNS names: the message's opcode and service.
+    pub dns: Option<DnsInfo>,
     /// For a DNS question (a query's, or a response's whose query was not seen): its QTYPE
     /// (RFC 1035 §3.2.2; 65 HTTPS and 64 SVCB from RFC 9460 §14.1). Only address lookups make
     /// the querier a client of the named service.
     pub qtype: Option<u16>,
     /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
     /// seen in (boxed: most observations have none).
+    pub dns_facts: Option<Box<DnsFacts>>,
+}
+
+/// What a name that is not a host name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherNameForm {
+    /// An IPv4 or IPv6 address literal (an HTTP `Host` or request target, a TLS or QUIC server
+    /// name): never matched against name rules, only against Kaspersky's address space
+    /// (`kaspersky_space`).
+    Literal(IpAddr),
+    /// Bytes that a host name cannot hold (RFC 952, RFC 1123 §2.1): DNS service labels with
+    /// spaces, tunnels, raw UTF-8, binary. Never matched against rules.
+    NotHostName,
+}
+
+/// A name seen on the wire that is not a host name. Kept with `--all-names`, or when it is an
+/// address literal in Kaspersky's address space (no name rule can match it); counted either
+/// way. A literal's address-space evidence reaches the inventory through the connection's
+/// [`Observation::Nameless`], judged by the same address, never twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherNameSighting {
+    /// The name as text: an address in its usual form for a literal; for other names their
+    /// bytes with DNS presentation escapes (`proto::escape_name`).
+    pub text: Box<str>,
+    pub form: OtherNameForm,
+    pub source: NameSource,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub dns: Option<DnsInfo>,
+    /// A literal whose address is in a `corroborate` network of the rule set (Kaspersky's own
+    /// address space) on a connection the server accepted; always false for other names.
+    pub kaspersky_space: bool,
+    /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
+    /// seen in.
     pub dns_facts: Option<Box<DnsFacts>>,
 }
 
@@ -200,6 +281,8 @@ impl NamelessReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
     Name(NameSighting),
+    /// A literal or odd name (not a host name).
+    OtherName(OtherNameSighting),
     /// The response to a query whose name matched a rule and was already reported with the
     /// query: the addresses it gave (none only when DNS facts are wanted). Not a native event:
     /// it feeds DNS-answer correlation, and is an EVE `dns` answer record.

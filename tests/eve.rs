@@ -506,6 +506,9 @@ fn eve_carries_every_native_event() {
         "staged-network.pcap",
         "staged-enterprise.pcap",
         "dns-udp.pcap",
+        // Names that are not host names, mDNS/LLMNR sources, UPDATE and NOTIFY messages.
+        "dns-odd.pcap",
+        "dns-opcodes.pcap",
         "http-host.pcap",
         "quic-chromium.pcap",
         "tunnel-vxlan.pcap",
@@ -545,6 +548,9 @@ fn eve_carries_every_native_event() {
                     && r["dest_port"] == e["server"]["port"]
                     && r["vlan"][0] == e["client"]["vlan"]
                     && k["client_mac"] == e["client"]["mac"]
+                    && ["literal", "kaspersky_space", "host_name"]
+                        .iter()
+                        .all(|f| k[f] == e[f])
             });
             let Some(i) = found else {
                 panic!("{capture}: native event {e} has no EVE record");
@@ -558,6 +564,23 @@ fn eve_carries_every_native_event() {
             }
         }
         // What EVE adds: the responses to reported queries.
+        let flagged = |f: &str| eve.iter().filter(|r| !r["ksensor"][f].is_null()).count();
+        let native_flagged = |f: &str| native.iter().filter(|e| !e[f].is_null()).count();
+        for f in ["literal", "host_name"] {
+            assert_eq!(flagged(f), native_flagged(f), "{capture}: {f}");
+        }
+        if capture == "dns-odd.pcap" {
+            assert!(
+                flagged("host_name") > 0,
+                "dns-odd.pcap has names that are not host names"
+            );
+        }
+        if capture == "staged-enterprise.pcap" {
+            assert!(
+                flagged("literal") > 0,
+                "staged-enterprise.pcap has literal Hosts"
+            );
+        }
         for (i, r) in eve.iter().enumerate().filter(|(i, _)| !used[*i]) {
             assert!(
                 r["dns"]["type"] == "answer" && r["ksensor"]["source"] == "dns-answer",

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use common::{pcaps_dir, replay_report};
+use common::{pcaps_dir, replay_events, replay_report};
 
 const CAPTURE: &str = "staged-enterprise.pcap";
 const INVENTORY: &str = "pcaps/staged-enterprise-inventory.csv";
@@ -420,4 +420,68 @@ fn an_internal_network_of_ours_makes_its_ksc_ours() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a CIDR block"));
+}
+
+/// The literal Hosts of the capture (10.70.0.11 twice, 10.70.0.60 twice, 77.74.176.10 once)
+/// are reported as literals and judged only by Kaspersky's address space: only .49's request
+/// to 77.74.176.10 is in it, and it is reported without `--all-names`; the others only with it.
+/// .49's verdict rests on that address (a KLZF on a signature path from Kaspersky's space),
+/// never on a name rule.
+#[test]
+fn literal_hosts_are_judged_by_the_address_space() {
+    let capture = pcaps_dir().join(CAPTURE);
+    let literals = |args: &[&str]| -> Vec<(String, String, bool)> {
+        replay_events(&capture, args)
+            .into_iter()
+            .filter(|e| e["literal"] == true)
+            .map(|e| {
+                assert!(e.get("rule").is_none(), "a literal matched a rule: {e}");
+                (
+                    e["client"]["ip"].as_str().unwrap_or_default().to_string(),
+                    e["name"].as_str().unwrap_or_default().to_string(),
+                    e["kaspersky_space"].as_bool().expect("kaspersky_space"),
+                )
+            })
+            .collect()
+    };
+    let t = |c: &str, n: &str, k: bool| (c.to_string(), n.to_string(), k);
+    assert_eq!(literals(&[]), vec![t("10.70.0.49", "77.74.176.10", true)]);
+    assert_eq!(
+        literals(&["--all-names"]),
+        vec![
+            t("10.70.0.22", "10.70.0.11", false),
+            t("10.70.0.22", "10.70.0.11", false),
+            t("10.70.0.48", "10.70.0.60", false),
+            t("10.70.0.49", "77.74.176.10", true),
+            // Inbound from Kaspersky's space: the address named is ours, not Kaspersky's.
+            t("77.74.177.5", "10.70.0.60", false),
+        ]
+    );
+    let hosts = hosts(&report(false, "1"));
+    let sources: Vec<(&str, &str)> = hosts["10.70.0.49"]["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap_or_default(),
+                e["origin"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        sources
+            .iter()
+            .all(|(_, origin)| *origin != "kaspersky-name"),
+        "{sources:?}"
+    );
+    assert!(
+        sources
+            .iter()
+            .any(|(_, origin)| *origin == "kaspersky-address"),
+        "{sources:?}"
+    );
+    // The literal conversation itself: weak address-space evidence, as a nameless one.
+    assert!(sources.contains(&("kaspersky-address", "")), "{sources:?}");
+    assert!(!hosts.contains_key("77.74.177.5"));
 }

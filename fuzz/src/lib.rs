@@ -71,7 +71,7 @@ pub fn within(inner: &[u8], outer: &[u8]) -> bool {
 
 /// Link types the sensor decodes, plus one it does not (to cover the refusal path). The decode
 /// and pipeline targets pick one per packet with a byte of input.
-pub const LINK_TYPES: [LinkType; 11] = [
+pub const LINK_TYPES: [LinkType; 16] = [
     LinkType::ETHERNET,
     LinkType::RAW,
     LinkType::LINUX_SLL,
@@ -83,6 +83,12 @@ pub const LINK_TYPES: [LinkType; 11] = [
     LinkType::RAW_DLT12,
     LinkType::RAW_DLT14,
     LinkType(147), // LINKTYPE_USER0: not supported, must be refused cleanly.
+    // Appended after the first eleven so that committed seeds keep their link type.
+    LinkType::C_HDLC,
+    LinkType::PPP,
+    LinkType::PPP_HDLC,
+    LinkType::IEEE802_11,
+    LinkType::IEEE802_11_RADIOTAP,
 ];
 
 /// The link type chosen by `selector`.

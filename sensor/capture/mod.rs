@@ -24,14 +24,24 @@ impl LinkType {
     /// BSD loopback: 4-byte address family in host byte order of the capturing machine.
     pub const NULL: LinkType = LinkType(0);
     pub const ETHERNET: LinkType = LinkType(1);
+    /// PPP (RFC 1661), with or without HDLC-like framing (RFC 1662).
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing, or Cisco PPP with HDLC framing.
+    pub const PPP_HDLC: LinkType = LinkType(50);
     /// DLT_RAW on most platforms.
     pub const RAW_DLT12: LinkType = LinkType(12);
     /// DLT_RAW on OpenBSD.
     pub const RAW_DLT14: LinkType = LinkType(14);
     pub const RAW: LinkType = LinkType(101);
     /// OpenBSD loopback: 4-byte address family in network byte order.
+    /// Cisco HDLC (routers' serial links).
+    pub const C_HDLC: LinkType = LinkType(104);
+    /// IEEE 802.11 frames without a radio header.
+    pub const IEEE802_11: LinkType = LinkType(105);
     pub const LOOP: LinkType = LinkType(108);
     pub const LINUX_SLL: LinkType = LinkType(113);
+    /// IEEE 802.11 frames behind a radiotap header.
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
     pub const LINUX_SLL2: LinkType = LinkType(276);

@@ -5,7 +5,9 @@
 //! [`LinkInfo`]. Nothing is copied. Handled: Ethernet II with 802.1Q / 802.1ad / 0x9100 tags,
 //! MPLS label stacks (RFC 3032) ending in IP or in an Ethernet pseudowire with a control word
 //! (RFC 4448 §4.6), PPPoE sessions (RFC 2516 §4) carrying PPP IPv4 or IPv6 (RFC 1661 §2),
-//! Linux cooked captures v1 and v2, raw IP, and BSD NULL / OpenBSD LOOP loopback.
+//! Linux cooked captures v1 and v2, raw IP, BSD NULL / OpenBSD LOOP loopback, Cisco HDLC, PPP
+//! with and without HDLC-like framing, and IEEE 802.11 data frames (bare, behind radiotap, or
+//! inside CAPWAP: [`ieee80211`]).
 //!
 //! Caps: [`MAX_VLAN_TAGS`] tags per Ethernet header and [`MAX_MPLS_LABELS`] labels per walk;
 //! a pseudowire needs a label, so the number of Ethernet headers per walk is bounded too.
@@ -72,6 +74,11 @@ pub fn decode_link<'a>(
         LinkType::LOOP => loopback(frame, false),
         LinkType::LINUX_SLL => sll(frame, info),
         LinkType::LINUX_SLL2 => sll2(frame, info),
+        LinkType::C_HDLC => cisco_hdlc(frame, info),
+        LinkType::PPP => ppp(frame),
+        LinkType::PPP_HDLC => ppp_hdlc(frame, info),
+        LinkType::IEEE802_11 => ieee80211(frame, info),
+        LinkType::IEEE802_11_RADIOTAP => radiotap(frame, info),
         _ => Err(DecodeSkip::UnsupportedLinkType),
     }
 }
@@ -80,6 +87,18 @@ pub fn decode_link<'a>(
 /// tags are not recorded: [`LinkInfo`] describes the outermost frame.
 pub fn inner_ethernet(frame: &[u8]) -> Result<Network<'_>, DecodeSkip> {
     walk(Step::Ethernet(frame), &mut LinkInfo::default(), false)
+}
+
+/// An 802.11 frame found inside a tunnel (CAPWAP). Its addresses are not recorded:
+/// [`LinkInfo`] describes the outermost frame.
+/// Cisco controllers write the frame control field byte-swapped (Wireshark's CAPWAP
+/// "swap frame control" preference, on by default for that reason): when the field as sent is
+/// not a data frame's, the swapped one is tried.
+pub fn inner_ieee80211(frame: &[u8]) -> Result<Network<'_>, DecodeSkip> {
+    match ieee80211_fc(frame, false, &mut LinkInfo::default()) {
+        Err(DecodeSkip::NotIp) => ieee80211_fc(frame, true, &mut LinkInfo::default()),
+        other => other,
+    }
 }
 
 /// An MPLS label stack found inside a tunnel (MPLS over GRE, RFC 4023).
@@ -234,6 +253,150 @@ fn walk<'a>(
     }
 }
 
+/// Cisco HDLC framing (LINKTYPE_C_HDLC, 104; also the Cisco form of LINKTYPE_PPP_HDLC): an
+/// address byte (0x0F unicast, 0x8F broadcast), a control byte, then an ethertype (RFC 1547
+/// §4.3.1).
+fn cisco_hdlc<'a>(frame: &'a [u8], info: &mut LinkInfo) -> Result<Network<'a>, DecodeSkip> {
+    let ([address, _control, t0, t1], rest) = frame
+        .split_first_chunk::<4>()
+        .ok_or(DecodeSkip::TruncatedLink)?;
+    if *address & 0x7F != 0x0F {
+        return Err(DecodeSkip::BadLinkHeader);
+    }
+    walk(
+        Step::EtherType(u16::from_be_bytes([*t0, *t1]), rest),
+        info,
+        false,
+    )
+}
+
+/// PPP (LINKTYPE_PPP, 9): an optional HDLC-like address and control (0xFF 0x03, RFC 1662
+/// §3.1), then the protocol field: two bytes, or one when the peers negotiated Protocol-Field-
+/// Compression (RFC 1661 §6.5; a compressed field is odd, an uncompressed one starts even).
+fn ppp(frame: &[u8]) -> Result<Network<'_>, DecodeSkip> {
+    let body = frame.strip_prefix(&[0xFF, 0x03]).unwrap_or(frame);
+    ppp_protocol(body)
+}
+
+fn ppp_protocol(body: &[u8]) -> Result<Network<'_>, DecodeSkip> {
+    let (protocol, rest) = match body {
+        [first, rest @ ..] if first & 1 == 1 => (u16::from(*first), rest),
+        [hi, lo, rest @ ..] => (u16::from_be_bytes([*hi, *lo]), rest),
+        _ => return Err(DecodeSkip::TruncatedLink),
+    };
+    match protocol {
+        PPP_IPV4 => Ok(Network::Ipv4(rest)),
+        PPP_IPV6 => Ok(Network::Ipv6(rest)),
+        _ => Err(DecodeSkip::NotIp),
+    }
+}
+
+/// LINKTYPE_PPP_HDLC (50): PPP in HDLC-like framing (first byte 0xFF) or Cisco PPP with HDLC
+/// framing (first byte 0x0F or 0x8F), as the libpcap link-type list defines it.
+fn ppp_hdlc<'a>(frame: &'a [u8], info: &mut LinkInfo) -> Result<Network<'a>, DecodeSkip> {
+    match frame.first() {
+        Some(0xFF) => ppp(frame),
+        Some(b) if b & 0x7F == 0x0F => cisco_hdlc(frame, info),
+        Some(_) => Err(DecodeSkip::BadLinkHeader),
+        None => Err(DecodeSkip::TruncatedLink),
+    }
+}
+
+/// IEEE 802.11 frame control type "data" (IEEE 802.11-2020 §9.2.4.1.3).
+const WLAN_TYPE_DATA: u8 = 2;
+/// Frame control flags (second byte).
+const WLAN_TO_DS: u8 = 0x01;
+const WLAN_FROM_DS: u8 = 0x02;
+const WLAN_PROTECTED: u8 = 0x40;
+const WLAN_ORDER: u8 = 0x80;
+/// LLC/SNAP header of RFC 1042 (and 802.1H bridge tunnel): DSAP, SSAP, control, OUI.
+const SNAP_RFC1042: [u8; 6] = [0xAA, 0xAA, 0x03, 0x00, 0x00, 0x00];
+const SNAP_BRIDGE_TUNNEL: [u8; 6] = [0xAA, 0xAA, 0x03, 0x00, 0x00, 0xF8];
+
+/// An 802.11 frame (LINKTYPE_IEEE802_11, 105; inside radiotap or CAPWAP): a data frame's
+/// header (IEEE 802.11-2020 §9.3.2.1: 24 bytes, the fourth address with To DS and From DS,
+/// QoS Control for QoS subtypes, HT Control when Order is set on a QoS frame), then the LLC/
+/// SNAP header and an ethertype. Management and control frames, null data and protected
+/// (encrypted) frames carry no IP we can read: `NotIp`.
+fn ieee80211<'a>(frame: &'a [u8], info: &mut LinkInfo) -> Result<Network<'a>, DecodeSkip> {
+    ieee80211_fc(frame, false, info)
+}
+
+/// [`ieee80211`], reading the frame control field's two bytes in the other order when `swap`.
+fn ieee80211_fc<'a>(
+    frame: &'a [u8],
+    swap: bool,
+    info: &mut LinkInfo,
+) -> Result<Network<'a>, DecodeSkip> {
+    let (&[b0, b1], _) = frame
+        .split_first_chunk::<2>()
+        .ok_or(DecodeSkip::TruncatedLink)?;
+    let (fc0, fc1) = if swap { (b1, b0) } else { (b0, b1) };
+    if (fc0 >> 2) & 0x03 != WLAN_TYPE_DATA || fc0 & 0x03 != 0 {
+        return Err(DecodeSkip::NotIp);
+    }
+    let subtype = fc0 >> 4;
+    // Subtypes with bit 2 set carry no frame body (Null, QoS Null, CF-Ack/Poll without data).
+    if subtype & 0x04 != 0 || fc1 & WLAN_PROTECTED != 0 {
+        return Err(DecodeSkip::NotIp);
+    }
+    let qos = subtype & 0x08 != 0;
+    let four_addresses = fc1 & (WLAN_TO_DS | WLAN_FROM_DS) == WLAN_TO_DS | WLAN_FROM_DS;
+    let mut header = 24usize;
+    if four_addresses {
+        header += 6;
+    }
+    if qos {
+        header += 2;
+        if fc1 & WLAN_ORDER != 0 {
+            header += 4;
+        }
+    }
+    let fixed = frame.get(..header).ok_or(DecodeSkip::TruncatedLink)?;
+    let addr = |at: usize| -> Option<[u8; 6]> { fixed.get(at..at + 6)?.try_into().ok() };
+    // Destination and source addresses by To DS / From DS (IEEE 802.11-2020 Table 9-30).
+    let (da, sa) = match fc1 & (WLAN_TO_DS | WLAN_FROM_DS) {
+        0 => (addr(4), addr(10)),
+        WLAN_TO_DS => (addr(16), addr(10)),
+        WLAN_FROM_DS => (addr(4), addr(16)),
+        _ => (addr(16), addr(24)),
+    };
+    info.dst_mac = da;
+    info.src_mac = sa;
+    let body = frame.get(header..).ok_or(DecodeSkip::TruncatedLink)?;
+    let (snap, rest) = body
+        .split_first_chunk::<8>()
+        .ok_or(DecodeSkip::TruncatedLink)?;
+    let [s0, s1, s2, s3, s4, s5, t0, t1] = *snap;
+    let llc = [s0, s1, s2, s3, s4, s5];
+    if llc != SNAP_RFC1042 && llc != SNAP_BRIDGE_TUNNEL {
+        return Err(DecodeSkip::NotIp);
+    }
+    walk(
+        Step::EtherType(u16::from_be_bytes([t0, t1]), rest),
+        info,
+        false,
+    )
+}
+
+/// Radiotap (LINKTYPE_IEEE802_11_RADIOTAP, 127; radiotap.org): version 0, a pad byte, the
+/// header length (little-endian u16, the header included), then an 802.11 frame. The fields
+/// are skipped whole by that length. A frame with the FCS-at-end flag keeps its last 4 bytes:
+/// IP reads only its own length, so they are ignored.
+fn radiotap<'a>(frame: &'a [u8], info: &mut LinkInfo) -> Result<Network<'a>, DecodeSkip> {
+    let ([version, _, l0, l1], _) = frame
+        .split_first_chunk::<4>()
+        .ok_or(DecodeSkip::TruncatedLink)?;
+    if *version != 0 {
+        return Err(DecodeSkip::BadLinkHeader);
+    }
+    let len = usize::from(u16::from_le_bytes([*l0, *l1]));
+    if len < 8 {
+        return Err(DecodeSkip::BadLinkHeader);
+    }
+    ieee80211(frame.get(len..).ok_or(DecodeSkip::TruncatedLink)?, info)
+}
+
 /// PPPoE session stage (RFC 2516 §4): VER(4)=1 TYPE(4)=1, CODE=0, SESSION_ID, LENGTH, then a
 /// PPP protocol field (RFC 1661 §2; uncompressed, as RFC 2516 §7 asks of PPPoE peers).
 fn pppoe_session(bytes: &[u8]) -> Result<Network<'_>, DecodeSkip> {
@@ -296,6 +459,122 @@ mod tests {
             Network::Ipv6(bytes) => v6(bytes),
         });
         (result, info)
+    }
+
+    #[test]
+    fn cisco_hdlc_and_ppp_framings() {
+        let mut chdlc = vec![0x0F, 0x00, 0x08, 0x00];
+        chdlc.extend_from_slice(IP4);
+        assert_eq!(decode(LinkType::C_HDLC, &chdlc).0, Ok(v4(IP4)));
+        chdlc[0] = 0x8F; // broadcast address
+        assert_eq!(decode(LinkType::C_HDLC, &chdlc).0, Ok(v4(IP4)));
+        chdlc[0] = 0x42;
+        assert_eq!(
+            decode(LinkType::C_HDLC, &chdlc).0,
+            Err(DecodeSkip::BadLinkHeader)
+        );
+        // PPP with and without the HDLC-like address and control, and with a compressed
+        // protocol field (RFC 1661 §6.5).
+        for head in [
+            &[0xFF, 0x03, 0x00, 0x57][..],
+            &[0x00, 0x57],
+            &[0x57],
+            &[0xFF, 0x03, 0x57],
+        ] {
+            let mut f = head.to_vec();
+            f.extend_from_slice(IP6);
+            assert_eq!(decode(LinkType::PPP, &f).0, Ok(v6(IP6)), "{head:?}");
+        }
+        assert_eq!(
+            decode(LinkType::PPP, &[0xC0, 0x21, 1]).0,
+            Err(DecodeSkip::NotIp)
+        ); // LCP
+           // PPP_HDLC: PPP framing or Cisco framing.
+        let mut f = vec![0xFF, 0x03, 0x00, 0x21];
+        f.extend_from_slice(IP4);
+        assert_eq!(decode(LinkType::PPP_HDLC, &f).0, Ok(v4(IP4)));
+        let mut f = vec![0x0F, 0x00, 0x86, 0xDD];
+        f.extend_from_slice(IP6);
+        assert_eq!(decode(LinkType::PPP_HDLC, &f).0, Ok(v6(IP6)));
+        for short in [&[][..], &[0x0F], &[0xFF, 0x03]] {
+            for link in [LinkType::C_HDLC, LinkType::PPP, LinkType::PPP_HDLC] {
+                assert!(decode(link, short).0.is_err(), "{link:?} {short:?}");
+            }
+        }
+    }
+
+    /// An 802.11 data frame: `fc1` flags, QoS subtype or not, LLC/SNAP, then `body`.
+    fn wlan(fc1: u8, qos: bool, ethertype: u16, body: &[u8]) -> Vec<u8> {
+        let fc0 = if qos { 0x88 } else { 0x08 };
+        let mut f = vec![fc0, fc1, 0, 0];
+        for a in 1..=3u8 {
+            f.extend_from_slice(&[a; 6]);
+        }
+        f.extend_from_slice(&[0, 0]); // sequence control
+        if fc1 & 0x03 == 0x03 {
+            f.extend_from_slice(&[4; 6]);
+        }
+        if qos {
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend_from_slice(&[0xAA, 0xAA, 0x03, 0, 0, 0]);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn ieee80211_data_frames() {
+        // To DS: addr2 is the source, addr3 the destination.
+        let (net, info) = decode(LinkType::IEEE802_11, &wlan(0x01, false, 0x0800, IP4));
+        assert_eq!(net, Ok(v4(IP4)));
+        assert_eq!(info.src_mac, Some([2; 6]));
+        assert_eq!(info.dst_mac, Some([3; 6]));
+        // From DS, QoS: addr1 is the destination, addr3 the source.
+        let (net, info) = decode(LinkType::IEEE802_11, &wlan(0x02, true, 0x86DD, IP6));
+        assert_eq!(net, Ok(v6(IP6)));
+        assert_eq!(info.dst_mac, Some([1; 6]));
+        assert_eq!(info.src_mac, Some([3; 6]));
+        // Four addresses (mesh / WDS).
+        let (net, info) = decode(LinkType::IEEE802_11, &wlan(0x03, true, 0x0800, IP4));
+        assert_eq!(net, Ok(v4(IP4)));
+        assert_eq!(info.src_mac, Some([4; 6]));
+        // Protected (encrypted) and non-data frames carry nothing readable.
+        assert_eq!(
+            decode(LinkType::IEEE802_11, &wlan(0x41, false, 0x0800, IP4)).0,
+            Err(DecodeSkip::NotIp)
+        );
+        let mut beacon = wlan(0, false, 0x0800, IP4);
+        beacon[0] = 0x80;
+        assert_eq!(
+            decode(LinkType::IEEE802_11, &beacon).0,
+            Err(DecodeSkip::NotIp)
+        );
+        // Behind radiotap: its own length is skipped.
+        let mut rt = vec![0, 0, 12, 0, 0x02, 0, 0, 0, 0x10, 0x0c, 0, 0];
+        rt.extend(wlan(0x01, true, 0x0800, IP4));
+        assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &rt).0, Ok(v4(IP4)));
+        rt[2] = 200;
+        assert_eq!(
+            decode(LinkType::IEEE802_11_RADIOTAP, &rt).0,
+            Err(DecodeSkip::TruncatedLink)
+        );
+        // Every cut of a frame is refused without a panic.
+        let frame = wlan(0x03, true, 0x0800, IP4);
+        for cut in 0..frame.len() - IP4.len() {
+            assert!(
+                decode(LinkType::IEEE802_11, &frame[..cut]).0.is_err(),
+                "cut {cut}"
+            );
+        }
+        // Inside CAPWAP, a byte-swapped frame control (Cisco) is read too.
+        let mut swapped = wlan(0x01, false, 0x0800, IP4);
+        swapped.swap(0, 1);
+        assert!(matches!(inner_ieee80211(&swapped), Ok(Network::Ipv4(_))));
+        assert_eq!(
+            decode(LinkType::IEEE802_11, &swapped).0,
+            Err(DecodeSkip::NotIp)
+        );
     }
 
     #[test]
@@ -537,7 +816,7 @@ mod tests {
     #[test]
     fn unsupported_link_type() {
         assert_eq!(
-            decode(LinkType(127), &[0; 64]).0,
+            decode(LinkType(147), &[0; 64]).0,
             Err(DecodeSkip::UnsupportedLinkType)
         );
     }

@@ -58,6 +58,7 @@ pub enum TunnelKind {
     IpInIp,
     GtpU,
     Teredo,
+    Capwap,
 }
 
 /// One outer IP header left behind when descending into a tunnel.
@@ -208,6 +209,52 @@ pub struct PacketCounters {
     pub decode_skips: ReasonCounts<DecodeSkip>,
     /// Packets cut short by the capture's snap length.
     pub truncated: u64,
+    /// The `unsupported_link_type` skips by LINKTYPE number.
+    pub unsupported_link_types: LinkTypeCounts,
+}
+
+/// Distinct link type numbers counted one by one in [`LinkTypeCounts`]. A capture file has one
+/// link type per interface and real ones have a few interfaces; the rest share one count, so
+/// the labels stay bounded.
+pub const MAX_COUNTED_LINK_TYPES: usize = 8;
+
+/// Packets per LINKTYPE number, for link types the decoder does not know: the first
+/// [`MAX_COUNTED_LINK_TYPES`] numbers seen each have a count, later ones share `other`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkTypeCounts {
+    counts: [(u32, u64); MAX_COUNTED_LINK_TYPES],
+    used: usize,
+    pub other: u64,
+}
+
+impl LinkTypeCounts {
+    pub fn add(&mut self, link: u32, n: u64) {
+        let used = self.counts.get_mut(..self.used).unwrap_or(&mut []);
+        if let Some(slot) = used.iter_mut().find(|(l, _)| *l == link) {
+            slot.1 += n;
+        } else if let Some(slot) = self.counts.get_mut(self.used) {
+            *slot = (link, n);
+            self.used += 1;
+        } else {
+            self.other += n;
+        }
+    }
+
+    /// (link type, packets), in the order first seen.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.counts.iter().take(self.used).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used == 0 && self.other == 0
+    }
+
+    pub fn merge(&mut self, o: &LinkTypeCounts) {
+        for (link, n) in o.iter() {
+            self.add(link, n);
+        }
+        self.other += o.other;
+    }
 }
 
 impl PacketCounters {
@@ -217,6 +264,7 @@ impl PacketCounters {
         self.decoded += o.decoded;
         self.decode_skips.merge(&o.decode_skips);
         self.truncated += o.truncated;
+        self.unsupported_link_types.merge(&o.unsupported_link_types);
     }
 }
 
@@ -321,7 +369,11 @@ fn dispatch_bits_by_decode(link: LinkType, packet: &[u8]) -> Option<(u128, u128)
 fn is_tunnel_port(port: u16) -> bool {
     matches!(
         port,
-        tunnel::VXLAN_PORT | tunnel::GENEVE_PORT | tunnel::GTPU_PORT | tunnel::TEREDO_PORT
+        tunnel::VXLAN_PORT
+            | tunnel::GENEVE_PORT
+            | tunnel::GTPU_PORT
+            | tunnel::TEREDO_PORT
+            | tunnel::CAPWAP_DATA_PORT
     )
 }
 
@@ -617,6 +669,7 @@ fn walk<'a>(hops: &mut Hops, first: ip::IpLayer<'a>) -> Result<End<'a>, DecodeSk
             tunnel::Inner::Network(network) => network,
             tunnel::Inner::Ethernet(frame) => link::inner_ethernet(frame)?,
             tunnel::Inner::Mpls(stack) => link::inner_mpls(stack)?,
+            tunnel::Inner::Wlan(frame) => link::inner_ieee80211(frame)?,
         };
         layer = ip::parse_network(network)?;
     }

@@ -1,6 +1,6 @@
 //! Tunnel headers: GRE (RFC 2784, RFC 2890) and the ERSPAN types it carries
 //! (draft-foschiano-erspan-03), and the UDP encapsulations VXLAN (RFC 7348), GENEVE (RFC 8926),
-//! GTP-U (3GPP TS 29.281) and Teredo (RFC 4380). IP-in-IP needs no header and is dispatched in
+//! GTP-U (3GPP TS 29.281), Teredo (RFC 4380) and CAPWAP data (RFC 5415 §4.3, RFC 5416). IP-in-IP needs no header and is dispatched in
 //! [`super::ip`].
 //!
 //! Input: the payload after the outer IP (GRE) or UDP header. Output: the [`Inner`] layer to
@@ -25,6 +25,8 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const GENEVE_PORT: u16 = 6081;
 pub const GTPU_PORT: u16 = 2152;
 pub const TEREDO_PORT: u16 = 3544;
+/// CAPWAP data channel (RFC 5415 §15.4): wireless controllers and their access points.
+pub const CAPWAP_DATA_PORT: u16 = 5247;
 
 /// GRE flag bits (RFC 2784 §2, RFC 2890 §2; R and s from RFC 1701).
 const GRE_CHECKSUM: u16 = 0x8000;
@@ -58,6 +60,8 @@ pub enum Inner<'a> {
     Ethernet(&'a [u8]),
     /// An MPLS label stack (MPLS over GRE, RFC 4023 §4).
     Mpls(&'a [u8]),
+    /// An IEEE 802.11 frame (CAPWAP with the 802.11 binding's native frames, RFC 5416 §3).
+    Wlan(&'a [u8]),
 }
 
 /// GRE header. `Ok(None)`: a valid GRE packet whose payload we do not decode (PPTP's enhanced
@@ -155,7 +159,40 @@ pub fn by_udp_port(
     if src_port == TEREDO_PORT || dst_port == TEREDO_PORT {
         return teredo(payload, wire_len).map(|inner| (TunnelKind::Teredo, inner));
     }
+    if src_port == CAPWAP_DATA_PORT || dst_port == CAPWAP_DATA_PORT {
+        return capwap_data(payload).map(|inner| (TunnelKind::Capwap, inner));
+    }
     None
+}
+
+/// CAPWAP wireless binding ID of IEEE 802.11 (RFC 5415 §4.3, RFC 5416 §3).
+const CAPWAP_WBID_IEEE80211: u8 = 1;
+
+/// CAPWAP data packet header (RFC 5415 §4.3): preamble (version 0, type 0: not DTLS), then
+/// HLEN (5 bits, in 4-byte words, the whole header), RID (5), WBID (5), flags T F L W M K and
+/// 3 flag bits, then fragment ID and offset. Only whole, unfragmented frames are followed: an
+/// 802.11 frame (T set, WBID 1) or an Ethernet frame (T clear). Keep-alives and fragments
+/// are left as UDP.
+fn capwap_data(payload: &[u8]) -> Option<Inner<'_>> {
+    let (&[preamble, b1, b2, b3, _, _, _, _], _) = payload.split_first_chunk::<8>()?;
+    if preamble != 0 {
+        return None;
+    }
+    let bits = u32::from_be_bytes([0, b1, b2, b3]);
+    let hlen = usize::try_from(bits >> 19).ok()?.checked_mul(4)?;
+    let wbid = ((bits >> 9) & 0x1f) as u8;
+    let native = bits & (1 << 8) != 0;
+    let fragment = bits & (1 << 7) != 0;
+    let keep_alive = bits & (1 << 3) != 0;
+    if hlen < 8 || fragment || keep_alive {
+        return None;
+    }
+    let frame = payload.get(hlen..)?;
+    match (native, wbid) {
+        (true, CAPWAP_WBID_IEEE80211) => Some(Inner::Wlan(frame)),
+        (false, _) => Some(Inner::Ethernet(frame)),
+        (true, _) => None,
+    }
 }
 
 /// VXLAN (RFC 7348 §5): flags(8) with I set, reserved(24), VNI(24), reserved(8); then Ethernet.
@@ -254,6 +291,53 @@ mod tests {
     use super::*;
 
     const IP4: &[u8] = &[0x45, 0, 0, 20];
+
+    /// A CAPWAP data header (RFC 5415 §4.3) of `words` 4-byte words with these flag bits.
+    fn capwap(words: u32, wbid: u32, t: bool, f: bool, k: bool, frame: &[u8]) -> Vec<u8> {
+        let bits =
+            words << 19 | wbid << 9 | u32::from(t) << 8 | u32::from(f) << 7 | u32::from(k) << 3;
+        let mut p = bits.to_be_bytes().to_vec();
+        p.extend_from_slice(&[0; 4]);
+        p.resize(words as usize * 4, 0);
+        p.extend_from_slice(frame);
+        p
+    }
+
+    #[test]
+    fn capwap_data_channel() {
+        let frame = [7u8; 30];
+        let wlan = capwap(2, 1, true, false, false, &frame);
+        assert_eq!(
+            by_udp_port(5247, 5247, &wlan, 0),
+            Some((TunnelKind::Capwap, Inner::Wlan(&frame[..])))
+        );
+        // A longer header (radio MAC, wireless information) is skipped by HLEN.
+        let long = capwap(4, 1, true, false, false, &frame);
+        assert_eq!(
+            by_udp_port(40000, 5247, &long, 0),
+            Some((TunnelKind::Capwap, Inner::Wlan(&frame[..])))
+        );
+        // T clear: an 802.3 frame.
+        let eth = capwap(2, 1, false, false, false, &frame);
+        assert_eq!(
+            by_udp_port(5247, 40000, &eth, 0),
+            Some((TunnelKind::Capwap, Inner::Ethernet(&frame[..])))
+        );
+        // Fragments, keep-alives, DTLS (preamble type 1), other bindings, short headers:
+        // left as UDP.
+        for p in [
+            capwap(2, 1, true, true, false, &frame),
+            capwap(2, 1, true, false, true, &frame),
+            capwap(2, 3, true, false, false, &frame),
+            capwap(1, 1, true, false, false, &frame),
+        ] {
+            assert_eq!(by_udp_port(5247, 5247, &p, 0), None);
+        }
+        let mut dtls = wlan.clone();
+        dtls[0] = 1;
+        assert_eq!(by_udp_port(5247, 5247, &dtls, 0), None);
+        assert_eq!(by_udp_port(5247, 5247, &wlan[..7], 0), None);
+    }
 
     #[test]
     fn gre_keyed_and_sequenced_ipv4() {

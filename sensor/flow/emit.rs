@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use crate::flow::udp::DnsAbout;
 use crate::observation::{
-    Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
-    PacketContext,
+    DnsInfo, Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
+    OtherNameForm, OtherNameSighting, PacketContext,
 };
 use crate::proto::update::{UpdateMagic, UpdatePath};
 use crate::proto::{HostName, NameKind};
@@ -56,6 +56,9 @@ pub struct Emitter<'a> {
     pub ctx: PacketContext,
     pub out: &'a mut Vec<Observed>,
     pub names: &'a mut NameCounters,
+    /// Opcode and service of the DNS message whose names are being emitted (set by the DNS
+    /// emitter around a message, copied into each of its names).
+    pub dns: Option<DnsInfo>,
     /// QTYPE of the DNS question whose name is being emitted (set by the DNS emitter around
     /// each question, copied into its name sighting).
     pub qtype: Option<u16>,
@@ -88,6 +91,7 @@ impl<'a> Emitter<'a> {
             ctx,
             out,
             names,
+            dns: None,
             qtype: None,
             sender,
             src_mac,
@@ -174,8 +178,86 @@ impl<'a> Emitter<'a> {
                 rule,
                 answers: answers.to_vec(),
                 ttl,
+                dns: self.dns,
                 qtype: self.qtype,
                 dns_facts: dns
+                    .filter(|_| self.dns_facts)
+                    .map(|about| Box::new(about.facts())),
+            }),
+        );
+    }
+
+    /// A name that is not a host name: bytes a host name cannot hold (`text` already escaped).
+    /// Counted with its kind; kept only when every name is wanted, since no rule can match it.
+    /// `text` is built only when it is kept (`make_text`).
+    /// `dns` names the message a DNS name came from; its facts are copied only into an
+    /// observation, and only when DNS facts are wanted.
+    pub fn other_name(
+        &mut self,
+        make_text: impl FnOnce() -> String,
+        source: NameSource,
+        client: Endpoint,
+        server: Endpoint,
+        dns: Option<DnsAbout<'_>>,
+    ) {
+        let form = OtherNameForm::NotHostName;
+        self.other_sighting(form, make_text, source, (client, server), false, dns);
+    }
+
+    /// An address literal where a host name belongs (an HTTP `Host` or request target, a TLS
+    /// or QUIC server name). Never matched against name rules: its address is looked up in
+    /// Kaspersky's address space instead, when `conversed` (as for a connection without a
+    /// name, [`Emitter::nameless_to`]). Counted with its kind; kept when every name is wanted
+    /// or when it is in that space. The caller reports the connection as nameless with the
+    /// literal as its origin, which carries the address-space evidence to the inventory.
+    pub fn literal(
+        &mut self,
+        addr: IpAddr,
+        source: NameSource,
+        client: Endpoint,
+        server: Endpoint,
+        conversed: bool,
+    ) {
+        let space = conversed && self.in_kaspersky_space(addr);
+        let form = OtherNameForm::Literal(addr);
+        self.other_sighting(
+            form,
+            || addr.to_string(),
+            source,
+            (client, server),
+            space,
+            None,
+        );
+    }
+
+    fn other_sighting(
+        &mut self,
+        form: OtherNameForm,
+        make_text: impl FnOnce() -> String,
+        source: NameSource,
+        (client, server): (Endpoint, Endpoint),
+        kaspersky_space: bool,
+        dns_about: Option<DnsAbout<'_>>,
+    ) {
+        let k = kind_index(source.kind());
+        if let Some(slot) = self.names.extracted.get_mut(k) {
+            *slot += 1;
+        }
+        if !self.all_names && !kaspersky_space {
+            return;
+        }
+        let dns = self.dns;
+        self.push(
+            client,
+            Observation::OtherName(OtherNameSighting {
+                text: make_text().into_boxed_str(),
+                form,
+                source,
+                client,
+                server,
+                dns,
+                kaspersky_space,
+                dns_facts: dns_about
                     .filter(|_| self.dns_facts)
                     .map(|about| Box::new(about.facts())),
             }),
@@ -235,8 +317,11 @@ impl<'a> Emitter<'a> {
         self.nameless_to(client, server, reason, conversed, None);
     }
 
-    /// [`Emitter::nameless`] for a request a proxy forwards: `origin` is the IP-literal origin
-    /// server of an absolute-form request, judged for the address space instead of the proxy.
+    /// [`Emitter::nameless`] for a connection that names an address: `origin` is the address
+    /// literal the client asked for (the origin server of an absolute-form request, which a
+    /// proxy forwards; a CONNECT authority; a `Host` field; a TLS or QUIC server name), judged
+    /// for the address space instead of the server it connected to (on a direct connection
+    /// they are the same address).
     pub fn nameless_to(
         &mut self,
         client: Endpoint,
@@ -334,8 +419,9 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// What a request said: its host name, the rule that name matched, its update path, and for
-/// an absolute-form request to a proxy whose host is an IP literal, that origin address.
+/// What a request said: its host name, the rule that name matched, its update path, and when
+/// its host is an IP literal (an absolute-form target a proxy fetches, or the `Host` field),
+/// that origin address, judged for the address space instead of the server's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestFacts {
     pub host: Option<HostName>,

@@ -59,10 +59,17 @@ pub const STALLED_BUFFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// within a second or two).
 pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A QUIC flow still looking for its ClientHello: the side that sent the first Initial (the
+/// client) and its Initial state.
+pub struct QuicFlow {
+    client: table::Side,
+    initial: InitialState,
+}
+
 /// What the table holds for a flow.
 pub enum FlowState {
     Tcp(Box<TcpFlow>),
-    Quic(Box<InitialState>),
+    Quic(Box<QuicFlow>),
     /// Nothing more to learn from this flow.
     Bypassed {
         closed: bool,
@@ -410,7 +417,7 @@ fn on_transport(
                 if let Err(reason) = parsed {
                     counters.dns.incr(reason);
                 }
-                udp::emit_dns(scratch, src, dst, 17, emit);
+                udp::emit_dns(scratch, src, dst, 17, emit, 0);
                 return;
             }
             if KSC_UDP_PORTS.contains(&dst.port) {
@@ -433,13 +440,16 @@ fn on_quic(
     now: Timestamp,
     emit: &mut Emitter<'_>,
 ) {
-    let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 17);
+    let (key, side) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, 17);
     let flow = match table.get_mut(&key, now) {
         Some(flow) => flow,
         None => {
             let fresh = Flow {
                 last_seen: now,
-                state: FlowState::Quic(Box::default()),
+                state: FlowState::Quic(Box::new(QuicFlow {
+                    client: side,
+                    initial: InitialState::new(),
+                })),
                 fins: 0,
             };
             match table.insert(key, fresh, now) {
@@ -449,10 +459,17 @@ fn on_quic(
         }
     };
     flow.last_seen = now;
-    let FlowState::Quic(state) = &mut flow.state else {
+    let FlowState::Quic(quic) = &mut flow.state else {
         counters.bypassed_packets += 1;
         return;
     };
+    // The server's Initials are no client's (they fail to open with client keys): they are
+    // not read, and do not end the flow before the client's ClientHello is complete (a client
+    // whose hello spans Initials may send the rest after the server's first answer).
+    if side != quic.client {
+        return;
+    }
+    let state = &mut quic.initial;
     counters.parsed_packets += 1;
     let finished = match state.process_datagram(payload) {
         QuicOutcome::ClientHello(outcome) => {
@@ -462,6 +479,10 @@ fn on_quic(
                 }
                 // A whole ClientHello in Initials: the client is talking (whether the server
                 // answers is not followed; QUIC servers answer in their own Initial).
+                ClientHelloOutcome::Literal { addr, .. } => {
+                    emit.literal(addr, NameSource::QuicSni, src, dst, true);
+                    emit.nameless_to(src, dst, NamelessReason::TlsNoSni, true, Some(addr));
+                }
                 ClientHelloOutcome::NoSni { ech } => {
                     let reason = if ech {
                         NamelessReason::TlsEch

@@ -4,7 +4,12 @@
 //! direction's [`StreamReassembler`] and the parser the stream's first bytes call for:
 //! a TLS ClientHello (server name), HTTP/1.x request heads (Host, every request of a keep-alive
 //! connection), HTTP response heads (the first bytes of each body, for update-file magic) or DNS
-//! over TCP (RFC 7766 framing). A direction stops being parsed as soon as it can yield nothing
+//! over TCP (RFC 7766 framing). A client stream that starts as anything else (SMTP, IMAP,
+//! LDAP, PostgreSQL, RDP…) is scanned for a ClientHello for its first [`UPGRADE_SCAN_BYTES`]:
+//! in-band upgrades to TLS (STARTTLS and its kin) put one right after their clear-text
+//! preamble. Which side is the client is the side that sent the SYN, or when both did
+//! (simultaneous open, RFC 9293 §3.5) or none was seen, the side whose bytes look like a
+//! ClientHello or a request. A direction stops being parsed as soon as it can yield nothing
 //! more; when both have stopped, the flow asks to be bypassed. Bytes are copied only when a
 //! message spans segments, and never more than the reassembler's cap.
 //!
@@ -33,6 +38,13 @@ use crate::proto::tls::{self, ClientHelloOutcome};
 use crate::proto::update;
 use crate::reason::ReasonCounts;
 
+/// Client bytes of a connection that starts as neither TLS nor HTTP that are scanned for a
+/// ClientHello before the direction is given up. Clients send a short clear-text preamble
+/// before an in-band upgrade: SMTP `EHLO` and `STARTTLS` (RFC 3207) or the XMPP stream header
+/// (RFC 6120 §5.4) are a few hundred bytes, LDAP's StartTLS request (RFC 4511 §4.14.1) and
+/// PostgreSQL's SSLRequest tens. 8 KiB leaves room for pipelined or repeated commands while
+/// keeping the scan of other protocols short.
+pub const UPGRADE_SCAN_BYTES: u32 = 8 * 1024;
 /// Data segments of a flow picked up mid-stream that are sniffed for a ClientHello or a request
 /// before the flow is bypassed. A keep-alive HTTP connection sends its next request within a
 /// few segments of a response; bulk transfers never do.
@@ -50,7 +62,14 @@ crate::reason_enum! {
         TlsInvalid => "tls_invalid",
         HttpInvalid => "http_invalid",
         DnsInvalid => "dns_invalid",
+        /// A DNS-over-TCP message spanned more segments than `MAX_PARTIAL_DNS_READS`: its
+        /// later prefixes were not read (if the stream stops inside it, the names after the
+        /// last read prefix are lost).
+        DnsPartialReadsCapped => "dns_partial_reads_capped",
         MidstreamGaveUp => "midstream_gave_up",
+        /// A client stream that began as neither TLS nor HTTP showed no ClientHello in its
+        /// first `UPGRADE_SCAN_BYTES`.
+        UpgradeScanGaveUp => "upgrade_scan_gave_up",
     }
 }
 
@@ -65,9 +84,25 @@ enum App {
     Tls,
     HttpRequests(HttpBody),
     HttpResponses(HttpBody),
-    Dns,
+    Dns(DnsStream),
+    /// A client stream that began as something else: scanning for a ClientHello (an in-band
+    /// upgrade to TLS); the count of bytes scanned so far.
+    Upgrade(u32),
     /// Nothing more to find in this direction.
     Done,
+}
+
+/// Partial reads of a DNS-over-TCP message made before its end arrived
+/// ([`MAX_PARTIAL_DNS_READS`]).
+pub const MAX_PARTIAL_DNS_READS: u8 = 16;
+
+/// Where a DNS-over-TCP direction is inside its current message.
+#[derive(Debug, Default)]
+struct DnsStream {
+    /// Names of the current message already emitted from a prefix of it.
+    emitted: u32,
+    /// Prefix reads made of the current message.
+    partial_reads: u8,
 }
 
 /// Where an HTTP direction is between messages.
@@ -248,6 +283,10 @@ impl TcpFlow {
                     if KSC_TCP_PORTS.contains(&cx.dst.port) {
                         facts.session.set(Session::KSC_PENDING);
                     }
+                } else if facts.client.is_some_and(|c| c != side) && !facts.client_data_seen {
+                    // A SYN from each side: a simultaneous open (RFC 9293 §3.5, figure 8).
+                    // Neither is the client by the handshake; the first bytes will tell.
+                    facts.client = None;
                 }
                 facts.syn_seen = true;
             } else if facts.syn_seen && facts.client == Some(side.other()) {
@@ -270,6 +309,15 @@ impl TcpFlow {
             self.on_data(seg, cx, emit);
         }
         let closing = seg.flags & (TcpSegment::FIN | TcpSegment::RST) != 0;
+        if closing {
+            // No client bytes follow the client's FIN, and none follow a reset: a scan for an
+            // upgrade ends there.
+            for (i, dir) in self.dirs.iter_mut().enumerate() {
+                if matches!(dir.app, App::Upgrade(_)) && (rst || i == side.index()) {
+                    dir.done();
+                }
+            }
+        }
         let facts = &mut self.facts;
         if seg.flags & TcpSegment::FIN != 0 {
             facts.session.set(Session::FIN << side.index());
@@ -366,6 +414,14 @@ fn deliver(
     }
     let (src, dst) = (cx.src, cx.dst);
     let conversed = facts.conversed();
+    if let App::Upgrade(_) = app {
+        let used = scan_for_upgrade(bytes, app, cx);
+        if !matches!(app, App::Tls) {
+            return used;
+        }
+        let rest = bytes.get(used..).unwrap_or(&[]);
+        return used.saturating_add(feed_tls(rest, app, cx, emit, src, dst, conversed));
+    }
     match app {
         App::Tls => feed_tls(bytes, app, cx, emit, src, dst, conversed),
         App::HttpRequests(_) | App::HttpResponses(_) => feed_http(
@@ -377,9 +433,44 @@ fn deliver(
             (src, dst),
             conversed,
         ),
-        App::Dns => feed_dns(bytes, app, cx, emit, src, dst),
-        App::Unknown | App::Done => bytes.len(),
+        App::Dns(_) => feed_dns(bytes, app, cx, emit, src, dst),
+        App::Upgrade(_) | App::Unknown | App::Done => bytes.len(),
     }
+}
+
+/// Length of a TLS record header plus the handshake type (RFC 8446 §5.1, §4).
+const CLIENT_HELLO_PREFIX: usize = 6;
+
+/// Scans a client stream for the start of a ClientHello record. Found: the direction becomes
+/// TLS and the bytes before it are consumed. A candidate too close to the end to be checked
+/// is kept for the next bytes. After [`UPGRADE_SCAN_BYTES`] the direction is given up.
+fn scan_for_upgrade(bytes: &[u8], app: &mut App, cx: &mut SegmentCtx<'_>) -> usize {
+    let App::Upgrade(scanned) = app else {
+        return bytes.len();
+    };
+    let budget = usize::try_from(UPGRADE_SCAN_BYTES.saturating_sub(*scanned)).unwrap_or(0);
+    let window = bytes.get(..bytes.len().min(budget)).unwrap_or(&[]);
+    let mut at = 0usize;
+    while let Some(offset) = window.get(at..).and_then(|w| memchr::memchr(0x16, w)) {
+        let pos = at.saturating_add(offset);
+        let candidate = bytes.get(pos..).unwrap_or(&[]);
+        if candidate.len() < CLIENT_HELLO_PREFIX {
+            // Maybe a ClientHello whose header continues in the next segment.
+            *scanned = scanned.saturating_add(u32::try_from(pos).unwrap_or(u32::MAX));
+            return pos;
+        }
+        if looks_like_client_hello(candidate) {
+            *app = App::Tls;
+            return pos;
+        }
+        at = pos.saturating_add(1);
+    }
+    *scanned = scanned.saturating_add(u32::try_from(window.len()).unwrap_or(u32::MAX));
+    if *scanned >= UPGRADE_SCAN_BYTES {
+        cx.skips.incr(TcpSkip::UpgradeScanGaveUp);
+        *app = App::Done;
+    }
+    bytes.len()
 }
 
 /// Decides what a direction carries from its first in-order bytes; may also settle the other
@@ -402,19 +493,21 @@ fn classify(
     }
     let is_client = facts.client == Some(side);
     let app = if dns_port {
-        App::Dns
+        App::Dns(DnsStream::default())
     } else if is_client && looks_tls {
         App::Tls
     } else if is_client && looks_request {
         App::HttpRequests(HttpBody::Head)
     } else if !is_client && looks_response && facts.client.is_some() {
         App::HttpResponses(HttpBody::Head)
+    } else if is_client && !midstream {
+        App::Upgrade(0)
     } else {
         App::Done
     };
     if is_client && !facts.client_data_seen {
         facts.client_data_seen = true;
-        if matches!(app, App::Done) && !midstream {
+        if matches!(app, App::Done | App::Upgrade(_)) && !midstream {
             let conversed = facts.conversed();
             emit.nameless(cx.src, cx.dst, NamelessReason::OtherProtocol, conversed);
         }
@@ -491,6 +584,19 @@ fn feed_tls(
                 NameSource::TlsSni
             };
             emit.name(name, source, client, server, &[], None);
+        }
+        ClientHelloOutcome::Literal { addr, ech } => {
+            // An address, not a host name: reported as such, and the connection counts as one
+            // without a name whose address is the literal (rules match names; the address is
+            // looked up in Kaspersky's address space).
+            let source = if ech {
+                NameSource::TlsSniEchOuter
+            } else {
+                NameSource::TlsSni
+            };
+            emit.literal(addr, source, client, server, conversed);
+            let reason = NamelessReason::TlsNoSni;
+            emit.nameless_to(client, server, reason, conversed, Some(addr));
         }
         ClientHelloOutcome::NoSni { ech } => {
             let reason = if ech {
@@ -627,15 +733,16 @@ fn request_head(
     (client, server): (Endpoint, Endpoint),
     (epoch, conversed): (u32, bool),
 ) -> HttpStep {
-    let (host, head_len, body) = match http::parse_request_head(rest) {
+    let (host, literal, head_len, body) = match http::parse_request_head(rest) {
         RequestHead::NeedMore => return HttpStep::NeedMore,
         RequestHead::NotHttp => return HttpStep::Done,
         RequestHead::Invalid(_) => return HttpStep::Invalid,
         RequestHead::Complete {
             host,
+            literal,
             head_len,
             body,
-        } => (host, head_len, body),
+        } => (host, literal, head_len, body),
     };
     let target = http::request_target(rest.get(..head_len).unwrap_or(rest));
     let form = target.map_or(TargetForm::Other, |t| t.form);
@@ -644,25 +751,29 @@ fn request_head(
     // The one rule lookup of this request: its name sighting, its update request and its
     // response's payload all use it.
     let rule = host.as_ref().and_then(|name| emit.lookup(name));
-    // A proxy fetches an absolute-form request's IP literal for the client: that address, not
-    // the proxy's, is where the request goes.
-    let origin = target
-        .filter(|t| t.form == TargetForm::Absolute)
-        .and_then(|t| http::authority_ip(t.authority));
+    // An IP-literal host (of an absolute-form target or a CONNECT, which a proxy reaches for
+    // the client, or of the Host field) is the address the request goes to: it, not the
+    // proxy's address, is judged for Kaspersky's address space.
+    let origin = literal;
     let facts = RequestFacts {
         host,
         rule,
         path,
         origin,
     };
+    let source = match form {
+        TargetForm::Authority => NameSource::HttpConnect,
+        TargetForm::Absolute => NameSource::HttpAbsoluteUri,
+        TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
+    };
+    if let Some(addr) = literal {
+        emit.literal(addr, source, client, server, conversed);
+    }
     if let Some(name) = &host {
-        let source = match form {
-            TargetForm::Authority => NameSource::HttpConnect,
-            TargetForm::Absolute => NameSource::HttpAbsoluteUri,
-            TargetForm::Origin | TargetForm::Other => NameSource::HttpHost,
-        };
         emit.name_with_rule(name, rule, source, client, server, &[], None, None);
-    } else if !connect {
+    } else if !connect || origin.is_some() {
+        // A CONNECT to a name is judged by the tunnel's own ClientHello; a CONNECT to an
+        // address literal only here (the tunnel's server is the proxy).
         emit.nameless_to(
             client,
             server,
@@ -815,6 +926,13 @@ fn response_body_start(
     }
 }
 
+/// Cuts DNS messages out of the stream (RFC 1035 §4.2.2) and emits their names. A message whose
+/// end has not arrived yet is read as far as it goes, so that a stream that stops inside it
+/// (a capture cut short, a lost segment) still gives every name before the cut: names are
+/// numbered in message order and each is emitted once, by the first read that holds it
+/// ([`crate::flow::udp::emit_dns`]). A message is read again at most
+/// [`MAX_PARTIAL_DNS_READS`] times before it is complete: each read is bounded by the 64 KiB
+/// message length, and DNS over TCP rarely spans more than a few segments (zone transfers).
 fn feed_dns(
     bytes: &[u8],
     app: &mut App,
@@ -825,18 +943,42 @@ fn feed_dns(
 ) -> usize {
     let mut used = 0usize;
     loop {
+        let App::Dns(stream) = app else {
+            return used;
+        };
         let Some(rest) = bytes.get(used..) else {
             return used;
         };
         match dns::next_tcp_frame(rest) {
-            TcpFrame::NeedMore => return used,
+            TcpFrame::NeedMore => {
+                // The two-octet length prefix, then a header at least (RFC 1035 §4.1.1).
+                let Some(prefix) = rest.get(2..).filter(|p| p.len() >= 12) else {
+                    return used;
+                };
+                if stream.partial_reads >= MAX_PARTIAL_DNS_READS {
+                    if stream.partial_reads == MAX_PARTIAL_DNS_READS {
+                        cx.skips.incr(TcpSkip::DnsPartialReadsCapped);
+                        stream.partial_reads = stream.partial_reads.saturating_add(1);
+                    }
+                    return used;
+                }
+                stream.partial_reads = stream.partial_reads.saturating_add(1);
+                // Expected to stop early: what it read is kept, and not an error.
+                let _ = dns::parse_message(prefix, &mut cx.scratch.dns.message);
+                let from = stream.emitted as usize;
+                let listed = crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
+                stream.emitted = u32::try_from(listed.max(from)).unwrap_or(u32::MAX);
+                return used;
+            }
             TcpFrame::Message { msg, consumed } => {
                 used = used.saturating_add(consumed.max(1));
+                let from = stream.emitted as usize;
+                *stream = DnsStream::default();
                 let parsed = dns::parse_message(msg, &mut cx.scratch.dns.message);
                 if parsed.is_err() {
                     cx.skips.incr(TcpSkip::DnsInvalid);
                 }
-                crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit);
+                crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
                 if parsed.is_err() && cx.scratch.dns.message.questions.is_empty() {
                     *app = App::Done;
                     return bytes.len();
@@ -853,7 +995,9 @@ mod tests {
     use super::*;
     use crate::flow::emit::NameCounters;
     use crate::flow::table::FlowKey;
-    use crate::observation::{Observation, Observed, PacketContext};
+    use crate::observation::{
+        Observation, Observed, OtherNameForm, OtherNameSighting, PacketContext,
+    };
     use crate::rules::RuleSet;
     use crate::time::Timestamp;
 
@@ -880,6 +1024,76 @@ mod tests {
             ip: IpAddr::V4(Ipv4Addr::new(10, 70, 0, last)),
             port,
         }
+    }
+
+    /// Runs [`scan_for_upgrade`] over `chunks` as successive deliveries (an unconsumed tail is
+    /// delivered again in front of the next chunk, as the reassembler does). Returns the state
+    /// and the offset of the stream where TLS starts, if it does.
+    fn scan(chunks: &[&[u8]]) -> (App, Option<usize>, ReasonCounts<TcpSkip>) {
+        let mut scratch = Scratch::default();
+        let mut skips = ReasonCounts::default();
+        let mut reasm_skips: ReasonCounts<ReasmSkip> = ReasonCounts::default();
+        let mut reasm_events: ReasonCounts<ReasmEvent> = ReasonCounts::default();
+        let budget = WorkerBudget::standalone(1 << 20);
+        let mut cx = SegmentCtx {
+            side: Side::Lo,
+            src: ep(1, 40000),
+            dst: ep(2, 25),
+            scratch: &mut scratch,
+            skips: &mut skips,
+            reasm_skips: &mut reasm_skips,
+            reasm_events: &mut reasm_events,
+            budget: &budget,
+        };
+        let mut app = App::Upgrade(0);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut offset = 0usize;
+        for chunk in chunks {
+            pending.extend_from_slice(chunk);
+            let used = scan_for_upgrade(&pending, &mut app, &mut cx);
+            if matches!(app, App::Tls) {
+                return (app, Some(offset + used), skips);
+            }
+            if matches!(app, App::Done) {
+                break;
+            }
+            offset += used;
+            pending.drain(..used);
+        }
+        (app, None, skips)
+    }
+
+    const HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+
+    #[test]
+    fn upgrade_scan_finds_the_client_hello_after_a_preamble() {
+        let (app, at, _) = scan(&[b"EHLO x\r\n", b"STARTTLS\r\n", HELLO]);
+        assert!(matches!(app, App::Tls));
+        assert_eq!(at, Some(18));
+        // In the same delivery as the preamble, after stray 0x16 bytes that are not one.
+        let mut one = b"\x16\x16\x03garbage\x16\x03\x01\x00\x05\x02".to_vec();
+        let start = one.len();
+        one.extend_from_slice(HELLO);
+        assert_eq!(scan(&[&one]).1, Some(start));
+        // A record header split across deliveries.
+        let (app, at, _) = scan(&[b"AUTH TLS\r\n\x16\x03", &HELLO[2..]]);
+        assert!(matches!(app, App::Tls));
+        assert_eq!(at, Some(10));
+    }
+
+    #[test]
+    fn upgrade_scan_gives_up_after_its_budget() {
+        let filler = vec![b'x'; 1000];
+        let mut chunks: Vec<&[u8]> = vec![&filler[..]; 9];
+        chunks.push(HELLO);
+        let (app, at, skips) = scan(&chunks);
+        assert!(matches!(app, App::Done));
+        assert_eq!(at, None);
+        assert_eq!(skips.get(TcpSkip::UpgradeScanGaveUp), 1);
+        // Just inside the budget it is found.
+        let mut chunks: Vec<&[u8]> = vec![&filler[..]; 8];
+        chunks.push(HELLO);
+        assert_eq!(scan(&chunks).1, Some(8000));
     }
 
     /// One TCP connection between `client` and `server`, driven segment by segment, with the
@@ -1171,6 +1385,12 @@ mod tests {
             matches!(
                 what.as_slice(),
                 [
+                    Observation::OtherName(OtherNameSighting {
+                        form: OtherNameForm::Literal(_),
+                        source: NameSource::HttpAbsoluteUri,
+                        kaspersky_space: true,
+                        ..
+                    }),
                     Observation::Nameless {
                         reason: NamelessReason::HttpNoName,
                         kaspersky_space: true,
@@ -1184,6 +1404,103 @@ mod tests {
                 ]
             ),
             "{what:?}"
+        );
+    }
+
+    /// The observations of one accepted connection from `client` to `server` whose client
+    /// sends `first`.
+    fn accepted(client: Endpoint, server: Endpoint, first: &[u8]) -> Vec<Observation> {
+        let mut c = Conn::new(client, server);
+        c.seg(true, SYN, 1, b"").seg(false, SYN | ACK, 9, b"");
+        c.seg(true, ACK, 2, first);
+        c.out.into_iter().map(|o| o.what).collect()
+    }
+
+    /// The (address, kaspersky_space) of the literal among `what`, and the nameless
+    /// connection's kaspersky_space.
+    fn literal_and_nameless(what: &[Observation]) -> (Option<(IpAddr, bool)>, Option<bool>) {
+        let literal = what.iter().find_map(|o| match o {
+            Observation::OtherName(OtherNameSighting {
+                form: OtherNameForm::Literal(addr),
+                kaspersky_space,
+                ..
+            }) => Some((*addr, *kaspersky_space)),
+            _ => None,
+        });
+        let nameless = what.iter().find_map(|o| match o {
+            Observation::Nameless {
+                kaspersky_space, ..
+            } => Some(*kaspersky_space),
+            _ => None,
+        });
+        (literal, nameless)
+    }
+
+    #[test]
+    fn literals_are_judged_by_kaspersky_address_space_never_by_name_rules() {
+        let kl: IpAddr = "77.74.176.10".parse().expect("ip");
+        let kl_ep = Endpoint { ip: kl, port: 443 };
+        // A TLS server name that is an address in Kaspersky's space: reported without
+        // --all-names, and the connection is a nameless one to that space.
+        let what = accepted(
+            ep(62, 50_010),
+            kl_ep,
+            &hello_with_sni_and_ech(b"77.74.176.10"),
+        );
+        assert_eq!(
+            literal_and_nameless(&what),
+            (Some((kl, true)), Some(true)),
+            "{what:?}"
+        );
+        // The literal is judged, not the server: a literal in Kaspersky's space sent to
+        // another address (a transparent proxy) still counts; the reverse does not.
+        let what = accepted(
+            ep(62, 50_011),
+            ep(50, 443),
+            &hello_with_sni_and_ech(b"77.74.176.10"),
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        let what = accepted(
+            ep(62, 50_012),
+            kl_ep,
+            &hello_with_sni_and_ech(b"10.70.0.50"),
+        );
+        // Outside the space and without --all-names: counted, not kept.
+        assert_eq!(literal_and_nameless(&what), (None, Some(false)), "{what:?}");
+        // A Host literal, origin form, for an update path: the request is judged by it too.
+        let what = accepted(
+            ep(63, 50_013),
+            Endpoint { ip: kl, port: 80 },
+            b"GET /bases/av/kdb/i386/base002.kdc HTTP/1.1\r\nHost: 77.74.176.10\r\n\r\n",
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        assert!(
+            what.iter().any(|o| matches!(
+                o,
+                Observation::UpdateRequest {
+                    kaspersky_space: true,
+                    rule: None,
+                    ..
+                }
+            )),
+            "{what:?}"
+        );
+        // CONNECT to a literal through a proxy: judged by the literal (the tunnel's server is
+        // the proxy, and its ClientHello may carry no name).
+        let what = accepted(
+            ep(64, 50_014),
+            ep(40, 8888),
+            b"CONNECT 77.74.176.10:443 HTTP/1.1\r\nHost: 77.74.176.10:443\r\n\r\n",
+        );
+        assert_eq!(literal_and_nameless(&what), (Some((kl, true)), Some(true)));
+        // A connection the server never accepted is no conversation: the literal is not in
+        // the space for it, as for a nameless one.
+        let mut c = Conn::new(ep(65, 50_015), kl_ep);
+        c.seg(true, SYN, 1, b"");
+        c.seg(true, ACK, 2, &hello_with_sni_and_ech(b"77.74.176.10"));
+        assert_eq!(
+            literal_and_nameless(&c.what().into_iter().cloned().collect::<Vec<_>>()),
+            (None, Some(false))
         );
     }
 

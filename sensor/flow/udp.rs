@@ -19,10 +19,10 @@ use std::net::IpAddr;
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
 use crate::observation::{
-    DnsFacts, DnsQuestion, DnsRecord, DnsRecordData, Endpoint, NameSource, MAX_ANSWER_ADDRS,
-    MAX_DNS_FACT_RECORDS,
+    DnsFacts, DnsInfo, DnsQuestion, DnsRecord, DnsRecordData, DnsService, Endpoint, NameSource,
+    MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS,
 };
-use crate::proto::dns::{DnsMessage, NameRef, Question, RData};
+use crate::proto::dns::{DnsMessage, NameRef, Question, RData, Section};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -156,6 +156,8 @@ pub struct DnsScratch {
     pub addrs: Vec<IpAddr>,
     /// The name being looked up or emitted, filled in place from the message's name text.
     pub name: HostName,
+    /// Names of the message being emitted so far, so that each is reported once per message.
+    pub listed: Vec<NameRef>,
 }
 
 impl Default for DnsScratch {
@@ -166,6 +168,7 @@ impl Default for DnsScratch {
             rules_epoch: 0,
             addrs: Vec::new(),
             name: HostName::scratch(),
+            listed: Vec::new(),
         }
     }
 }
@@ -197,7 +200,8 @@ impl<'m> DnsAbout<'m> {
         }
     }
 
-    /// A response, described by its first question.
+    /// A response (or an UPDATE, for the names of its other sections), described by its first
+    /// question.
     pub fn response(msg: &'m DnsMessage) -> Self {
         DnsAbout {
             msg,
@@ -302,17 +306,39 @@ fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Opti
     ttl
 }
 
+/// DNS opcodes (RFC 1035 §4.1.1, RFC 2136 §1).
+const OPCODE_UPDATE: u8 = 5;
+
+/// The DNS service of a message between these ports (RFC 6762 §3, RFC 4795 §2.5).
+fn dns_service(src: Endpoint, dst: Endpoint) -> DnsService {
+    match (src.port, dst.port) {
+        (5353, _) | (_, 5353) => DnsService::Mdns,
+        (5355, _) | (_, 5355) => DnsService::Llmnr,
+        _ => DnsService::Unicast,
+    }
+}
+
 /// Emits the names of the DNS message in `scratch.dns.message`, sent from `src` to `dst` over
-/// transport `proto` (17 or 6). Each name costs at most one rule lookup (none for the question
-/// of a response whose query was seen); the answered addresses are gathered only for names
-/// that become observations.
+/// transport `proto` (17 or 6), each distinct name once: the questions (a query's, or a
+/// response's whose query was not seen), then per answer record its owner and CNAME target,
+/// then the owners of authority and additional records. For an UPDATE (RFC 2136 §2) the
+/// prerequisite and update owners are [`NameSource::DnsUpdate`]; other authority and
+/// additional owners are [`NameSource::DnsRecord`] and never matched. Names that are not host
+/// names go out as other names. Each host name costs at most one rule lookup (none for the
+/// question of a response whose query was seen); answered addresses are gathered only for
+/// names that become observations.
+///
+/// The names of a message, in that order, are numbered from 0; those numbered below `from`
+/// were emitted by an earlier call for a prefix of the same message (a DNS-over-TCP message
+/// read before its end arrived) and are skipped. Returns how many there are.
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
     dst: Endpoint,
     proto: u8,
     emit: &mut Emitter<'_>,
-) {
+    from: usize,
+) -> usize {
     let now = emit.ctx.ts;
     let DnsScratch {
         message: msg,
@@ -320,17 +346,48 @@ pub fn emit_dns(
         rules_epoch,
         addrs,
         name,
+        listed,
     } = &mut scratch.dns;
     let epoch = *rules_epoch;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
-    // The parser keeps only host names, so `host_name_into` cannot fail; a name it refused
-    // is skipped.
-    if !msg.is_response {
-        for q in &msg.questions {
+    emit.dns = Some(DnsInfo {
+        opcode: msg.opcode,
+        service: dns_service(src, dst),
+    });
+    listed.clear();
+    let mut index = 0usize;
+    // A query names the client as sender; a response, as receiver.
+    let (client, server) = if msg.is_response {
+        (dst, src)
+    } else {
+        (src, dst)
+    };
+    let update = msg.opcode == OPCODE_UPDATE;
+    for q in &msg.questions {
+        let fresh = index >= from;
+        index += 1;
+        listed.push(q.name);
+        if !fresh {
+            continue;
+        }
+        let text = msg.name(q.name);
+        if !msg.is_response {
+            if !q.name.is_host() {
+                queries.remember(&key, msg.id, text, now, None, epoch);
+                emit_other(
+                    emit,
+                    msg,
+                    q.name,
+                    NameSource::DnsQuery,
+                    client,
+                    server,
+                    DnsAbout::query(msg, *q),
+                );
+                continue;
+            }
             if !msg.host_name_into(q.name, name) {
                 continue;
             }
-            let text = name.as_bytes();
             let rule = emit.lookup(name);
             queries.remember(&key, msg.id, text, now, rule, epoch);
             emit.qtype = Some(q.qtype);
@@ -344,15 +401,24 @@ pub fn emit_dns(
                 None,
                 Some(DnsAbout::query(msg, *q)),
             );
+            emit.qtype = None;
+            continue;
         }
-        emit.qtype = None;
-        return;
-    }
-    // A response: the querier is the destination.
-    let (client, server) = (dst, src);
-    for q in &msg.questions {
-        let text = msg.name(q.name);
         let asked = queries.take(&key, msg.id, text, now, epoch);
+        if !q.name.is_host() {
+            if !asked.seen {
+                emit_other(
+                    emit,
+                    msg,
+                    q.name,
+                    NameSource::DnsAnswer,
+                    client,
+                    server,
+                    DnsAbout::response(msg),
+                );
+            }
+            continue;
+        }
         let query_seen = asked.seen;
         let rule = match asked.rule {
             Some(rule) => rule,
@@ -384,15 +450,114 @@ pub fn emit_dns(
             }
         }
     }
+    let owner_source = if update {
+        NameSource::DnsUpdate
+    } else {
+        NameSource::DnsAnswer
+    };
     for answer in &msg.answers {
-        if let RData::Cname(target) = answer.data {
-            if !msg.host_name_into(target, name) {
+        let target = match answer.data {
+            RData::Cname(target) => Some((target, NameSource::DnsAnswer)),
+            _ => None,
+        };
+        for (at, source) in std::iter::once((answer.name, owner_source)).chain(target) {
+            if is_listed(msg, listed, at) {
                 continue;
             }
-            let rule = emit.lookup(name);
-            emit_answered_name(emit, msg, target, name, rule, client, server, addrs);
+            listed.push(at);
+            let fresh = index >= from;
+            index += 1;
+            if !fresh {
+                continue;
+            }
+            if !at.is_host() {
+                emit_other(
+                    emit,
+                    msg,
+                    at,
+                    source,
+                    client,
+                    server,
+                    DnsAbout::response(msg),
+                );
+            } else if msg.host_name_into(at, name) {
+                let rule = emit.lookup(name);
+                emit_answered_name_as(emit, msg, at, name, rule, source, client, server, addrs);
+            }
         }
     }
+    for record in &msg.others {
+        if is_listed(msg, listed, record.name) {
+            continue;
+        }
+        listed.push(record.name);
+        let fresh = index >= from;
+        index += 1;
+        if !fresh {
+            continue;
+        }
+        let matched = update && record.section == Section::Authority;
+        let source = if matched {
+            NameSource::DnsUpdate
+        } else {
+            NameSource::DnsRecord
+        };
+        if !record.name.is_host() {
+            emit_other(
+                emit,
+                msg,
+                record.name,
+                source,
+                client,
+                server,
+                DnsAbout::response(msg),
+            );
+        } else if msg.host_name_into(record.name, name) {
+            // Context names (zone apexes, glue) are reported, never matched.
+            let rule = if matched { emit.lookup(name) } else { None };
+            emit.name_with_rule(
+                name,
+                rule,
+                source,
+                client,
+                server,
+                &[],
+                None,
+                Some(DnsAbout::response(msg)),
+            );
+        }
+    }
+    emit.dns = None;
+    index
+}
+
+/// Whether `at` is already among `listed` (names of the same message). The most recent ones
+/// are checked first: an answer's owner is usually the previous record's owner or CNAME target.
+#[inline]
+fn is_listed(msg: &DnsMessage, listed: &[NameRef], at: NameRef) -> bool {
+    listed.iter().rev().any(|&l| msg.same_name(l, at))
+}
+
+/// A name of `msg` that is not a host name, as an other name (its text is already escaped).
+/// `about` is the message (and question) it came from.
+#[allow(clippy::too_many_arguments)]
+fn emit_other(
+    emit: &mut Emitter<'_>,
+    msg: &DnsMessage,
+    at: NameRef,
+    source: NameSource,
+    client: Endpoint,
+    server: Endpoint,
+    about: DnsAbout<'_>,
+) {
+    let text = msg.name(at);
+    emit.other_name(
+        || String::from_utf8_lossy(text).into_owned(),
+        source,
+        client,
+        server,
+        Some(about),
+    );
 }
 
 /// Emits `name` (the text of `at` in `msg`) as seen in a response, with the addresses the
@@ -423,6 +588,34 @@ fn emit_answered_name(
         server,
         addrs,
         ttl,
+        Some(DnsAbout::response(msg)),
+    );
+}
+
+/// [`emit_answered_name`] with another source (an UPDATE's prerequisite owner).
+#[allow(clippy::too_many_arguments)]
+fn emit_answered_name_as(
+    emit: &mut Emitter<'_>,
+    msg: &DnsMessage,
+    at: NameRef,
+    name: &HostName,
+    rule: Option<RuleIdx>,
+    source: NameSource,
+    client: Endpoint,
+    server: Endpoint,
+    addrs: &mut Vec<IpAddr>,
+) {
+    if source == NameSource::DnsAnswer {
+        return emit_answered_name(emit, msg, at, name, rule, client, server, addrs);
+    }
+    emit.name_with_rule(
+        name,
+        rule,
+        source,
+        client,
+        server,
+        &[],
+        None,
         Some(DnsAbout::response(msg)),
     );
 }

@@ -86,6 +86,7 @@ use crate::observation::{
     KSC_NOTICE_PORT, KSC_WAKEUP_PORT,
 };
 use crate::proto::update::UpdateMagic;
+use crate::proto::NameKind;
 use crate::rules::{Category, Confidence, RuleIdx, RuleSet};
 use crate::time::Timestamp;
 
@@ -258,13 +259,19 @@ impl Inventory {
         let ts = obs.ctx.ts;
         let input = obs.ctx.input;
         match &obs.what {
+            // Literals and odd names match no name rule: they are events, not evidence. A
+            // literal's address-space evidence comes with the connection's nameless
+            // observation, judged by the literal's address (counted once).
+            Observation::OtherName(_) => None,
             Observation::Name(s) => {
                 let rule = s.rule?;
                 self.counters.detections += 1;
                 *self.per_rule.entry(rule).or_insert(0) += 1;
                 let r = self.rules.rule(rule);
                 let (category, mut confidence) = (r.category, r.confidence);
-                let dns = matches!(s.source, NameSource::DnsQuery | NameSource::DnsAnswer);
+                // Every DNS source (questions, answers, UPDATE names, other records): a lookup or a
+                // record names a service, it does not reach it.
+                let dns = s.source.kind() == NameKind::Dns;
                 let kind = name_evidence_kind(s, category);
                 if dns && category == Category::KscCloud {
                     // An agent resolves the Cloud Console before connecting, but so does a
@@ -689,7 +696,7 @@ impl Inventory {
 /// Console name contacted on an agent port is a Cloud Console session, anything else is the
 /// name as seen. The inventory files it under this kind; `output::eve` describes it with it.
 pub fn name_evidence_kind(s: &NameSighting, category: Category) -> EvidenceKind {
-    let dns = matches!(s.source, NameSource::DnsQuery | NameSource::DnsAnswer);
+    let dns = s.source.kind() == NameKind::Dns;
     match s.qtype {
         Some(q) if dns && !ADDRESS_QTYPES.contains(&q) => EvidenceKind::DnsOtherLookup(q),
         _ if !dns && category == Category::KscCloud && is_cloud_console_port(s.server.port) => {

@@ -400,11 +400,7 @@ pub fn classify(
     let rule_install = rule.is_some_and(|r| r.category.is_install_evidence());
     let (family, product, install, direct) = match kind {
         EvidenceKind::Name(source) => {
-            let by_name = !matches!(
-                source,
-                crate::observation::NameSource::DnsQuery
-                    | crate::observation::NameSource::DnsAnswer
-            );
+            let by_name = source.kind() != crate::proto::NameKind::Dns;
             if by_name && rule.is_some_and(|r| r.category == Category::KscCloud) {
                 // A Cloud Console name off its agent ports: the web console in a browser.
                 (Family::Portal, ProductClass::None, false, false)

@@ -114,6 +114,7 @@ pub struct Metrics {
     truncated: IntCounter,
     bad_checksums: IntCounter,
     skipped: IntCounterVec,
+    unsupported_link_types: IntCounterVec,
     flow_events: IntCounterVec,
     flows_created: IntCounter,
     flows_expired: IntCounter,
@@ -287,6 +288,12 @@ impl Metrics {
                 "ksensor_skipped_total",
                 "Packets, streams or datagrams a stage stopped looking at, by stage and reason.",
                 &["stage", "reason"],
+            )?,
+            unsupported_link_types: counter_vec(
+                &r,
+                "ksensor_unsupported_link_type_packets_total",
+                "Packets of a link type the decoder does not know, by LINKTYPE number (at most 8 numbers; the rest as \"other\").",
+                &["linktype"],
             )?,
             flow_events: counter_vec(
                 &r,
@@ -475,6 +482,13 @@ impl Metrics {
         self.decoded.inc_by(c.packets.decoded);
         self.truncated.inc_by(c.packets.truncated);
         add_reasons(&self.skipped, "decode", &c.packets.decode_skips);
+        let links = &c.packets.unsupported_link_types;
+        for (link, n) in links.iter() {
+            add(&self.unsupported_link_types, &[&link.to_string()], n);
+        }
+        if links.other > 0 {
+            add(&self.unsupported_link_types, &["other"], links.other);
+        }
         let f = &c.flow;
         add_reasons(&self.skipped, "tcp", &f.tcp);
         add_reasons(&self.skipped, "dns", &f.dns);
@@ -918,6 +932,7 @@ mod tests {
                 rule: Some(RuleIdx(0)),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
                 qtype: None,
                 dns_facts: None,
             }),

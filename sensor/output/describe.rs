@@ -225,6 +225,8 @@ fn evidence_phrase(e: &EvidenceSummary) -> String {
                 format!("looked up {name}")
             }
         }
+        EvidenceKind::Name(NameSource::DnsUpdate) => format!("sent a DNS update naming {name}"),
+        EvidenceKind::Name(NameSource::DnsRecord) => format!("received a DNS record of {name}"),
         EvidenceKind::Name(NameSource::TlsSni | NameSource::TlsSniEchOuter) => {
             format!("TLS to {name}")
         }

@@ -24,7 +24,8 @@ use std::cell::Cell;
 use crate::inventory::verdict::classify;
 use crate::inventory::{name_evidence_kind, origin, Correlation, EvidenceKind};
 use crate::observation::{
-    DnsFacts, DnsRecordData, Endpoint, NameSighting, NameSource, Observation, Observed,
+    DnsFacts, DnsInfo, DnsRecordData, Endpoint, NameSighting, NameSource, Observation, Observed,
+    OtherNameForm, OtherNameSighting,
 };
 use crate::proto::update::UpdateMagic;
 use crate::proto::NameKind;
@@ -175,6 +176,16 @@ pub struct KsensorFields<'a> {
     /// DNS answer records past `observation::MAX_DNS_FACT_RECORDS` (not in `dns.answers`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers_left_out: Option<u16>,
+    /// The name is an IPv4/IPv6 address literal (never matched against name rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub literal: Option<bool>,
+    /// For a literal: its address is in Kaspersky's address space, on a connection the server
+    /// accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kaspersky_space: Option<bool>,
+    /// `false`: the name holds bytes a host name cannot (escaped as in DNS presentation form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<bool>,
     pub input: &'a str,
 }
 
@@ -541,27 +552,44 @@ impl<'a> EveRenderer<'a> {
                 correlation: None,
                 magic: None,
                 answers_left_out: None,
+                literal: None,
+                kaspersky_space: None,
+                host_name: None,
                 input,
             },
         }
     }
 
-    fn name_record(&self, obs: &'a Observed, s: &'a NameSighting) -> EveRecord<'a> {
-        let kind = s.source.kind();
+    /// The record of a name of `source` (a host name, or the text of another name), seen in
+    /// the DNS message `facts` describes when it is a DNS name.
+    #[allow(clippy::too_many_arguments)]
+    fn named_record(
+        &self,
+        obs: &'a Observed,
+        source: NameSource,
+        dns: Option<DnsInfo>,
+        client: Endpoint,
+        server: Endpoint,
+        name: &'a str,
+        facts: Option<&DnsFacts>,
+    ) -> EveRecord<'a> {
+        let kind = source.kind();
+        let source_label = DnsInfo::source_label(dns, source);
         let mut rec = self.base(
             obs,
             kind.label(),
-            s.client,
-            s.server,
+            client,
+            server,
             kind.label(),
-            s.source.label(),
+            source_label,
         );
-        let name = s.name.as_str();
         match kind {
             NameKind::Dns => {
-                let facts = s.dns_facts.as_deref();
-                rec.dns = Some(match (s.source, facts) {
-                    (NameSource::DnsAnswer, Some(f)) => answer_record(f),
+                // A name from a response (its question, an answer's owner or CNAME target, an
+                // authority or additional record) is described by the response's answer
+                // record; a query's question by its query record.
+                rec.dns = Some(match facts {
+                    Some(f) if f.is_response() => answer_record(f),
                     _ => query_record(name, facts),
                 });
                 rec.ksensor.answers_left_out = facts.map(|f| f.answers_left_out).filter(|&n| n > 0);
@@ -571,15 +599,50 @@ impl<'a> EveRenderer<'a> {
             NameKind::Http => {
                 rec.http = Some(EveHttp {
                     hostname: name,
-                    http_method: (s.source == NameSource::HttpConnect).then_some("CONNECT"),
+                    http_method: (source == NameSource::HttpConnect).then_some("CONNECT"),
                 })
             }
         }
         rec.ksensor.name = Some(name.to_string());
+        rec
+    }
+
+    fn name_record(&self, obs: &'a Observed, s: &'a NameSighting) -> EveRecord<'a> {
+        let mut rec = self.named_record(
+            obs,
+            s.source,
+            s.dns,
+            s.client,
+            s.server,
+            s.name.as_str(),
+            s.dns_facts.as_deref(),
+        );
         if let Some(idx) = s.rule {
             rec.ksensor.rule = Some(rule_fields(self.rules, idx, None));
             let kind = name_evidence_kind(s, self.rules.rule(idx).category);
             rec.ksensor.evidence = Some(evidence_fields(self.rules, kind, Some(idx)));
+        }
+        rec
+    }
+
+    /// A name that is not a host name: an address literal (`literal`, `kaspersky_space`) or
+    /// bytes a host name cannot hold (`host_name: false`). No rule matches either.
+    fn other_record(&self, obs: &'a Observed, s: &'a OtherNameSighting) -> EveRecord<'a> {
+        let mut rec = self.named_record(
+            obs,
+            s.source,
+            s.dns,
+            s.client,
+            s.server,
+            &s.text,
+            s.dns_facts.as_deref(),
+        );
+        match s.form {
+            OtherNameForm::Literal(_) => {
+                rec.ksensor.literal = Some(true);
+                rec.ksensor.kaspersky_space = Some(s.kaspersky_space);
+            }
+            OtherNameForm::NotHostName => rec.ksensor.host_name = Some(false),
         }
         rec
     }
@@ -594,6 +657,7 @@ impl<'a> EveRenderer<'a> {
     ) -> Option<EveRecord<'a>> {
         match &obs.what {
             Observation::Name(s) => Some(self.name_record(obs, s)),
+            Observation::OtherName(s) => Some(self.other_record(obs, s)),
             Observation::DnsAnswer {
                 name,
                 rule,

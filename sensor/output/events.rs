@@ -5,7 +5,20 @@
 //! an update file seen in an HTTP body), `name`, `source` (which protocol field), `client`
 //! `{ip, port, mac, vlan}`, `server` `{ip, port}`, `rule` `{id, category, confidence}` when a rule
 //! matched, `input` (the capture file or interface), and per kind: `answers`/`ttl` (DNS
-//! responses), `outer` (tunnel endpoints), `correlation` (why a nameless connection counts).
+//! responses), `opcode` (DNS messages other than QUERY), `outer` (tunnel endpoints),
+//! `correlation` (why a nameless connection counts). mDNS and LLMNR names have their own
+//! `source` labels (`mdns-query`, `llmnr-answer`, …).
+//!
+//! Names that are not host names (no rule matches them; `--all-names`, or a literal in
+//! Kaspersky's address space) carry `"literal": true`, the address as `name` and
+//! `"kaspersky_space"` (whether a `corroborate` network of the rules holds it, on a connection
+//! the server accepted) when they are an IPv4/IPv6 literal (an HTTP `Host` or request target,
+//! a TLS/QUIC server name), or `"host_name": false` when they hold bytes a host name cannot
+//! (DNS service labels with spaces, tunnels, raw UTF-8). Their `name` is escaped like a DNS
+//! name in presentation form (RFC 1035 §5.1; the OpenTelemetry `dns.question.name`
+//! convention): a byte below 0x20 or above 0x7E as `\DDD` (three decimal digits), a backslash
+//! as `\\`, a double quote as `\"`, and a dot inside a DNS label as `\.`; ASCII letters are
+//! lower-cased, as for host names.
 //!
 //! With [`EventFormat::Eve`] the same events (and the DNS responses to reported queries) are
 //! written as Suricata-style EVE records instead; `output::eve` renders them.
@@ -16,7 +29,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::inventory::Correlation;
-use crate::observation::{Endpoint, Observation, Observed, PacketContext};
+use crate::observation::{DnsInfo, Endpoint, Observation, Observed, OtherNameForm, PacketContext};
 use crate::rules::{RuleIdx, RuleSet};
 
 use super::describe::magic_label;
@@ -116,7 +129,9 @@ impl EventWriter {
     /// native format folds into correlation only.
     pub fn is_event(&self, obs: &Observed, correlation: Option<&Correlation>) -> bool {
         match &obs.what {
-            Observation::Name(_) | Observation::UpdatePayload { .. } => true,
+            Observation::Name(_)
+            | Observation::OtherName(_)
+            | Observation::UpdatePayload { .. } => true,
             Observation::Nameless { .. } => correlation.is_some(),
             Observation::DnsAnswer { dns_facts, .. } => {
                 matches!(self.format, EventFormat::Eve(_)) && dns_facts.is_some()
@@ -202,16 +217,45 @@ impl EventWriter {
             Observation::Name(s) => {
                 let mut m = self.base(obs, s.source.kind().label());
                 m.insert("name".into(), Value::String(s.name.to_string()));
-                m.insert("source".into(), Value::String(s.source.label().into()));
+                m.insert(
+                    "source".into(),
+                    Value::String(DnsInfo::source_label(s.dns, s.source).into()),
+                );
                 m.insert("client".into(), client_json(&s.client, &obs.ctx));
                 m.insert("server".into(), server_json(&s.server));
                 if let Some(idx) = s.rule {
                     m.insert("rule".into(), rule_json(rules, idx, None));
                 }
+                if let Some(info) = s.dns.filter(|i| i.opcode != 0) {
+                    m.insert("opcode".into(), json!(info.opcode));
+                }
                 if !s.answers.is_empty() {
                     let answers: Vec<String> = s.answers.iter().map(|a| a.to_string()).collect();
                     m.insert("answers".into(), json!(answers));
                     m.insert("ttl".into(), json!(s.ttl));
+                }
+                self.finish(obs, m)
+            }
+            Observation::OtherName(s) => {
+                let mut m = self.base(obs, s.source.kind().label());
+                m.insert("name".into(), Value::String(s.text.to_string()));
+                match s.form {
+                    OtherNameForm::Literal(_) => {
+                        m.insert("literal".into(), Value::Bool(true));
+                        m.insert("kaspersky_space".into(), Value::Bool(s.kaspersky_space));
+                    }
+                    OtherNameForm::NotHostName => {
+                        m.insert("host_name".into(), Value::Bool(false));
+                    }
+                }
+                m.insert(
+                    "source".into(),
+                    Value::String(DnsInfo::source_label(s.dns, s.source).into()),
+                );
+                m.insert("client".into(), client_json(&s.client, &obs.ctx));
+                m.insert("server".into(), server_json(&s.server));
+                if let Some(info) = s.dns.filter(|i| i.opcode != 0) {
+                    m.insert("opcode".into(), json!(info.opcode));
                 }
                 self.finish(obs, m)
             }

@@ -219,6 +219,7 @@ impl EventLimiter {
 pub fn event_source(obs: &Observed) -> Option<IpAddr> {
     match &obs.what {
         Observation::Name(s) => Some(s.client.ip),
+        Observation::OtherName(s) => Some(s.client.ip),
         Observation::DnsAnswer { client, .. }
         | Observation::Nameless { client, .. }
         | Observation::KscSession { client, .. }

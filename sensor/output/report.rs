@@ -346,7 +346,7 @@ impl<'a> Report<'a> {
             "verdicts": verdicts,
             "hosts": Value::Null,
         });
-        match head {
+        let mut map = match head {
             Value::Object(mut map) => {
                 if let Some(e) = &self.events {
                     map.insert(
@@ -367,7 +367,22 @@ impl<'a> Report<'a> {
                 map
             }
             _ => serde_json::Map::new(),
+        };
+        // Link types the decoder does not know, by number (only when there are some).
+        let links = &c.packets.unsupported_link_types;
+        if !links.is_empty() {
+            let mut by_number: serde_json::Map<String, Value> = links
+                .iter()
+                .map(|(l, n)| (l.to_string(), json!(n)))
+                .collect();
+            if links.other > 0 {
+                by_number.insert("other".into(), json!(links.other));
+            }
+            if let Some(Value::Object(counters)) = map.get_mut("counters") {
+                counters.insert("unsupported_link_types".into(), Value::Object(by_number));
+            }
         }
+        map
     }
 
     /// The CSV host table.
@@ -557,6 +572,9 @@ impl<'a> Report<'a> {
         );
         for (label, n) in c.packets.decode_skips.iter().filter(|(_, n)| *n > 0) {
             let _ = writeln!(md, "| skipped: {label} | {n} |");
+        }
+        for (link, n) in c.packets.unsupported_link_types.iter() {
+            let _ = writeln!(md, "| skipped: unsupported link type {link} | {n} |");
         }
         for (kind, n) in NameKind::ALL.iter().zip(c.names.extracted) {
             let _ = writeln!(md, "| names extracted: {} | {n} |", kind.label());

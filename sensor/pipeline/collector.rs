@@ -59,7 +59,8 @@ fn remap_observation(obs: &mut Observed, remap: &RuleRemap) -> bool {
             *rule = rule.and_then(|r| remap.get(r));
             true
         }
-        Observation::Nameless { .. }
+        Observation::OtherName(_)
+        | Observation::Nameless { .. }
         | Observation::KscSession { .. }
         | Observation::KscDatagram { .. } => true,
     }
@@ -231,6 +232,7 @@ mod tests {
                 rule: rule.map(RuleIdx),
                 answers: Vec::new(),
                 ttl: None,
+                dns: None,
                 qtype: None,
                 dns_facts: None,
             }),

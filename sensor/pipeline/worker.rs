@@ -115,6 +115,9 @@ impl Worker {
             Ok(d) => d,
             Err(reason) => {
                 self.packets.decode_skips.incr(reason);
+                if reason == decode::DecodeSkip::UnsupportedLinkType {
+                    self.packets.unsupported_link_types.add(meta.link.0, 1);
+                }
                 return;
             }
         };

@@ -251,9 +251,92 @@ impl fmt::Display for HostName {
     }
 }
 
+/// The address in `raw` when it is an IP address literal as clients write one where a host
+/// name belongs: dotted-quad IPv4 (RFC 3986 §3.2.2 IPv4address), or IPv6 (RFC 4291 §2.2),
+/// bare or in brackets (RFC 3986 §3.2.2 IP-literal). Without port; IPv6 zone identifiers and
+/// the future IPvFuture form are not addresses here.
+pub fn ip_literal(raw: &[u8]) -> Option<std::net::IpAddr> {
+    let raw = match raw {
+        [b'[', inner @ .., b']'] => inner,
+        _ => raw,
+    };
+    // The longest IPv6 text form (with an embedded IPv4 address) is 45 characters.
+    if raw.len() > 45 || raw.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// Longest escaped form of a name kept as text: every octet of a 255-octet wire name written
+/// as a four-character `\DDD` escape.
+pub const MAX_ESCAPED_NAME_LEN: usize = 4 * 255;
+
+/// Appends `byte` of a name label to `out` in DNS presentation form (RFC 1035 §5.1; the
+/// OpenTelemetry `dns.question.name` convention): ASCII letters lower-cased (names compare
+/// without case, RFC 4343), printable ASCII kept, `\` and `"` escaped with a backslash, and a
+/// byte below 0x20 or above 0x7E as `\DDD` (three decimal digits). A `.` is escaped as `\.`
+/// when `dot_is_data` (a dot inside a DNS label, RFC 4343 §2.1), kept otherwise.
+pub fn push_escaped(out: &mut String, byte: u8, dot_is_data: bool) {
+    let (bytes, len) = escaped_byte(byte, dot_is_data);
+    for &b in bytes.get(..len).unwrap_or(&[]) {
+        out.push(char::from(b));
+    }
+}
+
+/// The presentation form of one byte, as [`push_escaped`] writes it: up to 4 ASCII bytes and
+/// how many of them are used.
+pub fn escaped_byte(byte: u8, dot_is_data: bool) -> ([u8; 4], usize) {
+    match byte {
+        b'\\' | b'"' => ([b'\\', byte, 0, 0], 2),
+        b'.' if dot_is_data => ([b'\\', b'.', 0, 0], 2),
+        0x20..=0x7e => ([byte.to_ascii_lowercase(), 0, 0, 0], 1),
+        _ => (
+            [
+                b'\\',
+                b'0' + byte / 100,
+                b'0' + byte / 10 % 10,
+                b'0' + byte % 10,
+            ],
+            4,
+        ),
+    }
+}
+
+/// `raw` (a server name or `Host` value whose dots separate labels) in presentation form, at
+/// most [`MAX_ESCAPED_NAME_LEN`] characters (longer values are cut there).
+pub fn escape_name(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_ESCAPED_NAME_LEN));
+    for &b in raw {
+        if out.len() + 4 > MAX_ESCAPED_NAME_LEN {
+            break;
+        }
+        push_escaped(&mut out, b, false);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_follows_dns_presentation_form() {
+        assert_eq!(
+            escape_name(b"Hello World.example.org"),
+            "hello world.example.org"
+        );
+        assert_eq!(escape_name(b"a\\b\"c"), "a\\\\b\\\"c");
+        assert_eq!(
+            escape_name(&[b'x', 0, 0x1f, 0x7f, 0x80, 0xff]),
+            "x\\000\\031\\127\\128\\255"
+        );
+        let mut label = String::new();
+        push_escaped(&mut label, b'.', true);
+        push_escaped(&mut label, b'.', false);
+        assert_eq!(label, "\\..");
+        // Every byte has one escaped form, and the longest name fits the cap.
+        assert_eq!(escape_name(&[0xff; 300]).len(), MAX_ESCAPED_NAME_LEN);
+    }
 
     #[test]
     fn normalises_case_and_trailing_dot() {

@@ -1,5 +1,7 @@
 //! QUIC client Initial packets: decryption and CRYPTO reassembly up to the ClientHello
-//! (RFC 9000 §17.2.2, §19.6; RFC 9001 §5; RFC 9369 for QUIC v2; draft-29).
+//! (RFC 9000 §17.2.2, §19.6; RFC 9001 §5; RFC 9369 for QUIC v2; draft-29), and Google QUIC's
+//! client hellos ([`gquic`]: the clear CHLO of Q043 and Q046, the sealed CHLO of Q050 and the
+//! sealed TLS ClientHello of T050 and T051).
 //!
 //! Contract:
 //! * Input: UDP payloads **sent by the client endpoint** of one flow, one call per datagram, in
@@ -28,6 +30,7 @@
 mod crypto_stream;
 mod cursor;
 mod frames;
+mod gquic;
 mod keys;
 #[cfg(test)]
 mod tests;
@@ -36,11 +39,12 @@ mod vectors;
 
 pub use crypto_stream::{MAX_CRYPTO_BYTES, MAX_CRYPTO_RANGES};
 pub use frames::{MAX_ACK_RANGES, MAX_FRAMES_PER_PACKET};
-pub use keys::{VERSION_1, VERSION_2, VERSION_DRAFT_29};
+pub use gquic::MAX_CHLO_ENTRIES;
+pub use keys::{VERSION_1, VERSION_2, VERSION_DRAFT_29, VERSION_Q050, VERSION_T050, VERSION_T051};
 
 use crypto_stream::{CryptoStream, HelloState};
 use cursor::Cursor;
-use keys::{ClientKeys, LongType, Version};
+use keys::{ClientKeys, Frames, LongType, Version};
 
 use super::tls::{self, ClientHelloOutcome};
 
@@ -63,7 +67,8 @@ crate::reason_enum! {
         /// Truncated or malformed long header, Length past the datagram, or a packet too short
         /// for the header protection sample.
         BadHeader => "bad_header",
-        /// A long-header version we cannot open (anything but v1, v2 and draft-29).
+        /// A long-header version we cannot open (anything but v1, v2, draft-29, Q050, T050 and
+        /// T051).
         UnsupportedVersion => "unsupported_version",
         /// The packet did not authenticate with the client's Initial keys.
         DecryptFailed => "decrypt_failed",
@@ -114,6 +119,9 @@ pub enum QuicOutcome {
 /// that grease the fixed bit (RFC 9287) are not recognised here, though
 /// [`InitialState::process_datagram`] accepts them.
 pub fn looks_like_initial(datagram: &[u8]) -> bool {
+    if gquic::clear_payload(datagram).is_some() {
+        return true;
+    }
     let mut c = Cursor::new(datagram);
     let (Some(first), Some(wire)) = (c.u8(), c.u32()) else {
         return false;
@@ -207,6 +215,14 @@ fn next_packet(datagram: &[u8]) -> Result<Packet<'_>, QuicSkip> {
     })
 }
 
+/// The frames of a decrypted Initial of `version`, into `crypto`.
+fn walk_frames(version: &Version, payload: &[u8], crypto: &mut CryptoStream) -> frames::Walk {
+    match version.frames {
+        Frames::Ietf => frames::walk(payload, crypto),
+        Frames::Google => gquic::walk_crypto_frames(payload, crypto),
+    }
+}
+
 /// Per-connection client Initial state; see the module documentation.
 pub struct InitialState {
     /// Keys for `version` and `dcid`, once an Initial has opened.
@@ -281,6 +297,18 @@ impl InitialState {
             return QuicOutcome::Finished;
         }
         let mut tally = Tally::default();
+        if let Some(payload) = gquic::clear_payload(datagram) {
+            // Q043/Q046: the CHLO in the clear, on stream 1.
+            tally.saw_long_header = true;
+            tally.opened = true;
+            self.packets = self.packets.saturating_add(1);
+            let walk = gquic::walk_stream_frames(payload, &mut self.crypto);
+            self.frames = self.frames.saturating_add(walk.frames);
+            if let Some(skip) = walk.skip {
+                tally.skip(skip);
+            }
+            return self.outcome(&tally);
+        }
         let mut rest = datagram;
         let mut walked = 0usize;
         while !rest.is_empty() {
@@ -350,7 +378,7 @@ impl InitialState {
                             .map_or(opened.packet_number, |l| l.max(opened.packet_number)),
                     );
                     self.packets = self.packets.saturating_add(1);
-                    let walk = frames::walk(opened.payload, &mut self.crypto);
+                    let walk = walk_frames(version, opened.payload, &mut self.crypto);
                     self.frames = self.frames.saturating_add(walk.frames);
                     return Ok(walk.skip);
                 }
@@ -369,7 +397,7 @@ impl InitialState {
         self.largest_pn = Some(opened.packet_number);
         self.crypto.reset();
         self.packets = self.packets.saturating_add(1);
-        let walk = frames::walk(opened.payload, &mut self.crypto);
+        let walk = walk_frames(version, opened.payload, &mut self.crypto);
         self.frames = self.frames.saturating_add(walk.frames);
         Ok(walk.skip)
     }
@@ -380,7 +408,12 @@ impl InitialState {
                 HelloState::Complete => {
                     self.finished = true;
                     let hello = self.crypto.client_hello().unwrap_or(&[]);
-                    return QuicOutcome::ClientHello(tls::sni_from_handshake(hello));
+                    let outcome = if hello.starts_with(&gquic::CHLO_TAG) {
+                        gquic::sni_from_chlo(hello)
+                    } else {
+                        tls::sni_from_handshake(hello)
+                    };
+                    return QuicOutcome::ClientHello(outcome);
                 }
                 HelloState::Unusable(skip) => {
                     self.finished = true;

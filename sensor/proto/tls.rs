@@ -55,6 +55,10 @@ pub enum ClientHelloOutcome {
     /// The server name. `ech` is true when an encrypted_client_hello extension was present, so
     /// `name` is the public (outer) name, not the one the client really wants.
     Sni { name: HostName, ech: bool },
+    /// A server name that is an IPv4 or IPv6 address literal, which RFC 6066 §3 forbids but
+    /// clients send (`openssl s_client -servername 10.0.0.1`). Not a host name: never matched
+    /// against name rules.
+    Literal { addr: std::net::IpAddr, ech: bool },
     /// A complete ClientHello without a server_name extension (or with ECH and no outer name).
     NoSni { ech: bool },
     /// A ClientHello that is malformed.
@@ -272,10 +276,19 @@ fn client_hello_outcome(body: &[u8]) -> ClientHelloOutcome {
     match host_name_entry(server_name) {
         Err(skip) => ClientHelloOutcome::Invalid(skip),
         Ok(None) => ClientHelloOutcome::NoSni { ech },
-        Ok(Some(raw)) => match HostName::parse(raw) {
-            Ok(name) if !is_numeric_host(&name) => ClientHelloOutcome::Sni { name, ech },
-            _ => ClientHelloOutcome::Invalid(TlsSkip::InvalidServerName),
-        },
+        Ok(Some(raw)) => server_name_outcome(raw, ech),
+    }
+}
+
+/// The outcome for the HostName bytes of a server_name entry: a host name, an address literal,
+/// or invalid. Shared with Google QUIC's CHLO `SNI` tag.
+pub fn server_name_outcome(raw: &[u8], ech: bool) -> ClientHelloOutcome {
+    if let Some(addr) = super::ip_literal(raw) {
+        return ClientHelloOutcome::Literal { addr, ech };
+    }
+    match HostName::parse(raw) {
+        Ok(name) if !is_numeric_host(&name) => ClientHelloOutcome::Sni { name, ech },
+        _ => ClientHelloOutcome::Invalid(TlsSkip::InvalidServerName),
     }
 }
 
@@ -995,8 +1008,24 @@ mod tests {
     }
 
     #[test]
-    fn server_name_ip_literal_is_invalid() {
-        for raw in [&b"10.0.0.1"[..], b"192.168.1.10.", b"2130706433"] {
+    fn server_name_ip_literal_is_a_literal_not_a_name() {
+        for (raw, addr) in [
+            (&b"10.0.0.1"[..], "10.0.0.1"),
+            (b"::1", "::1"),
+            (b"[fd77::2]", "fd77::2"),
+        ] {
+            let handshake = hello(&[server_name_ext(&[(0, raw)])]);
+            assert_eq!(
+                sni_from_handshake(&handshake),
+                ClientHelloOutcome::Literal {
+                    addr: addr.parse().unwrap(),
+                    ech: false
+                },
+                "{raw:?}"
+            );
+        }
+        // Numeric but not an address literal: neither a name nor an address.
+        for raw in [&b"192.168.1.10."[..], b"2130706433", b"10.0.0.256"] {
             let handshake = hello(&[server_name_ext(&[(0, raw)])]);
             assert_eq!(
                 sni_from_handshake(&handshake),
@@ -1004,11 +1033,6 @@ mod tests {
                 "{raw:?}"
             );
         }
-        let handshake = hello(&[server_name_ext(&[(0, b"::1")])]);
-        assert_eq!(
-            sni_from_handshake(&handshake),
-            ClientHelloOutcome::Invalid(TlsSkip::InvalidServerName)
-        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! * Input: one DNS message, borrowed (a UDP payload, or a message cut out of a TCP stream by
 //!   [`next_tcp_frame`]). The bytes are hostile.
 //! * Output: [`parse_message`] fills a caller-owned [`DnsMessage`]: header fields, the question
-//!   names and the answer-section records (A, AAAA and CNAME data decoded; other types kept as
-//!   [`RData::Other`]). The authority and additional sections are not read.
+//!   names, the answer-section records (A, AAAA and CNAME data decoded; other types kept as
+//!   [`RData::Other`]) and the owner names of the authority and additional sections (for an
+//!   UPDATE, RFC 2136 §2: zone, prerequisite, update and additional sections in those places).
 //! * Copies: each name is decoded once, straight into the message's name text: labels are
 //!   copied, lower-cased and checked as host-name bytes in one pass. Questions, owners and CNAME
 //!   targets hold an 8-byte [`NameRef`] into that text; an owner that is a pointer to a name
@@ -14,10 +15,14 @@
 //!   [`DnsMessage::name`] or copy it into a reused [`HostName`] with
 //!   [`DnsMessage::host_name_into`]. The vectors of [`DnsMessage`] keep their capacity across
 //!   [`DnsMessage::clear`], so steady-state parsing does not allocate.
-//! * Laxness: on error the message keeps every question and answer decoded before the error.
+//! * Laxness: on error (a message cut by the snap length, a TCP stream that stops inside a
+//!   message) the message keeps every question and record decoded before the error.
 //!   Names that are valid DNS names but not host names (spaces, binary bytes, mDNS service
-//!   instance names) are counted in [`DnsMessage::invalid_names`] and skipped, not errors.
-//! * Caps: [`MAX_QUESTIONS`], [`MAX_ANSWERS`] records per message, [`MAX_NAME_WIRE_LEN`]
+//!   instance names, RFC 2181 §11) are kept too, in DNS presentation form
+//!   ([`crate::proto::push_escaped`]) and marked ([`NameRef::is_host`]), at most
+//!   [`MAX_ODD_NAMES`] per message; further ones are counted in [`DnsMessage::invalid_names`].
+//! * Caps: [`MAX_QUESTIONS`], [`MAX_ANSWERS`], [`MAX_OTHER_RECORDS`] records per message,
+//!   [`MAX_ODD_NAMES`] names that are not host names, [`MAX_NAME_WIRE_LEN`]
 //!   octets per name, [`MAX_POINTER_HOPS`] compression pointers per name, and so at most
 //!   [`MAX_NAME_TEXT_LEN`] bytes of name text per message. Compression pointers
 //!   must point strictly before the start of the label run that contains them, so every name
@@ -25,7 +30,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{HostName, MAX_HOST_NAME_LEN, MAX_LABEL_LEN};
+use super::{HostName, MAX_ESCAPED_NAME_LEN, MAX_HOST_NAME_LEN, MAX_LABEL_LEN};
 
 /// Fixed header length (RFC 1035 §4.1.1).
 const HEADER_LEN: usize = 12;
@@ -56,8 +61,21 @@ pub const MAX_POINTER_HOPS: usize = 127;
 pub const MAX_QUESTIONS: usize = 32;
 /// Most answer records kept per message. Unicast answers are a CNAME chain plus an address set,
 /// typically under 20 records; mDNS announcements of a host with many services carry more
-/// (RFC 6762 §8.3), still well under 100. Parsing stops at the cap.
-pub const MAX_ANSWERS: usize = 128;
+/// (RFC 6762 §8.3), still well under 100; a zone transfer message (RFC 5936 §2.2) packs as
+/// many records as fit in 64 KiB, hundreds of host records. 1024 keeps such a message whole
+/// up to about 60 bytes per record, and bounds the name text (see [`MAX_NAME_TEXT_LEN`]).
+/// Parsing stops at the cap.
+pub const MAX_ANSWERS: usize = 1024;
+
+/// Authority and additional records whose owner names are kept per message. Responses carry a
+/// few (an SOA, NS records and their glue, an OPT record, which has the root as owner and is
+/// not kept); an UPDATE carries its update records there (RFC 2136 §2.5). 64 covers a busy
+/// UPDATE; reading stops at the cap.
+pub const MAX_OTHER_RECORDS: usize = 64;
+/// Names that are not host names kept per message, each up to [`MAX_ESCAPED_NAME_LEN`] bytes
+/// of text. Real messages hold one or two (a DNS-SD instance name, a tunnelled query); 16
+/// bounds the text such names can take (16 KB).
+pub const MAX_ODD_NAMES: usize = 16;
 
 /// Resource record types decoded here (RFC 1035 §3.2.2, RFC 3596 §2.1).
 const TYPE_A: u16 = 1;
@@ -102,10 +120,18 @@ crate::reason_enum! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NameRef {
     start: u32,
-    len: u8,
+    len: u16,
+    /// Whether the text is a host name (else: presentation form with escapes).
+    host: bool,
 }
 
 impl NameRef {
+    /// Whether the name is a host name ([`DnsMessage::host_name_into`] can fill a
+    /// [`HostName`] from it); otherwise its text is the escaped presentation form.
+    pub fn is_host(self) -> bool {
+        self.host
+    }
+
     fn range(self) -> std::ops::Range<usize> {
         // u32 -> usize is lossless on the 32- and 64-bit targets the sensor runs on.
         let start = self.start as usize;
@@ -144,16 +170,37 @@ pub struct Answer {
     pub data: RData,
 }
 
-/// Most host names decoded from one message: each kept question, and the owner and CNAME
-/// target of each kept answer.
-const MAX_NAMES_PER_MESSAGE: usize = MAX_QUESTIONS + 2 * MAX_ANSWERS;
+/// Where a record of [`DnsMessage::others`] was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// Authority section (an UPDATE's update section, RFC 2136 §2.5).
+    Authority,
+    Additional,
+}
+
+/// The owner of an authority or additional record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OtherRecord {
+    pub name: NameRef,
+    pub rtype: u16,
+    pub section: Section,
+}
+
+/// Most names decoded from one message: each kept question, the owner and CNAME target of
+/// each kept answer, and each kept authority or additional owner.
+const MAX_NAMES_PER_MESSAGE: usize = MAX_QUESTIONS + 2 * MAX_ANSWERS + MAX_OTHER_RECORDS;
 /// Bytes a name being decoded may need past the kept text: its presentation form, at most 254
 /// octets of labels and dots for 255 wire octets (253 for a name that is kept).
 const NAME_DECODE_ROOM: usize = MAX_NAME_WIRE_LEN;
-/// Largest name text of one message: every name it can keep at the longest host name, plus
-/// the room to decode one more. ≈ 73 KB; a message only grows the buffer to what it uses
+/// The room an odd name needs while it is written in presentation form.
+const ESCAPED_DECODE_ROOM: usize = MAX_ESCAPED_NAME_LEN;
+/// Largest name text of one message: every name it can keep at the longest host name, the odd
+/// names it can keep at their longest escaped form, plus the room to decode one more.
+/// ≈ 560 KB; a message only grows the buffer to what it uses
 /// (a typical response needs a few hundred bytes), and the buffer is kept across messages.
-pub const MAX_NAME_TEXT_LEN: usize = MAX_NAMES_PER_MESSAGE * MAX_HOST_NAME_LEN + NAME_DECODE_ROOM;
+pub const MAX_NAME_TEXT_LEN: usize = MAX_NAMES_PER_MESSAGE * MAX_HOST_NAME_LEN
+    + MAX_ODD_NAMES * MAX_ESCAPED_NAME_LEN
+    + ESCAPED_DECODE_ROOM;
 
 /// A parsed DNS message, reused across calls.
 #[derive(Clone, Debug, Default)]
@@ -169,20 +216,30 @@ pub struct DnsMessage {
     pub rcode: u8,
     /// TC bit: the sender truncated the message.
     pub truncated_flag: bool,
-    /// Questions whose name is a host name, in message order, at most [`MAX_QUESTIONS`].
+    /// Questions, in message order, at most [`MAX_QUESTIONS`] (for an UPDATE: the zone).
     pub questions: Vec<Question>,
-    /// Answer records whose owner is a host name, in message order, at most [`MAX_ANSWERS`].
+    /// Answer records (an UPDATE's prerequisites), in message order, at most [`MAX_ANSWERS`].
     pub answers: Vec<Answer>,
-    /// Owner, question or CNAME target names skipped because they are not host names. The root
-    /// name is skipped without being counted: it is a normal DNS name (priming queries).
+    /// Owners of authority and additional records, in message order, at most
+    /// [`MAX_OTHER_RECORDS`]. Records owned by the root (EDNS OPT) are not kept.
+    pub others: Vec<OtherRecord>,
+    /// Names skipped because they are not host names and [`MAX_ODD_NAMES`] were already kept.
+    /// The root name is skipped without being counted: it is a normal DNS name (priming
+    /// queries, OPT records).
     pub invalid_names: u16,
+    /// Kept names that are not host names.
+    pub odd_names: u16,
+    /// The authority or additional section ran past the end of the message (or held a bad
+    /// name): the owners read before are kept. Not an error: the question and answer sections
+    /// are complete.
+    pub others_cut: bool,
     /// A, AAAA or CNAME records whose RDATA was malformed (wrong length, or a target name that
     /// runs outside RDATA or does not decode); they are kept as [`RData::Other`].
     pub bad_rdata: u16,
-    /// True when [`MAX_QUESTIONS`] or [`MAX_ANSWERS`] cut the message.
+    /// True when [`MAX_QUESTIONS`], [`MAX_ANSWERS`] or [`MAX_OTHER_RECORDS`] cut the message.
     pub capped: bool,
     /// The text of every kept name, back to back: lower-case host names as [`HostName::parse`]
-    /// would make them, each decoded once. `names[..names_len]` is in use; the rest is scratch
+    /// would make them, each decoded once, and odd names in presentation form. `names[..names_len]` is in use; the rest is scratch
     /// for the name being decoded. Only grows (to at most [`MAX_NAME_TEXT_LEN`]).
     names: Vec<u8>,
     names_len: usize,
@@ -203,14 +260,18 @@ impl DnsMessage {
         self.truncated_flag = false;
         self.questions.clear();
         self.answers.clear();
+        self.others.clear();
         self.invalid_names = 0;
+        self.odd_names = 0;
+        self.others_cut = false;
         self.bad_rdata = 0;
         self.capped = false;
         self.names_len = 0;
     }
 
     /// The text of a name of this message: a valid host name, lower-case, without a trailing
-    /// dot (empty for a reference from another message that falls outside this one's text).
+    /// dot, or for an odd name ([`NameRef::is_host`] false) its presentation form (empty for a
+    /// reference from another message that falls outside this one's text).
     pub fn name(&self, name: NameRef) -> &[u8] {
         self.names
             .get(name.range())
@@ -229,8 +290,15 @@ impl DnsMessage {
     /// names back to back, so a reference of this message is already a host name. A reference
     /// from another message may cut across names; the few checks that catch that (a dot at
     /// either end, too long, a label over 63 bytes) are made, and false leaves `out` as it was.
+    #[inline]
     pub fn host_name_into(&self, name: NameRef, out: &mut HostName) -> bool {
+        if !name.host {
+            return false;
+        }
         let text = self.name(name);
+        if self.odd_names > 0 {
+            return self.checked_host_name_into(text, out);
+        }
         let ends_ok = match (text.first(), text.last()) {
             (Some(&first), Some(&last)) => first != b'.' && last != b'.',
             _ => false,
@@ -245,6 +313,20 @@ impl DnsMessage {
         }
         out.set_checked(text);
         true
+    }
+
+    /// [`DnsMessage::host_name_into`] for a message that also holds escaped names, which a
+    /// reference from another message could cut into: every byte is checked.
+    #[cold]
+    fn checked_host_name_into(&self, text: &[u8], out: &mut HostName) -> bool {
+        out.assign(text).is_ok()
+    }
+
+    /// Whether `a` and `b` are the same name of this message: the same reference, or the same
+    /// kind (host or escaped) and text.
+    #[inline]
+    pub fn same_name(&self, a: NameRef, b: NameRef) -> bool {
+        a == b || (a.len == b.len && a.host == b.host && self.name(a) == self.name(b))
     }
 
     /// Keeps the text of a name just decoded by [`read_name_text`] at `names_len`.
@@ -335,7 +417,11 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
                 memo.add(name_start, hops, name);
             }
             TextName::Root => {}
-            TextName::Invalid => out.invalid_names = out.invalid_names.saturating_add(1),
+            TextName::Invalid => {
+                if let Some(name) = keep_odd_name(msg, name_start, out) {
+                    out.questions.push(Question { name, qtype });
+                }
+            }
         }
     }
 
@@ -369,17 +455,19 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             .ok_or(DnsSkip::TruncatedRecord)?;
         pos = rdata_end;
         let name = match owner {
-            TextName::Text(name) => name,
-            TextName::Root => continue,
-            TextName::Invalid => {
-                out.invalid_names = out.invalid_names.saturating_add(1);
-                continue;
+            TextName::Text(name) => {
+                if known.is_none() {
+                    // Kept before the RDATA is read: a CNAME target is decoded after it.
+                    out.keep_name(name);
+                }
+                name
             }
+            TextName::Root => continue,
+            TextName::Invalid => match keep_odd_name(msg, owner_start, out) {
+                Some(name) => name,
+                None => continue,
+            },
         };
-        if known.is_none() {
-            // Kept before the RDATA is read: a CNAME target is decoded after it.
-            out.keep_name(name);
-        }
         let owner_hops = hops;
         let data = read_rdata(msg, rtype, class, fixed_end, rdata_end, out, &mut hops);
         // RFC 2181 §8: a TTL with the most significant bit set is treated as zero.
@@ -390,14 +478,182 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
             ttl,
             data,
         });
-        if known.is_none() {
+        if known.is_none() && name.host {
             memo.add(owner_start, owner_hops, name);
         }
         if let RData::Cname(target) = data {
-            memo.add(fixed_end, hops, target);
+            if target.host {
+                memo.add(fixed_end, hops, target);
+            }
+        }
+    }
+
+    // Authority and additional sections: only the owners are read (RDATA is skipped whole).
+    // These sections were not read before; a message cut inside them (a short snap length) is
+    // noted, not an error: everything the answer section had is complete.
+    // When MAX_ANSWERS cut the answer section, `pos` is not at its end: stop there. Most
+    // messages end with nothing but an EDNS OPT record (RFC 6891 §6.1.2), owned by the root:
+    // nothing to keep.
+    let opt_only = nscount == 0 && (arcount == 0 || (arcount == 1 && msg.get(pos) == Some(&0)));
+    if ancount > MAX_ANSWERS || opt_only {
+        return Ok(());
+    }
+    if read_other_sections(msg, pos, [nscount, arcount], out, &mut memo).is_err() {
+        out.others_cut = true;
+    }
+    Ok(())
+}
+
+/// Reads the owners of the `counts[0]` authority and `counts[1]` additional records that
+/// start at `pos` into `out.others`.
+fn read_other_sections(
+    msg: &[u8],
+    mut pos: usize,
+    counts: [usize; 2],
+    out: &mut DnsMessage,
+    memo: &mut NameMemo,
+) -> Result<(), DnsSkip> {
+    let mut hops = 0usize;
+    let sections = [
+        (Section::Authority, counts[0]),
+        (Section::Additional, counts[1]),
+    ];
+    for (section, count) in sections {
+        for _ in 0..count {
+            if out.others.len() >= MAX_OTHER_RECORDS {
+                out.capped = true;
+                return Ok(());
+            }
+            let owner_start = pos;
+            // The root owner (an EDNS OPT record, RFC 6891 §6.1.2: most messages end with
+            // one) needs no name walk.
+            let root = msg.get(pos) == Some(&0);
+            let known = if root { None } else { memo.find(msg, pos) };
+            let (owner, end) = match known {
+                _ if root => (TextName::Root, pos.saturating_add(1)),
+                Some((name, end)) => (TextName::Text(name), end),
+                None => read_name_text(msg, pos, &mut out.names, out.names_len, &mut hops)?,
+            };
+            let fixed_end = end
+                .checked_add(RR_FIXED_LEN)
+                .ok_or(DnsSkip::TruncatedRecord)?;
+            let (rtype, rdlength) = match msg.get(end..fixed_end) {
+                Some(&[t0, t1, _, _, _, _, _, _, r0, r1]) => (
+                    u16::from_be_bytes([t0, t1]),
+                    usize::from(u16::from_be_bytes([r0, r1])),
+                ),
+                _ => return Err(DnsSkip::TruncatedRecord),
+            };
+            pos = fixed_end
+                .checked_add(rdlength)
+                .filter(|&e| e <= msg.len())
+                .ok_or(DnsSkip::TruncatedRecord)?;
+            let name = match owner {
+                TextName::Text(name) => {
+                    if known.is_none() {
+                        out.keep_name(name);
+                        memo.add(owner_start, hops, name);
+                    }
+                    name
+                }
+                TextName::Root => continue,
+                TextName::Invalid => match keep_odd_name(msg, owner_start, out) {
+                    Some(name) => name,
+                    None => continue,
+                },
+            };
+            out.others.push(OtherRecord {
+                name,
+                rtype,
+                section,
+            });
         }
     }
     Ok(())
+}
+
+/// Keeps the name at `start` (one [`read_name_text`] found valid DNS but not a host name) in
+/// presentation form, while fewer than [`MAX_ODD_NAMES`] are kept; counts it in
+/// `invalid_names` otherwise.
+fn keep_odd_name(msg: &[u8], start: usize, out: &mut DnsMessage) -> Option<NameRef> {
+    if usize::from(out.odd_names) >= MAX_ODD_NAMES {
+        out.invalid_names = out.invalid_names.saturating_add(1);
+        return None;
+    }
+    match read_name_escaped(msg, start, &mut out.names, out.names_len) {
+        Some(name) => {
+            out.keep_name(name);
+            out.odd_names = out.odd_names.saturating_add(1);
+            Some(name)
+        }
+        None => {
+            out.invalid_names = out.invalid_names.saturating_add(1);
+            None
+        }
+    }
+}
+
+/// Writes the name at `start` into `names` at `at` in DNS presentation form (labels joined by
+/// dots, each byte as [`crate::proto::escaped_byte`] writes it, a dot inside a label escaped).
+/// Only for a name that [`read_name_text`] walked without error: the same walk (the same
+/// pointer rule and caps) is repeated, and any surprise gives `None`.
+fn read_name_escaped(msg: &[u8], start: usize, names: &mut Vec<u8>, at: usize) -> Option<NameRef> {
+    let room = at.checked_add(ESCAPED_DECODE_ROOM)?;
+    if room > MAX_NAME_TEXT_LEN {
+        return None;
+    }
+    if names.len() < room {
+        names.resize(room, 0);
+    }
+    let text = names.get_mut(at..room)?;
+    let mut len = 0usize;
+    let mut pos = start;
+    let mut run_start = start;
+    let mut hops = 0usize;
+    let mut wire_len = 0usize;
+    loop {
+        let &len_octet = msg.get(pos)?;
+        match len_octet & 0xc0 {
+            0x00 if len_octet == 0 => break,
+            0x00 => {
+                let label_len = usize::from(len_octet);
+                wire_len = wire_len.checked_add(label_len)?.checked_add(1)?;
+                if wire_len >= MAX_NAME_WIRE_LEN {
+                    return None;
+                }
+                let label_start = pos.checked_add(1)?;
+                let label_end = label_start.checked_add(label_len)?;
+                let label = msg.get(label_start..label_end)?;
+                if len > 0 {
+                    *text.get_mut(len)? = b'.';
+                    len = len.checked_add(1)?;
+                }
+                for &b in label {
+                    let (bytes, n) = super::escaped_byte(b, true);
+                    let end = len.checked_add(n)?;
+                    text.get_mut(len..end)?.copy_from_slice(bytes.get(..n)?);
+                    len = end;
+                }
+                pos = label_end;
+            }
+            0xc0 => {
+                let &low = msg.get(pos.checked_add(1)?)?;
+                let target = usize::from(u16::from_be_bytes([len_octet & 0x3f, low]));
+                hops = hops.saturating_add(1);
+                if target >= run_start || hops > MAX_POINTER_HOPS {
+                    return None;
+                }
+                pos = target;
+                run_start = target;
+            }
+            _ => return None,
+        }
+    }
+    Some(NameRef {
+        start: u32::try_from(at).ok()?,
+        len: u16::try_from(len).ok()?,
+        host: false,
+    })
 }
 
 /// Names decoded so far in one message, remembered by the wire offset they start at, for
@@ -491,8 +747,10 @@ fn read_rdata(
                 RData::Cname(target)
             }
             Ok((TextName::Invalid, name_end)) if name_end == end => {
-                out.invalid_names = out.invalid_names.saturating_add(1);
-                RData::Other
+                match keep_odd_name(msg, start, out) {
+                    Some(target) => RData::Cname(target),
+                    None => RData::Other,
+                }
             }
             _ => {
                 out.bad_rdata = out.bad_rdata.saturating_add(1);
@@ -570,7 +828,11 @@ fn read_name_text(
                     // A wire name of at most 255 octets has at most 253 bytes of text
                     // (RFC 1035 §2.3.4), so both conversions succeed.
                     let name = match (u32::try_from(at), u8::try_from(text_len)) {
-                        (Ok(start), Ok(len)) => TextName::Text(NameRef { start, len }),
+                        (Ok(start), Ok(len)) => TextName::Text(NameRef {
+                            start,
+                            len: u16::from(len),
+                            host: true,
+                        }),
                         _ => TextName::Invalid,
                     };
                     return Ok((name, end));

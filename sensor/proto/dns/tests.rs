@@ -207,7 +207,8 @@ fn kept_names(out: &DnsMessage) -> impl Iterator<Item = NameRef> + '_ {
         RData::Cname(target) => Some(target),
         _ => None,
     });
-    questions.chain(owners).chain(targets)
+    let others = out.others.iter().map(|o| o.name);
+    questions.chain(owners).chain(targets).chain(others)
 }
 
 #[test]
@@ -245,7 +246,11 @@ fn host_name_into_refuses_references_cutting_across_names() {
     // The text is "dnl-01.geo.kaspersky.com" then "cdn.kaspersky.com" (41 bytes).
     assert_eq!(out.names_len, 41);
     let mut name = HostName::parse(b"unchanged.example").unwrap();
-    let cut = |start: u32, len: u8| NameRef { start, len };
+    let cut = |start: u32, len: u8| NameRef {
+        start,
+        len: u16::from(len),
+        host: true,
+    };
     for bad in [
         cut(6, 4),   // ".geo": starts with a dot
         cut(0, 7),   // "dnl-01.": ends with a dot
@@ -589,6 +594,8 @@ fn query_without_question_is_not_dns() {
     let (res, out) = parse(&header(1, 0x0000, 0, 0, 0, 1));
     assert_eq!(res, Ok(()));
     assert!(out.questions.is_empty());
+    // The OPT record itself is missing here: noted, not an error.
+    assert!(out.others_cut);
     // DSO (opcode 6, RFC 8490 §5.4) messages have no question.
     let (res, _) = parse(&header(1, 6 << 11, 0, 0, 0, 0));
     assert_eq!(res, Ok(()));
@@ -607,8 +614,67 @@ fn question_with_invalid_hostname_bytes() {
     }
     let (res, out) = parse(&msg);
     assert_eq!(res, Ok(()));
-    assert!(out.questions.is_empty());
+    // Kept in presentation form (RFC 1035 §5.1), marked as not host names.
+    let texts: Vec<&[u8]> = out.questions.iter().map(|q| out.name(q.name)).collect();
+    assert_eq!(texts, [&b"my printer.local"[..], b"a\\000b", b"a\\.b"]);
+    assert!(out.questions.iter().all(|q| !q.name.is_host()));
+    assert_eq!(out.invalid_names, 0);
+    assert_eq!(out.odd_names, 3);
+    // A reused HostName cannot be filled from them.
+    let mut h = HostName::scratch();
+    assert!(!out.host_name_into(out.questions[0].name, &mut h));
+}
+
+#[test]
+fn odd_names_beyond_the_cap_are_counted() {
+    let n = MAX_ODD_NAMES + 3;
+    let mut msg = header(7, 0x0000, n as u16, 0, 0, 0);
+    for _ in 0..n {
+        msg.extend_from_slice(b"\x03a b\x00\x00\x01\x00\x01");
+    }
+    let (res, out) = parse(&msg);
+    assert_eq!(res, Ok(()));
+    assert_eq!(out.questions.len(), MAX_ODD_NAMES);
+    assert_eq!(usize::from(out.odd_names), MAX_ODD_NAMES);
     assert_eq!(out.invalid_names, 3);
+}
+
+#[test]
+fn every_byte_of_an_odd_label_round_trips() {
+    // One label holding every byte value but the dot-free host alphabet's, read back from
+    // its escapes: the text is lossless.
+    let mut label: Vec<u8> = (0..=255u8)
+        .filter(|b| !b.is_ascii_alphanumeric())
+        .take(63)
+        .collect();
+    label.insert(0, b' ');
+    label.truncate(63);
+    let mut msg = header(7, 0x0000, 1, 0, 0, 0);
+    msg.push(label.len() as u8);
+    msg.extend_from_slice(&label);
+    msg.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let (res, out) = parse(&msg);
+    assert_eq!(res, Ok(()));
+    let text = out.name(out.questions[0].name);
+    let mut back = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'\\' {
+            if text[i + 1].is_ascii_digit() {
+                let d = std::str::from_utf8(&text[i + 1..i + 4]).unwrap();
+                back.push(d.parse::<u8>().unwrap());
+                i += 4;
+            } else {
+                back.push(text[i + 1]);
+                i += 2;
+            }
+        } else {
+            back.push(text[i]);
+            i += 1;
+        }
+    }
+    assert_eq!(back, label);
+    assert!(text.iter().all(|b| (0x20..=0x7e).contains(b)));
 }
 
 #[test]
@@ -647,7 +713,13 @@ fn mdns_announcement_with_service_instance_name() {
     msg.extend_from_slice(&[192, 168, 1, 20]);
     let (res, out) = parse(&msg);
     assert_eq!(res, Ok(()));
-    assert_eq!(out.invalid_names, 1);
+    assert_eq!(out.invalid_names, 0);
+    // The instance name is kept, escaped, as the SRV owner.
+    let srv = out.answers[1];
+    assert!(!srv.name.is_host());
+    assert_eq!(out.name(srv.name), b"my printer._ipp._tcp.local");
+    let mut out = out;
+    out.answers.remove(1);
     assert_eq!(
         answers(&out),
         vec![
@@ -749,9 +821,13 @@ fn cname_target_invalid_hostname() {
         b"\x03a b\x00",
     ));
     assert_eq!(res, Ok(()));
-    assert_eq!(out.invalid_names, 1);
+    assert_eq!(out.invalid_names, 0);
     assert_eq!(out.bad_rdata, 0);
-    assert_eq!(out.answers[0].data, RData::Other);
+    let RData::Cname(target) = out.answers[0].data else {
+        panic!("CNAME kept");
+    };
+    assert!(!target.is_host());
+    assert_eq!(out.name(target), b"a b");
 }
 
 #[test]
@@ -859,11 +935,20 @@ use crate::test_rng::XorShift;
 fn check_invariants(input: &[u8], out: &DnsMessage) {
     assert!(out.questions.len() <= MAX_QUESTIONS);
     assert!(out.answers.len() <= MAX_ANSWERS);
+    assert!(out.others.len() <= MAX_OTHER_RECORDS);
+    assert!(usize::from(out.odd_names) <= MAX_ODD_NAMES);
     for name in kept_names(out) {
         let text = out.name(name);
-        let host = HostName::parse(text).expect("kept names are host names");
-        assert_eq!(host.as_bytes(), text);
-        assert!(text.len() <= input.len());
+        if name.is_host() {
+            let host = HostName::parse(text).expect("host names are host names");
+            assert_eq!(host.as_bytes(), text);
+            assert!(text.len() <= input.len());
+        } else {
+            // Presentation form: printable ASCII only, at most four characters per octet.
+            assert!(text.iter().all(|b| (0x20..=0x7e).contains(b)));
+            assert!(text.len() <= MAX_ESCAPED_NAME_LEN);
+            assert!(!text.is_empty());
+        }
     }
     assert!(out.names_len <= MAX_NAME_TEXT_LEN);
 }

@@ -16,9 +16,11 @@ pub enum RequestHead {
     NeedMore,
     /// A complete head of `head_len` bytes (empty line included). `host` is the name from the
     /// absolute-form or CONNECT target, else from the Host field, `None` when absent, empty, an
-    /// IP literal or not a valid name.
+    /// IP literal or not a valid name; `literal` is the address when it is an IP literal
+    /// (`10.0.0.1`, `[fd00::1]:8080`, RFC 3986 §3.2.2).
     Complete {
         host: Option<HostName>,
+        literal: Option<std::net::IpAddr>,
         head_len: usize,
         body: BodyLength,
     },
@@ -131,12 +133,15 @@ pub fn parse_request_head(stream: &[u8]) -> RequestHead {
         (None, Some(len)) => BodyLength::ContentLength(len),
         (None, None) => BodyLength::None,
     };
-    let host = match target_authority {
-        Some(authority) => host_of_authority(authority),
-        None => fields.host.and_then(host_of_authority),
+    let authority = target_authority.or(fields.host);
+    let host = authority.and_then(host_of_authority);
+    let literal = match host {
+        Some(_) => None,
+        None => authority.and_then(authority_ip),
     };
     RequestHead::Complete {
         host,
+        literal,
         head_len: fields.head_len,
         body,
     }
@@ -573,24 +578,6 @@ fn absolute_form_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
     rest.split_at_checked(end)
 }
 
-/// The address of an authority `[userinfo@]host[:port]` whose host is an IP literal
-/// (`192.0.2.1`, `[2001:db8::1]`, RFC 3986 §3.2.2), else `None`.
-pub fn authority_ip(authority: &[u8]) -> Option<std::net::IpAddr> {
-    let host_port = match memchr::memrchr(b'@', authority) {
-        Some(at) => authority.get(at.checked_add(1)?..)?,
-        None => authority,
-    };
-    let host = if let Some(v6) = host_port.strip_prefix(b"[") {
-        v6.get(..memchr(b']', v6)?)?
-    } else {
-        match memchr(b':', host_port) {
-            Some(colon) => host_port.get(..colon)?,
-            None => host_port,
-        }
-    };
-    std::str::from_utf8(host).ok()?.parse().ok()
-}
-
 /// The host name of an authority `[userinfo@]host[:port]` (RFC 3986 §3.2), `None` when it is
 /// empty, an IP literal or not a valid name.
 fn host_of_authority(authority: &[u8]) -> Option<HostName> {
@@ -616,6 +603,30 @@ fn host_of_authority(authority: &[u8]) -> Option<HostName> {
     HostName::parse(host)
         .ok()
         .filter(|name| !is_numeric_host(name))
+}
+
+/// The address of an authority `[userinfo@]host[:port]` whose host is an IP literal
+/// (`192.0.2.1`, `[2001:db8::1]:443`, RFC 3986 §3.2.2), else `None`.
+pub fn authority_ip(authority: &[u8]) -> Option<std::net::IpAddr> {
+    let host_port = match memchr::memrchr(b'@', authority) {
+        Some(at) => authority.get(at.checked_add(1)?..)?,
+        None => authority,
+    };
+    if let Some(addr) = super::super::ip_literal(host_port) {
+        return Some(addr);
+    }
+    // With a port: after the closing bracket, or after the only colon of an IPv4 form.
+    let colon = memchr::memrchr(b':', host_port)?;
+    let (host, port) = host_port.split_at_checked(colon)?;
+    let port = port.get(1..)?;
+    if port.is_empty() || !port.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match host {
+        [b'[', ..] => super::super::ip_literal(host),
+        _ if !host.contains(&b':') => super::super::ip_literal(host),
+        _ => None,
+    }
 }
 
 /// True when the last label of `name` is all digits: an IPv4 literal such as `10.0.0.1`, or a

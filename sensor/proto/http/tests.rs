@@ -33,8 +33,16 @@ fn name(s: &str) -> HostName {
 fn complete(host: Option<&str>, head_len: usize, body: BodyLength) -> RequestHead {
     RequestHead::Complete {
         host: host.map(name),
+        literal: None,
         head_len,
         body,
+    }
+}
+
+fn literal_of(request: &[u8]) -> Option<std::net::IpAddr> {
+    match parse_request_head(request) {
+        RequestHead::Complete { literal, .. } => literal,
+        other => panic!("not complete: {other:?}"),
     }
 }
 
@@ -75,10 +83,17 @@ fn curl_request_to_update_server() {
 
 #[test]
 fn wget_request_to_ip_has_no_host_name() {
-    assert_eq!(
-        parse_request_head(WGET_REQUEST),
-        complete(None, WGET_REQUEST.len(), BodyLength::None)
-    );
+    assert_eq!(parse_request_head(WGET_REQUEST), wget_complete());
+}
+
+/// What the WGET request parses to: no name, the address literal of its Host field.
+fn wget_complete() -> RequestHead {
+    RequestHead::Complete {
+        host: None,
+        literal: Some("127.0.0.1".parse().unwrap()),
+        head_len: WGET_REQUEST.len(),
+        body: BodyLength::None,
+    }
 }
 
 #[test]
@@ -119,10 +134,7 @@ fn pipelined_requests_are_found_by_head_len() {
         )
     );
     let third = &second[CURL_REQUEST.len()..];
-    assert_eq!(
-        parse_request_head(third),
-        complete(None, WGET_REQUEST.len(), BodyLength::None)
-    );
+    assert_eq!(parse_request_head(third), wget_complete());
 }
 
 #[test]
@@ -176,20 +188,37 @@ fn missing_or_empty_host_gives_no_name() {
 
 #[test]
 fn host_ip_literals_are_not_names() {
-    for host in [
-        &b"10.0.0.1"[..],
-        b"10.0.0.1:8080",
-        b"[::1]",
-        b"[::1]:8080",
-        b"[2001:db8::1]:443",
-        b"::1",
-        b"2130706433",
+    for (host, literal) in [
+        (&b"10.0.0.1"[..], Some("10.0.0.1")),
+        (b"10.0.0.1:8080", Some("10.0.0.1")),
+        (b"[::1]", Some("::1")),
+        (b"[::1]:8080", Some("::1")),
+        (b"[2001:db8::1]:443", Some("2001:db8::1")),
+        (b"::1", Some("::1")),
+        (b"user@[fd77::2]:80", Some("fd77::2")),
+        // Not the literal forms of RFC 3986 §3.2.2: no name, no address.
+        (b"2130706433", None),
+        (b"10.0.0.1:", None),
+        (b"[::1]x", None),
+        (b"::1:80x", None),
+        (b"[fe80::1%25eth0]", None),
     ] {
         let mut request = b"GET / HTTP/1.1\r\nHost: ".to_vec();
         request.extend_from_slice(host);
         request.extend_from_slice(b"\r\n\r\n");
         assert_eq!(host_of(&request), None, "{host:?}");
+        let want = literal.map(|a| a.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(literal_of(&request), want, "{host:?}");
     }
+    // The absolute-form target wins over Host, for literals too (RFC 9112 §3.2.2).
+    assert_eq!(
+        literal_of(b"GET http://10.1.2.3/x HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        Some("10.1.2.3".parse().unwrap())
+    );
+    assert_eq!(
+        literal_of(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        None
+    );
 }
 
 #[test]

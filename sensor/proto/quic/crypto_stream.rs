@@ -159,6 +159,17 @@ impl CryptoStream {
         let Some(&[kind, a, b, c]) = prefix.first_chunk::<HANDSHAKE_HEADER_LEN>() else {
             return HelloState::Incomplete;
         };
+        // Google QUIC's crypto handshake (Q043–Q050) starts with a CHLO message instead.
+        if [kind, a, b, c] == super::gquic::CHLO_TAG {
+            return match super::gquic::chlo_len(prefix) {
+                Err(skip) => HelloState::Unusable(skip),
+                Ok(Some(total)) if total > MAX_CRYPTO_BYTES => {
+                    HelloState::Unusable(QuicSkip::CryptoBufferFull)
+                }
+                Ok(Some(total)) if prefix.len() >= total => HelloState::Complete,
+                Ok(_) => HelloState::Incomplete,
+            };
+        }
         if kind != CLIENT_HELLO {
             return HelloState::Unusable(QuicSkip::NotClientHello);
         }
@@ -177,6 +188,10 @@ impl CryptoStream {
     pub(super) fn client_hello(&self) -> Option<&[u8]> {
         if self.hello_state() != HelloState::Complete {
             return None;
+        }
+        if self.data.starts_with(&super::gquic::CHLO_TAG) {
+            let total = super::gquic::chlo_len(&self.data).ok().flatten()?;
+            return self.data.get(..total);
         }
         let header = self.data.get(1..HANDSHAKE_HEADER_LEN)?;
         let body = header

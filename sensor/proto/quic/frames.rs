@@ -26,11 +26,11 @@ const CONNECTION_CLOSE: u8 = 0x1c;
 
 /// What walking one packet's frames did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Walk {
+pub(crate) struct Walk {
     /// Frames parsed (a PADDING run counts once).
-    pub(super) frames: u32,
+    pub(crate) frames: u32,
     /// Why the walk stopped early or dropped CRYPTO data (the first such reason).
-    pub(super) skip: Option<QuicSkip>,
+    pub(crate) skip: Option<QuicSkip>,
 }
 
 /// Walks the frames of a decrypted Initial payload, copying CRYPTO data into `crypto`. Keeps

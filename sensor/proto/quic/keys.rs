@@ -16,6 +16,21 @@ pub const VERSION_1: u32 = 0x0000_0001;
 pub const VERSION_2: u32 = 0x6b33_43cf;
 /// draft-ietf-quic-transport-29, still sent by some older clients.
 pub const VERSION_DRAFT_29: u32 = 0xff00_001d;
+/// Google QUIC Q050 ("Q050" in ASCII): IETF invariant header, QUIC-crypto CHLO in CRYPTO frames.
+pub const VERSION_Q050: u32 = 0x5130_3530;
+/// Google QUIC T050 and T051: IETF invariant header, a TLS 1.3 ClientHello in CRYPTO frames.
+pub const VERSION_T050: u32 = 0x5430_3530;
+pub const VERSION_T051: u32 = 0x5430_3531;
+
+/// Frame layouts of the payload of an Initial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Frames {
+    /// IETF QUIC frames (RFC 9000 §19).
+    Ietf,
+    /// Google QUIC frames (Chromium `quic_framer.cc` for versions without IETF frames):
+    /// PADDING 0x00, PING 0x07, CRYPTO 0x08.
+    Google,
+}
 
 /// Long-header packet types, as decoded from bits 4–5 of the first byte. The mapping from bits
 /// to type depends on the version (RFC 9369 §3.2 renumbers them).
@@ -41,6 +56,7 @@ pub(super) struct Version {
     /// Packet types indexed by the two type bits of the first byte (RFC 9000 §17.2 Table 5,
     /// RFC 9369 §3.2).
     types: [LongType; 4],
+    pub(super) frames: Frames,
 }
 
 const V1_TYPES: [LongType; 4] = [
@@ -51,7 +67,9 @@ const V1_TYPES: [LongType; 4] = [
 ];
 
 /// The versions whose client Initials we can open.
-static VERSIONS: [Version; 3] = [
+/// Google's versions take the v1 key derivation with their own salts (the same values in
+/// Chromium's `quic/core/quic_versions.cc` and Wireshark's `packet-quic.c`).
+static VERSIONS: [Version; 6] = [
     Version {
         wire: VERSION_1,
         salt: [
@@ -62,6 +80,7 @@ static VERSIONS: [Version; 3] = [
         iv_label: b"quic iv",
         hp_label: b"quic hp",
         types: V1_TYPES,
+        frames: Frames::Ietf,
     },
     Version {
         wire: VERSION_2,
@@ -78,6 +97,7 @@ static VERSIONS: [Version; 3] = [
             LongType::ZeroRtt,
             LongType::Handshake,
         ],
+        frames: Frames::Ietf,
     },
     Version {
         wire: VERSION_DRAFT_29,
@@ -89,6 +109,43 @@ static VERSIONS: [Version; 3] = [
         iv_label: b"quic iv",
         hp_label: b"quic hp",
         types: V1_TYPES,
+        frames: Frames::Ietf,
+    },
+    Version {
+        wire: VERSION_Q050,
+        salt: [
+            0x50, 0x45, 0x74, 0xef, 0xd0, 0x66, 0xfe, 0x2f, 0x9d, 0x94, 0x5c, 0xfc, 0xdb, 0xd3,
+            0xa7, 0xf0, 0xd3, 0xb5, 0x6b, 0x45,
+        ],
+        key_label: b"quic key",
+        iv_label: b"quic iv",
+        hp_label: b"quic hp",
+        types: V1_TYPES,
+        frames: Frames::Google,
+    },
+    Version {
+        wire: VERSION_T050,
+        salt: [
+            0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43, 0xa2,
+            0x36, 0x7c, 0x60, 0x48, 0x83, 0x10,
+        ],
+        key_label: b"quic key",
+        iv_label: b"quic iv",
+        hp_label: b"quic hp",
+        types: V1_TYPES,
+        frames: Frames::Google,
+    },
+    Version {
+        wire: VERSION_T051,
+        salt: [
+            0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12, 0x4f,
+            0xc8, 0xcc, 0xda, 0x6e, 0x03, 0x3d,
+        ],
+        key_label: b"quic key",
+        iv_label: b"quic iv",
+        hp_label: b"quic hp",
+        types: V1_TYPES,
+        frames: Frames::Google,
     },
 ];
 
