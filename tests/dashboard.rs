@@ -18,15 +18,21 @@ use ksensor::rules::RuleSet;
 /// Grafana 12's dashboard schema version; Grafana 11 and later import it.
 const SCHEMA_VERSION: u64 = 41;
 
-/// What the dashboard must show (issue: installs over time, new hosts, detections by rule and
-/// category, packets and drops per interface, flows and caps, rule reload status).
-const REQUIRED_PANELS: [&str; 7] = [
-    "Unmanaged installs over time by sensor",
+/// What the dashboard must show: installs over time (unmanaged and externally managed), by
+/// certainty and product, new hosts, detections by rule and category, packets and drops per
+/// interface, flows and caps, reassembly memory against its budget, suppressed event lines,
+/// rule reload status.
+const REQUIRED_PANELS: [&str; 11] = [
+    "Unmanaged and externally managed installs now",
+    "Unmanaged and externally managed installs over time",
+    "Installs by certainty and product (now)",
     "New hosts (first seen in the selected range)",
     "Detections by rule and category (selected range)",
     "Packets per interface",
     "Drops per interface",
     "Caps hit and outputs failed",
+    "Reassembly memory vs budget",
+    "Event lines written and suppressed",
     "Rule reload status",
 ];
 
@@ -97,6 +103,22 @@ fn dashboard_model_is_importable() {
         for t in targets {
             assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
         }
+    }
+    // Grafana's import dialog lists the plugins a dashboard needs from `__requires`.
+    let required: BTreeSet<&str> = d["__requires"]
+        .as_array()
+        .expect("__requires")
+        .iter()
+        .filter(|r| r["type"] == "panel")
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    for p in &panels {
+        let kind = p["type"].as_str().unwrap_or_default();
+        assert!(
+            required.contains(kind),
+            "{}: panel type {kind} not in __requires",
+            p["title"]
+        );
     }
     for needed in REQUIRED_PANELS {
         assert!(

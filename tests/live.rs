@@ -454,15 +454,36 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
 type QueryLabels = (&'static str, &'static [&'static str]);
 
 const DASHBOARD_SERIES: &[(&str, &[QueryLabels])] = &[
-    ("Unmanaged installs now", &[("A", &[])]),
     (
-        "Unmanaged installs over time by sensor",
-        &[("A", &["sensor"])],
+        "Unmanaged and externally managed installs now",
+        &[("A", &[]), ("B", &[])],
+    ),
+    (
+        "Unmanaged and externally managed installs over time",
+        &[("A", &["sensor", "verdict"])],
     ),
     ("Hosts by verdict", &[("A", &["verdict"])]),
     (
+        "Installs by certainty and product (now)",
+        &[("A", &["certainty", "product"])],
+    ),
+    (
+        "Installs by certainty and product over time",
+        &[("A", &["certainty", "product"])],
+    ),
+    (
         "New hosts (first seen in the selected range)",
-        &[("A", &["host", "verdict", "sensor", "instance"])],
+        &[(
+            "A",
+            &[
+                "host",
+                "verdict",
+                "certainty",
+                "product",
+                "sensor",
+                "instance",
+            ],
+        )],
     ),
     ("Detections by category", &[("A", &["category"])]),
     (
@@ -499,6 +520,14 @@ const DASHBOARD_SERIES: &[(&str, &[QueryLabels])] = &[
     (
         "Caps hit and outputs failed",
         &[("A", &["sensor", "reason"]), ("B", &["sensor"])],
+    ),
+    (
+        "Reassembly memory vs budget",
+        &[("A", &["sensor"]), ("B", &["sensor"])],
+    ),
+    (
+        "Event lines written and suppressed",
+        &[("A", &["sensor"]), ("B", &["sensor", "reason"])],
     ),
     (
         "Skipped by stage and reason (selected range)",
@@ -632,19 +661,110 @@ fn check_dashboard(ns: &str, veth: &str) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
     };
-    let unmanaged = one("Unmanaged installs now", "A");
+    let unmanaged = one("Unmanaged and externally managed installs now", "A");
     assert_eq!(
         unmanaged.iter().map(value).sum::<f64>(),
         3.0,
         "{unmanaged:?}"
     );
+    let external = one("Unmanaged and externally managed installs now", "B");
+    assert_eq!(external.iter().map(value).sum::<f64>(), 0.0, "{external:?}");
+    // Both verdicts have a series (at 0 until a host has it), so the graph shows both.
+    let over_time = one("Unmanaged and externally managed installs over time", "A");
+    let by_verdict: BTreeMap<String, f64> = over_time
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["verdict"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                value(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_verdict,
+        BTreeMap::from([
+            ("externally-managed-install".to_string(), 0.0),
+            ("unmanaged-install".to_string(), 3.0),
+        ]),
+        "{over_time:?}"
+    );
+    // The staged network's installs (pcaps/README.md): .21 managed and .22 unmanaged confirmed
+    // antivirus, .31 likely kaspersky, .51 likely oem.
+    let certainty_product = |panel: &str| -> BTreeMap<(String, String), f64> {
+        one(panel, "A")
+            .iter()
+            .filter(|s| value(s) > 0.0)
+            .map(|s| {
+                let l = |k: &str| s["metric"][k].as_str().unwrap_or_default().to_string();
+                ((l("certainty"), l("product")), value(s))
+            })
+            .collect()
+    };
+    let installs = BTreeMap::from([
+        (("confirmed".to_string(), "antivirus".to_string()), 2.0),
+        (("likely".to_string(), "kaspersky".to_string()), 1.0),
+        (("likely".to_string(), "oem".to_string()), 1.0),
+    ]);
+    assert_eq!(
+        certainty_product("Installs by certainty and product (now)"),
+        installs
+    );
+    assert_eq!(
+        certainty_product("Installs by certainty and product over time"),
+        installs
+    );
+    // Every certainty x product pair is a bar, zeros included.
+    assert_eq!(one("Installs by certainty and product (now)", "A").len(), 9);
     let new_hosts = one("New hosts (first seen in the selected range)", "A");
     assert!(
         new_hosts.iter().any(|s| s["metric"]["host"] == "10.66.0.22"
             && s["metric"]["verdict"] == "unmanaged-install"
+            && s["metric"]["certainty"] == "confirmed"
+            && s["metric"]["product"] == "antivirus"
             && value(s) > 1.0e12),
         "{new_hosts:?}"
     );
+    // Reassembly: the default budget (256 MiB), and what the buffers hold within it.
+    let budget = one("Reassembly memory vs budget", "B");
+    assert_eq!(
+        budget.iter().map(value).collect::<Vec<_>>(),
+        vec![268_435_456.0],
+        "{budget:?}"
+    );
+    let held = one("Reassembly memory vs budget", "A");
+    assert!(
+        held.len() == 1 && (0.0..=268_435_456.0).contains(&value(&held[0])),
+        "{held:?}"
+    );
+    // Event lines: nothing in the staged network comes near the limits, so both reasons are
+    // there at 0.
+    let suppressed = one("Event lines written and suppressed", "B");
+    let reasons: BTreeMap<String, f64> = suppressed
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                value(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeMap::from([("global".to_string(), 0.0), ("per_source".to_string(), 0.0)]),
+        "{suppressed:?}"
+    );
+    let written = prom_scalar(
+        ns,
+        "sum(ksensor_events_written_total{sensor=\"live-test\"})",
+    )
+    .unwrap_or(0.0);
+    assert!(written >= 20.0, "events written {written}");
     let by_rule = one("Detections by rule and category (selected range)", "A");
     let dnl = by_rule
         .iter()
