@@ -1161,9 +1161,7 @@ mod tests {
             );
             self.packet += 1;
             let (mut skips, mut reasm_skips, mut reasm_events) = Default::default();
-            let budget = crate::flow::budget::WorkerBudget::standalone(1 << 20);
             let mut cx = SegmentCtx {
-                budget: &budget,
                 side,
                 src,
                 dst,
