@@ -28,6 +28,7 @@ DEFAULT=(
   tls-sni-sll.pcap tunnel-erspan.pcap tunnel-geneve.pcap tunnel-gre.pcap tunnel-gretap.pcap
   tunnel-inner.pcap tunnel-ip6ip6.pcap tunnel-mpls.pcap tunnel-pppoe.pcap tunnel-sit.pcap
   tunnel-teredo.pcap tunnel-vxlan.pcap vlan-8021q.pcap vlan-qinq.pcap
+  staged-enterprise.pcap quic-dcid.pcap tcp-fastopen.pcap tls-ports.pcap
 )
 if [ $# -gt 0 ]; then CAPTURES=("$@"); else CAPTURES=("${DEFAULT[@]}"); fi
 
