@@ -33,7 +33,8 @@ use ksensor::fs_error;
 use ksensor::inventory::assets::Assets;
 use ksensor::inventory::Inventory;
 use ksensor::metrics::{write_textfile, Metrics};
-use ksensor::output::events::EventWriter;
+use ksensor::output::eve::EveSource;
+use ksensor::output::events::{EventFormat, EventWriter};
 use ksensor::output::limit::{EventLimits, DEFAULT_GLOBAL_RATE, DEFAULT_PER_SOURCE_RATE};
 use ksensor::output::report::EventsSummary;
 use ksensor::output::report::Report;
@@ -83,6 +84,10 @@ struct ReplayArgs {
     /// Write one JSON object per detection to PATH (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Shape of the events: `native` (ksensor's) or `eve` (Suricata-style EVE records).
+    #[arg(long, value_name = "FORMAT", default_value = "native",
+          value_parser = EventFormat::NAMES)]
+    events_format: String,
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
@@ -199,6 +204,10 @@ struct LiveArgs {
     /// Append one JSON object per detection to PATH (`-`: standard output); reopened on SIGHUP.
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Shape of the events: `native` (ksensor's) or `eve` (Suricata-style EVE records)
+    /// [default: native].
+    #[arg(long, value_name = "FORMAT", value_parser = EventFormat::NAMES)]
+    events_format: Option<String>,
     /// With --events, also log every extracted name that matched no rule.
     #[arg(long)]
     all_names: bool,
@@ -264,6 +273,15 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         Some(path) => WebConfig::load(path).map_err(anyhow::Error::msg)?,
         None => WebConfig::default(),
     };
+    let events_format = match args.events_format.or(file.events_format) {
+        None => EventFormat::Native,
+        Some(name) => EventFormat::from_name(&name, EveSource::Interfaces).ok_or_else(|| {
+            anyhow::anyhow!(
+                "events_format: {name:?} is not one of {}",
+                EventFormat::NAMES.join(", ")
+            )
+        })?,
+    };
     let poll = args
         .rule_poll_secs
         .or(file.rule_poll_secs)
@@ -294,6 +312,7 @@ fn live_settings(args: LiveArgs) -> Result<LiveSettings> {
         },
         inventory: args.inventory.or(file.inventory),
         events: args.events.or(file.events),
+        events_format,
         all_names: args.all_names || file.all_names.unwrap_or(false),
         event_limits: EventLimits {
             per_source: args
@@ -438,8 +457,12 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         }
         outputs.push((flag, path));
     }
+    // The flag's parser admits only known names.
+    let format = EventFormat::from_name(&args.events_format, EveSource::Files).unwrap_or_default();
     let events = match &args.events {
-        Some(path) => Some(EventWriter::new(create_output(path)?, args.files.clone())),
+        Some(path) => {
+            Some(EventWriter::new(create_output(path)?, args.files.clone()).with_format(format))
+        }
         None => None,
     };
     let mut report_out = match &args.report {
@@ -452,6 +475,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         all_names: args.all_names,
         max_flows_per_worker: args.max_flows,
         reassembly_bytes,
+        dns_facts: events.is_some() && matches!(format, EventFormat::Eve(_)),
     };
     let event_limits = EventLimits {
         per_source: args.event_rate.unwrap_or(DEFAULT_PER_SOURCE_RATE),

@@ -92,6 +92,9 @@ pub struct PacketContext {
     pub vlan: Option<u16>,
     /// Outermost tunnel endpoints, when the packet was decapsulated.
     pub outer: Option<(IpAddr, IpAddr)>,
+    /// Transport protocol number of the (innermost) packet: 6 TCP, 17 UDP. Observations are
+    /// made while a packet of their own flow is processed, so this is their flow's transport.
+    pub ip_proto: u8,
 }
 
 /// Which part of a protocol a name came from.
@@ -206,6 +209,9 @@ pub struct NameSighting {
     /// (RFC 1035 §3.2.2; 65 HTTPS and 64 SVCB from RFC 9460 §14.1). Only address lookups make
     /// the querier a client of the named service.
     pub qtype: Option<u16>,
+    /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
+    /// seen in (boxed: most observations have none).
+    pub dns_facts: Option<Box<DnsFacts>>,
 }
 
 /// What a name that is not a host name is.
@@ -237,6 +243,9 @@ pub struct OtherNameSighting {
     /// A literal whose address is in a `corroborate` network of the rule set (Kaspersky's own
     /// address space) on a connection the server accepted; always false for other names.
     pub kaspersky_space: bool,
+    /// For DNS names, when the pipeline is asked for them (EVE events): the message they were
+    /// seen in.
+    pub dns_facts: Option<Box<DnsFacts>>,
 }
 
 /// Why a connection carried no usable name.
@@ -274,8 +283,9 @@ pub enum Observation {
     Name(NameSighting),
     /// A literal or odd name (not a host name).
     OtherName(OtherNameSighting),
-    /// Addresses a DNS response gave for a name that matched a rule, when the name itself was
-    /// already reported with its query. Not an event: it feeds DNS-answer correlation.
+    /// The response to a query whose name matched a rule and was already reported with the
+    /// query: the addresses it gave (none only when DNS facts are wanted). Not a native event:
+    /// it feeds DNS-answer correlation, and is an EVE `dns` answer record.
     DnsAnswer {
         name: HostName,
         rule: RuleIdx,
@@ -283,6 +293,8 @@ pub enum Observation {
         server: Endpoint,
         answers: Vec<IpAddr>,
         ttl: Option<u32>,
+        /// The response the addresses came from.
+        dns_facts: Option<Box<DnsFacts>>,
     },
     /// A TCP connection (or QUIC without SNI) that gave no usable name.
     Nameless {
@@ -351,4 +363,80 @@ pub struct Observed {
     pub order: ObsOrder,
     pub ctx: PacketContext,
     pub what: Observation,
+}
+
+// What a DNS message said around a reported name: its header, the question and the answer
+// records, carried with DNS observations for outputs that describe the message itself (the
+// EVE `dns` records of `output::eve`). The flow stage fills them from the parsed message only
+// for names that become observations, so the common case (a name that matched nothing, or a
+// response whose query was already reported without a match) copies nothing.
+
+/// Answer records kept per message. A response to one question is normally a CNAME chain of
+/// a few links and a handful of addresses (the flow stage follows at most 16 links and keeps
+/// at most 8 addresses per name); 16 records hold that, and each costs about 520 bytes (two
+/// inline host names), so one observation stays under 9 KB. Records past the cap are counted
+/// in [`DnsFacts::answers_left_out`], and the output says so.
+pub const MAX_DNS_FACT_RECORDS: usize = 16;
+
+/// One question (RFC 1035 §4.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsQuestion {
+    pub name: HostName,
+    pub qtype: u16,
+}
+
+/// The data of an answer record, as far as the parser decodes it.
+// The inline CNAME target makes every variant as large as a host name; records sit in a
+// bounded Vec built only for reported names, where a box per target would add an allocation
+// per CNAME for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsRecordData {
+    /// A or AAAA (RFC 1035 §3.4.1, RFC 3596 §2.2).
+    Addr(IpAddr),
+    /// CNAME target (RFC 1035 §3.3.1).
+    Name(HostName),
+    /// Any other type, or A/AAAA/CNAME data that did not decode: the parser does not keep it.
+    Undecoded,
+}
+
+/// One answer-section record (RFC 1035 §4.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsRecord {
+    pub owner: HostName,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub data: DnsRecordData,
+}
+
+/// The message a DNS name was seen in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsFacts {
+    pub id: u16,
+    /// The header flags word as sent (RFC 1035 §4.1.1, RFC 4035 §3.2).
+    pub flags: u16,
+    /// For a query: the question that held the name. For a response: its first question
+    /// (what a response record describes), or none when it had no question the parser kept.
+    pub question: Option<DnsQuestion>,
+    /// A response's answer records whose owner is a host name, in message order.
+    pub answers: Vec<DnsRecord>,
+    /// Answer records past [`MAX_DNS_FACT_RECORDS`].
+    pub answers_left_out: u16,
+}
+
+impl DnsFacts {
+    /// QR bit: the message is a response.
+    pub fn is_response(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+
+    /// Opcode (RFC 1035 §4.1.1).
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0x0f) as u8
+    }
+
+    /// The 4-bit header RCODE.
+    pub fn rcode(&self) -> u8 {
+        (self.flags & 0x000f) as u8
+    }
 }

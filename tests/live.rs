@@ -5,7 +5,9 @@
 //! Prometheus (Debian's `prometheus`) runs in the same namespace, scrapes it over loopback every
 //! second and evaluates the shipped alert rules. `tcpreplay` plays real captures from `pcaps/`
 //! into the other end. The test asks Prometheus's HTTP API that detections rose and that the
-//! unmanaged-install alert fires, then plays one more capture, sends SIGTERM right after it and
+//! unmanaged-install alert fires, runs every query of the Grafana dashboard
+//! (`deploy/grafana/ksensor.json`, variables filled in) and checks each returns the series its
+//! panel shows (`check_dashboard`), then plays one more capture, sends SIGTERM right after it and
 //! checks that every event a replay of the same captures gives was written (nothing lost in the
 //! drain). Everything is bounded in time and torn down by a guard's `Drop`, even on failure.
 //!
@@ -417,6 +419,7 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
     )
     .unwrap_or(0.0);
     assert!(received >= 193.0, "libpcap counted {received} packets");
+    check_dashboard(&ns_cap, &veth_cap);
     assert!(
         started.elapsed() < LAB_BUDGET,
         "too slow: {:?}",
@@ -442,6 +445,340 @@ fn live_capture_feeds_prometheus_and_stops_cleanly() {
         .collect();
     assert!(missing.is_empty(), "events lost: {missing:?}\ngot: {got:?}");
     assert!(started.elapsed() < LAB_BUDGET + Duration::from_secs(10));
+}
+
+/// The labels each query of the Grafana dashboard must return, by panel title and query
+/// (`refId`): what its legend, table columns or filters use. Every panel of the dashboard is
+/// listed, so a new panel cannot go untested.
+/// `(refId, labels)` of one query.
+type QueryLabels = (&'static str, &'static [&'static str]);
+
+const DASHBOARD_SERIES: &[(&str, &[QueryLabels])] = &[
+    (
+        "Unmanaged and externally managed installs now",
+        &[("A", &[]), ("B", &[])],
+    ),
+    (
+        "Unmanaged and externally managed installs over time",
+        &[("A", &["sensor", "verdict"])],
+    ),
+    ("Hosts by verdict", &[("A", &["verdict"])]),
+    (
+        "Installs by certainty and product (now)",
+        &[("A", &["certainty", "product"])],
+    ),
+    (
+        "Installs by certainty and product over time",
+        &[("A", &["certainty", "product"])],
+    ),
+    (
+        "New hosts (first seen in the selected range)",
+        &[(
+            "A",
+            &[
+                "host",
+                "verdict",
+                "certainty",
+                "product",
+                "sensor",
+                "instance",
+            ],
+        )],
+    ),
+    ("Detections by category", &[("A", &["category"])]),
+    (
+        "Detections by rule and category (selected range)",
+        &[("A", &["rule", "category"])],
+    ),
+    (
+        "Names extracted and matched",
+        &[("A", &["kind"]), ("B", &["kind"])],
+    ),
+    (
+        "Correlated connections and update payloads",
+        &[("A", &["sensor"]), ("B", &["sensor"])],
+    ),
+    ("Packets per interface", &[("A", &["sensor", "interface"])]),
+    (
+        "Drops per interface",
+        &[
+            ("A", &["sensor", "interface"]),
+            ("B", &["sensor", "interface"]),
+        ],
+    ),
+    ("Interface capture up", &[("A", &["sensor", "interface"])]),
+    ("Flows tracked", &[("A", &["sensor"]), ("B", &["sensor"])]),
+    (
+        "Flow churn",
+        &[
+            ("A", &["sensor"]),
+            ("B", &["sensor"]),
+            ("C", &["sensor"]),
+            ("D", &["sensor"]),
+        ],
+    ),
+    (
+        "Caps hit and outputs failed",
+        &[("A", &["sensor", "reason"]), ("B", &["sensor"])],
+    ),
+    (
+        "Reassembly memory vs budget",
+        &[("A", &["sensor"]), ("B", &["sensor"])],
+    ),
+    (
+        "Event lines written and suppressed",
+        &[("A", &["sensor"]), ("B", &["sensor", "reason"])],
+    ),
+    (
+        "Skipped by stage and reason (selected range)",
+        &[("A", &["stage", "reason"])],
+    ),
+    ("Rule reload status", &[("A", &["sensor", "instance"])]),
+    (
+        "Running rule set",
+        &[
+            ("A", &["sensor", "instance", "sha256"]),
+            ("B", &["sensor", "instance"]),
+            ("C", &["sensor", "instance"]),
+        ],
+    ),
+    ("Rule reload failures", &[("A", &["sensor", "reason"])]),
+];
+
+/// Result of an instant PromQL query (`data.result`), or the error Prometheus gave.
+fn prom_query(ns: &str, query: &str) -> Result<Vec<Value>, String> {
+    let body = ns_get(
+        ns,
+        "127.0.0.1:9090",
+        &format!("/api/v1/query?query={}", percent_encode(query)),
+    )
+    .ok_or_else(|| format!("no answer from Prometheus for {query}"))?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(format!("{query}: {body}"));
+    }
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+/// Grafana's variables as the dashboard's time range and selections would fill them.
+fn fill(expr: &str, sensor: &str, instance: &str) -> String {
+    expr.replace("$__rate_interval", "30s")
+        .replace("$__interval", "5s")
+        .replace("$__range", "10m")
+        .replace("$sensor", sensor)
+        .replace("$instance", instance)
+}
+
+/// Runs every query of `deploy/grafana/ksensor.json` against the real Prometheus that scraped
+/// the sensor while the staged network was played: each must return series with the labels
+/// its panel uses, for one sensor, for "All" and for a multi-value selection; the template
+/// variables' own queries must offer this sensor and instance; and the panels that carry the
+/// point of the dashboard must show the staged network's numbers.
+fn check_dashboard(ns: &str, veth: &str) {
+    let dashboard = common::dashboard();
+    let targets = common::dashboard_targets(&dashboard);
+    let instance = "127.0.0.1:9977";
+    // Template variables: Grafana's label_values() is the label-values API.
+    let values = |label: &str, matcher: &str| -> Vec<String> {
+        let body = ns_get(
+            ns,
+            "127.0.0.1:9090",
+            &format!(
+                "/api/v1/label/{label}/values?match[]={}",
+                percent_encode(matcher)
+            ),
+        )
+        .unwrap_or_default();
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    let sensors = values("sensor", "ksensor_build_info");
+    assert!(sensors.iter().any(|s| s == "live-test"), "{sensors:?}");
+    let instances = values("instance", "ksensor_build_info{sensor=~\"live-test\"}");
+    assert_eq!(instances, vec![instance.to_string()]);
+
+    for (panel, _) in DASHBOARD_SERIES {
+        assert!(
+            targets.iter().any(|t| t.panel == *panel),
+            "DASHBOARD_SERIES names {panel:?}, which the dashboard lacks"
+        );
+    }
+    for t in &targets {
+        let labels: &[&str] = DASHBOARD_SERIES
+            .iter()
+            .find(|(p, _)| *p == t.panel)
+            .and_then(|(_, qs)| qs.iter().find(|(r, _)| *r == t.ref_id))
+            .map(|(_, l)| *l)
+            .unwrap_or_else(|| panic!("{} {}: not in DASHBOARD_SERIES", t.panel, t.ref_id));
+        for l in common::legend_labels(t.legend.as_deref().unwrap_or_default()) {
+            assert!(
+                labels.contains(&l.as_str()),
+                "{} {}: the legend uses {l}, not checked",
+                t.panel,
+                t.ref_id
+            );
+        }
+        for (sensor, inst) in [
+            ("live-test", instance),
+            (".*", ".*"),
+            ("(live-test|other-sensor)", "(127.0.0.1:9977|10.0.0.9:9977)"),
+        ] {
+            let query = fill(&t.expr, sensor, inst);
+            let series = until(
+                &format!("{} {} to return series", t.panel, t.ref_id),
+                Duration::from_secs(10),
+                || prom_query(ns, &query).ok().filter(|r| !r.is_empty()),
+            );
+            for s in &series {
+                for l in labels {
+                    assert!(
+                        s["metric"][*l].is_string(),
+                        "{} {}: series without {l}: {s}",
+                        t.panel,
+                        t.ref_id
+                    );
+                }
+            }
+        }
+    }
+
+    // The numbers that matter, from the staged network (see pcaps/README.md).
+    let one = |panel: &str, ref_id: &str| -> Vec<Value> {
+        let t = targets
+            .iter()
+            .find(|t| t.panel == panel && t.ref_id == ref_id)
+            .expect("panel");
+        prom_query(ns, &fill(&t.expr, "live-test", instance)).expect("query")
+    };
+    let value = |s: &Value| -> f64 {
+        s["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let unmanaged = one("Unmanaged and externally managed installs now", "A");
+    assert_eq!(
+        unmanaged.iter().map(value).sum::<f64>(),
+        3.0,
+        "{unmanaged:?}"
+    );
+    let external = one("Unmanaged and externally managed installs now", "B");
+    assert_eq!(external.iter().map(value).sum::<f64>(), 0.0, "{external:?}");
+    // Both verdicts have a series (at 0 until a host has it), so the graph shows both.
+    let over_time = one("Unmanaged and externally managed installs over time", "A");
+    let by_verdict: BTreeMap<String, f64> = over_time
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["verdict"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                value(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_verdict,
+        BTreeMap::from([
+            ("externally-managed-install".to_string(), 0.0),
+            ("unmanaged-install".to_string(), 3.0),
+        ]),
+        "{over_time:?}"
+    );
+    // The staged network's installs (pcaps/README.md): .21 managed and .22 unmanaged confirmed
+    // antivirus, .31 likely kaspersky, .51 likely oem.
+    let certainty_product = |panel: &str| -> BTreeMap<(String, String), f64> {
+        one(panel, "A")
+            .iter()
+            .filter(|s| value(s) > 0.0)
+            .map(|s| {
+                let l = |k: &str| s["metric"][k].as_str().unwrap_or_default().to_string();
+                ((l("certainty"), l("product")), value(s))
+            })
+            .collect()
+    };
+    let installs = BTreeMap::from([
+        (("confirmed".to_string(), "antivirus".to_string()), 2.0),
+        (("likely".to_string(), "kaspersky".to_string()), 1.0),
+        (("likely".to_string(), "oem".to_string()), 1.0),
+    ]);
+    assert_eq!(
+        certainty_product("Installs by certainty and product (now)"),
+        installs
+    );
+    assert_eq!(
+        certainty_product("Installs by certainty and product over time"),
+        installs
+    );
+    // Every certainty x product pair is a bar, zeros included.
+    assert_eq!(one("Installs by certainty and product (now)", "A").len(), 9);
+    let new_hosts = one("New hosts (first seen in the selected range)", "A");
+    assert!(
+        new_hosts.iter().any(|s| s["metric"]["host"] == "10.66.0.22"
+            && s["metric"]["verdict"] == "unmanaged-install"
+            && s["metric"]["certainty"] == "confirmed"
+            && s["metric"]["product"] == "antivirus"
+            && value(s) > 1.0e12),
+        "{new_hosts:?}"
+    );
+    // Reassembly: the default budget (256 MiB), and what the buffers hold within it.
+    let budget = one("Reassembly memory vs budget", "B");
+    assert_eq!(
+        budget.iter().map(value).collect::<Vec<_>>(),
+        vec![268_435_456.0],
+        "{budget:?}"
+    );
+    let held = one("Reassembly memory vs budget", "A");
+    assert!(
+        held.len() == 1 && (0.0..=268_435_456.0).contains(&value(&held[0])),
+        "{held:?}"
+    );
+    // Event lines: nothing in the staged network comes near the limits, so both reasons are
+    // there at 0.
+    let suppressed = one("Event lines written and suppressed", "B");
+    let reasons: BTreeMap<String, f64> = suppressed
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                value(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeMap::from([("global".to_string(), 0.0), ("per_source".to_string(), 0.0)]),
+        "{suppressed:?}"
+    );
+    let written = prom_scalar(
+        ns,
+        "sum(ksensor_events_written_total{sensor=\"live-test\"})",
+    )
+    .unwrap_or(0.0);
+    assert!(written >= 20.0, "events written {written}");
+    let by_rule = one("Detections by rule and category (selected range)", "A");
+    let dnl = by_rule
+        .iter()
+        .find(|s| s["metric"]["rule"] == "update-dnl-geo")
+        .map(value)
+        .unwrap_or(0.0);
+    assert!(dnl >= 4.0, "update-dnl-geo detections {dnl}: {by_rule:?}");
+    let packets = one("Packets per interface", "A");
+    assert!(
+        packets.iter().any(|s| s["metric"]["interface"] == veth),
+        "{packets:?}"
+    );
+    let reload = one("Rule reload status", "A");
+    assert_eq!(reload.iter().map(value).collect::<Vec<_>>(), vec![1.0]);
 }
 
 fn metrics(addr: &str) -> BTreeMap<String, f64> {

@@ -7,14 +7,16 @@
 //! Properties: no panic; every packet is either decoded or counted under a decode skip
 //! (`packets == decoded + skipped`); the flow and fragment gauges stay within their caps;
 //! observations refer to packets already seen, in order, carry valid host names and rule indexes
-//! of the loaded set.
+//! of the loaded set, and DNS facts within their cap; every observation renders as an EVE
+//! record (`output::eve`) that is valid JSON.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use ksensor::capture::PacketMeta;
 use ksensor::flow::defrag::MAX_DATAGRAMS_IN_FLIGHT;
-use ksensor::observation::{Observation, MAX_ANSWER_ADDRS};
+use ksensor::observation::{DnsFacts, Observation, MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS};
+use ksensor::output::eve::{EveRenderer, EveSource};
 use ksensor::pipeline::Worker;
 use ksensor::proto::HostName;
 use ksensor::rules::RuleSet;
@@ -38,9 +40,20 @@ fn valid(name: &HostName) {
     assert_eq!(HostName::parse(name.as_bytes()), Ok(*name));
 }
 
+fn valid_facts(facts: Option<&DnsFacts>) {
+    let Some(f) = facts else { return };
+    assert!(f.answers.len() <= MAX_DNS_FACT_RECORDS, "DNS facts over their cap");
+    if let Some(q) = &f.question {
+        valid(&q.name);
+    }
+    for r in &f.answers {
+        valid(&r.owner);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let rules = rules();
-    let mut worker = Worker::new(rules.clone(), true, MAX_FLOWS);
+    let mut worker = Worker::new(rules.clone(), true, MAX_FLOWS).with_dns_facts(true);
     let mut cursor = Cursor::new(data);
     let mut secs = 1_700_000_000u64;
     let mut seq = 0u64;
@@ -72,8 +85,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(p.packets, p.decoded + p.decode_skips.total(), "packets != decoded + skipped");
     assert!(p.truncated <= p.decoded);
 
+    let inputs = vec!["fuzz".to_string()];
+    let eve = EveRenderer {
+        rules: &rules,
+        inputs: &inputs,
+        source: EveSource::Files,
+    };
     let mut last = 0u64;
     for obs in worker.take_observations() {
+        if let Some(record) = eve.record(&obs, None) {
+            let line = serde_json::to_string(&record).expect("EVE record serialises");
+            let _: serde_json::Value = serde_json::from_str(&line).expect("EVE record is JSON");
+        }
         assert!(obs.order.packet < seq, "observation of a packet not yet seen");
         assert!(obs.order.packet >= last, "observations out of order");
         last = obs.order.packet;
@@ -81,12 +104,14 @@ fuzz_target!(|data: &[u8]| {
             Observation::Name(s) => {
                 valid(&s.name);
                 assert!(s.answers.len() <= MAX_ANSWER_ADDRS);
+                valid_facts(s.dns_facts.as_deref());
                 if let Some(rule) = s.rule {
                     assert!(rules.get(rule).is_some(), "rule index from another set");
                 }
             }
-            Observation::DnsAnswer { name, rule, answers, .. } => {
+            Observation::DnsAnswer { name, rule, answers, dns_facts, .. } => {
                 valid(name);
+                valid_facts(dns_facts.as_deref());
                 assert!(rules.get(*rule).is_some());
                 assert!(answers.len() <= MAX_ANSWER_ADDRS);
             }

@@ -49,6 +49,8 @@ pub struct LiveConfig {
     pub internal_nets: Option<Vec<String>>,
     pub events: Option<String>,
     pub all_names: Option<bool>,
+    /// `native` or `eve` (checked when the settings are merged).
+    pub events_format: Option<String>,
     pub event_rate: Option<u32>,
     pub event_rate_global: Option<u32>,
     pub listen: Option<String>,
@@ -218,6 +220,7 @@ inventory = "/etc/ksensor/assets.csv"
 internal_nets = ["198.51.100.0/24", "2001:db8::1"]
 events = "/var/log/ksensor/events.jsonl"
 all_names = false
+events_format = "eve"
 listen = "127.0.0.1:9977"
 web_config = "/etc/ksensor/web.toml"
 sensor = "dc1-span"
@@ -231,6 +234,7 @@ sensor = "dc1-span"
         assert_eq!(c.fanout, Some(2));
         assert_eq!(c.sensor.as_deref(), Some("dc1-span"));
         assert_eq!(c.promisc, Some(false));
+        assert_eq!(c.events_format.as_deref(), Some("eve"));
         let nets: Vec<String> = c
             .internal_nets()
             .expect("nets")

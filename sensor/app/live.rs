@@ -34,7 +34,7 @@ use crate::capture::{PacketSource, SourceStatus};
 use crate::inventory::assets::Assets;
 use crate::inventory::Inventory;
 use crate::metrics::{InventorySnapshot, Metrics};
-use crate::output::events::EventWriter;
+use crate::output::events::{EventFormat, EventWriter};
 use crate::output::limit::{EventLimits, Suppressed};
 use crate::pipeline::{Collector, Pipeline, PipelineConfig};
 use crate::reason::{Reason, ReasonCounts};
@@ -82,6 +82,7 @@ pub struct LiveSettings {
     pub internal_nets: Vec<ipnet::IpNet>,
     /// `-` for standard output.
     pub events: Option<String>,
+    pub events_format: EventFormat,
     pub all_names: bool,
     /// Event line rate limits (per client address and for the sensor).
     pub event_limits: EventLimits,
@@ -507,10 +508,13 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
     }
 
     let events = match &settings.events {
-        Some(path) => Some(EventWriter::new(
-            open_events(path).map_err(|e| setup(crate::fs_error::at(Path::new(path), &e)))?,
-            settings.interfaces.clone(),
-        )),
+        Some(path) => Some(
+            EventWriter::new(
+                open_events(path).map_err(|e| setup(crate::fs_error::at(Path::new(path), &e)))?,
+                settings.interfaces.clone(),
+            )
+            .with_format(settings.events_format),
+        ),
         None => None,
     };
     let server = match &settings.listen {
@@ -550,6 +554,8 @@ pub fn run(settings: LiveSettings) -> Result<(), LiveRunError> {
         all_names: settings.all_names,
         max_flows_per_worker: settings.max_flows,
         reassembly_bytes: settings.reassembly_bytes,
+        dns_facts: settings.events.is_some()
+            && matches!(settings.events_format, EventFormat::Eve(_)),
     };
     let collector = Collector::new(Inventory::new(rules.clone()), events, settings.workers)
         .with_event_limits(settings.event_limits);
@@ -695,6 +701,7 @@ mod tests {
             inventory: None,
             internal_nets: Vec::new(),
             events: None,
+            events_format: EventFormat::Native,
             all_names: false,
             event_limits: EventLimits::default(),
             listen: None,

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use crate::flow::udp::DnsAbout;
 use crate::observation::{
     DnsInfo, Endpoint, NameSighting, NameSource, NamelessReason, ObsOrder, Observation, Observed,
     OtherNameForm, OtherNameSighting, PacketContext,
@@ -48,6 +49,9 @@ fn kind_index(kind: NameKind) -> usize {
 pub struct Emitter<'a> {
     pub rules: &'a RuleSet,
     pub all_names: bool,
+    /// DNS observations carry the facts of their message (`observation::DnsFacts`); only the
+    /// EVE events need them, so by default the copy is not made.
+    pub dns_facts: bool,
     pub packet: u64,
     pub ctx: PacketContext,
     pub out: &'a mut Vec<Observed>,
@@ -82,6 +86,7 @@ impl<'a> Emitter<'a> {
         Emitter {
             rules,
             all_names,
+            dns_facts: false,
             packet,
             ctx,
             out,
@@ -133,12 +138,13 @@ impl<'a> Emitter<'a> {
         ttl: Option<u32>,
     ) {
         let rule = self.rules.lookup(&name);
-        self.name_with_rule(&name, rule, source, client, server, answers, ttl);
+        self.name_with_rule(&name, rule, source, client, server, answers, ttl, None);
     }
 
     /// [`Emitter::name`] with the rule lookup already done by [`Emitter::lookup`]. Counts the
     /// name; borrows it, and copies it into an observation only when [`Emitter::keeps`] says
-    /// so (most names on a busy link are counted and dropped).
+    /// so (most names on a busy link are counted and dropped). `dns` names the message a DNS
+    /// name came from; its facts are copied only into an observation.
     #[allow(clippy::too_many_arguments)]
     pub fn name_with_rule(
         &mut self,
@@ -149,6 +155,7 @@ impl<'a> Emitter<'a> {
         server: Endpoint,
         answers: &[IpAddr],
         ttl: Option<u32>,
+        dns: Option<DnsAbout<'_>>,
     ) {
         let k = kind_index(source.kind());
         if let Some(slot) = self.names.extracted.get_mut(k) {
@@ -173,6 +180,9 @@ impl<'a> Emitter<'a> {
                 ttl,
                 dns: self.dns,
                 qtype: self.qtype,
+                dns_facts: dns
+                    .filter(|_| self.dns_facts)
+                    .map(|about| Box::new(about.facts())),
             }),
         );
     }
@@ -180,15 +190,18 @@ impl<'a> Emitter<'a> {
     /// A name that is not a host name: bytes a host name cannot hold (`text` already escaped).
     /// Counted with its kind; kept only when every name is wanted, since no rule can match it.
     /// `text` is built only when it is kept (`make_text`).
+    /// `dns` names the message a DNS name came from; its facts are copied only into an
+    /// observation, and only when DNS facts are wanted.
     pub fn other_name(
         &mut self,
         make_text: impl FnOnce() -> String,
         source: NameSource,
         client: Endpoint,
         server: Endpoint,
+        dns: Option<DnsAbout<'_>>,
     ) {
         let form = OtherNameForm::NotHostName;
-        self.other_sighting(form, make_text, source, (client, server), false);
+        self.other_sighting(form, make_text, source, (client, server), false, dns);
     }
 
     /// An address literal where a host name belongs (an HTTP `Host` or request target, a TLS
@@ -207,7 +220,14 @@ impl<'a> Emitter<'a> {
     ) {
         let space = conversed && self.in_kaspersky_space(addr);
         let form = OtherNameForm::Literal(addr);
-        self.other_sighting(form, || addr.to_string(), source, (client, server), space);
+        self.other_sighting(
+            form,
+            || addr.to_string(),
+            source,
+            (client, server),
+            space,
+            None,
+        );
     }
 
     fn other_sighting(
@@ -217,6 +237,7 @@ impl<'a> Emitter<'a> {
         source: NameSource,
         (client, server): (Endpoint, Endpoint),
         kaspersky_space: bool,
+        dns_about: Option<DnsAbout<'_>>,
     ) {
         let k = kind_index(source.kind());
         if let Some(slot) = self.names.extracted.get_mut(k) {
@@ -236,12 +257,17 @@ impl<'a> Emitter<'a> {
                 server,
                 dns,
                 kaspersky_space,
+                dns_facts: dns_about
+                    .filter(|_| self.dns_facts)
+                    .map(|about| Box::new(about.facts())),
             }),
         );
     }
 
     /// Addresses answered for a matched name whose query was already reported (`rule` is the
-    /// lookup made with the query); copies the name only when it matched.
+    /// lookup made with the query); copies the name (and the facts of the response `dns` names)
+    /// only when it matched.
+    #[allow(clippy::too_many_arguments)]
     pub fn dns_answer_with_rule(
         &mut self,
         name: &HostName,
@@ -250,6 +276,7 @@ impl<'a> Emitter<'a> {
         server: Endpoint,
         answers: &[IpAddr],
         ttl: Option<u32>,
+        dns: Option<DnsAbout<'_>>,
     ) {
         if let Some(rule) = rule {
             let answers = answers.to_vec();
@@ -262,6 +289,9 @@ impl<'a> Emitter<'a> {
                     server,
                     answers,
                     ttl,
+                    dns_facts: dns
+                        .filter(|_| self.dns_facts)
+                        .map(|about| Box::new(about.facts())),
                 },
             );
         }

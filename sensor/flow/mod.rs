@@ -323,6 +323,9 @@ fn on_transport(
     checksum_checkable: bool,
     emit: &mut Emitter<'_>,
 ) {
+    // The transport of what is processed now: after reassembly or inside a tunnel carried in
+    // fragments, the packet's own header may say otherwise.
+    emit.ctx.ip_proto = d.ip.proto;
     match &d.l4 {
         L4::Tcp(seg) => {
             let src = Endpoint {

@@ -770,7 +770,7 @@ fn request_head(
         emit.literal(addr, source, client, server, conversed);
     }
     if let Some(name) = &host {
-        emit.name_with_rule(name, rule, source, client, server, &[], None);
+        emit.name_with_rule(name, rule, source, client, server, &[], None, None);
     } else if !connect || origin.is_some() {
         // A CONNECT to a name is judged by the tunnel's own ClientHello; a CONNECT to an
         // address literal only here (the tunnel's server is the proxy).
@@ -1146,6 +1146,7 @@ mod tests {
                 client_mac: None,
                 vlan: None,
                 outer: None,
+                ip_proto: 6,
             };
             let mut names = NameCounters::default();
             let mut emit = Emitter::new(

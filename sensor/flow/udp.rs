@@ -2,14 +2,15 @@
 //!
 //! Contract: [`emit_dns`] turns the message parsed into `Scratch::dns.message` into name
 //! observations — every question of a query (with its QTYPE); for a response, the question
-//! names when the query was not seen, every CNAME target, and the addresses answered (after
-//! CNAME chains) for names that matched a rule. Whether a query was seen is remembered in a
-//! small direct-mapped cache, not in the flow table, so DNS costs no flow state.
+//! names when the query was not seen, every CNAME target, and the response to each query that
+//! matched a rule (with the addresses answered after CNAME chains; without any only when DNS
+//! facts are wanted). Whether a query was seen is remembered in a small direct-mapped cache,
+//! not in the flow table, so DNS costs no flow state.
 //!
 //! Copies: names are borrowed from the parsed message; each name that needs a rule lookup is
 //! copied once into the worker's reusable [`DnsScratch::name`] (only its own bytes), and into an
 //! observation only when it is reported. A response to a query seen before reuses the query's
-//! lookup and copies nothing.
+//! lookup and copies nothing unless the query matched a rule.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -17,8 +18,11 @@ use std::net::IpAddr;
 
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
-use crate::observation::{DnsInfo, DnsService, Endpoint, NameSource, MAX_ANSWER_ADDRS};
-use crate::proto::dns::{DnsMessage, NameRef, RData, Section};
+use crate::observation::{
+    DnsFacts, DnsInfo, DnsQuestion, DnsRecord, DnsRecordData, DnsService, Endpoint, NameSource,
+    MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS,
+};
+use crate::proto::dns::{DnsMessage, NameRef, Question, RData, Section};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -177,6 +181,81 @@ pub struct Scratch {
     pub dns: DnsScratch,
 }
 
+/// The message a DNS name came from and, for a query, the question that held it. Cheap to
+/// pass along; [`DnsAbout::facts`] copies what it describes only for names that become
+/// observations.
+#[derive(Clone, Copy)]
+pub struct DnsAbout<'m> {
+    pub msg: &'m DnsMessage,
+    /// The question that gave the name (a query), or the first question (a response).
+    pub question: Option<Question>,
+}
+
+impl<'m> DnsAbout<'m> {
+    /// A query's question.
+    pub fn query(msg: &'m DnsMessage, question: Question) -> Self {
+        DnsAbout {
+            msg,
+            question: Some(question),
+        }
+    }
+
+    /// A response (or an UPDATE, for the names of its other sections), described by its first
+    /// question.
+    pub fn response(msg: &'m DnsMessage) -> Self {
+        DnsAbout {
+            msg,
+            question: msg.questions.first().copied(),
+        }
+    }
+
+    /// Copies the header, the question and (for a response) at most [`MAX_DNS_FACT_RECORDS`]
+    /// answer records out of the message.
+    pub fn facts(self) -> DnsFacts {
+        let msg = self.msg;
+        let question = self.question.and_then(|q| {
+            msg.host_name(q.name).map(|name| DnsQuestion {
+                name,
+                qtype: q.qtype,
+            })
+        });
+        let mut answers = Vec::new();
+        let mut left_out = 0u16;
+        if msg.is_response {
+            for answer in &msg.answers {
+                let Some(owner) = msg.host_name(answer.name) else {
+                    continue;
+                };
+                if answers.len() >= MAX_DNS_FACT_RECORDS {
+                    left_out = left_out.saturating_add(1);
+                    continue;
+                }
+                let data = match answer.data {
+                    RData::A(v4) => DnsRecordData::Addr(IpAddr::V4(v4)),
+                    RData::Aaaa(v6) => DnsRecordData::Addr(IpAddr::V6(v6)),
+                    RData::Cname(target) => msg
+                        .host_name(target)
+                        .map_or(DnsRecordData::Undecoded, DnsRecordData::Name),
+                    RData::Other => DnsRecordData::Undecoded,
+                };
+                answers.push(DnsRecord {
+                    owner,
+                    rtype: answer.rtype,
+                    ttl: answer.ttl,
+                    data,
+                });
+            }
+        }
+        DnsFacts {
+            id: msg.id,
+            flags: msg.flags,
+            question,
+            answers,
+            answers_left_out: left_out,
+        }
+    }
+}
+
 /// Addresses (and smallest TTL) answered for `name` in `msg`, following CNAME chains.
 fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Option<u32> {
     addrs.clear();
@@ -295,7 +374,15 @@ pub fn emit_dns(
         if !msg.is_response {
             if !q.name.is_host() {
                 queries.remember(&key, msg.id, text, now, None, epoch);
-                emit_other(emit, msg, q.name, NameSource::DnsQuery, client, server);
+                emit_other(
+                    emit,
+                    msg,
+                    q.name,
+                    NameSource::DnsQuery,
+                    client,
+                    server,
+                    DnsAbout::query(msg, *q),
+                );
                 continue;
             }
             if !msg.host_name_into(q.name, name) {
@@ -304,14 +391,31 @@ pub fn emit_dns(
             let rule = emit.lookup(name);
             queries.remember(&key, msg.id, text, now, rule, epoch);
             emit.qtype = Some(q.qtype);
-            emit.name_with_rule(name, rule, NameSource::DnsQuery, src, dst, &[], None);
+            emit.name_with_rule(
+                name,
+                rule,
+                NameSource::DnsQuery,
+                src,
+                dst,
+                &[],
+                None,
+                Some(DnsAbout::query(msg, *q)),
+            );
             emit.qtype = None;
             continue;
         }
         let asked = queries.take(&key, msg.id, text, now, epoch);
         if !q.name.is_host() {
             if !asked.seen {
-                emit_other(emit, msg, q.name, NameSource::DnsAnswer, client, server);
+                emit_other(
+                    emit,
+                    msg,
+                    q.name,
+                    NameSource::DnsAnswer,
+                    client,
+                    server,
+                    DnsAbout::response(msg),
+                );
             }
             continue;
         }
@@ -337,9 +441,12 @@ pub fn emit_dns(
             emit_answered_name(emit, msg, q.name, name, rule, client, server, addrs);
             emit.qtype = None;
         } else {
+            // Without addresses (NXDOMAIN, TXT) only for the facts: the response is an EVE
+            // record, but there is nothing to correlate.
             let ttl = answers_for(msg, q.name, addrs);
-            if !addrs.is_empty() {
-                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl);
+            if !addrs.is_empty() || emit.dns_facts {
+                let about = Some(DnsAbout::response(msg));
+                emit.dns_answer_with_rule(name, rule, client, server, addrs, ttl, about);
             }
         }
     }
@@ -364,7 +471,15 @@ pub fn emit_dns(
                 continue;
             }
             if !at.is_host() {
-                emit_other(emit, msg, at, source, client, server);
+                emit_other(
+                    emit,
+                    msg,
+                    at,
+                    source,
+                    client,
+                    server,
+                    DnsAbout::response(msg),
+                );
             } else if msg.host_name_into(at, name) {
                 let rule = emit.lookup(name);
                 emit_answered_name_as(emit, msg, at, name, rule, source, client, server, addrs);
@@ -388,11 +503,28 @@ pub fn emit_dns(
             NameSource::DnsRecord
         };
         if !record.name.is_host() {
-            emit_other(emit, msg, record.name, source, client, server);
+            emit_other(
+                emit,
+                msg,
+                record.name,
+                source,
+                client,
+                server,
+                DnsAbout::response(msg),
+            );
         } else if msg.host_name_into(record.name, name) {
             // Context names (zone apexes, glue) are reported, never matched.
             let rule = if matched { emit.lookup(name) } else { None };
-            emit.name_with_rule(name, rule, source, client, server, &[], None);
+            emit.name_with_rule(
+                name,
+                rule,
+                source,
+                client,
+                server,
+                &[],
+                None,
+                Some(DnsAbout::response(msg)),
+            );
         }
     }
     emit.dns = None;
@@ -407,6 +539,8 @@ fn is_listed(msg: &DnsMessage, listed: &[NameRef], at: NameRef) -> bool {
 }
 
 /// A name of `msg` that is not a host name, as an other name (its text is already escaped).
+/// `about` is the message (and question) it came from.
+#[allow(clippy::too_many_arguments)]
 fn emit_other(
     emit: &mut Emitter<'_>,
     msg: &DnsMessage,
@@ -414,6 +548,7 @@ fn emit_other(
     source: NameSource,
     client: Endpoint,
     server: Endpoint,
+    about: DnsAbout<'_>,
 ) {
     let text = msg.name(at);
     emit.other_name(
@@ -421,6 +556,7 @@ fn emit_other(
         source,
         client,
         server,
+        Some(about),
     );
 }
 
@@ -452,6 +588,7 @@ fn emit_answered_name(
         server,
         addrs,
         ttl,
+        Some(DnsAbout::response(msg)),
     );
 }
 
@@ -471,7 +608,16 @@ fn emit_answered_name_as(
     if source == NameSource::DnsAnswer {
         return emit_answered_name(emit, msg, at, name, rule, client, server, addrs);
     }
-    emit.name_with_rule(name, rule, source, client, server, &[], None);
+    emit.name_with_rule(
+        name,
+        rule,
+        source,
+        client,
+        server,
+        &[],
+        None,
+        Some(DnsAbout::response(msg)),
+    );
 }
 
 #[cfg(test)]

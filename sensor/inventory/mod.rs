@@ -82,8 +82,8 @@ use std::sync::Arc;
 
 use crate::flow::emit::is_group_address;
 use crate::observation::{
-    is_cloud_console_port, NameSource, Observation, Observed, KSC_MULTICAST_PORT, KSC_NOTICE_PORT,
-    KSC_WAKEUP_PORT,
+    is_cloud_console_port, NameSighting, NameSource, Observation, Observed, KSC_MULTICAST_PORT,
+    KSC_NOTICE_PORT, KSC_WAKEUP_PORT,
 };
 use crate::proto::update::UpdateMagic;
 use crate::proto::NameKind;
@@ -272,18 +272,7 @@ impl Inventory {
                 // Every DNS source (questions, answers, UPDATE names, other records): a lookup or a
                 // record names a service, it does not reach it.
                 let dns = s.source.kind() == NameKind::Dns;
-                let kind = match s.qtype {
-                    Some(q) if dns && !ADDRESS_QTYPES.contains(&q) => {
-                        EvidenceKind::DnsOtherLookup(q)
-                    }
-                    _ if !dns
-                        && category == Category::KscCloud
-                        && is_cloud_console_port(s.server.port) =>
-                    {
-                        EvidenceKind::CloudConsole
-                    }
-                    _ => EvidenceKind::Name(s.source),
-                };
+                let kind = name_evidence_kind(s, category);
                 if dns && category == Category::KscCloud {
                     // An agent resolves the Cloud Console before connecting, but so does a
                     // browser: a lookup is medium evidence at most.
@@ -702,9 +691,24 @@ impl Inventory {
     }
 }
 
+/// What kind of evidence a sighting of a name that matched a rule of `category` is: a DNS
+/// lookup for a record type other than an address is not a client of the service, a Cloud
+/// Console name contacted on an agent port is a Cloud Console session, anything else is the
+/// name as seen. The inventory files it under this kind; `output::eve` describes it with it.
+pub fn name_evidence_kind(s: &NameSighting, category: Category) -> EvidenceKind {
+    let dns = s.source.kind() == NameKind::Dns;
+    match s.qtype {
+        Some(q) if dns && !ADDRESS_QTYPES.contains(&q) => EvidenceKind::DnsOtherLookup(q),
+        _ if !dns && category == Category::KscCloud && is_cloud_console_port(s.server.port) => {
+            EvidenceKind::CloudConsole
+        }
+        _ => EvidenceKind::Name(s.source),
+    }
+}
+
 /// Where an update request or payload came from: a Kaspersky name (its host matched a rule),
 /// else a Kaspersky address, else some server.
-fn origin(rule: Option<RuleIdx>, kaspersky_space: bool) -> Origin {
+pub fn origin(rule: Option<RuleIdx>, kaspersky_space: bool) -> Origin {
     if rule.is_some() {
         Origin::KasperskyName
     } else if kaspersky_space {

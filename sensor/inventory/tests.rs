@@ -31,6 +31,7 @@ fn ctx(secs: u64, input: u16) -> PacketContext {
         client_mac: None,
         vlan: None,
         outer: None,
+        ip_proto: 6,
     }
 }
 
@@ -66,6 +67,7 @@ fn sni(client: IpAddr, host: &str, input: u16) -> Observed {
             ttl: None,
             dns: None,
             qtype: None,
+            dns_facts: None,
         }),
     )
 }
@@ -89,6 +91,7 @@ fn answer_to(querier: IpAddr, host: &str, addrs: Vec<IpAddr>, secs: u64) -> Obse
             server: ep,
             answers: addrs,
             ttl: Some(300),
+            dns_facts: None,
         },
     )
 }
@@ -396,6 +399,7 @@ fn query(client: IpAddr, server: IpAddr, host: &str, secs: u64) -> Observed {
             ttl: None,
             dns: None,
             qtype: Some(1),
+            dns_facts: None,
         }),
     )
 }
@@ -657,6 +661,7 @@ fn seen(
             ttl: None,
             dns: None,
             qtype,
+            dns_facts: None,
         }),
     )
 }

@@ -672,6 +672,14 @@ impl Metrics {
         set(&self.rules_info, &[rules.sha256()], 1);
         self.rules_sha = Some(rules.sha256().to_string());
         self.rules_count.set(clamp_i64(rules.rules().len() as u64));
+        // Every rule's detection series exists from the start, at 0, so that `increase()` and
+        // `rate()` count a rule's first detections too (a series that appears already at N
+        // shows no increase). Bounded by `rules::MAX_RULES`.
+        for rule in rules.rules() {
+            let _ = self
+                .detections
+                .get_metric_with_label_values(&[rule.id.as_str(), rule.category.label()]);
+        }
         self.rules_load_time.set(
             at.duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
@@ -908,6 +916,7 @@ mod tests {
                 client_mac: None,
                 vlan: None,
                 outer: None,
+                ip_proto: 6,
             },
             what: Observation::Name(NameSighting {
                 name: HostName::parse(b"x.a.example").expect("name"),
@@ -925,6 +934,7 @@ mod tests {
                 ttl: None,
                 dns: None,
                 qtype: None,
+                dns_facts: None,
             }),
         }
     }

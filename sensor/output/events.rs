@@ -19,9 +19,13 @@
 //! convention): a byte below 0x20 or above 0x7E as `\DDD` (three decimal digits), a backslash
 //! as `\\`, a double quote as `\"`, and a dot inside a DNS label as `\.`; ASCII letters are
 //! lower-cased, as for host names.
+//!
+//! With [`EventFormat::Eve`] the same events (and the DNS responses to reported queries) are
+//! written as Suricata-style EVE records instead; `output::eve` renders them.
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::inventory::Correlation;
@@ -29,15 +33,42 @@ use crate::observation::{DnsInfo, Endpoint, Observation, Observed, OtherNameForm
 use crate::rules::{RuleIdx, RuleSet};
 
 use super::describe::magic_label;
+use super::eve::{EveRenderer, EveSource};
 use super::mac_string;
 
-/// Writes events to a sink, one JSON object per line. Each line is rendered whole first and
-/// handed to the sink with one `write_all`, so a buffered sink (a `BufWriter`) only ever
-/// passes whole lines to the file: a process that stops at any moment (a second SIGTERM during
-/// the drain exits at once) leaves no cut line behind.
+/// The shape of each line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// ksensor's own events (described above).
+    #[default]
+    Native,
+    /// Suricata-compatible EVE records (`output::eve`); `pcap_cnt` for files, `in_iface` for
+    /// interfaces.
+    Eve(EveSource),
+}
+
+impl EventFormat {
+    /// The names accepted by `--events-format` and the `events_format` config key.
+    pub const NAMES: [&'static str; 2] = ["native", "eve"];
+
+    /// The format called `name`, for inputs of kind `source`.
+    pub fn from_name(name: &str, source: EveSource) -> Option<EventFormat> {
+        match name {
+            "native" => Some(EventFormat::Native),
+            "eve" => Some(EventFormat::Eve(source)),
+            _ => None,
+        }
+    }
+}
+
+/// Writes events to a sink, one JSON object per line, in either format. Each line is rendered
+/// whole first and handed to the sink with one `write_all`, so a buffered sink (a `BufWriter`)
+/// only ever passes whole lines to the file: a process that stops at any moment (a second
+/// SIGTERM during the drain exits at once) leaves no cut line behind.
 pub struct EventWriter {
     out: Box<dyn Write + Send>,
     inputs: Vec<String>,
+    format: EventFormat,
     /// The line being rendered (reused).
     line: Vec<u8>,
     pub written: u64,
@@ -65,13 +96,49 @@ fn rule_json(rules: &RuleSet, idx: RuleIdx, confidence_override: Option<&str>) -
     })
 }
 
+/// Renders `value` and its newline into `line` (cleared first).
+fn render_line(line: &mut Vec<u8>, value: &impl Serialize) -> io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, value)?;
+    line.push(b'\n');
+    Ok(())
+}
+
 impl EventWriter {
     pub fn new(out: Box<dyn Write + Send>, inputs: Vec<String>) -> Self {
         EventWriter {
             out,
             inputs,
+            format: EventFormat::Native,
             line: Vec::new(),
             written: 0,
+        }
+    }
+
+    /// Writes `format` instead of the native events.
+    pub fn with_format(mut self, format: EventFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Whether `obs` is an event line in this writer's format. The collector asks this before
+    /// the rate limiter ([`crate::output::limit`]), so one place decides which observations
+    /// become lines and are admitted, whatever the format; the formats only render. Both write
+    /// names, update payloads and correlated nameless connections; EVE also writes the
+    /// response to each reported query (a `dns` answer record, as Suricata does), which the
+    /// native format folds into correlation only.
+    pub fn is_event(&self, obs: &Observed, correlation: Option<&Correlation>) -> bool {
+        match &obs.what {
+            Observation::Name(_)
+            | Observation::OtherName(_)
+            | Observation::UpdatePayload { .. } => true,
+            Observation::Nameless { .. } => correlation.is_some(),
+            Observation::DnsAnswer { dns_facts, .. } => {
+                matches!(self.format, EventFormat::Eve(_)) && dns_facts.is_some()
+            }
+            Observation::KscSession { .. }
+            | Observation::KscDatagram { .. }
+            | Observation::UpdateRequest { .. } => false,
         }
     }
 
@@ -103,22 +170,49 @@ impl EventWriter {
 
     /// Renders `value` and its newline into the line buffer, then writes the whole line at once.
     fn write_line(&mut self, value: &Value) -> io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, value)?;
-        self.line.push(b'\n');
+        render_line(&mut self.line, value)?;
+        self.write_rendered()
+    }
+
+    /// Writes the line in the buffer with one `write_all`.
+    fn write_rendered(&mut self) -> io::Result<()> {
         self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
     }
 
-    /// Writes the event for an observation, if it is one. `correlation` is what the inventory
-    /// found for a nameless connection.
+    /// Renders the EVE record of `obs` into the line buffer and writes it (see
+    /// [`EventWriter::write_line`]).
+    fn write_eve(
+        &mut self,
+        source: EveSource,
+        rules: &RuleSet,
+        obs: &Observed,
+        correlation: Option<&Correlation>,
+    ) -> io::Result<()> {
+        let renderer = EveRenderer {
+            rules,
+            inputs: &self.inputs,
+            source,
+        };
+        let Some(record) = renderer.record(obs, correlation) else {
+            return Ok(());
+        };
+        render_line(&mut self.line, &record)?;
+        self.write_rendered()
+    }
+
+    /// Writes the event line for an observation, if [`EventWriter::is_event`] says it is one.
+    /// `correlation` is what the inventory found for a nameless connection.
     pub fn write(
         &mut self,
         rules: &RuleSet,
         obs: &Observed,
         correlation: Option<&Correlation>,
     ) -> io::Result<()> {
+        if let EventFormat::Eve(source) = self.format {
+            return self.write_eve(source, rules, obs, correlation);
+        }
         match &obs.what {
             Observation::Name(s) => {
                 let mut m = self.base(obs, s.source.kind().label());

@@ -1,7 +1,8 @@
-//! Output stage: events (JSON lines), reports (JSON, Markdown, CSV) and the terminal summary.
+//! Output stage: events (JSON lines, native or Suricata-style EVE), reports (JSON, Markdown, CSV) and the terminal summary.
 //! Writers never parse; they render what the collector and inventory hold.
 
 pub mod describe;
+pub mod eve;
 pub mod events;
 pub mod limit;
 pub mod report;

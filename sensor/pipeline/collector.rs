@@ -155,27 +155,23 @@ impl Collector {
     /// Applies one observation directly (single-worker runs, already in order).
     pub fn apply(&mut self, obs: &Observed) {
         let correlation = self.inventory.apply(obs);
-        let wants_event = match &obs.what {
-            Observation::Nameless { .. } => correlation.is_some(),
-            Observation::DnsAnswer { .. }
-            | Observation::KscSession { .. }
-            | Observation::KscDatagram { .. }
-            | Observation::UpdateRequest { .. } => false,
-            Observation::Name(_)
-            | Observation::OtherName(_)
-            | Observation::UpdatePayload { .. } => true,
-        };
-        if !wants_event || self.event_error.is_some() {
+        if self.event_error.is_some() {
             return;
         }
-        if let Some(events) = &mut self.events {
-            if !self.limiter.admit(event_source(obs), obs.ctx.ts) {
-                return;
-            }
-            match events.write(self.inventory.rules(), obs, correlation.as_ref()) {
-                Ok(()) => self.events_written = events.written,
-                Err(e) => self.event_error = Some(e),
-            }
+        let Some(events) = &mut self.events else {
+            return;
+        };
+        // Which observations are lines is the writer's to say (its format decides); whether a
+        // line is written is the limiter's, for every format alike.
+        if !events.is_event(obs, correlation.as_ref()) {
+            return;
+        }
+        if !self.limiter.admit(event_source(obs), obs.ctx.ts) {
+            return;
+        }
+        match events.write(self.inventory.rules(), obs, correlation.as_ref()) {
+            Ok(()) => self.events_written = events.written,
+            Err(e) => self.event_error = Some(e),
         }
     }
 
@@ -226,6 +222,7 @@ mod tests {
                 client_mac: None,
                 vlan: None,
                 outer: None,
+                ip_proto: 6,
             },
             what: Observation::Name(NameSighting {
                 name: HostName::parse(name.as_bytes()).expect("name"),
@@ -237,6 +234,7 @@ mod tests {
                 ttl: None,
                 dns: None,
                 qtype: None,
+                dns_facts: None,
             }),
         }
     }

@@ -124,6 +124,9 @@ pub struct PipelineConfig {
     pub max_flows_per_worker: usize,
     /// Bytes all workers' stream buffers may hold together ([`ReassemblyBudget`]).
     pub reassembly_bytes: usize,
+    /// DNS observations carry the message they came from ([`crate::observation::DnsFacts`]):
+    /// the EVE events need it; without them the copy is not made.
+    pub dns_facts: bool,
 }
 
 struct BatchPacket {
@@ -415,6 +418,7 @@ impl Pipeline {
                 config.max_flows_per_worker,
                 budget.worker(),
             )
+            .with_dns_facts(config.dns_facts)
         };
         let mode = if workers == 1 {
             Mode::Inline {

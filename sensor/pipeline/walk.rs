@@ -366,6 +366,7 @@ mod tests {
             all_names: true,
             max_flows_per_worker: 1 << 16,
             reassembly_bytes: crate::flow::budget::DEFAULT_REASSEMBLY_BYTES,
+            dns_facts: false,
         };
         Pipeline::new(&config, collector)
     }

@@ -21,6 +21,8 @@ use crate::rules::RuleSet;
 pub struct Worker {
     rules: Arc<RuleSet>,
     all_names: bool,
+    /// DNS observations carry their message's facts (EVE events).
+    dns_facts: bool,
     flow: FlowEngine,
     packets: PacketCounters,
     names: NameCounters,
@@ -31,6 +33,12 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Makes DNS observations carry the facts of their message (`observation::DnsFacts`).
+    pub fn with_dns_facts(mut self, on: bool) -> Self {
+        self.dns_facts = on;
+        self
+    }
+
     /// A worker with a reassembly budget of its own (see [`FlowEngine::new`]).
     pub fn new(rules: Arc<RuleSet>, all_names: bool, max_flows: usize) -> Self {
         Self::with_flow(rules, all_names, FlowEngine::new(max_flows))
@@ -50,6 +58,7 @@ impl Worker {
         Worker {
             rules,
             all_names,
+            dns_facts: false,
             flow,
             packets: PacketCounters::default(),
             names: NameCounters::default(),
@@ -129,6 +138,7 @@ impl Worker {
             client_mac: None,
             vlan: decoded.link.vlan,
             outer,
+            ip_proto: decoded.ip.proto,
         };
         let mut emit = Emitter::new(
             &self.rules,
@@ -141,6 +151,7 @@ impl Worker {
             decoded.link.src_mac,
             decoded.link.dst_mac,
         );
+        emit.dns_facts = self.dns_facts;
         self.flow.on_packet(&decoded, meta.ts, &mut emit);
     }
 

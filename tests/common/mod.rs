@@ -58,3 +58,62 @@ pub fn replay_report(capture: &Path, args: &[&str]) -> Value {
     let out = run_replay(capture, &all);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report: {e}"))
 }
+
+/// One query of the Grafana dashboard `deploy/grafana/ksensor.json`.
+pub struct DashboardTarget {
+    pub panel: String,
+    pub ref_id: String,
+    pub expr: String,
+    pub legend: Option<String>,
+    pub instant: bool,
+}
+
+/// The dashboard's JSON model.
+pub fn dashboard() -> Value {
+    let path = repo_root().join("deploy/grafana/ksensor.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every panel that is not a row, including those inside collapsed rows.
+pub fn dashboard_panels(dashboard: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().into_iter().flatten() {
+        if p["type"] == "row" {
+            out.extend(p["panels"].as_array().into_iter().flatten().cloned());
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Every PromQL query of the dashboard's panels.
+pub fn dashboard_targets(dashboard: &Value) -> Vec<DashboardTarget> {
+    let mut out = Vec::new();
+    for p in dashboard_panels(dashboard) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            out.push(DashboardTarget {
+                panel: p["title"].as_str().unwrap_or_default().to_string(),
+                ref_id: t["refId"].as_str().unwrap_or_default().to_string(),
+                expr: t["expr"].as_str().unwrap_or_default().to_string(),
+                legend: t["legendFormat"].as_str().map(str::to_string),
+                instant: t["instant"] == true,
+            });
+        }
+    }
+    out
+}
+
+/// The `{{label}}` names a legend format uses.
+pub fn legend_labels(legend: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = legend;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim().to_string());
+        rest = &after[end + 2..];
+    }
+    out
+}

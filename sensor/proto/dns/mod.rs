@@ -206,6 +206,9 @@ pub const MAX_NAME_TEXT_LEN: usize = MAX_NAMES_PER_MESSAGE * MAX_HOST_NAME_LEN
 #[derive(Clone, Debug, Default)]
 pub struct DnsMessage {
     pub id: u16,
+    /// The header's flags word as sent (RFC 1035 §4.1.1: QR, Opcode, AA, TC, RD, RA, Z, RCODE;
+    /// RFC 4035 §3.2: AD, CD). The fields below decode the parts the sensor acts on.
+    pub flags: u16,
     /// QR bit (RFC 1035 §4.1.1).
     pub is_response: bool,
     pub opcode: u8,
@@ -250,6 +253,7 @@ impl DnsMessage {
     /// Resets every field; the vectors keep their capacity.
     pub fn clear(&mut self) {
         self.id = 0;
+        self.flags = 0;
         self.is_response = false;
         self.opcode = 0;
         self.rcode = 0;
@@ -349,6 +353,7 @@ pub fn parse_message(msg: &[u8], out: &mut DnsMessage) -> Result<(), DnsSkip> {
     let nscount = usize::from(word(8));
     let arcount = usize::from(word(10));
     out.id = word(0);
+    out.flags = flags;
     out.is_response = flags & 0x8000 != 0;
     out.opcode = ((flags >> 11) & 0x0f) as u8;
     out.truncated_flag = flags & 0x0200 != 0;
