@@ -106,6 +106,9 @@ struct ReplayArgs {
     /// Write the host table as CSV to PATH.
     #[arg(long, value_name = "PATH")]
     report_csv: Option<PathBuf>,
+    /// Write the HTML audit report (one self-contained file) to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_html: Option<PathBuf>,
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
@@ -440,6 +443,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         ("--report", args.report.as_deref().map(Path::new)),
         ("--report-md", args.report_md.as_deref()),
         ("--report-csv", args.report_csv.as_deref()),
+        ("--report-html", args.report_html.as_deref()),
         ("--metrics-file", args.metrics_file.as_deref()),
     ] {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
@@ -544,6 +548,12 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.report_csv {
         if let Err(e) = write_text(path, &report.to_csv()) {
+            eprintln!("ksensor: {e:#}");
+            output_failed = true;
+        }
+    }
+    if let Some(path) = &args.report_html {
+        if let Err(e) = write_text(path, &report.to_html()) {
             eprintln!("ksensor: {e:#}");
             output_failed = true;
         }
