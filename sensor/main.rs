@@ -63,6 +63,80 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Re-render or merge saved JSON reports (no captures needed).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge JSON reports (from several sensors, or files replayed on several machines) into
+    /// one, deciding every verdict again from the merged evidence.
+    Merge {
+        /// JSON reports written by `ksensor replay --report`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Merge reports made with different rule sets (all are listed in the result).
+        #[arg(long)]
+        allow_mixed_rules: bool,
+        #[command(flatten)]
+        outputs: ReportOutputs,
+    },
+    /// Render one saved JSON report again (Markdown, CSV, HTML).
+    Render {
+        file: PathBuf,
+        #[command(flatten)]
+        outputs: ReportOutputs,
+    },
+}
+
+#[derive(Args)]
+struct ReportOutputs {
+    /// Write the JSON report to PATH (`-` for standard output).
+    #[arg(long, value_name = "PATH|-")]
+    report: Option<String>,
+    /// Write the Markdown report to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_md: Option<PathBuf>,
+    /// Write the host table as CSV to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_csv: Option<PathBuf>,
+    /// Write the HTML audit report to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_html: Option<PathBuf>,
+}
+
+fn report_command(command: ReportCommand) -> ExitCode {
+    use ksensor::app::report_cmd::{run, Outputs};
+    let (files, merge, allow, o) = match command {
+        ReportCommand::Merge {
+            files,
+            allow_mixed_rules,
+            outputs,
+        } => (files, true, allow_mixed_rules, outputs),
+        ReportCommand::Render { file, outputs } => (vec![file], false, false, outputs),
+    };
+    let outputs = Outputs {
+        report: o.report,
+        report_md: o.report_md,
+        report_csv: o.report_csv,
+        report_html: o.report_html,
+    };
+    match run(&files, merge, allow, &outputs) {
+        Ok(failed) if failed.is_empty() => ExitCode::SUCCESS,
+        Ok(failed) => {
+            for f in failed {
+                eprintln!("ksensor: writing failed: {f}");
+            }
+            ExitCode::from(4)
+        }
+        Err(e) => {
+            eprintln!("ksensor: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -372,6 +446,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => rules_check(&paths),
+        Command::Report { command } => report_command(command),
     }
 }
 

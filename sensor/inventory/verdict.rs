@@ -174,6 +174,23 @@ pub enum Family {
 }
 
 impl Family {
+    pub const ALL: [Family; 14] = [
+        Family::Update,
+        Family::KsnCloud,
+        Family::Activation,
+        Family::Telemetry,
+        Family::InjectedScript,
+        Family::KscCloud,
+        Family::Certificate,
+        Family::Service,
+        Family::Portal,
+        Family::Download,
+        Family::Website,
+        Family::Mail,
+        Family::Management,
+        Family::Address,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Family::Update => "update",

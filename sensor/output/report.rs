@@ -211,18 +211,7 @@ impl<'a> Report<'a> {
             })
             .collect();
         categories.sort_unstable();
-        let r = &summary.roles;
-        let roles: Vec<&str> = [
-            (r.ksc_server, "ksc-server"),
-            (r.distribution_point, "distribution-point"),
-            (r.update_mirror, "update-mirror"),
-            (r.proxy, "proxy"),
-            (r.resolver, "resolver"),
-            (r.ksc_console, "ksc-console"),
-        ]
-        .into_iter()
-        .filter_map(|(on, label)| on.then_some(label))
-        .collect();
+        let roles = role_labels(&summary.roles);
         Some(json!({
             "ip": h.ip.to_string(),
             "verdict": decision.verdict.label(),
@@ -521,6 +510,21 @@ impl Serialize for HostsJson<'_, '_> {
         }
         seq.end()
     }
+}
+
+/// The learned roles of a host as the JSON report lists them.
+pub(crate) fn role_labels(r: &crate::inventory::verdict::LearnedRoles) -> Vec<&'static str> {
+    [
+        (r.ksc_server, "ksc-server"),
+        (r.distribution_point, "distribution-point"),
+        (r.update_mirror, "update-mirror"),
+        (r.proxy, "proxy"),
+        (r.resolver, "resolver"),
+        (r.ksc_console, "ksc-console"),
+    ]
+    .into_iter()
+    .filter_map(|(on, label)| on.then_some(label))
+    .collect()
 }
 
 /// A manager in the JSON report.
