@@ -340,7 +340,9 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{}\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"generator\" content=\"ksensor {}\"><title>ksensor audit report</title><style>{STYLE}</style></head><body>\n",
-        esc(&csp()),
+        // Our own constant: no quote or markup in it, and written unescaped so that the
+        // policy reads the same in the file as in the browser.
+        csp(),
         esc(&head.sensor.version)
     );
     let _ = write!(
