@@ -44,7 +44,12 @@ fn browse(browser: &str, dir: &Path, page: &Path, args: &[String]) -> String {
     ));
     let profile = tempfile::tempdir().expect("profile dir");
     let mut child = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .arg(format!("file://{}", page.display()))
@@ -70,7 +75,11 @@ fn browse(browser: &str, dir: &Path, page: &Path, args: &[String]) -> String {
 
 fn dump(browser: &str, dir: &Path, page: &Path) -> String {
     let dom = browse(browser, dir, page, &["--dump-dom".to_string()]);
-    assert!(dom.contains("</html>"), "no DOM dumped for {}", page.display());
+    assert!(
+        dom.contains("</html>"),
+        "no DOM dumped for {}",
+        page.display()
+    );
     dom
 }
 
@@ -96,7 +105,9 @@ fn text(html: &str) -> String {
 
 /// The part of `html` between `start` and the next `end` after it.
 fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let from = html.find(start).unwrap_or_else(|| panic!("{start} not in page"));
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in page"));
     let rest = &html[from..];
     let to = rest.find(end).unwrap_or(rest.len());
     &rest[..to]
@@ -159,11 +170,13 @@ fn expected_rows(report: &Value) -> Vec<Vec<(String, String)>> {
                 .as_array()
                 .expect("managed_by")
                 .iter()
-                .map(|m| match (m["cloud_console"].as_str(), m["address"].as_str()) {
-                    (Some(name), _) => format!("cloud-console:{name}"),
-                    (None, Some(a)) => a.to_string(),
-                    _ => "?".to_string(),
-                })
+                .map(
+                    |m| match (m["cloud_console"].as_str(), m["address"].as_str()) {
+                        (Some(name), _) => format!("cloud-console:{name}"),
+                        (None, Some(a)) => a.to_string(),
+                        _ => "?".to_string(),
+                    },
+                )
                 .collect();
             let vlans: Vec<String> = h["vlans"]
                 .as_array()
@@ -175,7 +188,10 @@ fn expected_rows(report: &Value) -> Vec<Vec<(String, String)>> {
                 ("verdict", or_dash(&h["verdict"])),
                 ("ip", or_dash(&h["ip"])),
                 ("vlan", vlans.join(" ")),
-                ("asset", h["asset"]["label"].as_str().unwrap_or("").to_string()),
+                (
+                    "asset",
+                    h["asset"]["label"].as_str().unwrap_or("").to_string(),
+                ),
                 ("certainty", or_dash(&h["certainty"])),
                 ("product", or_dash(&h["product"])),
                 ("managed-by", managed.join(" ")),
@@ -277,13 +293,20 @@ fn the_browser_shows_every_host_and_count_of_the_json_report() {
     let dom = dump(browser, &run.dir, &run.html);
     check_page(&dom, &run.report);
     // The script ran (the page's CSP allows it by hash): it added the filter box.
-    assert!(dom.contains("id=\"hosts-filter\""), "the script did not run");
+    assert!(
+        dom.contains("id=\"hosts-filter\""),
+        "the script did not run"
+    );
 
     // Scripts blocked: the same rows and counts, no filter box.
     let page = std::fs::read_to_string(&run.html).expect("html");
     let csp_start = page.find("script-src 'sha256-").expect("csp");
     let csp_end = csp_start + page[csp_start..].find(';').expect("csp end");
-    let blocked = format!("{}script-src 'none'{}", &page[..csp_start], &page[csp_end..]);
+    let blocked = format!(
+        "{}script-src 'none'{}",
+        &page[..csp_start],
+        &page[csp_end..]
+    );
     let no_js = run.dir.join("no-js.html");
     std::fs::write(&no_js, blocked).expect("write");
     let dom = dump(browser, &run.dir, &no_js);
@@ -316,14 +339,24 @@ fn the_page_fetches_nothing_and_is_deterministic() {
     let run = replay_staged_enterprise();
     let page = std::fs::read_to_string(&run.html).expect("html");
     assert!(page.contains("content=\"default-src 'none';"));
-    for tag in page.split('<').skip(1).map(|t| t.split('>').next().unwrap_or("")) {
+    for tag in page
+        .split('<')
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap_or(""))
+    {
         let lower = tag.to_ascii_lowercase();
         assert!(!lower.contains("src="), "<{tag}>");
-        assert!(!lower.contains("http:") && !lower.contains("https:"), "<{tag}>");
+        assert!(
+            !lower.contains("http:") && !lower.contains("https:"),
+            "<{tag}>"
+        );
         if let Some((_, v)) = lower.split_once("href=\"") {
             assert!(v.starts_with('#'), "<{tag}>");
         }
-        assert!(!lower.starts_with("link") && !lower.starts_with("iframe") && !lower.starts_with("img"), "<{tag}>");
+        assert!(
+            !lower.starts_with("link") && !lower.starts_with("iframe") && !lower.starts_with("img"),
+            "<{tag}>"
+        );
     }
     assert_eq!(page.matches("<script>").count(), 1);
     assert!(page.contains("@media print"));
@@ -361,6 +394,9 @@ fn hostile_names_are_shown_as_text() {
     assert!(!dom.contains("<b id=\"x\">"));
     assert_eq!(dom.matches("<script>").count(), 1);
     let rows = host_rows(&dom);
-    let asset = rows[0].iter().find(|(c, _)| c == "asset").expect("asset cell");
+    let asset = rows[0]
+        .iter()
+        .find(|(c, _)| c == "asset")
+        .expect("asset cell");
     assert_eq!(asset.1, evil);
 }

@@ -70,11 +70,13 @@ fn comparable(report: &Value) -> BTreeMap<String, Value> {
         let mut h = h.clone();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for e in h["evidence"].as_array().expect("evidence") {
-            let id = ["source", "detail", "origin", "rule", "name", "peer", "family", "install"]
-                .iter()
-                .map(|k| e[*k].to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let id = [
+                "source", "detail", "origin", "rule", "name", "peer", "family", "install",
+            ]
+            .iter()
+            .map(|k| e[*k].to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
             *counts.entry(id).or_default() += e["count"].as_u64().expect("count");
         }
         h["evidence"] = serde_json::to_value(counts).expect("counts");
@@ -93,7 +95,10 @@ fn halves_merge_into_the_whole_in_any_order() {
     let dir = tmp.path();
     let whole = repo_root().join("pcaps/staged-enterprise.pcap");
     let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
-    for (out, range) in [(&a, format!("1-{}", CUT - 1)), (&b, format!("{CUT}-1000000"))] {
+    for (out, range) in [
+        (&a, format!("1-{}", CUT - 1)),
+        (&b, format!("{CUT}-1000000")),
+    ] {
         let o = Command::new("editcap")
             .arg("-r")
             .arg(&whole)
@@ -113,19 +118,34 @@ fn halves_merge_into_the_whole_in_any_order() {
     let o = merge(dir, "m2.json", &[&rb, &ra], &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m1 = std::fs::read(dir.join("m1.json")).expect("m1");
-    assert_eq!(m1, std::fs::read(dir.join("m2.json")).expect("m2"), "order changed the bytes");
+    assert_eq!(
+        m1,
+        std::fs::read(dir.join("m2.json")).expect("m2"),
+        "order changed the bytes"
+    );
 
     let merged = read(&dir.join("m1.json"));
     let (ab, whole_r) = (read(&rab), read(&rw));
     let halves = [read(&ra), read(&rb)];
     // Both halves hold hosts, and some hosts only in one: the cut is a real split.
-    assert!(halves.iter().all(|h| !h["hosts"].as_array().expect("hosts").is_empty()));
-    assert_eq!(merged["hosts"], ab["hosts"], "merge differs from one run over both halves");
+    assert!(halves
+        .iter()
+        .all(|h| !h["hosts"].as_array().expect("hosts").is_empty()));
+    assert_eq!(
+        merged["hosts"], ab["hosts"],
+        "merge differs from one run over both halves"
+    );
     assert_eq!(merged["verdicts"], whole_r["verdicts"]);
     assert_eq!(merged["verdict_context"], whole_r["verdict_context"]);
     assert_eq!(comparable(&merged), comparable(&whole_r));
-    assert_eq!(merged["counters"]["packets"], whole_r["counters"]["packets"]);
-    assert_eq!(merged["counters"]["detections"], whole_r["counters"]["detections"]);
+    assert_eq!(
+        merged["counters"]["packets"],
+        whole_r["counters"]["packets"]
+    );
+    assert_eq!(
+        merged["counters"]["detections"],
+        whole_r["counters"]["detections"]
+    );
     assert_eq!(merged["time_range"], whole_r["time_range"]);
     let inputs: Vec<&str> = merged["inputs"]
         .as_array()
@@ -177,7 +197,10 @@ fn halves_merge_into_the_whole_in_any_order() {
     let o = merge(dir, "mixed.json", &[&ra, &rc], &["--allow-mixed-rules"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mixed = read(&dir.join("mixed.json"));
-    assert_eq!(mixed["merge"]["rule_sets"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        mixed["merge"]["rule_sets"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[test]
@@ -186,7 +209,11 @@ fn files_that_are_not_reports_are_one_line() {
     let dir = tmp.path();
     let cases = [
         ("garbage.json", "this is not json", "not JSON"),
-        ("other.json", r#"{"hello": "world"}"#, "not a ksensor JSON report"),
+        (
+            "other.json",
+            r#"{"hello": "world"}"#,
+            "not a ksensor JSON report",
+        ),
         (
             "old.json",
             r#"{"sensor": {"name": "ksensor", "version": "0.0.1"}, "hosts": []}"#,
@@ -247,7 +274,10 @@ fn render_writes_a_saved_report_again() {
     assert_eq!(csv.lines().count(), hosts.len() + 1);
     for h in hosts {
         let ip = h["ip"].as_str().expect("ip");
-        assert!(csv.lines().any(|l| l.starts_with(&format!("{ip},"))), "{ip}");
+        assert!(
+            csv.lines().any(|l| l.starts_with(&format!("{ip},"))),
+            "{ip}"
+        );
         assert!(md.contains(&format!("### {ip} — ")), "{ip}");
     }
 }

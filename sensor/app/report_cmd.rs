@@ -55,7 +55,10 @@ pub fn run(
         };
         fs_error::check_output(path).map_err(user)?;
         if let Some((other, _)) = checked.iter().find(|(_, p)| *p == path) {
-            return Err(user(format!("{other} and {flag} both name {}", path.display())));
+            return Err(user(format!(
+                "{other} and {flag} both name {}",
+                path.display()
+            )));
         }
         if files.iter().any(|f| f == path) {
             return Err(user(format!(
@@ -74,8 +77,8 @@ pub fn run(
     let mut docs = Vec::with_capacity(files.len());
     for path in files {
         let bytes = std::fs::read(path).map_err(|e| user(fs_error::at(path, &e)))?;
-        let doc = ReportDoc::from_json(&bytes)
-            .map_err(|e| user(format!("{}: {e}", path.display())))?;
+        let doc =
+            ReportDoc::from_json(&bytes).map_err(|e| user(format!("{}: {e}", path.display())))?;
         docs.push(doc);
     }
     let doc = if do_merge {

@@ -148,7 +148,9 @@ fn micros(t: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days.checked_mul(86_400)?.checked_add(hh * 3600 + mm * 60 + ss)?;
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(hh * 3600 + mm * 60 + ss)?;
     secs.checked_mul(1_000_000)?.checked_add(frac)
 }
 
@@ -169,7 +171,11 @@ fn bar_chart(out: &mut String, id: &str, title: &str, items: &[(String, u64)]) {
     for (i, (label, n)) in items.iter().enumerate() {
         let y = (i as u64).saturating_mul(row_h);
         let w = n.saturating_mul(bar_w) / max;
-        let class = if label.ends_with("-install") { "bar install" } else { "bar" };
+        let class = if label.ends_with("-install") {
+            "bar install"
+        } else {
+            "bar"
+        };
         let _ = write!(
             out,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"{class}\" x=\"{label_w}\" y=\"{}\" width=\"{w}\" height=\"{}\"></rect><text x=\"{}\" y=\"{}\">{n}</text>",
@@ -201,7 +207,9 @@ fn timeline(out: &mut String, h: &HostDoc) {
         return;
     };
     let mut entries: Vec<&EvidenceDoc> = h.evidence.iter().collect();
-    entries.sort_by(|a, b| (a.first.as_deref(), a.last.as_deref()).cmp(&(b.first.as_deref(), b.last.as_deref())));
+    entries.sort_by(|a, b| {
+        (a.first.as_deref(), a.last.as_deref()).cmp(&(b.first.as_deref(), b.last.as_deref()))
+    });
     let shown = entries.len().min(TIMELINE_ROWS);
     let (label_w, plot_w, row_h) = (260i64, 420i64, 14i64);
     let height = (shown as i64 + 1) * row_h + 6;
@@ -345,9 +353,9 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
         csp(),
         esc(&head.sensor.version)
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<header><h1>ksensor audit report</h1><p class=\"muted\">ksensor {} · capture time <span class=\"mono\">{}</span> to <span class=\"mono\">{}</span> · <span id=\"host-count\">{host_count}</span> reported hosts</p></header>\n",
+        "<header><h1>ksensor audit report</h1><p class=\"muted\">ksensor {} · capture time <span class=\"mono\">{}</span> to <span class=\"mono\">{}</span> · <span id=\"host-count\">{host_count}</span> reported hosts</p></header>",
         esc(&head.sensor.version),
         opt(&head.time_range.first),
         opt(&head.time_range.last)
@@ -544,7 +552,11 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
         } else {
             format!(
                 " ({})",
-                damaged.iter().map(|d| esc(d)).collect::<Vec<_>>().join(", ")
+                damaged
+                    .iter()
+                    .map(|d| esc(d))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     );
@@ -553,7 +565,11 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
         out.push_str("<tr><td>nothing: every packet was decoded or counted as not ours, and no cap was reached</td><td class=\"num\">0</td></tr>");
     }
     for (path, n) in &losses {
-        let _ = write!(out, "<tr><td class=\"mono\">{}</td><td class=\"num\">{n}</td></tr>", esc(path));
+        let _ = write!(
+            out,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{n}</td></tr>",
+            esc(path)
+        );
     }
     if dropped > 0 {
         let _ = write!(out, "<tr><td class=\"mono\">hosts.evidence_dropped_by_cap</td><td class=\"num\">{dropped}</td></tr>");
@@ -566,7 +582,11 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
     }
     out.push_str("</tbody></table><h3>Caps in force</h3><p class=\"muted\">Each table, buffer and timeout is bounded; what reaches a bound is counted above.</p><table id=\"caps\"><thead><tr><th>cap</th><th class=\"num\">value</th></tr></thead><tbody>");
     for (k, v) in &head.caps {
-        let _ = write!(out, "<tr><td class=\"mono\">{}</td><td class=\"num\">{v}</td></tr>", esc(k));
+        let _ = write!(
+            out,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{v}</td></tr>",
+            esc(k)
+        );
     }
     out.push_str("</tbody></table></section>\n");
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body></html>\n");
@@ -592,7 +612,12 @@ mod tests {
             micros("2026-12-06T10:50:23.179046Z"),
             Some(1_796_554_223_179_046)
         );
-        for bad in ["", "2026-12-06", "20x6-12-06T10:50:23.1Z", "2026-12-06T10:50:2é.000000Z"] {
+        for bad in [
+            "",
+            "2026-12-06",
+            "20x6-12-06T10:50:23.1Z",
+            "2026-12-06T10:50:2é.000000Z",
+        ] {
             assert_eq!(micros(bad), None, "{bad}");
         }
     }

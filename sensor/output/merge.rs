@@ -40,8 +40,8 @@ use crate::inventory::verdict::{
     decide, is_mirror, managers_of, EvidenceSummary, Family, HostSummary, LearnedRoles, Peers,
 };
 use crate::inventory::{
-    EvidenceKind, Fact, NameId, NameTable, Origin, MAX_DNS_SERVERS_PER_HOST,
-    MAX_EVIDENCE_PER_HOST, MAX_FACTS_PER_HOST, MAX_MACS_PER_HOST, MAX_VLANS_PER_HOST,
+    EvidenceKind, Fact, NameId, NameTable, Origin, MAX_DNS_SERVERS_PER_HOST, MAX_EVIDENCE_PER_HOST,
+    MAX_FACTS_PER_HOST, MAX_MACS_PER_HOST, MAX_VLANS_PER_HOST,
 };
 use crate::observation::{NameSource, NamelessReason};
 use crate::proto::update::{UpdateMagic, UpdatePath};
@@ -92,7 +92,10 @@ impl std::fmt::Display for MergeError {
                  replay them under different names"
             ),
             MergeError::Label { what, value } => {
-                write!(f, "unknown {what} {value:?} (a report from another ksensor version?)")
+                write!(
+                    f,
+                    "unknown {what} {value:?} (a report from another ksensor version?)"
+                )
             }
         }
     }
@@ -129,7 +132,11 @@ const UPDATE_PATHS: [UpdatePath; 4] = [
     UpdatePath::Updater,
 ];
 const MAGICS: [UpdateMagic; 3] = [UpdateMagic::Klzf, UpdateMagic::Kld2, UpdateMagic::Diff];
-const ORIGINS: [Origin; 3] = [Origin::KasperskyName, Origin::KasperskyAddress, Origin::Server];
+const ORIGINS: [Origin; 3] = [
+    Origin::KasperskyName,
+    Origin::KasperskyAddress,
+    Origin::Server,
+];
 
 fn find<T: Copy>(all: &[T], label: impl Fn(T) -> String, s: &str) -> Option<T> {
     all.iter().copied().find(|v| label(*v) == s)
@@ -198,7 +205,10 @@ fn fact(doc: &FactDoc, names: &mut NameTable) -> Result<Fact, MergeError> {
             .ok_or_else(|| label_err("fact without a peer", &doc.fact))
             .and_then(|p| ip("fact peer", p))
     };
-    let port = || doc.port.ok_or_else(|| label_err("fact without a port", &doc.fact));
+    let port = || {
+        doc.port
+            .ok_or_else(|| label_err("fact without a port", &doc.fact))
+    };
     Ok(match doc.fact.as_str() {
         "ksc-session-to" => Fact::KscSessionTo {
             server: peer()?,
@@ -386,7 +396,10 @@ fn sum_counts(into: &mut Value, from: &Value, key: &str) {
 }
 
 /// Merges saved reports (see the module documentation).
-pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<ReportDoc, MergeError> {
+pub fn merge(
+    mut reports: Vec<ReportDoc>,
+    allow_mixed_rules: bool,
+) -> Result<ReportDoc, MergeError> {
     if reports.is_empty() {
         return Err(MergeError::NoReports);
     }
@@ -446,7 +459,9 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
         names_managers |= r.head.verdict_context.inventory_names_managers;
         for p in &r.head.verdict_context.peers {
             let addr = ip("peer address", &p.address)?;
-            let entry = peer_docs.entry(addr).or_insert((false, None, BTreeSet::new()));
+            let entry = peer_docs
+                .entry(addr)
+                .or_insert((false, None, BTreeSet::new()));
             entry.0 |= p.internal;
             entry.1 = entry.1.take().or_else(|| p.inventory_role.clone());
             for f in &p.learned {
@@ -552,7 +567,11 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
         }
         let mut summaries: Vec<EvidenceSummary> = Vec::new();
         for (kind, e) in &mut evidence {
-            let peer = e.peer.as_deref().map(|p| ip("evidence peer", p)).transpose()?;
+            let peer = e
+                .peer
+                .as_deref()
+                .map(|p| ip("evidence peer", p))
+                .transpose()?;
             // An update from a server that is neither a Kaspersky name nor address counts
             // only if that server is a mirror: the one classification that depends on other
             // hosts, so it is made again from the merged view.
@@ -571,8 +590,9 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
                     .copied()
                     .find(|f| f.label() == family_label)
                     .ok_or_else(|| label_err("evidence family", family_label))?,
-                product: ProductClass::from_label(e.product.as_deref().unwrap_or(""))
-                    .ok_or_else(|| label_err("product class", e.product.as_deref().unwrap_or("")))?,
+                product: ProductClass::from_label(e.product.as_deref().unwrap_or("")).ok_or_else(
+                    || label_err("product class", e.product.as_deref().unwrap_or("")),
+                )?,
                 confidence: confidence(&e.confidence)?,
                 install: e.install,
                 direct: e.direct,
@@ -603,9 +623,24 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
         let mut keyed: Vec<_> = Vec::with_capacity(ordered.len());
         for (kind, e) in ordered.drain(..) {
             let name = e.name.clone().unwrap_or_default();
-            let peer = e.peer.as_deref().map(|p| ip("evidence peer", p)).transpose()?;
+            let peer = e
+                .peer
+                .as_deref()
+                .map(|p| ip("evidence peer", p))
+                .transpose()?;
             let input = e.input.as_ref().and_then(|i| input_index.get(i)).copied();
-            keyed.push(((kind, e.rule.clone(), e.name.is_some(), name.len(), name, peer, input), e));
+            keyed.push((
+                (
+                    kind,
+                    e.rule.clone(),
+                    e.name.is_some(),
+                    name.len(),
+                    name,
+                    peer,
+                    input,
+                ),
+                e,
+            ));
         }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let evidence: Vec<EvidenceDoc> = keyed.into_iter().map(|(_, e)| e).collect();
@@ -647,7 +682,10 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
             managed_by,
             product: decision.product.map(|p| p.label().to_string()),
             reason: super::describe::reason(&summary, &decision, &facts),
-            roles: role_labels(&summary.roles).into_iter().map(String::from).collect(),
+            roles: role_labels(&summary.roles)
+                .into_iter()
+                .map(String::from)
+                .collect(),
             rules,
             verdict: decision.verdict.label().to_string(),
             vlans: m.vlans.iter().copied().take(MAX_VLANS_PER_HOST).collect(),
@@ -658,10 +696,7 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
     let hosts_out: Vec<HostDoc> = docs.into_iter().map(|(.., d)| d).collect();
 
     // Peers the merged hosts depend on that are not reported themselves.
-    let reported: BTreeSet<IpAddr> = hosts_out
-        .iter()
-        .filter_map(|h| h.ip.parse().ok())
-        .collect();
+    let reported: BTreeSet<IpAddr> = hosts_out.iter().filter_map(|h| h.ip.parse().ok()).collect();
     let mut wanted: BTreeSet<IpAddr> = BTreeSet::new();
     for h in &hosts_out {
         for f in &h.learned {
@@ -721,7 +756,11 @@ pub fn merge(mut reports: Vec<ReportDoc>, allow_mixed_rules: bool) -> Result<Rep
             sensor_version: r.head.sensor.version.clone(),
         });
     }
-    merged.sort_by(|a, b| a.inputs.cmp(&b.inputs).then(a.rules_sha256.cmp(&b.rules_sha256)));
+    merged.sort_by(|a, b| {
+        a.inputs
+            .cmp(&b.inputs)
+            .then(a.rules_sha256.cmp(&b.rules_sha256))
+    });
     let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
     for h in &hosts_out {
         *verdicts.entry(h.verdict.clone()).or_insert(0) += 1;
@@ -780,12 +819,19 @@ mod tests {
     /// agrees with the run's inventory.
     #[test]
     fn a_report_merged_alone_keeps_its_hosts() {
-        for name in ["staged-enterprise.pcap", "staged-network.pcap", "dns-udp.pcap"] {
+        for name in [
+            "staged-enterprise.pcap",
+            "staged-network.pcap",
+            "dns-udp.pcap",
+        ] {
             let doc = golden(name);
             let merged = merge(vec![doc.clone()], false).expect("merge");
             assert_eq!(merged.hosts, doc.hosts, "{name}");
             assert_eq!(merged.head.verdicts, doc.head.verdicts, "{name}");
-            assert_eq!(merged.head.verdict_context, doc.head.verdict_context, "{name}");
+            assert_eq!(
+                merged.head.verdict_context, doc.head.verdict_context,
+                "{name}"
+            );
             assert_eq!(merged.head.counters, doc.head.counters, "{name}");
         }
     }

@@ -296,7 +296,10 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::NotJson(e) => write!(f, "not a ksensor JSON report (not JSON: {e})"),
             ReadError::NotAReport => {
-                write!(f, "not a ksensor JSON report (no \"sensor\": {{\"name\": \"ksensor\"}})")
+                write!(
+                    f,
+                    "not a ksensor JSON report (no \"sensor\": {{\"name\": \"ksensor\"}})"
+                )
             }
             ReadError::Schema(0) => write!(
                 f,

@@ -26,7 +26,11 @@ pub fn managed_by_cell(managers: &[ManagerDoc]) -> String {
 
 /// The distinct rule ids of a host's evidence, sorted.
 pub fn rule_ids(h: &HostDoc) -> Vec<&str> {
-    let mut ids: Vec<&str> = h.evidence.iter().filter_map(|e| e.rule.as_deref()).collect();
+    let mut ids: Vec<&str> = h
+        .evidence
+        .iter()
+        .filter_map(|e| e.rule.as_deref())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids

@@ -425,8 +425,7 @@ impl<'a> Report<'a> {
     /// manages a host (`verdict::managers_of`), so it needs the peer's inventory role,
     /// whether it is internal and its facts.
     fn peers(&self) -> Vec<Value> {
-        let reported: std::collections::BTreeSet<IpAddr> =
-            self.rows.iter().map(|r| r.ip).collect();
+        let reported: std::collections::BTreeSet<IpAddr> = self.rows.iter().map(|r| r.ip).collect();
         let mut peers: std::collections::BTreeSet<IpAddr> = std::collections::BTreeSet::new();
         for row in &self.rows {
             let Some(h) = self.inventory.host(row.ip) else {
