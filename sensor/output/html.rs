@@ -28,6 +28,9 @@ use super::render::{counter, evidence_subject, managed_by_cell};
 /// evidence table below it (a timeline taller than this no longer reads as one picture).
 pub const TIMELINE_ROWS: usize = 24;
 
+/// Characters of an entry's label beside its timeline row (what fits the label column at 12 px).
+const TIMELINE_LABEL_CHARS: usize = 48;
+
 /// Escapes `s` for HTML text and quoted attribute values (the five characters HTML gives
 /// meaning to).
 pub fn esc(s: &str) -> String {
@@ -49,7 +52,7 @@ const STYLE: &str = r#"
 :root { --fg:#1b1f24; --muted:#57606a; --line:#d0d7de; --bg:#fff; --head:#f6f8fa; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1280px; padding: 1rem 1.5rem; }
 h1 { font-size: 1.6rem; margin: .2rem 0; } h2 { font-size: 1.25rem; border-bottom: 1px solid var(--line); padding-bottom: .2rem; margin-top: 2rem; } h3 { font-size: 1.05rem; margin: 1.2rem 0 .3rem; }
-.muted { color: var(--muted); } code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; word-break: break-all; }
+.muted { color: var(--muted); } code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; overflow-wrap: anywhere; }
 nav a { margin-right: 1rem; }
 td.ip, td.first-seen, td.last-seen, td.vlan { white-space: nowrap; word-break: normal; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; }
@@ -211,7 +214,7 @@ fn timeline(out: &mut String, h: &HostDoc) {
         (a.first.as_deref(), a.last.as_deref()).cmp(&(b.first.as_deref(), b.last.as_deref()))
     });
     let shown = entries.len().min(TIMELINE_ROWS);
-    let (label_w, plot_w, row_h) = (260i64, 420i64, 14i64);
+    let (label_w, plot_w, row_h) = (330i64, 420i64, 14i64);
     let height = (shown as i64 + 1) * row_h + 6;
     let span = (t1 - t0).max(0);
     let x = |t: i64| -> i64 {
@@ -242,13 +245,21 @@ fn timeline(out: &mut String, h: &HostDoc) {
     for (i, e) in entries.iter().take(shown).enumerate() {
         let y = i as i64 * row_h;
         let label = format!("{} {}", e.source, evidence_subject(e));
+        // Long names are cut in the picture (the full name is in its tooltip and the table).
+        let shown_label: String = if label.chars().count() > TIMELINE_LABEL_CHARS {
+            let mut cut: String = label.chars().take(TIMELINE_LABEL_CHARS - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            label.clone()
+        };
         let class = if e.direct { "" } else { " indirect" };
         let _ = write!(
             out,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
             label_w - 6,
             y + 11,
-            esc(&label)
+            esc(&shown_label)
         );
         let (Some(a), Some(b)) = (
             e.first.as_deref().and_then(micros),
