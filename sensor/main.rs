@@ -24,10 +24,10 @@ use clap::{Args, Parser, Subcommand};
 
 use ksensor::app::config::{parse_net, LiveConfig, WebConfig};
 use ksensor::app::live::{self as live_app, LiveRunError, LiveSettings};
+use ksensor::capture::digest::{DigestAlgorithm, DigestOptions};
 use ksensor::capture::live::{
     LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
 };
-use ksensor::capture::digest::{DigestAlgorithm, DigestOptions};
 use ksensor::flow::budget::DEFAULT_REASSEMBLY_BYTES;
 use ksensor::fs_error;
 use ksensor::inventory::assets::Assets;
@@ -64,6 +64,80 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Re-render or merge saved JSON reports (no captures needed).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge JSON reports (from several sensors, or files replayed on several machines) into
+    /// one, deciding every verdict again from the merged evidence.
+    Merge {
+        /// JSON reports written by `ksensor replay --report`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Merge reports made with different rule sets (all are listed in the result).
+        #[arg(long)]
+        allow_mixed_rules: bool,
+        #[command(flatten)]
+        outputs: ReportOutputs,
+    },
+    /// Render one saved JSON report again (Markdown, CSV, HTML).
+    Render {
+        file: PathBuf,
+        #[command(flatten)]
+        outputs: ReportOutputs,
+    },
+}
+
+#[derive(Args)]
+struct ReportOutputs {
+    /// Write the JSON report to PATH (`-` for standard output).
+    #[arg(long, value_name = "PATH|-")]
+    report: Option<String>,
+    /// Write the Markdown report to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_md: Option<PathBuf>,
+    /// Write the host table as CSV to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_csv: Option<PathBuf>,
+    /// Write the HTML audit report to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_html: Option<PathBuf>,
+}
+
+fn report_command(command: ReportCommand) -> ExitCode {
+    use ksensor::app::report_cmd::{run, Outputs};
+    let (files, merge, allow, o) = match command {
+        ReportCommand::Merge {
+            files,
+            allow_mixed_rules,
+            outputs,
+        } => (files, true, allow_mixed_rules, outputs),
+        ReportCommand::Render { file, outputs } => (vec![file], false, false, outputs),
+    };
+    let outputs = Outputs {
+        report: o.report,
+        report_md: o.report_md,
+        report_csv: o.report_csv,
+        report_html: o.report_html,
+    };
+    match run(&files, merge, allow, &outputs) {
+        Ok(failed) if failed.is_empty() => ExitCode::SUCCESS,
+        Ok(failed) => {
+            for f in failed {
+                eprintln!("ksensor: writing failed: {f}");
+            }
+            ExitCode::from(4)
+        }
+        Err(e) => {
+            eprintln!("ksensor: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,6 +181,9 @@ struct ReplayArgs {
     /// Write the host table as CSV to PATH.
     #[arg(long, value_name = "PATH")]
     report_csv: Option<PathBuf>,
+    /// Write the HTML audit report (one self-contained file) to PATH.
+    #[arg(long, value_name = "PATH")]
+    report_html: Option<PathBuf>,
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
@@ -375,6 +452,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => rules_check(&paths),
+        Command::Report { command } => report_command(command),
     }
 }
 
@@ -446,6 +524,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         ("--report", args.report.as_deref().map(Path::new)),
         ("--report-md", args.report_md.as_deref()),
         ("--report-csv", args.report_csv.as_deref()),
+        ("--report-html", args.report_html.as_deref()),
         ("--metrics-file", args.metrics_file.as_deref()),
     ] {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
@@ -558,6 +637,12 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.report_csv {
         if let Err(e) = write_text(path, &report.to_csv()) {
+            eprintln!("ksensor: {e:#}");
+            output_failed = true;
+        }
+    }
+    if let Some(path) = &args.report_html {
+        if let Err(e) = write_text(path, &report.to_html()) {
             eprintln!("ksensor: {e:#}");
             output_failed = true;
         }

@@ -86,7 +86,11 @@ fn a_default_report_binds_each_input_by_size_packets_times_and_its_first_and_las
         assert_eq!(input["file_bytes"], size, "{workers} workers");
         assert!(input["packets"].as_u64().unwrap() > 0);
         assert!(input["first_ts"].is_string() && input["last_ts"].is_string());
-        assert_eq!(input["sha256"], Value::Null, "no whole-file hash unless asked");
+        assert_eq!(
+            input["sha256"],
+            Value::Null,
+            "no whole-file hash unless asked"
+        );
         assert_eq!(input["blake3"], Value::Null);
         assert_eq!(input["edge_bytes"], 1u64 << 20);
         let head = edge_sha256("head", 1 << 20, &path);
@@ -146,7 +150,15 @@ fn standard_input_is_bound_like_a_file() {
     let path = large_capture(dir.path());
     let bytes = std::fs::read(&path).unwrap();
     let mut child = ksensor()
-        .args(["replay", "--quiet", "--report", "-", "--input-hash", "sha256", "-"])
+        .args([
+            "replay",
+            "--quiet",
+            "--report",
+            "-",
+            "--input-hash",
+            "sha256",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -156,7 +156,17 @@ fn a_second_sigterm_during_the_drain_leaves_whole_lines() {
         assert!(ok.success());
     };
     kill("-TERM");
-    std::thread::sleep(Duration::from_millis(20));
+    // The second signal goes once the first one's drain has begun (its log line is out), not
+    // after a fixed sleep: on a loaded machine two signals sent before the first is handled
+    // are one pending signal (signal(7): standard signals do not queue).
+    let begun = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(lab.path("sensor.err"))
+        .unwrap_or_default()
+        .contains("stopping: draining")
+    {
+        assert!(Instant::now() < begun, "ksensor did not begin its drain");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     kill("-TERM");
     let status = wait_for(&mut lab.children[0], Duration::from_secs(20)).expect("ksensor exits");
     let log = std::fs::read_to_string(lab.path("sensor.err")).unwrap_or_default();

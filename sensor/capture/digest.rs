@@ -67,10 +67,15 @@ impl std::str::FromStr for DigestAlgorithm {
         match name {
             "sha256" => Ok(DigestAlgorithm::Sha256),
             "blake3" => Ok(DigestAlgorithm::Blake3),
-            _ => Err(format!("'{name}' is not a digest ksensor computes (sha256 or blake3)")),
+            _ => Err(format!(
+                "'{name}' is not a digest ksensor computes (sha256 or blake3)"
+            )),
         }
     }
 }
+
+/// Bytes read back at a time for the last edge of a file (on the stack).
+const TAIL_PIECE: usize = 16 * 1024;
 
 /// A whole input's digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,15 +205,25 @@ impl EdgeDigest {
     fn finish(self) -> Option<EdgeHashes> {
         let head = self.head.finalize().into();
         if let Some(file) = &self.file {
-            // At most EDGE_LEN bytes: one MiB allocated once per input.
             let span = self.total.min(EDGE_LEN as u64);
-            let mut last = vec![0u8; usize::try_from(span).ok()?];
-            file.read_exact_at(&mut last, self.total - span).ok()?;
+            // Read back in small pieces: the end of a replay is when its memory peaks (every
+            // flow still held), so no MiB buffer is added to it.
+            let mut piece = [0u8; TAIL_PIECE];
+            let mut tail = Sha256::new();
+            let mut at = self.total.saturating_sub(span);
+            while at < self.total {
+                let left = self.total.saturating_sub(at);
+                let n = usize::try_from(left).map_or(TAIL_PIECE, |n| n.min(TAIL_PIECE));
+                let buf = piece.get_mut(..n)?;
+                file.read_exact_at(buf, at).ok()?;
+                tail.update(&*buf);
+                at = at.saturating_add(n as u64);
+            }
             return Some(EdgeHashes {
                 span,
                 whole: span == self.total,
                 head,
-                tail: Sha256::digest(&last).into(),
+                tail: tail.finalize().into(),
             });
         }
         let span = self.tail_len.min(EDGE_LEN);

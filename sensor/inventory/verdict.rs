@@ -174,6 +174,23 @@ pub enum Family {
 }
 
 impl Family {
+    pub const ALL: [Family; 14] = [
+        Family::Update,
+        Family::KsnCloud,
+        Family::Activation,
+        Family::Telemetry,
+        Family::InjectedScript,
+        Family::KscCloud,
+        Family::Certificate,
+        Family::Service,
+        Family::Portal,
+        Family::Download,
+        Family::Website,
+        Family::Mail,
+        Family::Management,
+        Family::Address,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Family::Update => "update",
@@ -483,62 +500,152 @@ fn update_worth(
     (Family::Update, product, counts, counts)
 }
 
-impl Inventory {
-    /// Whether `ip` is an update mirror: inventoried as one (or as a distribution point), or
-    /// learned from the update files it served and internal.
-    fn is_mirror(&self, ip: IpAddr, assets: &Assets) -> bool {
-        let role = self.asset_role(ip, assets);
-        if matches!(role, Some(Role::UpdateMirror | Role::DistributionPoint)) {
-            return true;
+/// What deciding a host needs to know about the other hosts it is tied to (its KSC servers,
+/// distribution points and update servers): the inventory at the end of a run, or the hosts
+/// and peers of saved reports merged together (`output::merge`).
+pub trait Peers {
+    /// Its role in the operator's inventory.
+    fn asset_role(&self, ip: IpAddr) -> Option<Role>;
+    /// Inside our networks by address (without what its facts show).
+    fn internal_address(&self, ip: IpAddr) -> bool;
+    /// The roles learned from its facts.
+    fn learned(&self, ip: IpAddr) -> LearnedRoles;
+    /// The text of an interned name.
+    fn name(&self, id: super::NameId) -> Option<Arc<str>>;
+}
+
+/// Whether `ip` is an update mirror: inventoried as one (or as a distribution point), or
+/// learned from the update files it served and internal.
+pub fn is_mirror(peers: &dyn Peers, ip: IpAddr) -> bool {
+    if matches!(
+        peers.asset_role(ip),
+        Some(Role::UpdateMirror | Role::DistributionPoint)
+    ) {
+        return true;
+    }
+    let roles = peers.learned(ip);
+    roles.update_mirror && (peers.internal_address(ip) || roles.wakes_agents)
+}
+
+/// Whether `ip` is internal: by address, or because it wakes agents.
+fn is_internal(peers: &dyn Peers, ip: IpAddr) -> bool {
+    peers.internal_address(ip) || peers.learned(ip).wakes_agents
+}
+
+fn manager(peers: &dyn Peers, ip: IpAddr, link: ManagerLink) -> Manager {
+    let learned = peers.learned(ip);
+    let learned = if learned.ksc_server {
+        Some(Verdict::KscServer)
+    } else if learned.distribution_point {
+        Some(Verdict::DistributionPoint)
+    } else if learned.update_mirror {
+        Some(Verdict::UpdateMirror)
+    } else {
+        None
+    };
+    Manager {
+        address: Some(ip),
+        cloud_console: None,
+        link,
+        asset_role: peers.asset_role(ip),
+        learned,
+        internal: is_internal(peers, ip),
+    }
+}
+
+/// The managers a host's facts tie it to, each once with its strongest link.
+pub fn managers_of(facts: &[Fact], peers: &dyn Peers) -> Vec<Manager> {
+    let mut managers: Vec<Manager> = Vec::new();
+    let add = |m: Manager, managers: &mut Vec<Manager>| {
+        let same = managers
+            .iter_mut()
+            .find(|o| o.address == m.address && o.cloud_console == m.cloud_console);
+        match same {
+            Some(o) => o.link = o.link.min(m.link),
+            None => managers.push(m),
         }
-        self.hosts.get(&ip).is_some_and(|h| {
-            let roles = LearnedRoles::of(h.facts());
-            roles.update_mirror && (assets.is_internal(ip) || roles.wakes_agents)
-        })
+    };
+    for fact in facts {
+        match *fact {
+            Fact::KscSessionTo { server, port } if !KSC_CONSOLE_PORTS.contains(&port) => add(
+                manager(peers, server, ManagerLink::KscSession),
+                &mut managers,
+            ),
+            Fact::KscWakeupFrom { server } => add(
+                manager(peers, server, ManagerLink::KscWakeup),
+                &mut managers,
+            ),
+            Fact::KscNoticeTo { server } => {
+                let m = manager(peers, server, ManagerLink::KscNotice);
+                let is_server = matches!(
+                    m.asset_role,
+                    Some(Role::KscServer | Role::DistributionPoint)
+                ) || matches!(
+                    m.learned,
+                    Some(Verdict::KscServer | Verdict::DistributionPoint)
+                );
+                if is_server {
+                    add(m, &mut managers);
+                }
+            }
+            Fact::FetchedUpdates { server } if is_mirror(peers, server) => add(
+                manager(peers, server, ManagerLink::UpdateMirror),
+                &mut managers,
+            ),
+            Fact::CloudConsole { name } => add(
+                Manager {
+                    address: None,
+                    cloud_console: peers.name(name),
+                    link: ManagerLink::CloudConsole,
+                    asset_role: None,
+                    learned: None,
+                    internal: false,
+                },
+                &mut managers,
+            ),
+            _ => {}
+        }
+    }
+    managers
+}
+
+/// The inventory at the end of a run, seen as [`Peers`].
+struct InventoryPeers<'a> {
+    inventory: &'a Inventory,
+    assets: &'a Assets,
+}
+
+impl Peers for InventoryPeers<'_> {
+    fn asset_role(&self, ip: IpAddr) -> Option<Role> {
+        let macs = self.inventory.hosts.get(&ip).map_or(&[][..], |h| h.macs());
+        self.assets.find(ip, macs.iter()).map(|a| a.role)
     }
 
-    fn asset_role(&self, ip: IpAddr, assets: &Assets) -> Option<Role> {
-        let macs = self.hosts.get(&ip).map_or(&[][..], |h| h.macs());
-        assets.find(ip, macs.iter()).map(|a| a.role)
+    fn internal_address(&self, ip: IpAddr) -> bool {
+        self.assets.is_internal(ip)
     }
 
-    /// Whether `ip` is internal: by address, or because it wakes agents.
-    fn is_internal(&self, ip: IpAddr, assets: &Assets) -> bool {
-        assets.is_internal(ip)
-            || self
-                .hosts
-                .get(&ip)
-                .is_some_and(|h| LearnedRoles::of(h.facts()).wakes_agents)
-    }
-
-    fn manager(&self, ip: IpAddr, link: ManagerLink, assets: &Assets) -> Manager {
-        let learned = self
+    fn learned(&self, ip: IpAddr) -> LearnedRoles {
+        self.inventory
             .hosts
             .get(&ip)
             .map(|h| LearnedRoles::of(h.facts()))
-            .unwrap_or_default();
-        let learned = if learned.ksc_server {
-            Some(Verdict::KscServer)
-        } else if learned.distribution_point {
-            Some(Verdict::DistributionPoint)
-        } else if learned.update_mirror {
-            Some(Verdict::UpdateMirror)
-        } else {
-            None
-        };
-        Manager {
-            address: Some(ip),
-            cloud_console: None,
-            link,
-            asset_role: self.asset_role(ip, assets),
-            learned,
-            internal: self.is_internal(ip, assets),
-        }
+            .unwrap_or_default()
     }
 
+    fn name(&self, id: super::NameId) -> Option<Arc<str>> {
+        self.inventory.budget.names.shared(id)
+    }
+}
+
+impl Inventory {
     /// One host gathered for [`decide`].
     pub fn summary(&self, host: &Host, assets: &Assets) -> HostSummary {
         let rules: &RuleSet = &self.rules;
+        let peers = InventoryPeers {
+            inventory: self,
+            assets,
+        };
         let roles = LearnedRoles::of(host.facts());
         let evidence = host
             .evidence()
@@ -549,7 +656,7 @@ impl Inventory {
                     EvidenceKind::KscSession(port) => KSC_CONSOLE_PORTS.contains(&port),
                     _ => false,
                 };
-                let mirror = || e.key.peer.is_some_and(|peer| self.is_mirror(peer, assets));
+                let mirror = || e.key.peer.is_some_and(|peer| is_mirror(&peers, peer));
                 let (family, product, install, direct) =
                     classify(e.key.kind, rule, console, mirror);
                 EvidenceSummary {
@@ -565,57 +672,7 @@ impl Inventory {
                 }
             })
             .collect();
-        let mut managers: Vec<Manager> = Vec::new();
-        let add = |m: Manager, managers: &mut Vec<Manager>| {
-            let same = managers
-                .iter_mut()
-                .find(|o| o.address == m.address && o.cloud_console == m.cloud_console);
-            match same {
-                Some(o) => o.link = o.link.min(m.link),
-                None => managers.push(m),
-            }
-        };
-        for fact in host.facts() {
-            match *fact {
-                Fact::KscSessionTo { server, port } if !KSC_CONSOLE_PORTS.contains(&port) => add(
-                    self.manager(server, ManagerLink::KscSession, assets),
-                    &mut managers,
-                ),
-                Fact::KscWakeupFrom { server } => add(
-                    self.manager(server, ManagerLink::KscWakeup, assets),
-                    &mut managers,
-                ),
-                Fact::KscNoticeTo { server } => {
-                    let m = self.manager(server, ManagerLink::KscNotice, assets);
-                    let is_server = matches!(
-                        m.asset_role,
-                        Some(Role::KscServer | Role::DistributionPoint)
-                    ) || matches!(
-                        m.learned,
-                        Some(Verdict::KscServer | Verdict::DistributionPoint)
-                    );
-                    if is_server {
-                        add(m, &mut managers);
-                    }
-                }
-                Fact::FetchedUpdates { server } if self.is_mirror(server, assets) => add(
-                    self.manager(server, ManagerLink::UpdateMirror, assets),
-                    &mut managers,
-                ),
-                Fact::CloudConsole { name } => add(
-                    Manager {
-                        address: None,
-                        cloud_console: self.budget.names.shared(name),
-                        link: ManagerLink::CloudConsole,
-                        asset_role: None,
-                        learned: None,
-                        internal: false,
-                    },
-                    &mut managers,
-                ),
-                _ => {}
-            }
-        }
+        let managers = managers_of(host.facts(), &peers);
         HostSummary {
             ip: host.ip,
             internal: assets.is_internal(host.ip) || roles.wakes_agents,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::inventory::assets::Role;
 use crate::inventory::names::NameTable;
 use crate::inventory::verdict::{Decision, EvidenceSummary, HostSummary, Manager, ManagerLink};
-use crate::inventory::{EvidenceKind, Fact, Family, Host, Origin, Product, Verdict};
+use crate::inventory::{EvidenceKind, Fact, Family, Origin, Product, Verdict};
 use crate::observation::{NameSource, KSC_CONSOLE_PORTS};
 use crate::proto::update::{UpdateMagic, UpdatePath};
 
@@ -337,8 +337,8 @@ fn product_phrase(product: Option<Product>) -> &'static str {
 }
 
 /// Distinct peers of the facts `pick` selects.
-fn peers(host: &Host, pick: impl Fn(&Fact) -> Option<IpAddr>) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = host.facts().iter().filter_map(pick).collect();
+fn peers(facts: &[Fact], pick: impl Fn(&Fact) -> Option<IpAddr>) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = facts.iter().filter_map(pick).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -353,26 +353,26 @@ fn count_phrase(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The role part of a reason: what the host does for others.
-fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> String {
+fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, facts: &[Fact]) -> String {
     let listed = s
         .asset_role
         .map(|r| format!(" (listed in the inventory as {})", r.label()))
         .unwrap_or_default();
     match verdict {
         Verdict::KscServer => {
-            let agents = peers(host, |f| match *f {
+            let agents = peers(facts, |f| match *f {
                 Fact::KscSessionFrom { client, port } if !KSC_CONSOLE_PORTS.contains(&port) => {
                     Some(client)
                 }
                 _ => None,
             });
-            let consoles = peers(host, |f| match *f {
+            let consoles = peers(facts, |f| match *f {
                 Fact::KscSessionFrom { client, port } if KSC_CONSOLE_PORTS.contains(&port) => {
                     Some(client)
                 }
                 _ => None,
             });
-            let notices = peers(host, |f| match *f {
+            let notices = peers(facts, |f| match *f {
                 Fact::KscNoticeFrom { agent } => Some(agent),
                 _ => None,
             });
@@ -405,11 +405,11 @@ fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> 
             }
         }
         Verdict::DistributionPoint => {
-            let agents = peers(host, |f| match *f {
+            let agents = peers(facts, |f| match *f {
                 Fact::KscSessionFrom { client, .. } => Some(client),
                 _ => None,
             });
-            let groups = peers(host, |f| match *f {
+            let groups = peers(facts, |f| match *f {
                 Fact::KscMulticast { group } => Some(group),
                 _ => None,
             });
@@ -442,7 +442,7 @@ fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> 
             }
         }
         Verdict::UpdateMirror => {
-            let clients = peers(host, |f| match *f {
+            let clients = peers(facts, |f| match *f {
                 Fact::ServedUpdate { client, .. } => Some(client),
                 _ => None,
             });
@@ -456,7 +456,7 @@ fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> 
             }
         }
         Verdict::Proxy => {
-            let clients = peers(host, |f| match *f {
+            let clients = peers(facts, |f| match *f {
                 Fact::ProxyFor { client } => Some(client),
                 _ => None,
             });
@@ -472,7 +472,7 @@ fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> 
             s
         }
         Verdict::Resolver => {
-            let forwarded = peers(host, |f| match *f {
+            let forwarded = peers(facts, |f| match *f {
                 Fact::ForwardedFor { client } => Some(client),
                 _ => None,
             });
@@ -491,8 +491,9 @@ fn role_reason(verdict: Verdict, s: &HostSummary, d: &Decision, host: &Host) -> 
     }
 }
 
-/// The one plain sentence that explains a host's verdict.
-pub fn reason(s: &HostSummary, d: &Decision, host: &Host) -> String {
+/// The one plain sentence that explains a host's verdict, from its summary, its decision and
+/// its learned facts (sorted).
+pub fn reason(s: &HostSummary, d: &Decision, facts: &[Fact]) -> String {
     match d.verdict {
         Verdict::UnmanagedInstall | Verdict::ExternallyManagedInstall | Verdict::ManagedInstall => {
             let certainty = d.certainty.map_or("", |c| c.label());
@@ -526,7 +527,7 @@ pub fn reason(s: &HostSummary, d: &Decision, host: &Host) -> String {
             text
         }
         Verdict::KscConsole => {
-            let servers = peers(host, |f| match *f {
+            let servers = peers(facts, |f| match *f {
                 Fact::KscSessionTo { server, port } if KSC_CONSOLE_PORTS.contains(&port) => {
                     Some(server)
                 }
@@ -570,6 +571,6 @@ pub fn reason(s: &HostSummary, d: &Decision, host: &Host) -> String {
                 )
             }
         }
-        role => role_reason(role, s, d, host),
+        role => role_reason(role, s, d, facts),
     }
 }

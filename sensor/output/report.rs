@@ -19,10 +19,9 @@
 //! one plain `reason` sentence (also in the Markdown and CSV).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
@@ -30,7 +29,7 @@ use crate::capture::digest::{DigestAlgorithm, InputDigests};
 use crate::flow::WorkerCounters;
 use crate::inventory::assets::Assets;
 use crate::inventory::verdict::{Decision, HostSummary, Manager};
-use crate::inventory::{Certainty, Evidence, Fact, Host, Inventory, Product, Verdict};
+use crate::inventory::{Certainty, Evidence, Fact, Host, Inventory, Origin, Product, Verdict};
 use crate::proto::NameKind;
 use crate::reason::{Reason, ReasonCounts};
 use crate::rules::RuleSet;
@@ -40,6 +39,7 @@ use super::describe::{
     describe_fact, evidence_detail, evidence_group, evidence_origin, fact_label, reason,
 };
 use super::mac_string;
+use super::model::{HostDoc, HostDocs, ReportHead, REPORT_SCHEMA};
 
 /// What the report says about one input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,7 +210,6 @@ impl<'a> Report<'a> {
             .map(|(e, c)| (e.key, c))
             .collect();
         let evidence: Vec<Value> = self
-            .inventory
             .evidence_in_order(h)
             .into_iter()
             .map(|Evidence { key, stat }| {
@@ -245,25 +244,14 @@ impl<'a> Report<'a> {
             })
             .collect();
         categories.sort_unstable();
-        let r = &summary.roles;
-        let roles: Vec<&str> = [
-            (r.ksc_server, "ksc-server"),
-            (r.distribution_point, "distribution-point"),
-            (r.update_mirror, "update-mirror"),
-            (r.proxy, "proxy"),
-            (r.resolver, "resolver"),
-            (r.ksc_console, "ksc-console"),
-        ]
-        .into_iter()
-        .filter_map(|(on, label)| on.then_some(label))
-        .collect();
+        let roles = role_labels(&summary.roles);
         Some(json!({
             "ip": h.ip.to_string(),
             "verdict": decision.verdict.label(),
             "certainty": decision.certainty.map(Certainty::label),
             "product": decision.product.map(Product::label),
             "managed_by": decision.managed_by.iter().map(manager_json).collect::<Vec<_>>(),
-            "reason": reason(&summary, &decision, h),
+            "reason": reason(&summary, &decision, h.facts()),
             "internal": summary.internal,
             "asset": row.asset_label.as_ref().map(|l| json!({"label": l, "role": row.asset_role})),
             "roles": roles,
@@ -284,7 +272,7 @@ impl<'a> Report<'a> {
     pub fn to_json(&self) -> JsonReport<'_, 'a> {
         JsonReport {
             report: self,
-            head: self.json_head(),
+            head: self.head(),
         }
     }
 
@@ -310,7 +298,7 @@ impl<'a> Report<'a> {
         }
         let inv = &self.inventory.counters;
         let head = json!({
-            "sensor": { "name": "ksensor", "version": self.version },
+            "sensor": { "name": "ksensor", "report_schema": REPORT_SCHEMA, "version": self.version },
             "inputs": self.inputs.iter().map(|i| json!({
                 "name": i.name,
                 "sha256": i.sha256,
@@ -381,6 +369,10 @@ impl<'a> Report<'a> {
             },
             "caps": self.caps.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "verdicts": verdicts,
+            "verdict_context": {
+                "inventory_names_managers": self.assets.names_managers(),
+                "peers": self.peers(),
+            },
             "hosts": Value::Null,
         });
         let mut map = match head {
@@ -422,242 +414,121 @@ impl<'a> Report<'a> {
         map
     }
 
-    /// The CSV host table.
+    /// The CSV host table ([`super::render::csv`] over this report's model).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("ip,verdict,certainty,product,managed_by,asset,role,first_seen,last_seen,macs,vlans,rules,categories,strongest_confidence,reason\n");
-        for row in &self.rows {
-            let Some((h, summary, decision)) = self.decided(row) else {
-                continue;
-            };
-            let mut rules: Vec<&str> = h
-                .evidence()
-                .iter()
-                .filter_map(|e| e.key.rule)
-                .map(|r| self.rules.rule(r).id.as_str())
-                .collect();
-            rules.sort_unstable();
-            rules.dedup();
-            let mut cats: Vec<&str> = h
-                .evidence()
-                .iter()
-                .filter_map(|e| e.key.rule)
-                .map(|r| self.rules.rule(r).category.label())
-                .collect();
-            cats.sort_unstable();
-            cats.dedup();
-            let fields = [
-                h.ip.to_string(),
-                row.verdict.label().to_string(),
-                row.certainty.map_or("", Certainty::label).to_string(),
-                row.product.map_or("", Product::label).to_string(),
-                managed_by_cell(&decision.managed_by),
-                row.asset_label.clone().unwrap_or_default(),
-                row.asset_role.unwrap_or("").to_string(),
-                h.first_seen.rfc3339_micros().to_string(),
-                h.last_seen.rfc3339_micros().to_string(),
-                h.macs()
-                    .iter()
-                    .map(mac_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                h.vlans()
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                rules.join(" "),
-                cats.join(" "),
-                h.strongest().map_or("", |c| c.label()).to_string(),
-                reason(&summary, &decision, h),
-            ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&line.join(","));
-            out.push('\n');
-        }
-        out
+        super::render::csv(self)
     }
 
-    /// The Markdown report for people.
+    /// The Markdown report for people ([`super::render::markdown`] over this report's model).
     pub fn to_markdown(&self) -> String {
-        let mut md = String::new();
-        let (first, last) = self.time_range();
-        let show =
-            |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.rfc3339_micros().to_string());
-        let _ = writeln!(md, "# ksensor audit report\n");
-        let _ = writeln!(md, "- Sensor: ksensor {}", self.version);
-        let _ = writeln!(
-            md,
-            "- Rule set: {} rules, SHA-256 `{}`",
-            self.rules.rules().len(),
-            self.rules.sha256()
-        );
-        let _ = writeln!(
-            md,
-            "- Capture time range: {} to {}",
-            show(first),
-            show(last)
-        );
-        let _ = writeln!(md, "\n## Inputs\n\n| file | digest | SHA-256 of the first / last bytes | packets | bytes | first | last | damage |\n|---|---|---|---|---|---|---|---|");
-        for i in self.inputs {
-            let digest = match (&i.sha256, &i.blake3) {
-                (Some(d), _) => format!("sha256 `{d}`"),
-                (None, Some(d)) => format!("blake3 `{d}`"),
-                (None, None) => "-".to_string(),
+        super::render::markdown(&self.head(), self)
+    }
+
+    /// The HTML audit report ([`super::html::render`] over this report's model).
+    pub fn to_html(&self) -> String {
+        super::html::render(&self.head(), self)
+    }
+
+    /// Everything but the hosts, as the model the renderers read: the same values the JSON
+    /// report writes (it is read back from them).
+    pub fn head(&self) -> ReportHead {
+        serde_json::from_value(Value::Object(self.json_head())).unwrap_or_else(|e| {
+            // The head is built above from the model's own fields; a mismatch is a bug in
+            // this file, caught by the golden round-trip test, never by input bytes.
+            unreachable!("report head does not fit the model: {e}")
+        })
+    }
+
+    /// A host's evidence in report order: by kind, rule id, name (shortest first, then bytes,
+    /// as host names compare), peer and input. Rule ids rather than rule indices, so that a
+    /// report merged from saved JSON (which has the ids only) lists entries in the same order.
+    fn evidence_in_order<'h>(&self, host: &'h Host) -> Vec<&'h Evidence> {
+        let names = self.inventory.names();
+        let rule_id = |r: Option<crate::rules::RuleIdx>| r.map(|r| self.rules.rule(r).id.as_str());
+        let mut entries: Vec<&Evidence> = host.evidence().iter().collect();
+        entries.sort_by(|a, b| {
+            let (a, b) = (&a.key, &b.key);
+            (a.kind, rule_id(a.rule))
+                .cmp(&(b.kind, rule_id(b.rule)))
+                .then_with(|| names.cmp(a.name, b.name))
+                .then_with(|| (a.peer, a.input).cmp(&(b.peer, b.input)))
+        });
+        entries
+    }
+
+    /// The peers the reported hosts' verdicts depend on that are not reported themselves:
+    /// servers they completed KSC sessions with, got wake-ups from, sent shutdown notices to
+    /// or fetched updates from. A merge of saved reports decides again whether such a peer
+    /// manages a host (`verdict::managers_of`), so it needs the peer's inventory role,
+    /// whether it is internal and its facts.
+    fn peers(&self) -> Vec<Value> {
+        let reported: std::collections::BTreeSet<IpAddr> = self.rows.iter().map(|r| r.ip).collect();
+        let mut peers: std::collections::BTreeSet<IpAddr> = std::collections::BTreeSet::new();
+        for row in &self.rows {
+            let Some(h) = self.inventory.host(row.ip) else {
+                continue;
             };
-            let edges = match (&i.head_sha256, &i.tail_sha256) {
-                (Some(h), Some(t)) => format!("{} B: `{h}` / `{t}`", i.edge_bytes),
-                _ => "-".to_string(),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {digest} | {edges} | {} | {} | {} | {} | {} |",
-                md_cell(&i.name),
-                i.packets,
-                i.file_bytes,
-                show(i.first_ts),
-                show(i.last_ts),
-                md_cell(i.error.as_deref().unwrap_or("none")),
-            );
-        }
-        let _ = writeln!(md, "\n## Hosts\n");
-        if self.rows.is_empty() {
-            let _ = writeln!(md, "No host showed Kaspersky evidence.");
-        } else {
-            let _ = writeln!(md, "| verdict | certainty | product | host | asset | managed by | why |\n|---|---|---|---|---|---|---|");
-            for row in &self.rows {
-                let Some((h, summary, decision)) = self.decided(row) else {
-                    continue;
-                };
-                let _ = writeln!(
-                    md,
-                    "| **{}** | {} | {} | {} | {} | {} | {} |",
-                    row.verdict.label(),
-                    row.certainty.map_or("-", Certainty::label),
-                    row.product.map_or("-", Product::label),
-                    h.ip,
-                    md_cell(row.asset_label.as_deref().unwrap_or("-")),
-                    md_cell(&managed_by_cell(&decision.managed_by)),
-                    md_cell(&reason(&summary, &decision, h)),
-                );
+            for fact in h.facts() {
+                if let Fact::KscSessionTo { server, .. }
+                | Fact::KscWakeupFrom { server }
+                | Fact::KscNoticeTo { server }
+                | Fact::FetchedUpdates { server } = *fact
+                {
+                    peers.insert(server);
+                }
             }
-            let _ = writeln!(md, "\n## Evidence per host\n");
-            let names = self.inventory.names();
-            for row in &self.rows {
-                let Some((h, summary, _)) = self.decided(row) else {
-                    continue;
-                };
-                let _ = writeln!(md, "### {} — {}\n", h.ip, row.verdict.label());
-                match row.verdict {
-                    Verdict::Resolver => {
-                        let _ = writeln!(md, "Lookups below were made by this resolver: someone behind it looked up these names.\n");
-                    }
-                    Verdict::Proxy => {
-                        let _ = writeln!(md, "Traffic below was sent by this proxy: its clients asked for these names.\n");
-                    }
-                    _ => {}
+            for e in h.evidence() {
+                if let crate::inventory::EvidenceKind::UpdatePath(_, Origin::Server)
+                | crate::inventory::EvidenceKind::UpdatePayload(_, Origin::Server) = e.key.kind
+                {
+                    peers.extend(e.key.peer);
                 }
-                let learned: Vec<String> =
-                    h.facts().iter().map(|f| describe_fact(f, names)).collect();
-                if !learned.is_empty() {
-                    let _ = writeln!(md, "Learned: {}.\n", md_cell(&learned.join("; ")));
-                }
-                let classified: std::collections::HashMap<_, _> = h
-                    .evidence()
-                    .iter()
-                    .zip(&summary.evidence)
-                    .map(|(e, c)| (e.key, c))
-                    .collect();
-                let _ = writeln!(md, "| kind | name | rule | family | product | install | confidence | count | first | last | input |\n|---|---|---|---|---|---|---|---|---|---|---|");
-                for Evidence { key: k, stat: s } in self.inventory.evidence_in_order(h) {
-                    let rule = k
-                        .rule
-                        .map(|r| self.rules.rule(r).id.as_str())
-                        .unwrap_or("-");
-                    let name = k
-                        .name
-                        .and_then(|n| self.inventory.name(n))
-                        .map(str::to_string)
-                        .or(k.peer.map(|p| p.to_string()))
-                        .unwrap_or_default();
-                    let input = self
-                        .inputs
-                        .get(usize::from(k.input))
-                        .map(|i| i.name.as_str())
-                        .unwrap_or("");
-                    let class = classified.get(k);
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                        k.kind.label(),
-                        md_cell(&name),
-                        rule,
-                        class.map_or("-", |c| c.family.label()),
-                        class.map_or("-", |c| c.product.label()),
-                        if class.is_some_and(|c| c.install) {
-                            "yes"
-                        } else {
-                            "no"
-                        },
-                        s.confidence.label(),
-                        s.count,
-                        s.first.rfc3339_micros(),
-                        s.last.rfc3339_micros(),
-                        md_cell(input),
-                    );
-                }
-                let _ = writeln!(md);
             }
         }
-        let c = self.counters;
-        let _ = writeln!(md, "## Counters\n\n| counter | value |\n|---|---|");
-        let _ = writeln!(
-            md,
-            "| packets | {} |\n| decoded | {} |",
-            c.packets.packets, c.packets.decoded
-        );
-        for (label, n) in c.packets.decode_skips.iter().filter(|(_, n)| *n > 0) {
-            let _ = writeln!(md, "| skipped: {label} | {n} |");
-        }
-        for (link, n) in c.packets.unsupported_link_types.iter() {
-            let _ = writeln!(md, "| skipped: unsupported link type {link} | {n} |");
-        }
-        for (kind, n) in NameKind::ALL.iter().zip(c.names.extracted) {
-            let _ = writeln!(md, "| names extracted: {} | {n} |", kind.label());
-        }
-        let _ = writeln!(
-            md,
-            "| detections | {} |",
-            self.inventory.counters.detections
-        );
-        if let Some(e) = &self.events {
-            let _ = writeln!(md, "| event lines written | {} |", e.written);
-            for (label, n) in e.counts.suppressed.iter() {
-                let _ = writeln!(md, "| event lines suppressed: {label} | {n} |");
-            }
-        }
-        md
+        let names = self.inventory.names();
+        peers
+            .difference(&reported)
+            .map(|&ip| {
+                let host = self.inventory.host(ip);
+                let macs = host.map_or(&[][..], |h| h.macs());
+                json!({
+                    "address": ip.to_string(),
+                    "internal": self.assets.is_internal(ip),
+                    "inventory_role": self.assets.find(ip, macs.iter()).map(|a| a.role.label()),
+                    "learned": host.map_or_else(Vec::new, |h| {
+                        h.facts().iter().map(|f| fact_json(f, names)).collect()
+                    }),
+                })
+            })
+            .collect()
     }
 }
 
-/// The JSON report of [`Report::to_json`]: serialises like the whole report as one
-/// `serde_json::Value` (same keys, same order), building one host's object at a time.
+impl HostDocs for Report<'_> {
+    /// Each reported host's JSON object read into the model, one at a time.
+    fn for_each(&self, f: &mut dyn FnMut(&HostDoc)) {
+        for row in &self.rows {
+            let Some(value) = self.host_json(row) else {
+                continue;
+            };
+            match serde_json::from_value::<HostDoc>(value) {
+                Ok(doc) => f(&doc),
+                Err(e) => unreachable!("host object does not fit the model: {e}"),
+            }
+        }
+    }
+}
+
+/// The JSON report of [`Report::to_json`]: the model's layout ([`super::model::write_report`]),
+/// building one host's object at a time.
 pub struct JsonReport<'r, 'a> {
     report: &'r Report<'a>,
-    /// Everything but the hosts, in output order (`"hosts"` holds a placeholder).
-    head: serde_json::Map<String, Value>,
+    head: ReportHead,
 }
 
 impl Serialize for JsonReport<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.head.len()))?;
-        for (key, value) in &self.head {
-            if key == "hosts" {
-                map.serialize_entry(key, &HostsJson(self.report))?;
-            } else {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        map.end()
+        super::model::write_report(serializer, &self.head, &HostsJson(self.report))
     }
 }
 
@@ -677,20 +548,23 @@ impl Serialize for HostsJson<'_, '_> {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// The learned roles of a host as the JSON report lists them.
+pub(crate) fn role_labels(r: &crate::inventory::verdict::LearnedRoles) -> Vec<&'static str> {
+    [
+        (r.ksc_server, "ksc-server"),
+        (r.distribution_point, "distribution-point"),
+        (r.update_mirror, "update-mirror"),
+        (r.proxy, "proxy"),
+        (r.resolver, "resolver"),
+        (r.ksc_console, "ksc-console"),
+    ]
+    .into_iter()
+    .filter_map(|(on, label)| on.then_some(label))
+    .collect()
 }
 
 /// A manager in the JSON report.
-fn manager_json(m: &Manager) -> Value {
+pub(crate) fn manager_json(m: &Manager) -> Value {
     json!({
         "address": m.address.map(|a| a.to_string()),
         "cloud_console": m.cloud_console.as_deref(),
@@ -716,7 +590,7 @@ pub fn managed_by_cell(managers: &[Manager]) -> String {
 
 /// A learned fact in the JSON report: its kind, its peer and port where it has them, and the
 /// sentence.
-fn fact_json(fact: &Fact, names: &crate::inventory::NameTable) -> Value {
+pub(crate) fn fact_json(fact: &Fact, names: &crate::inventory::NameTable) -> Value {
     let port = match *fact {
         Fact::KscSessionTo { port, .. } | Fact::KscSessionFrom { port, .. } => Some(port),
         _ => None,

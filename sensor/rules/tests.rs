@@ -1867,10 +1867,33 @@ fn walking_from_the_last_label_finds_what_every_suffix_finds() {
     let mixed = RuleSet::parse(
         "t.toml",
         &[
-            rule_toml("a", &["suffix:example.com", "exact:www.example.com"], "update", "high"),
-            rule_toml("b", &["pattern:s##.upd.example.com", "suffix:upd.example.com"], "update", "high"),
-            rule_toml("c", &["pattern:*.x.deep.a.b.c.example.net", "exact:a.b.c.example.net"], "update", "high"),
-            rule_toml("d", &["suffix:c.example.net", "pattern:n#.example.org"], "update", "high"),
+            rule_toml(
+                "a",
+                &["suffix:example.com", "exact:www.example.com"],
+                "update",
+                "high",
+            ),
+            rule_toml(
+                "b",
+                &["pattern:s##.upd.example.com", "suffix:upd.example.com"],
+                "update",
+                "high",
+            ),
+            rule_toml(
+                "c",
+                &[
+                    "pattern:*.x.deep.a.b.c.example.net",
+                    "exact:a.b.c.example.net",
+                ],
+                "update",
+                "high",
+            ),
+            rule_toml(
+                "d",
+                &["suffix:c.example.net", "pattern:n#.example.org"],
+                "update",
+                "high",
+            ),
             rule_toml("e", &["exact:upd.example.com"], "ignore", "low"),
         ]
         .concat(),
@@ -1882,7 +1905,17 @@ fn walking_from_the_last_label_finds_what_every_suffix_finds() {
         names.sort();
         let keys = names.clone();
         for key in &keys {
-            for extra in ["s05", "s5", "n1", "x", "www", "a.b", "dnl-01.geo", "_srv", "-bad"] {
+            for extra in [
+                "s05",
+                "s5",
+                "n1",
+                "x",
+                "www",
+                "a.b",
+                "dnl-01.geo",
+                "_srv",
+                "-bad",
+            ] {
                 names.push(format!("{extra}.{key}"));
             }
             if let Some((_, tail)) = key.split_once('.') {
@@ -1891,8 +1924,15 @@ fn walking_from_the_last_label_finds_what_every_suffix_finds() {
             names.push(format!("{key}.evil.example"));
         }
         for other in [
-            "com", "net", "a", "cdn.example.net", "e1234.a.edge.example.net", "x.y.z.w.v.u.t",
-            "notkaspersky.com", "kaspersky.com.attacker.example", "my-kaspersky.com",
+            "com",
+            "net",
+            "a",
+            "cdn.example.net",
+            "e1234.a.edge.example.net",
+            "x.y.z.w.v.u.t",
+            "notkaspersky.com",
+            "kaspersky.com.attacker.example",
+            "my-kaspersky.com",
         ] {
             names.push(other.to_string());
         }

@@ -6,8 +6,8 @@ use std::io::{self, Cursor, Read};
 use super::pcap::*;
 use super::pcapng::*;
 use super::*;
-use crate::capture::{CorruptKind, LinkType};
 use crate::capture::digest::{DigestAlgorithm, DigestOptions, EdgeHashes, FileDigest};
+use crate::capture::{CorruptKind, LinkType};
 
 /// One delivered packet, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1338,7 +1338,11 @@ fn a_whole_file_digest_only_when_asked_the_edges_always() {
     bad.extend_from_slice(&[1, 2, 3]);
     for bytes in [file, bad] {
         let whole: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
-        for full in [None, Some(DigestAlgorithm::Sha256), Some(DigestAlgorithm::Blake3)] {
+        for full in [
+            None,
+            Some(DigestAlgorithm::Sha256),
+            Some(DigestAlgorithm::Blake3),
+        ] {
             let options = FileOptions {
                 digest: DigestOptions { full },
             };
