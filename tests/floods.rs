@@ -13,6 +13,11 @@
 
 mod support;
 
+/// Protected QUIC client Initials, written from the RFCs independently of the sensor (shared
+/// with the fuzz crate's seed maker).
+#[path = "../fuzz/src/quic_seal.rs"]
+mod quic_seal;
+
 use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -726,6 +731,119 @@ fn unfinished_client_hellos_share_one_budget_whatever_the_workers() {
         let bound = base.peak_rss + BUDGET + boxed + CONTROL_SLACK;
         report_memory(
             &format!("unfinished hellos, {workers} workers (control run)"),
+            &run,
+            base.peak_rss,
+            bound,
+        );
+    }
+}
+
+/// One client Initial (QUIC v1) of connection `dcid` carrying `frames`, padded as clients pad
+/// their first datagram (RFC 9000 §14.1).
+fn quic_initial(dcid: &[u8], frames: &[u8]) -> Vec<u8> {
+    let mut frames = frames.to_vec();
+    frames.resize(frames.len().max(1162), 0);
+    quic_seal::seal_initial(quic_seal::Version::V1, dcid, &[7; 8], 0, 2, &frames).expect("sealed")
+}
+
+/// CRYPTO offset of the flood's second piece: the flow's CRYPTO buffer grows to it.
+const QUIC_FLOOD_OFFSET: usize = 15_000;
+
+#[test]
+fn unfinished_quic_client_hellos_share_the_budget() {
+    // 6 000 QUIC connections each send one Initial: a ClientHello header declaring 15 000 bytes
+    // and 10 bytes of it at offset 15 000, so each flow's CRYPTO buffer grows to about 15 KB
+    // (90 MB in all) from one datagram. Against a 16 MiB reassembly budget the flood costs at
+    // most the budget more than a control run whose Initials carry only the header, with 1
+    // worker as with 2, and every refusal is counted. A whole ClientHello in one Initial right
+    // after the flood is read (it needs no buffer beyond its datagram).
+    const FLOWS: u32 = 6_000;
+    const BUDGET: u64 = 16 * MIB;
+    let header = [1u8, 0x00, 0x3a, 0x98, 3, 3];
+    let s = Scratch::new();
+    let write = |name: &str, control: bool| {
+        let path = s.dir.path().join(name);
+        let mut w = Writer::create(&path);
+        for i in 0..FLOWS {
+            let mut frames = Vec::new();
+            quic_seal::crypto_frame(&mut frames, 0, &header);
+            if !control {
+                quic_seal::crypto_frame(&mut frames, QUIC_FLOOD_OFFSET, &[0x5a; 10]);
+            }
+            let dcid = [
+                0xd0,
+                0,
+                0,
+                0,
+                i.to_be_bytes()[0],
+                i.to_be_bytes()[1],
+                i.to_be_bytes()[2],
+                i.to_be_bytes()[3],
+            ];
+            let port = 2000 + (i % 60000) as u16;
+            w.udp(
+                100 * u64::from(i),
+                client(i + 1),
+                port,
+                443,
+                &quic_initial(&dcid, &frames),
+            );
+        }
+        let mut frames = Vec::new();
+        quic_seal::crypto_frame(&mut frames, 0, &CLIENT_HELLO[5..]);
+        let end = 100 * u64::from(FLOWS) + 1000;
+        w.udp(
+            end,
+            [192, 168, 1, 1],
+            50000,
+            443,
+            &quic_initial(&[0xee; 8], &frames),
+        );
+        w.finish();
+        path
+    };
+    let flood = write("quic-flood.pcap", false);
+    let control = write("quic-control.pcap", true);
+
+    let budget = BUDGET.to_string();
+    // Each admitted flow holds at least QUIC_FLOOD_OFFSET bytes; a worker ahead on capture time
+    // may give back bytes of expired flows to one still in the flood (one worker's share, half
+    // the budget, more).
+    let admitted = (BUDGET + BUDGET / 2) / QUIC_FLOOD_OFFSET as u64;
+    for workers in ["1", "2"] {
+        let args = ["--workers", workers, "--reassembly-memory", &budget];
+        let base = run_measured_with(&control, &args);
+        assert_eq!(base.code, 0, "{}", base.stderr);
+        assert_eq!(
+            base.counter(&["skipped", "tcp_reassembly", "budget_exhausted"]),
+            0
+        );
+        let run = run_measured_with(&flood, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let refused = run.counter(&["skipped", "tcp_reassembly", "budget_exhausted"]);
+        println!(
+            "flood unfinished QUIC hellos x{FLOWS}, {workers} workers, budget {} MiB: \
+             budget_exhausted {refused}",
+            BUDGET / MIB
+        );
+        assert!(
+            refused >= u64::from(FLOWS) - admitted,
+            "{workers} workers: only {refused} refusals counted"
+        );
+        assert!(refused <= u64::from(FLOWS), "one refusal per flow at most");
+        let hosts: Vec<&str> = run.report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["ip"].as_str())
+            .collect();
+        assert!(
+            hosts.contains(&"192.168.1.1"),
+            "{workers} workers: the QUIC ClientHello after the flood was missed: {hosts:?}"
+        );
+        let bound = base.peak_rss + BUDGET + CONTROL_SLACK;
+        report_memory(
+            &format!("unfinished QUIC hellos, {workers} workers (control run)"),
             &run,
             base.peak_rss,
             bound,
