@@ -214,7 +214,12 @@ pub fn markdown(head: &ReportHead, hosts: &dyn HostDocs) -> String {
     }
     if let Some(Value::Object(links)) = c.get("unsupported_link_types") {
         for (link, n) in links {
-            let _ = writeln!(md, "| skipped: unsupported link type {} | {} |", md_cell(link), n);
+            let _ = writeln!(
+                md,
+                "| skipped: unsupported link type {} | {} |",
+                md_cell(link),
+                n
+            );
         }
     }
     if let Some(Value::Object(kinds)) = c.get("names_extracted") {
