@@ -4,7 +4,8 @@
 //! Each test writes a capture with `ksensor::capture::file::PcapWriter` and
 //! `etherparse::PacketBuilder`, runs `ksensor replay --workers 1 --report -` on it, samples the
 //! child's peak resident set (`VmHWM` in `/proc/<pid>/status`, a high-water mark, read every
-//! 2 ms until the child exits) and asserts it stays under a bound derived from the documented
+//! 2 ms, and once more while the child is held before exit: its report goes to a pipe the test
+//! keeps full until then, see `GatedStdout`) and asserts it stays under a bound derived from the documented
 //! caps, on top of the peak of a run on a one-packet capture (the binary, the rules and the
 //! 1 MiB read buffer). `ru_maxrss` from `wait4`/`getrusage` is not used: Linux charges a child
 //! with its parent's high-water mark at `exec`, so it would measure the test process. The
@@ -12,6 +13,11 @@
 //! failure shows them too.
 
 mod support;
+
+/// Protected QUIC client Initials, written from the RFCs independently of the sensor (shared
+/// with the fuzz crate's seed maker).
+#[path = "../fuzz/src/quic_seal.rs"]
+mod quic_seal;
 
 use std::io::{BufWriter, Read};
 use std::path::Path;
@@ -84,63 +90,161 @@ fn run_measured(capture: &Path) -> Measured {
     run_measured_with(capture, &["--workers", "1"])
 }
 
-/// [`run_measured`] with other options (`--workers N`, …). A run so short that it ended before
-/// its memory was first sampled (a one-packet capture, with the test thread descheduled on a
-/// loaded machine) is run again, a few times at most.
-fn run_measured_with(capture: &Path, args: &[&str]) -> Measured {
-    for _ in 0..4 {
-        if let Some(run) = try_run_measured(capture, args) {
-            return run;
-        }
-    }
-    try_run_measured(capture, args).expect("no memory sample of ksensor in five runs")
+/// The child's standard output: a pipe of one page that the test fills with spaces before the
+/// child starts (JSON allows leading white space). The child's first write of its report then
+/// blocks until the test reads, so the child cannot exit between the end of its work and the
+/// test's last sample, however the machine schedules the two. The test sees the child blocked
+/// there in `/proc` (a thread asleep in the kernel's pipe write, or in `write(1, …)`).
+struct GatedStdout {
+    read: std::fs::File,
 }
 
-fn try_run_measured(capture: &Path, args: &[&str]) -> Option<Measured> {
+impl GatedStdout {
+    /// The read end, and the write end for the child.
+    fn new() -> (GatedStdout, std::os::fd::OwnedFd) {
+        use std::io::Write;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+        // SAFETY: pipe2 succeeded, so both are open descriptors owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The smallest capacity the kernel gives (a page); it returns the capacity it set.
+        // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own.
+        let capacity = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) };
+        assert!(
+            capacity > 0,
+            "F_SETPIPE_SZ: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut filler = std::fs::File::from(write.try_clone().expect("dup the write end"));
+        filler
+            .write_all(&vec![b' '; capacity as usize])
+            .expect("fill the pipe");
+        drop(filler);
+        (
+            GatedStdout {
+                read: std::fs::File::from(read),
+            },
+            write,
+        )
+    }
+
+    /// Whether child `pid` is blocked writing to this (full) pipe: it has started its report,
+    /// its work is done, and it cannot exit before the test reads. Where `/proc` tells neither
+    /// (a kernel that hides both), `true`: the test then reads at once and relies on its
+    /// samples alone, as before the gate.
+    fn writer_blocked(pid: u32) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        let mut told = false;
+        for task in tasks.flatten() {
+            let dir = task.path();
+            if let Ok(wchan) = std::fs::read_to_string(dir.join("wchan")) {
+                if wchan.contains("pipe_write") {
+                    return true;
+                }
+                told |= wchan != "0";
+            }
+            // x86-64 write(2) is syscall 1; its first argument is the descriptor.
+            if let Ok(syscall) = std::fs::read_to_string(dir.join("syscall")) {
+                if cfg!(target_arch = "x86_64") && syscall.starts_with("1 0x1 ") {
+                    return true;
+                }
+                told = true;
+            }
+        }
+        !told
+    }
+}
+
+/// User and system CPU ticks of a live process (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it follow its closing parenthesis.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// [`run_measured`] with other options (`--workers N`, …).
+fn run_measured_with(capture: &Path, args: &[&str]) -> Measured {
+    let (gate, child_stdout) = GatedStdout::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ksensor"))
         .current_dir(repo_root())
         .args(["replay", "--quiet", "--report", "-"])
         .args(args)
         .arg(capture)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(child_stdout))
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ksensor");
     let pid = child.id();
-    let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
     let err_thread = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);
         s
     });
     let mut peak_rss = 0;
+    let mut out_thread = None;
+    // CPU ticks of the child and since when they have not moved: a child that has not run
+    // for a second is treated as blocked (a kernel whose `/proc` names neither the pipe wait
+    // nor the system call never leaves the test waiting).
+    let mut idle = (None, std::time::Instant::now());
     let status = loop {
-        // Sampled before each reap attempt: the last sample is the peak up to ~2 ms before exit.
+        // Sampled before each reap attempt; the high-water mark only grows, so the last sample
+        // before exit is the peak.
         if let Some(hwm) = vm_hwm(pid) {
             peak_rss = peak_rss.max(hwm);
+        }
+        let ticks = cpu_ticks(pid);
+        if ticks != idle.0 {
+            idle = (ticks, std::time::Instant::now());
+        }
+        let stalled = idle.1.elapsed() > Duration::from_secs(1);
+        if out_thread.is_none() && (stalled || GatedStdout::writer_blocked(pid)) {
+            // The report is being written: the work is done and the child is alive, blocked
+            // on the pipe. One more sample, then let it finish.
+            if let Some(hwm) = vm_hwm(pid) {
+                peak_rss = peak_rss.max(hwm);
+            }
+            let mut read = gate.read.try_clone().expect("dup the read end");
+            out_thread = Some(std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = read.read_to_end(&mut v);
+                v
+            }));
         }
         if let Some(status) = child.try_wait().expect("wait for ksensor") {
             break status;
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let out = out_thread.join().unwrap_or_default();
+    let out = match out_thread {
+        Some(t) => t.join().unwrap_or_default(),
+        // The child exited without starting a report (an error): whatever it wrote.
+        None => {
+            let mut v = Vec::new();
+            let _ = (&gate.read).read_to_end(&mut v);
+            v
+        }
+    };
     let stderr = err_thread.join().unwrap_or_default();
     let code = status.code().unwrap_or(-1);
     let report = serde_json::from_slice(&out)
         .unwrap_or_else(|e| panic!("no report ({e}), exit {code}, stderr: {stderr}"));
-    (peak_rss > 0).then_some(Measured {
+    assert!(peak_rss > 0, "no memory sample of ksensor (exit {code})");
+    Measured {
         code,
         report,
         stderr,
         peak_rss,
-    })
+    }
 }
 
 /// Peak memory of a run on a one-packet capture: binary, rules, read buffer, thread stacks.
@@ -736,6 +840,119 @@ fn unfinished_client_hellos_share_one_budget_whatever_the_workers() {
         let bound = base.peak_rss + BUDGET + boxed + CONTROL_SLACK;
         report_memory(
             &format!("unfinished hellos, {workers} workers (control run)"),
+            &run,
+            base.peak_rss,
+            bound,
+        );
+    }
+}
+
+/// One client Initial (QUIC v1) of connection `dcid` carrying `frames`, padded as clients pad
+/// their first datagram (RFC 9000 §14.1).
+fn quic_initial(dcid: &[u8], frames: &[u8]) -> Vec<u8> {
+    let mut frames = frames.to_vec();
+    frames.resize(frames.len().max(1162), 0);
+    quic_seal::seal_initial(quic_seal::Version::V1, dcid, &[7; 8], 0, 2, &frames).expect("sealed")
+}
+
+/// CRYPTO offset of the flood's second piece: the flow's CRYPTO buffer grows to it.
+const QUIC_FLOOD_OFFSET: usize = 15_000;
+
+#[test]
+fn unfinished_quic_client_hellos_share_the_budget() {
+    // 6 000 QUIC connections each send one Initial: a ClientHello header declaring 15 000 bytes
+    // and 10 bytes of it at offset 15 000, so each flow's CRYPTO buffer grows to about 15 KB
+    // (90 MB in all) from one datagram. Against a 16 MiB reassembly budget the flood costs at
+    // most the budget more than a control run whose Initials carry only the header, with 1
+    // worker as with 2, and every refusal is counted. A whole ClientHello in one Initial right
+    // after the flood is read (it needs no buffer beyond its datagram).
+    const FLOWS: u32 = 6_000;
+    const BUDGET: u64 = 16 * MIB;
+    let header = [1u8, 0x00, 0x3a, 0x98, 3, 3];
+    let s = Scratch::new();
+    let write = |name: &str, control: bool| {
+        let path = s.dir.path().join(name);
+        let mut w = Writer::create(&path);
+        for i in 0..FLOWS {
+            let mut frames = Vec::new();
+            quic_seal::crypto_frame(&mut frames, 0, &header);
+            if !control {
+                quic_seal::crypto_frame(&mut frames, QUIC_FLOOD_OFFSET, &[0x5a; 10]);
+            }
+            let dcid = [
+                0xd0,
+                0,
+                0,
+                0,
+                i.to_be_bytes()[0],
+                i.to_be_bytes()[1],
+                i.to_be_bytes()[2],
+                i.to_be_bytes()[3],
+            ];
+            let port = 2000 + (i % 60000) as u16;
+            w.udp(
+                100 * u64::from(i),
+                client(i + 1),
+                port,
+                443,
+                &quic_initial(&dcid, &frames),
+            );
+        }
+        let mut frames = Vec::new();
+        quic_seal::crypto_frame(&mut frames, 0, &CLIENT_HELLO[5..]);
+        let end = 100 * u64::from(FLOWS) + 1000;
+        w.udp(
+            end,
+            [192, 168, 1, 1],
+            50000,
+            443,
+            &quic_initial(&[0xee; 8], &frames),
+        );
+        w.finish();
+        path
+    };
+    let flood = write("quic-flood.pcap", false);
+    let control = write("quic-control.pcap", true);
+
+    let budget = BUDGET.to_string();
+    // Each admitted flow holds at least QUIC_FLOOD_OFFSET bytes; a worker ahead on capture time
+    // may give back bytes of expired flows to one still in the flood (one worker's share, half
+    // the budget, more).
+    let admitted = (BUDGET + BUDGET / 2) / QUIC_FLOOD_OFFSET as u64;
+    for workers in ["1", "2"] {
+        let args = ["--workers", workers, "--reassembly-memory", &budget];
+        let base = run_measured_with(&control, &args);
+        assert_eq!(base.code, 0, "{}", base.stderr);
+        assert_eq!(
+            base.counter(&["skipped", "tcp_reassembly", "budget_exhausted"]),
+            0
+        );
+        let run = run_measured_with(&flood, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let refused = run.counter(&["skipped", "tcp_reassembly", "budget_exhausted"]);
+        println!(
+            "flood unfinished QUIC hellos x{FLOWS}, {workers} workers, budget {} MiB: \
+             budget_exhausted {refused}",
+            BUDGET / MIB
+        );
+        assert!(
+            refused >= u64::from(FLOWS) - admitted,
+            "{workers} workers: only {refused} refusals counted"
+        );
+        assert!(refused <= u64::from(FLOWS), "one refusal per flow at most");
+        let hosts: Vec<&str> = run.report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["ip"].as_str())
+            .collect();
+        assert!(
+            hosts.contains(&"192.168.1.1"),
+            "{workers} workers: the QUIC ClientHello after the flood was missed: {hosts:?}"
+        );
+        let bound = base.peak_rss + BUDGET + CONTROL_SLACK;
+        report_memory(
+            &format!("unfinished QUIC hellos, {workers} workers (control run)"),
             &run,
             base.peak_rss,
             bound,

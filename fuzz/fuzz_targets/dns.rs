@@ -1,19 +1,38 @@
 //! proto::dns::parse_message on one message, and next_tcp_frame on the same bytes as a stream.
 //!
-//! Properties: every kept name's text is a valid HostName in final form (parsing it gives the
-//! same bytes, and `host_name_into` gives the same name) and shorter than the message
+//! Properties: every kept host name's text is a valid HostName in final form (parsing it gives
+//! the same bytes, and `host_name_into` gives the same name) and shorter than the message
 //! (compression pointers only point backwards, so a name uses each message byte at most once);
+//! every other kept name (not a host name) is refused by `host_name_into` and is printable,
+//! lower-case presentation form within `MAX_ESCAPED_NAME_LEN`; authority and additional
+//! owners are checked the same way;
 //! the caps on questions and answers hold; parsing is deterministic with a reused `DnsMessage`;
 //! TCP framing cuts messages within the stream.
 #![no_main]
 
-use ksensor::proto::dns::{self, DnsMessage, NameRef, RData, TcpFrame, MAX_ANSWERS, MAX_QUESTIONS};
-use ksensor::proto::HostName;
+use ksensor::proto::dns::{
+    self, DnsMessage, NameRef, RData, TcpFrame, MAX_ANSWERS, MAX_OTHER_RECORDS, MAX_QUESTIONS,
+};
+use ksensor::proto::{HostName, MAX_ESCAPED_NAME_LEN};
 use ksensor_fuzz::within;
 use libfuzzer_sys::fuzz_target;
 
 fn check_name(out: &DnsMessage, name: NameRef, msg: &[u8]) {
     let text = out.name(name);
+    if !name.is_host() {
+        let mut copy = HostName::scratch();
+        assert!(
+            !out.host_name_into(name, &mut copy),
+            "host_name_into took an odd name"
+        );
+        assert!(
+            text.iter()
+                .all(|b| (0x20..=0x7e).contains(b) && !b.is_ascii_uppercase()),
+            "odd name not in lower-case presentation form: {text:?}"
+        );
+        assert!(text.len() <= MAX_ESCAPED_NAME_LEN, "odd name too long");
+        return;
+    }
     let parsed = HostName::parse(text).expect("kept name is not a host name");
     assert_eq!(
         parsed.as_bytes(),
@@ -40,6 +59,10 @@ fn check(msg: &[u8], out: &DnsMessage) {
         if let RData::Cname(target) = a.data {
             check_name(out, target, msg);
         }
+    }
+    assert!(out.others.len() <= MAX_OTHER_RECORDS);
+    for o in &out.others {
+        check_name(out, o.name, msg);
     }
 }
 

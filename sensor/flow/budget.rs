@@ -9,6 +9,13 @@
 //! would pass the total is refused: the caller counts it (`budget_exhausted`) and stops buffering
 //! that stream.
 //!
+//! QUIC flows pay too: the Initial state of a flow still waiting for its ClientHello holds a
+//! CRYPTO stream buffer and a packet scratch (`proto::quic::InitialState::held_bytes`), each
+//! up to 16 KiB, which one small datagram can make it allocate (a CRYPTO frame at a high
+//! offset). Their [`Charge`] is settled after each datagram; a refusal drops the flow's state
+//! at once (counted `budget_exhausted` with the stream refusals). So beyond the total, at most
+//! one flow's Initial buffers per worker are held uncharged, for the time of one datagram.
+//!
 //! Defence in depth: with several workers, one worker may hold at most half of the total, so a
 //! flood that hashes onto one worker (one attacker address and one target: the dispatch hash is
 //! by address pair) leaves the other half to the other workers. The per-stream window
@@ -98,8 +105,8 @@ pub struct WorkerShare {
     held: AtomicUsize,
 }
 
-/// A worker's handle, cloned into a stream's reassembler when it first buffers (not per
-/// packet, not per flow).
+/// A worker's handle, cloned into a stream's reassembler (or a QUIC flow's [`Charge`]) when it
+/// first buffers (not per packet, not per flow).
 #[derive(Clone, Debug)]
 pub struct WorkerBudget(Arc<WorkerShare>);
 
@@ -153,6 +160,48 @@ impl WorkerBudget {
     }
 }
 
+/// What one holder whose buffers grow outside a stream reassembler (a QUIC flow's Initial
+/// state: CRYPTO stream and packet scratch) has taken from its worker's budget. The holder
+/// settles the charge to what it holds after each change; the charge is given back whole when
+/// it is dropped (the flow finished, bypassed, expired or evicted).
+#[derive(Debug, Default)]
+pub struct Charge {
+    /// The worker's budget, kept from the first take (so that drop can give it back).
+    budget: Option<WorkerBudget>,
+    held: usize,
+}
+
+impl Charge {
+    /// Makes the charge `now` bytes: takes the growth from `budget`, or gives back the
+    /// shrink. `false` when the budget refuses the growth: nothing was taken, and the holder
+    /// must free what it holds beyond its charge (drop it).
+    pub fn settle(&mut self, budget: &WorkerBudget, now: usize) -> bool {
+        if now > self.held {
+            let budget = self.budget.get_or_insert_with(|| budget.clone());
+            if !budget.take(now - self.held) {
+                return false;
+            }
+        } else if let Some(budget) = &self.budget {
+            budget.give_back(self.held - now);
+        }
+        self.held = now;
+        true
+    }
+
+    /// Bytes charged now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.give_back(self.held);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +251,26 @@ mod tests {
         let took: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert!(took <= 10_000 && took > 10_000 - 7, "took {took}");
         assert_eq!(b.used(), took);
+    }
+
+    #[test]
+    fn a_charge_follows_what_is_held_and_goes_back_when_dropped() {
+        let b = ReassemblyBudget::new(1000, 1);
+        let w = b.worker();
+        let mut c = Charge::default();
+        assert!(c.settle(&w, 600));
+        assert_eq!((b.used(), c.held()), (600, 600));
+        assert!(!c.settle(&w, 1100), "past the total");
+        assert_eq!((b.used(), c.held()), (600, 600), "a refusal takes nothing");
+        assert!(c.settle(&w, 200));
+        assert_eq!(b.used(), 200);
+        let mut other = Charge::default();
+        assert!(other.settle(&w, 800));
+        assert!(!other.settle(&w, 801));
+        drop(c);
+        assert_eq!(b.used(), 800);
+        drop(other);
+        assert_eq!((b.used(), w.held()), (0, 0));
     }
 
     #[test]

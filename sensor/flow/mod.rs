@@ -5,8 +5,8 @@
 //! finds through an [`Emitter`]. All state is owned by the engine (one per worker, nothing
 //! shared) and bounded by named caps: flows ([`MAX_FLOWS_PER_WORKER`]), IP fragments
 //! ([`defrag`]), buffered stream bytes and out-of-order segments ([`reassembly`]), QUIC CRYPTO
-//! bytes ([`crate::proto::quic`]). Stream buffers are also paid for from the reassembly budget
-//! that all workers share ([`budget`]); a flow whose buffered bytes stall is forgotten after
+//! bytes ([`crate::proto::quic`]). Stream buffers and QUIC Initial buffers are also paid for
+//! from the reassembly budget that all workers share ([`budget`]); a flow whose buffered bytes stall is forgotten after
 //! [`STALLED_BUFFER_TIMEOUT`], which gives its bytes back. A flow that can yield nothing more is bypassed: its later
 //! packets cost one table lookup, and a plain TCP segment of it not even a full decode
 //! ([`FlowEngine::on_plain_tcp`]).
@@ -60,10 +60,12 @@ pub const STALLED_BUFFER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A QUIC flow still looking for its ClientHello: the side that sent the first Initial (the
-/// client) and its Initial state.
+/// client), its Initial state, and what that state's buffers have taken from the reassembly
+/// budget (given back when the flow is dropped).
 pub struct QuicFlow {
     client: table::Side,
     initial: InitialState,
+    charge: budget::Charge,
 }
 
 /// What the table holds for a flow.
@@ -173,7 +175,7 @@ pub struct FlowGauges {
     pub flows: usize,
     pub fragments_in_flight: usize,
     pub buffered_fragment_bytes: usize,
-    /// Reassembly budget bytes this worker's stream buffers hold.
+    /// Reassembly budget bytes this worker's TCP stream buffers and QUIC Initial buffers hold.
     pub reassembly_bytes: usize,
 }
 
@@ -424,7 +426,15 @@ fn on_transport(
                 emit.ksc_datagram(src, dst);
             }
             if quic::looks_like_initial(dgram.payload) {
-                on_quic(table, counters, src, dst, dgram.payload, now, emit);
+                on_quic(
+                    table,
+                    budget,
+                    counters,
+                    (src, dst),
+                    dgram.payload,
+                    now,
+                    emit,
+                );
             }
         }
         L4::Fragment(_) | L4::Other { .. } => {}
@@ -433,9 +443,9 @@ fn on_transport(
 
 fn on_quic(
     table: &mut FlowTable<Flow>,
+    budget: &WorkerBudget,
     counters: &mut FlowCounters,
-    src: Endpoint,
-    dst: Endpoint,
+    (src, dst): (Endpoint, Endpoint),
     payload: &[u8],
     now: Timestamp,
     emit: &mut Emitter<'_>,
@@ -449,6 +459,7 @@ fn on_quic(
                 state: FlowState::Quic(Box::new(QuicFlow {
                     client: side,
                     initial: InitialState::new(),
+                    charge: budget::Charge::default(),
                 })),
                 fins: 0,
             };
@@ -469,9 +480,8 @@ fn on_quic(
     if side != quic.client {
         return;
     }
-    let state = &mut quic.initial;
     counters.parsed_packets += 1;
-    let finished = match state.process_datagram(payload) {
+    let finished = match quic.initial.process_datagram(payload) {
         QuicOutcome::ClientHello(outcome) => {
             match outcome {
                 ClientHelloOutcome::Sni { name, .. } => {
@@ -501,8 +511,134 @@ fn on_quic(
         }
         _ => false,
     };
-    if finished {
+    // What the Initial state now holds is paid for from the reassembly budget; refused, the
+    // state (and its buffers) is dropped with the flow's bypass.
+    let refused = !finished && !quic.charge.settle(budget, quic.initial.held_bytes());
+    if refused {
+        counters.reasm.incr(ReasmSkip::BudgetExhausted);
+    }
+    if finished || refused {
         flow.state = FlowState::Bypassed { closed: false };
         counters.flows_bypassed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::observation::{Observed, PacketContext};
+    use crate::proto::quic::tests::{crypto, padded, Seal};
+    use crate::rules::RuleSet;
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 71, 0, last)),
+            port,
+        }
+    }
+
+    /// A client Initial for connection `dcid` whose CRYPTO stream starts a ClientHello that
+    /// declares 15 000 bytes and sends a piece of it at offset 14 000: its state holds a
+    /// 14 KB buffer after one small datagram.
+    fn unfinished_hello_initial(dcid: &[u8]) -> Vec<u8> {
+        let mut frames = crypto(0, &[1, 0x00, 0x3a, 0x98, 3, 3]);
+        frames.extend(crypto(14_000, &[0x5a; 10]));
+        let seal = Seal {
+            keys_dcid: dcid,
+            dcid,
+            ..Seal::v1()
+        };
+        seal.seal(&padded(frames, 1162))
+    }
+
+    /// Feeds one datagram from `client` to a QUIC server through [`on_quic`].
+    fn feed(
+        table: &mut FlowTable<Flow>,
+        budget: &WorkerBudget,
+        counters: &mut FlowCounters,
+        client: Endpoint,
+        datagram: &[u8],
+        now: Timestamp,
+    ) {
+        let rules = RuleSet::parse(
+            "t.toml",
+            "[[rule]]\nid = \"ds\"\nmatch = [\"exact:ds.kaspersky.com\"]\n\
+             category = \"service\"\nconfidence = \"high\"\nproduct = \"kaspersky\"\n\
+             source = \"t\"\n",
+        )
+        .expect("rules");
+        let mut out: Vec<Observed> = Vec::new();
+        let mut names = NameCounters::default();
+        let ctx = PacketContext {
+            ts: now,
+            input: 0,
+            client_mac: None,
+            vlan: None,
+            outer: None,
+            ip_proto: 17,
+        };
+        let mut emit = Emitter::new(
+            &rules, false, 0, ctx, &mut out, &mut names, client.ip, None, None,
+        );
+        on_quic(
+            table,
+            budget,
+            counters,
+            (client, ep(1, 443)),
+            datagram,
+            now,
+            &mut emit,
+        );
+    }
+
+    #[test]
+    fn quic_initial_buffers_are_paid_from_the_reassembly_budget() {
+        // Room for two flows' Initial buffers (about 15 KB each), not three.
+        let budget = WorkerBudget::standalone(40 * 1024);
+        let mut table = FlowTable::new(16);
+        let mut counters = FlowCounters::default();
+        let t0 = Timestamp::from_secs_nanos(100, 0);
+        for i in 0..3u8 {
+            let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, i];
+            let datagram = unfinished_hello_initial(&dcid);
+            feed(
+                &mut table,
+                &budget,
+                &mut counters,
+                ep(10 + i, 50_000),
+                &datagram,
+                t0,
+            );
+        }
+        assert_eq!(counters.reasm.get(ReasmSkip::BudgetExhausted), 1);
+        assert_eq!(
+            counters.flows_bypassed, 1,
+            "the refused flow dropped its state"
+        );
+        let held: usize = [10, 11]
+            .iter()
+            .map(|&last| {
+                let (key, _) = FlowKey::new(ep(last, 50_000).ip, 50_000, ep(1, 443).ip, 443, 17);
+                match table.get_mut(&key, t0).map(|f| &f.state) {
+                    Some(FlowState::Quic(q)) => {
+                        assert!(q.initial.held_bytes() >= 14_010);
+                        assert_eq!(q.charge.held(), q.initial.held_bytes());
+                        q.charge.held()
+                    }
+                    _ => panic!("flow {last} is not waiting for its ClientHello"),
+                }
+            })
+            .sum();
+        assert_eq!(
+            budget.held(),
+            held,
+            "exactly what the two flows hold is charged"
+        );
+        // Expired, they give every byte back (the bypassed flow stays, holding nothing).
+        table.tick(t0.saturating_add(QUIC_IDLE_TIMEOUT + Duration::from_secs(1)));
+        assert_eq!(table.len(), 1);
+        assert_eq!(budget.held(), 0);
     }
 }

@@ -326,7 +326,7 @@ impl Metrics {
             reassembly_bytes: gauge(
                 &r,
                 "ksensor_reassembly_bytes",
-                "Bytes the TCP stream buffers of all workers hold now (their capacity).",
+                "Bytes the TCP stream buffers and QUIC Initial buffers of all workers hold now (their capacity).",
             )?,
             reassembly_budget: gauge(
                 &r,

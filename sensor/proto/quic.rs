@@ -33,7 +33,7 @@ mod frames;
 mod gquic;
 mod keys;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;
 
@@ -287,6 +287,15 @@ impl InitialState {
             frames: 0,
             finished: false,
         }
+    }
+
+    /// Heap bytes this state holds: the CRYPTO stream buffer (up to [`MAX_CRYPTO_BYTES`]) and
+    /// the packet scratch (up to [`MAX_PACKET_LEN`]), by capacity. A flow pays for them from the
+    /// reassembly budget (`flow::budget`).
+    pub fn held_bytes(&self) -> usize {
+        self.crypto
+            .capacity()
+            .saturating_add(self.scratch.capacity())
     }
 
     /// Processes one datagram sent by the client: walks its coalesced packets (RFC 9000 §12.2)

@@ -66,6 +66,11 @@ impl CryptoStream {
         self.range_count = 0;
     }
 
+    /// Heap bytes the stream's buffer holds (its capacity), for the reassembly budget.
+    pub(super) fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
     fn ranges(&self) -> &[(u32, u32)] {
         self.ranges.get(..self.range_count).unwrap_or(&[])
     }

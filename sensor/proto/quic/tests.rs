@@ -18,14 +18,14 @@ fn sample_client_hello() -> Vec<u8> {
 }
 
 /// Frames padded with PADDING to `len` bytes.
-fn padded(mut frames: Vec<u8>, len: usize) -> Vec<u8> {
+pub(crate) fn padded(mut frames: Vec<u8>, len: usize) -> Vec<u8> {
     assert!(frames.len() <= len);
     frames.resize(len, 0);
     frames
 }
 
 /// A CRYPTO frame (RFC 9000 §19.6) with 2-byte varint offset and length.
-fn crypto(offset: usize, data: &[u8]) -> Vec<u8> {
+pub(crate) fn crypto(offset: usize, data: &[u8]) -> Vec<u8> {
     let mut f = vec![0x06, 0x40 | (offset >> 8) as u8, offset as u8];
     f.extend([0x40 | (data.len() >> 8) as u8, data.len() as u8]);
     f.extend_from_slice(data);
@@ -33,22 +33,22 @@ fn crypto(offset: usize, data: &[u8]) -> Vec<u8> {
 }
 
 /// How to build a client Initial.
-struct Seal<'a> {
-    version: u32,
+pub(crate) struct Seal<'a> {
+    pub(crate) version: u32,
     /// The DCID the keys come from.
-    keys_dcid: &'a [u8],
+    pub(crate) keys_dcid: &'a [u8],
     /// The DCID written in the header.
-    dcid: &'a [u8],
-    scid: &'a [u8],
-    token: &'a [u8],
-    pn: u32,
-    pn_len: usize,
+    pub(crate) dcid: &'a [u8],
+    pub(crate) scid: &'a [u8],
+    pub(crate) token: &'a [u8],
+    pub(crate) pn: u32,
+    pub(crate) pn_len: usize,
     /// Clear the fixed bit (RFC 9287 greasing).
-    grease_fixed_bit: bool,
+    pub(crate) grease_fixed_bit: bool,
 }
 
 impl Seal<'_> {
-    fn v1() -> Seal<'static> {
+    pub(crate) fn v1() -> Seal<'static> {
         Seal {
             version: VERSION_1,
             keys_dcid: &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08],
@@ -83,7 +83,7 @@ impl Seal<'_> {
         (header, pn_offset)
     }
 
-    fn seal(&self, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, payload: &[u8]) -> Vec<u8> {
         let version = keys::version(self.version).unwrap();
         let raw = keys::derive_raw(version, self.keys_dcid).unwrap();
         let (mut header, pn_offset) = self.header(payload.len());
