@@ -66,22 +66,33 @@ const V1_TYPES: [LongType; 4] = [
     LongType::Retry,
 ];
 
-/// The versions whose client Initials we can open.
-/// Google's versions take the v1 key derivation with their own salts (the same values in
-/// Chromium's `quic/core/quic_versions.cc` and Wireshark's `packet-quic.c`).
-static VERSIONS: [Version; 6] = [
+/// A version that derives its Initial keys as QUIC v1 does (RFC 9001 §5.1 labels, v1 packet
+/// types) from its own salt.
+const fn v1_like(wire: u32, salt: [u8; 20], frames: Frames) -> Version {
     Version {
-        wire: VERSION_1,
-        salt: [
-            0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8,
-            0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a,
-        ],
+        wire,
+        salt,
         key_label: b"quic key",
         iv_label: b"quic iv",
         hp_label: b"quic hp",
         types: V1_TYPES,
-        frames: Frames::Ietf,
-    },
+        frames,
+    }
+}
+
+/// The versions whose client Initials we can open.
+/// Google's versions take the v1 key derivation with their own salts (the same values in
+/// Chromium's `quic/core/quic_versions.cc` and Wireshark's `packet-quic.c`).
+static VERSIONS: [Version; 6] = [
+    v1_like(
+        VERSION_1,
+        [
+            0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8,
+            0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a,
+        ],
+        Frames::Ietf,
+    ),
+    // QUIC v2 (RFC 9369 §3.3.1, §3.3.2, §3.2): its own labels and packet type bits.
     Version {
         wire: VERSION_2,
         salt: [
@@ -99,54 +110,38 @@ static VERSIONS: [Version; 6] = [
         ],
         frames: Frames::Ietf,
     },
-    Version {
-        wire: VERSION_DRAFT_29,
-        salt: [
+    v1_like(
+        VERSION_DRAFT_29,
+        [
             0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61,
             0x11, 0xe0, 0x43, 0x90, 0xa8, 0x99,
         ],
-        key_label: b"quic key",
-        iv_label: b"quic iv",
-        hp_label: b"quic hp",
-        types: V1_TYPES,
-        frames: Frames::Ietf,
-    },
-    Version {
-        wire: VERSION_Q050,
-        salt: [
+        Frames::Ietf,
+    ),
+    v1_like(
+        VERSION_Q050,
+        [
             0x50, 0x45, 0x74, 0xef, 0xd0, 0x66, 0xfe, 0x2f, 0x9d, 0x94, 0x5c, 0xfc, 0xdb, 0xd3,
             0xa7, 0xf0, 0xd3, 0xb5, 0x6b, 0x45,
         ],
-        key_label: b"quic key",
-        iv_label: b"quic iv",
-        hp_label: b"quic hp",
-        types: V1_TYPES,
-        frames: Frames::Google,
-    },
-    Version {
-        wire: VERSION_T050,
-        salt: [
+        Frames::Google,
+    ),
+    v1_like(
+        VERSION_T050,
+        [
             0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43, 0xa2,
             0x36, 0x7c, 0x60, 0x48, 0x83, 0x10,
         ],
-        key_label: b"quic key",
-        iv_label: b"quic iv",
-        hp_label: b"quic hp",
-        types: V1_TYPES,
-        frames: Frames::Google,
-    },
-    Version {
-        wire: VERSION_T051,
-        salt: [
+        Frames::Google,
+    ),
+    v1_like(
+        VERSION_T051,
+        [
             0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12, 0x4f,
             0xc8, 0xcc, 0xda, 0x6e, 0x03, 0x3d,
         ],
-        key_label: b"quic key",
-        iv_label: b"quic iv",
-        hp_label: b"quic hp",
-        types: V1_TYPES,
-        frames: Frames::Google,
-    },
+        Frames::Google,
+    ),
 ];
 
 /// The version with this wire value, if we can open its Initials.
