@@ -4,7 +4,8 @@
 //! the packet; TCP wire length is at least the captured payload; `outer_len` hops are present
 //! and within the tunnel cap; a fragment resumed with `decode_ip_payload` stays within its
 //! payload; the checksum helper never panics; the worker's fast path (`decode::plain_tcp`)
-//! answers only for packets the full decode ends on the same TCP segment for.
+//! answers only for packets the full decode ends on the same TCP segment for, and the
+//! fixed-offset decode (`decode::decode_plain`) only with the full walk's very view.
 #![no_main]
 
 use ksensor::decode::{self, Decoded, L4, MAX_TUNNEL_DEPTH};
@@ -49,6 +50,12 @@ fuzz_target!(|data: &[u8]| {
         decode::plain_tcp_agrees_with_decode(link, packet),
         "plain_tcp differs from the full decode"
     );
+    if link == ksensor::capture::LinkType::ETHERNET {
+        assert!(
+            decode::decode_plain_agrees_with_full(packet),
+            "decode_plain differs from the full decode"
+        );
+    }
     let Ok(d) = decode::decode_packet(link, packet) else {
         return;
     };

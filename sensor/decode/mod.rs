@@ -30,7 +30,7 @@ pub mod ip;
 pub mod link;
 pub mod tunnel;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::capture::LinkType;
 use crate::reason::ReasonCounts;
@@ -135,7 +135,7 @@ pub enum L4<'a> {
 }
 
 /// A decoded packet. Borrowed from the packet bytes; reused across packets by the caller.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decoded<'a> {
     pub link: LinkInfo,
     /// Outer IP headers, outermost first; `outer_len` of them are valid.
@@ -268,8 +268,23 @@ impl PacketCounters {
     }
 }
 
-/// Decodes one captured packet of link type `link`.
+/// Decodes one captured packet of link type `link`. The commonest shape (see
+/// [`decode_plain`]) is read at fixed offsets; every other one takes the full walk
+/// ([`decode_full`]), with the same result.
+#[inline]
 pub fn decode_packet(link: LinkType, packet: &[u8]) -> Result<Decoded<'_>, DecodeSkip> {
+    if link == LinkType::ETHERNET {
+        if let Some(decoded) = decode_plain(packet) {
+            return Ok(decoded);
+        }
+    }
+    decode_full(link, packet)
+}
+
+/// [`decode_packet`] by the full walk over links, tunnels and extension headers, whatever the
+/// shape: the oracle [`decode_plain`] is tested against.
+#[inline(never)]
+pub fn decode_full(link: LinkType, packet: &[u8]) -> Result<Decoded<'_>, DecodeSkip> {
     let mut link_info = LinkInfo::default();
     let network = link::decode_link(link, packet, &mut link_info)?;
     let first = ip::parse_network(network)?;
@@ -545,6 +560,131 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
         dst_port: u16::from_be_bytes([dp0, dp1]),
         flags,
     })
+}
+
+/// The [`Decoded`] view of the commonest packet on a span port, read at fixed offsets: an
+/// Ethernet frame with at most [`link::MAX_VLAN_TAGS`] VLAN tags, then IPv4 with a 20-byte
+/// header, unfragmented, or IPv6 without extension headers, whose whole IP length was
+/// captured, then a valid TCP header or a UDP datagram that fills the IP payload on ports no
+/// tunnel uses. Exactly what [`decode_full`] gives for it (checked on every committed capture
+/// and by the `decode` fuzz target); `None` for everything else, which then takes the full walk.
+#[inline]
+pub fn decode_plain(frame: &[u8]) -> Option<Decoded<'_>> {
+    let (header, mut rest) = frame.split_first_chunk::<14>()?;
+    let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *header;
+    let mut ethertype = u16::from_be_bytes([t0, t1]);
+    let mut vlan = None;
+    for _ in 0..link::MAX_VLAN_TAGS {
+        if !matches!(
+            ethertype,
+            link::ETHERTYPE_VLAN | link::ETHERTYPE_QINQ | link::ETHERTYPE_QINQ_OLD
+        ) {
+            break;
+        }
+        let (&[tci0, tci1, t0, t1], inner) = rest.split_first_chunk::<4>()?;
+        vlan = Some(u16::from_be_bytes([tci0, tci1]) & 0x0FFF);
+        ethertype = u16::from_be_bytes([t0, t1]);
+        rest = inner;
+    }
+    let (src, dst, proto, ip_packet, payload) = match ethertype {
+        link::ETHERTYPE_IPV4 => {
+            let header = rest.first_chunk::<20>()?;
+            let [vihl, _, l0, l1, _, _, f0, f1, _, proto, _, _, s0, s1, s2, s3, d0, d1, d2, d3] =
+                *header;
+            let total = usize::from(u16::from_be_bytes([l0, l1]));
+            // Version 4, 20-byte header, neither MF nor an offset, the whole length captured
+            // (a length of 0, as segmentation offload writes it, takes the full walk).
+            if vihl != 0x45 || f0 & 0x3f != 0 || f1 != 0 || total < 20 {
+                return None;
+            }
+            let packet = rest.get(..total)?;
+            let src = IpAddr::V4(Ipv4Addr::from([s0, s1, s2, s3]));
+            let dst = IpAddr::V4(Ipv4Addr::from([d0, d1, d2, d3]));
+            (src, dst, proto, packet, packet.get(20..)?)
+        }
+        link::ETHERTYPE_IPV6 => {
+            let (fixed, after) = ipv6_fixed_header(rest)?;
+            let payload_len = usize::from(fixed.payload_len);
+            // A zero length may be a jumbogram: the full walk decides.
+            if payload_len == 0 {
+                return None;
+            }
+            let payload = after.get(..payload_len)?;
+            let packet = rest.get(..40usize.checked_add(payload_len)?)?;
+            let src = IpAddr::V6(Ipv6Addr::from(fixed.src));
+            let dst = IpAddr::V6(Ipv6Addr::from(fixed.dst));
+            (src, dst, fixed.next, packet, payload)
+        }
+        _ => return None,
+    };
+    let wire_len = u32::try_from(payload.len()).ok()?;
+    let (l4, l4_bytes, l4_wire_len) = match proto {
+        ip::PROTO_TCP => {
+            let header = payload.first_chunk::<20>()?;
+            let [sp0, sp1, dp0, dp1, q0, q1, q2, q3, a0, a1, a2, a3, offset, flags, ..] = *header;
+            let header_len = usize::from(offset >> 4) * 4;
+            if header_len < 20 {
+                return None;
+            }
+            let segment_payload = payload.get(header_len..)?;
+            let segment = TcpSegment {
+                src_port: u16::from_be_bytes([sp0, sp1]),
+                dst_port: u16::from_be_bytes([dp0, dp1]),
+                seq: u32::from_be_bytes([q0, q1, q2, q3]),
+                ack: u32::from_be_bytes([a0, a1, a2, a3]),
+                flags,
+                payload: segment_payload,
+                wire_payload_len: u32::try_from(segment_payload.len()).ok()?,
+            };
+            (L4::Tcp(segment), payload, wire_len)
+        }
+        ip::PROTO_UDP => {
+            let [sp0, sp1, dp0, dp1, len0, len1, _, _] = *payload.first_chunk::<8>()?;
+            let (src_port, dst_port) = (
+                u16::from_be_bytes([sp0, sp1]),
+                u16::from_be_bytes([dp0, dp1]),
+            );
+            // The UDP length fills the IP payload exactly (no padding to cut, nothing past it).
+            if usize::from(u16::from_be_bytes([len0, len1])) != payload.len()
+                || is_tunnel_port(src_port)
+                || is_tunnel_port(dst_port)
+            {
+                return None;
+            }
+            let datagram = UdpDatagram {
+                src_port,
+                dst_port,
+                payload: payload.get(8..)?,
+            };
+            (L4::Udp(datagram), payload, wire_len)
+        }
+        _ => return None,
+    };
+    Some(Decoded {
+        link: LinkInfo {
+            src_mac: Some([s0, s1, s2, s3, s4, s5]),
+            dst_mac: Some([d0, d1, d2, d3, d4, d5]),
+            vlan,
+        },
+        outer: [None; MAX_TUNNEL_DEPTH],
+        outer_len: 0,
+        ip: IpInfo { src, dst, proto },
+        l4,
+        ip_packet,
+        l4_bytes,
+        l4_wire_len,
+        routed: false,
+        truncated: false,
+    })
+}
+
+/// Whether [`decode_plain`] keeps its promise on `frame`: when it answers, [`decode_full`]
+/// gives the same view. The oracle of the unit tests and of the `decode` fuzz target.
+pub fn decode_plain_agrees_with_full(frame: &[u8]) -> bool {
+    let Some(fast) = decode_plain(frame) else {
+        return true;
+    };
+    decode_full(LinkType::ETHERNET, frame).is_ok_and(|full| full == fast)
 }
 
 /// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, [`decode_packet`]

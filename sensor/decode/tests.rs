@@ -1219,6 +1219,7 @@ fn fixed_offset_readers_agree_with_decode_on_every_committed_capture() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
     let mut checked = 0usize;
     let mut plain = 0usize;
+    let mut plain_decoded = 0usize;
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1241,6 +1242,20 @@ fn fixed_offset_readers_agree_with_decode_on_every_committed_capture() {
                 path.display()
             );
             plain += usize::from(plain_tcp(meta.link, data).is_some());
+            if meta.link == LinkType::ETHERNET {
+                assert!(
+                    decode_plain_agrees_with_full(data),
+                    "decode_plain: {}",
+                    path.display()
+                );
+                plain_decoded += usize::from(decode_plain(data).is_some());
+            }
+            assert_eq!(
+                decode_packet(meta.link, data),
+                decode_full(meta.link, data),
+                "{}",
+                path.display()
+            );
             assert_eq!(
                 dispatch_reading(meta.link, data).0,
                 plain_tcp(meta.link, data),
@@ -1253,6 +1268,81 @@ fn fixed_offset_readers_agree_with_decode_on_every_committed_capture() {
     assert!(checked > 1000, "{checked}");
     // Most TCP on the committed captures is plain: the fast path is exercised, not skipped.
     assert!(plain > checked / 4, "{plain} plain TCP of {checked}");
+    assert!(
+        plain_decoded > checked / 2,
+        "{plain_decoded} packets of {checked} decoded at fixed offsets"
+    );
+}
+
+/// [`decode_plain`] answers for plain TCP and UDP over IPv4 and IPv6, VLAN-tagged or not, and
+/// leaves every variation it does not cover to the full walk: cuts anywhere, IP options,
+/// fragments, a UDP length short of the payload, tunnel ports, other protocols.
+#[test]
+fn decode_plain_takes_the_common_shapes_and_leaves_the_rest() {
+    for tags in 0..=2 {
+        let frame = ethernet_tcp4(tags);
+        let fast = decode_plain(&frame).expect("plain TCP");
+        assert_eq!(fast.link.vlan, (tags > 0).then_some(0x64));
+        assert!(decode_plain_agrees_with_full(&frame));
+        for cut in 0..frame.len() {
+            let cut = &frame[..cut];
+            assert!(decode_plain(cut).is_none(), "cut at {}", cut.len());
+            assert!(decode_plain_agrees_with_full(cut));
+        }
+    }
+    let mut udp4 = vec![0u8; 12];
+    udp4.extend_from_slice(&[0x08, 0x00]);
+    PacketBuilder::ipv4(CLIENT4, SERVER4, 64)
+        .udp(50000, 53)
+        .write(&mut udp4, HELLO)
+        .unwrap();
+    let d = decode_plain(&udp4).expect("plain UDP");
+    assert!(matches!(d.l4, L4::Udp(u) if u.payload == HELLO && u.dst_port == 53));
+    assert!(decode_plain_agrees_with_full(&udp4));
+    let mut udp6 = vec![0u8; 12];
+    udp6.extend_from_slice(&[0x86, 0xdd]);
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .udp(50000, 53)
+        .write(&mut udp6, HELLO)
+        .unwrap();
+    assert!(decode_plain(&udp6).is_some());
+    assert!(decode_plain_agrees_with_full(&udp6));
+    let ip = 14;
+    let variants: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        ("IP options", Box::new(|f: &mut Vec<u8>| f[ip] = 0x46)),
+        ("MF set", Box::new(|f: &mut Vec<u8>| f[ip + 6] |= 0x20)),
+        ("fragment offset", Box::new(|f: &mut Vec<u8>| f[ip + 7] = 1)),
+        (
+            "total length 0",
+            Box::new(|f: &mut Vec<u8>| {
+                f[ip + 2] = 0;
+                f[ip + 3] = 0;
+            }),
+        ),
+        (
+            "UDP length short",
+            Box::new(|f: &mut Vec<u8>| f[ip + 25] -= 1),
+        ),
+        (
+            "VXLAN port",
+            Box::new(|f: &mut Vec<u8>| {
+                f[ip + 22] = (4789u16 >> 8) as u8;
+                f[ip + 23] = (4789u16 & 0xff) as u8;
+            }),
+        ),
+        ("ICMP", Box::new(|f: &mut Vec<u8>| f[ip + 9] = 1)),
+        (
+            "Ethernet padding",
+            Box::new(|f: &mut Vec<u8>| f.extend_from_slice(&[0; 6])),
+        ),
+    ];
+    for (what, change) in variants {
+        let mut frame = udp4.clone();
+        change(&mut frame);
+        let padded = what == "Ethernet padding";
+        assert_eq!(decode_plain(&frame).is_some(), padded, "{what}");
+        assert!(decode_plain_agrees_with_full(&frame), "{what}");
+    }
 }
 
 // ---- plain_tcp (the worker's fast path) ----

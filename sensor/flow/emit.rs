@@ -100,6 +100,13 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Observations made so far (of this packet and the batch before it): a caller compares
+    /// the count before and after a parser to learn whether a packet gave any.
+    #[inline]
+    pub fn observed(&self) -> usize {
+        self.out.len()
+    }
+
     fn push(&mut self, client: Endpoint, what: Observation) {
         let order = ObsOrder {
             packet: self.packet,

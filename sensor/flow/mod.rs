@@ -115,7 +115,10 @@ pub struct FlowCounters {
     pub reasm_events: ReasonCounts<ReasmEvent>,
     /// Datagrams rebuilt from fragments.
     pub reassembled_datagrams: u64,
-    /// TCP/UDP checksums found wrong (parsed anyway: capture-host offloading produces them).
+    /// Packets that gave an observation (a DNS message or TCP segment that yielded a name)
+    /// and whose TCP/UDP checksum is wrong: evidence from a packet the receiver may have
+    /// dropped. Such packets are used anyway (capture-host offloading leaves checksums
+    /// unfinished); other packets' checksums are not computed.
     pub bad_checksums: u64,
     /// Packets of bypassed flows (the fast path).
     pub bypassed_packets: u64,
@@ -314,6 +317,18 @@ fn note_fin(flow: &mut Flow, side: table::Side, flags: u8) -> bool {
     ended && matches!(flow.state, FlowState::Bypassed { .. })
 }
 
+/// Counts the packet in [`FlowCounters::bad_checksums`] when its TCP/UDP checksum can be
+/// checked and is wrong. Called only for packets that gave an observation: the checksum
+/// decides nothing else (a packet is parsed whatever its checksum, since offloading on the
+/// capture host leaves checksums unfinished), so the pass over the bytes is spent only where
+/// it qualifies evidence.
+#[cold]
+fn count_bad_checksum(counters: &mut FlowCounters, d: &Decoded<'_>, checkable: bool) {
+    if checkable && decode::transport_checksum_ok(d) == Some(false) {
+        counters.bad_checksums += 1;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn on_transport(
     table: &mut FlowTable<Flow>,
@@ -368,16 +383,8 @@ fn on_transport(
                 FlowState::Tcp(tcp) => {
                     if !seg.payload.is_empty() {
                         counters.parsed_packets += 1;
-                        // Names come from the client side: check what could carry one, not the
-                        // bulk the server sends back.
-                        let client_data = tcp.client_side() != Some(side.other());
-                        if client_data
-                            && checksum_checkable
-                            && decode::transport_checksum_ok(d) == Some(false)
-                        {
-                            counters.bad_checksums += 1;
-                        }
                     }
+                    let observed = emit.observed();
                     let mut cx = SegmentCtx {
                         side,
                         src,
@@ -389,6 +396,9 @@ fn on_transport(
                         budget,
                     };
                     tcp.on_segment(seg, &mut cx, emit);
+                    if emit.observed() > observed {
+                        count_bad_checksum(counters, d, checksum_checkable);
+                    }
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
                         flow.state = FlowState::Bypassed { closed: closing };
                         counters.flows_bypassed += 1;
@@ -412,14 +422,15 @@ fn on_transport(
             };
             if dns::is_dns_port(src.port) || dns::is_dns_port(dst.port) {
                 counters.parsed_packets += 1;
-                if checksum_checkable && decode::transport_checksum_ok(d) == Some(false) {
-                    counters.bad_checksums += 1;
-                }
                 let parsed = dns::parse_message(dgram.payload, &mut scratch.dns.message);
                 if let Err(reason) = parsed {
                     counters.dns.incr(reason);
                 }
+                let observed = emit.observed();
                 udp::emit_dns(scratch, src, dst, 17, emit, 0);
+                if emit.observed() > observed {
+                    count_bad_checksum(counters, d, checksum_checkable);
+                }
                 return;
             }
             if KSC_UDP_PORTS.contains(&dst.port) {

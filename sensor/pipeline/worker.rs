@@ -180,6 +180,86 @@ mod tests {
     use crate::capture::file::FileSource;
     use crate::capture::{PacketSource, SourceStatus};
 
+    /// An Ethernet/IPv4/UDP packet from 10.0.0.2:40000 to 10.0.0.1:53 asking for `name` (A),
+    /// with its UDP checksum right or off by one.
+    fn dns_query(name: &str, checksum_right: bool) -> Vec<u8> {
+        let mut dns = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            dns.push(label.len() as u8);
+            dns.extend_from_slice(label.as_bytes());
+        }
+        dns.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let (src, dst) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let udp_len = (8 + dns.len()) as u16;
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&40000u16.to_be_bytes());
+        udp.extend_from_slice(&53u16.to_be_bytes());
+        udp.extend_from_slice(&udp_len.to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&dns);
+        // RFC 768: ones' complement sum over the pseudo-header and the datagram.
+        let mut words: Vec<u8> = [&src[..], &dst[..], &[0, 17], &udp_len.to_be_bytes()].concat();
+        words.extend_from_slice(&udp);
+        if words.len() % 2 == 1 {
+            words.push(0);
+        }
+        let mut sum: u32 = words
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let checksum = !(sum as u16);
+        let checksum = if checksum_right {
+            checksum
+        } else {
+            checksum ^ 1
+        };
+        udp[6..8].copy_from_slice(&checksum.to_be_bytes());
+        let total = (20 + udp.len()) as u16;
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&udp);
+        frame
+    }
+
+    /// The checksum is computed for packets that gave an observation, and only for them: a
+    /// wrong one is counted there, and a packet that gave nothing is not looked at.
+    #[test]
+    fn bad_checksums_are_counted_on_packets_that_gave_an_observation() {
+        let rules = crate::rules::suffix_rules_for_tests(&["upd"]);
+        let count = |packets: &[Vec<u8>]| {
+            let mut worker = Worker::new(rules.clone(), false, 1 << 10);
+            for (seq, data) in packets.iter().enumerate() {
+                let meta = PacketMeta {
+                    ts: crate::time::Timestamp::from_secs_nanos(10 + seq as u64, 0),
+                    link: crate::capture::LinkType::ETHERNET,
+                    orig_len: data.len() as u32,
+                    input: 0,
+                };
+                worker.process(seq as u64, &meta, data);
+            }
+            let observed = worker.take_observations().len();
+            (observed, worker.take_counters().flow.bad_checksums)
+        };
+        assert_eq!(count(&[dns_query("s1.upd.example", true)]), (1, 0));
+        assert_eq!(count(&[dns_query("s1.upd.example", false)]), (1, 1));
+        assert_eq!(count(&[dns_query("www.other.example", false)]), (0, 0));
+        assert_eq!(
+            count(&[
+                dns_query("www.other.example", false),
+                dns_query("s2.upd.example", false),
+                dns_query("s3.upd.example", true),
+            ]),
+            (2, 1)
+        );
+    }
+
     /// Every committed capture through two workers, one with the fast path and one without:
     /// the same observations and the same counters, packet for packet of input.
     #[test]

@@ -615,7 +615,7 @@ impl Builder {
                 "no rules (a rule file holds [[rule]] tables)".to_owned(),
             ));
         }
-        let mut by_name: foldhash::HashMap<Box<str>, Entry> = foldhash::HashMap::default();
+        let mut by_name: foldhash::HashMap<Box<[u8]>, Entry> = foldhash::HashMap::default();
         // (literal suffix, literal bytes, rule, pattern prefix, hit), sorted into buckets below.
         let mut pending: Vec<(&str, usize, &str, Hit)> = Vec::new();
         for (rule_pos, rule) in self.rules.iter().enumerate() {
@@ -628,10 +628,16 @@ impl Builder {
                 match m {
                     // Duplicates were rejected in add_rule, so each slot is set once.
                     NameMatch::Exact(name) => {
-                        by_name.entry(name.as_str().into()).or_default().exact = Some(hit);
+                        by_name
+                            .entry(name.as_str().as_bytes().into())
+                            .or_default()
+                            .exact = Some(hit);
                     }
                     NameMatch::Suffix(name) => {
-                        by_name.entry(name.as_str().into()).or_default().suffix = Some(hit);
+                        by_name
+                            .entry(name.as_str().as_bytes().into())
+                            .or_default()
+                            .suffix = Some(hit);
                     }
                     NameMatch::Pattern(p) => {
                         // NameMatch::parse guarantees a wildcard label and a literal last label.
@@ -671,7 +677,7 @@ impl Builder {
                     ),
                 ));
             }
-            let entry = by_name.entry(first.0.into()).or_default();
+            let entry = by_name.entry(first.0.as_bytes().into()).or_default();
             entry.patterns_start = u32::try_from(patterns.len()).unwrap_or(u32::MAX);
             entry.patterns_len = u32::try_from(bucket.len()).unwrap_or(u32::MAX);
             patterns.extend(bucket.iter().map(|p| CompiledPattern {
@@ -679,7 +685,7 @@ impl Builder {
                 hit: p.3,
             }));
         }
-        let labels = |key: &str| key.bytes().filter(|&b| b == b'.').count().saturating_add(1);
+        let labels = |key: &[u8]| key.iter().filter(|&&b| b == b'.').count().saturating_add(1);
         let max_key_labels = by_name.keys().map(|k| labels(k)).max().unwrap_or(0);
         let min_pattern_key_labels = by_name
             .iter()
@@ -689,10 +695,11 @@ impl Builder {
             .unwrap_or(usize::MAX);
         // Every label suffix of a key, as an entry matching nothing (see `Entry`); after the
         // counts above, which are about keys.
-        let keys: Vec<Box<str>> = by_name.keys().cloned().collect();
+        let keys: Vec<Box<[u8]>> = by_name.keys().cloned().collect();
         for key in keys {
-            let mut rest: &str = &key;
-            while let Some((_, tail)) = rest.split_once('.') {
+            let mut rest: &[u8] = &key;
+            while let Some(dot) = memchr::memchr(b'.', rest) {
+                let tail = rest.get(dot.saturating_add(1)..).unwrap_or(&[]);
                 by_name.entry(tail.into()).or_default();
                 rest = tail;
             }

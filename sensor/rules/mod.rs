@@ -376,7 +376,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     files: Vec<RuleFile>,
     sha256: String,
-    by_name: foldhash::HashMap<Box<str>, Entry>,
+    /// Keys are names as bytes (ASCII host names), so a lookup needs no UTF-8 check.
+    by_name: foldhash::HashMap<Box<[u8]>, Entry>,
     patterns: Vec<CompiledPattern>,
     /// Most labels in any key of `by_name`: longer suffixes of a name cannot be keys.
     max_key_labels: usize,
@@ -524,9 +525,10 @@ impl RuleSet {
     }
 
     /// The winning match, `ignore` rules included; nothing for names that are not host names.
-    fn resolve(&self, name: &HostName) -> Option<Hit> {
-        let name = name.as_str();
-        let bytes = name.as_bytes();
+    fn resolve(&self, host: &HostName) -> Option<Hit> {
+        // Keys are looked up as bytes: a host name is ASCII, and the text form is needed only
+        // to match a pattern's prefix.
+        let bytes = host.as_bytes();
         // From the last label leftwards, the longest suffix of the name that the index holds
         // (a key or the end of one) and whether any of them matches something. Most names
         // on a link match nothing and stop after one or two short lookups (`net`,
@@ -535,7 +537,7 @@ impl RuleSet {
         let mut labels_left = 0usize;
         let mut any_match = false;
         let mut at = memchr::memrchr(b'.', bytes).map_or(0, |dot| dot.saturating_add(1));
-        while let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) {
+        while let Some(entry) = bytes.get(at..).and_then(|key| self.by_name.get(key)) {
             deepest = Some(at);
             labels_left = labels_left.saturating_add(1);
             any_match |= entry.matches_something();
@@ -569,7 +571,7 @@ impl RuleSet {
             if best_suffix.is_some() && labels < self.min_pattern_key_labels {
                 break;
             }
-            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
+            let Some(entry) = bytes.get(at..).and_then(|key| self.by_name.get(key)) else {
                 continue;
             };
             if at == 0 {
@@ -577,7 +579,7 @@ impl RuleSet {
                     return Some(hit);
                 }
             } else if entry.patterns_len > 0 {
-                let name_prefix = name.get(..at.saturating_sub(1)).unwrap_or("");
+                let name_prefix = host.as_str().get(..at.saturating_sub(1)).unwrap_or("");
                 let from = entry.patterns_start as usize;
                 let to = from.saturating_add(entry.patterns_len as usize);
                 for p in self.patterns.get(from..to).unwrap_or(&[]) {
@@ -598,9 +600,8 @@ impl RuleSet {
 impl RuleSet {
     /// [`RuleSet::resolve`] as it was before the walk from the last label: every suffix of the
     /// name looked up, longest first. The tests compare the two.
-    fn resolve_every_suffix(&self, name: &HostName) -> Option<Hit> {
-        let name = name.as_str();
-        let bytes = name.as_bytes();
+    fn resolve_every_suffix(&self, host: &HostName) -> Option<Hit> {
+        let bytes = host.as_bytes();
         if !is_host_name(bytes) {
             return None;
         }
@@ -620,7 +621,7 @@ impl RuleSet {
             if best_suffix.is_some() && labels < self.min_pattern_key_labels {
                 break;
             }
-            let Some(entry) = name.get(at..).and_then(|key| self.by_name.get(key)) else {
+            let Some(entry) = bytes.get(at..).and_then(|key| self.by_name.get(key)) else {
                 continue;
             };
             if at == 0 {
@@ -628,7 +629,7 @@ impl RuleSet {
                     return Some(hit);
                 }
             } else if entry.patterns_len > 0 {
-                let name_prefix = name.get(..at.saturating_sub(1)).unwrap_or("");
+                let name_prefix = host.as_str().get(..at.saturating_sub(1)).unwrap_or("");
                 let from = entry.patterns_start as usize;
                 let to = from.saturating_add(entry.patterns_len as usize);
                 for p in self.patterns.get(from..to).unwrap_or(&[]) {

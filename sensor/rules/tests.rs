@@ -1901,7 +1901,11 @@ fn walking_from_the_last_label_finds_what_every_suffix_finds() {
     .unwrap();
     let bundled = RuleSet::load(&[RuleSet::bundled_dir()]).unwrap();
     for set in [&mixed, &bundled] {
-        let mut names: Vec<String> = set.by_name.keys().map(|k| k.to_string()).collect();
+        let mut names: Vec<String> = set
+            .by_name
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
         names.sort();
         let keys = names.clone();
         for key in &keys {
