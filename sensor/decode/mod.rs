@@ -271,7 +271,7 @@ impl PacketCounters {
 /// Decodes one captured packet of link type `link`. The commonest shape (see
 /// [`decode_plain`]) is read at fixed offsets; every other one takes the full walk
 /// ([`decode_full`]), with the same result.
-#[inline]
+#[inline(always)]
 pub fn decode_packet(link: LinkType, packet: &[u8]) -> Result<Decoded<'_>, DecodeSkip> {
     if link == LinkType::ETHERNET {
         if let Some(decoded) = decode_plain(packet) {
@@ -568,7 +568,7 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
 /// captured, then a valid TCP header or a UDP datagram that fills the IP payload on ports no
 /// tunnel uses. Exactly what [`decode_full`] gives for it (checked on every committed capture
 /// and by the `decode` fuzz target); `None` for everything else, which then takes the full walk.
-#[inline]
+#[inline(always)]
 pub fn decode_plain(frame: &[u8]) -> Option<Decoded<'_>> {
     let (header, mut rest) = frame.split_first_chunk::<14>()?;
     let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *header;

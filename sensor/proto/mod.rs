@@ -301,6 +301,13 @@ pub fn ip_literal(raw: &[u8]) -> Option<std::net::IpAddr> {
     if raw.len() > 45 || raw.is_empty() {
         return None;
     }
+    // Every name of every ClientHello and request comes here: most are host names, which
+    // neither end in a digit (as dotted-quad IPv4 does) nor hold a ':' (as IPv6 always does).
+    let could_be =
+        raw.last().is_some_and(u8::is_ascii_digit) || memchr::memchr(b':', raw).is_some();
+    if !could_be {
+        return None;
+    }
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
@@ -395,6 +402,37 @@ mod tests {
         assert_eq!(n, HostName::parse(b"a.b").unwrap());
         n.assign(b"longer-than-before.example.").unwrap();
         assert_eq!(n, HostName::parse(b"longer-than-before.example").unwrap());
+    }
+
+    /// The shortcut for names that cannot be addresses changes no answer: every form the
+    /// standard parser reads is still found, and host names are not.
+    #[test]
+    fn ip_literal_agrees_with_the_standard_parser() {
+        for text in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "::",
+            "::1",
+            "2001:db8::ff",
+            "::ffff:192.0.2.1",
+            "fe80::1",
+            "2001:DB8::A",
+            "1.2.3",
+            "1.2.3.256",
+            "www.example.com",
+            "example.com1",
+            "a:b",
+            "1",
+            "ff",
+            "::ff:",
+            "[::1]",
+            "[192.0.2.1]",
+            "",
+        ] {
+            let inner = text.trim_start_matches('[').trim_end_matches(']');
+            let expected = inner.parse::<std::net::IpAddr>().ok();
+            assert_eq!(ip_literal(text.as_bytes()), expected, "{text}");
+        }
     }
 
     #[test]
