@@ -196,8 +196,10 @@ impl<'a> Report<'a> {
         Some((host, summary, decision))
     }
 
-    /// The JSON object of one host (`None` if it is not in the inventory).
-    fn host_json(&self, row: &HostRow) -> Option<Value> {
+    /// The JSON object of one host (`None` if it is not in the inventory). Its evidence
+    /// entries are typed ([`EvidenceJson`]): a host can hold hundreds, and a `json!` map per
+    /// entry cost an allocation per key.
+    fn host_json(&self, row: &HostRow) -> Option<HostJson<'_>> {
         let (h, summary, decision) = self.decided(row)?;
         let names = self.inventory.names();
         let mut rule_counts: BTreeMap<&str, u64> = BTreeMap::new();
@@ -209,7 +211,7 @@ impl<'a> Report<'a> {
             .zip(&summary.evidence)
             .map(|(e, c)| (e.key, c))
             .collect();
-        let evidence: Vec<Value> = self
+        let evidence: Vec<EvidenceJson<'_>> = self
             .evidence_in_order(h)
             .into_iter()
             .map(|Evidence { key, stat }| {
@@ -222,50 +224,56 @@ impl<'a> Report<'a> {
                     }
                 }
                 let class = classified.get(key);
-                json!({
-                    "kind": evidence_group(key.kind),
-                    "source": key.kind.label(),
-                    "detail": evidence_detail(key.kind),
-                    "origin": evidence_origin(key.kind),
-                    "name": key.name.and_then(|n| self.inventory.name(n)),
-                    "rule": rule.map(|r| r.id.clone()),
-                    "category": rule.map(|r| r.category.label()),
-                    "family": class.map(|c| c.family.label()),
-                    "product": class.map(|c| c.product.label()),
-                    "confidence": stat.confidence.label(),
-                    "install": class.is_some_and(|c| c.install),
-                    "direct": class.is_some_and(|c| c.direct),
-                    "peer": key.peer.map(|p| p.to_string()),
-                    "count": stat.count,
-                    "first": ts(Some(stat.first)),
-                    "last": ts(Some(stat.last)),
-                    "input": self.inputs.get(usize::from(key.input)).map(|i| i.name.clone()),
-                })
+                EvidenceJson {
+                    category: rule.map(|r| r.category.label()),
+                    confidence: stat.confidence.label(),
+                    count: stat.count,
+                    detail: evidence_detail(key.kind),
+                    direct: class.is_some_and(|c| c.direct),
+                    family: class.map(|c| c.family.label()),
+                    first: stat.first.rfc3339_micros().to_string(),
+                    input: self
+                        .inputs
+                        .get(usize::from(key.input))
+                        .map(|i| i.name.as_str()),
+                    install: class.is_some_and(|c| c.install),
+                    kind: evidence_group(key.kind),
+                    last: stat.last.rfc3339_micros().to_string(),
+                    name: key.name.and_then(|n| self.inventory.name(n)),
+                    origin: evidence_origin(key.kind),
+                    peer: key.peer.map(|p| p.to_string()),
+                    product: class.map(|c| c.product.label()),
+                    rule: rule.map(|r| r.id.as_str()),
+                    source: key.kind.label(),
+                }
             })
             .collect();
         categories.sort_unstable();
         let roles = role_labels(&summary.roles);
-        Some(json!({
-            "ip": h.ip.to_string(),
-            "verdict": decision.verdict.label(),
-            "certainty": decision.certainty.map(Certainty::label),
-            "product": decision.product.map(Product::label),
-            "managed_by": decision.managed_by.iter().map(manager_json).collect::<Vec<_>>(),
-            "reason": reason(&summary, &decision, h.facts()),
-            "internal": summary.internal,
-            "asset": row.asset_label.as_ref().map(|l| json!({"label": l, "role": row.asset_role})),
-            "roles": roles,
-            "first_seen": ts(Some(h.first_seen)),
-            "last_seen": ts(Some(h.last_seen)),
-            "macs": h.macs().iter().map(mac_string).collect::<Vec<_>>(),
-            "vlans": h.vlans(),
-            "dns_servers": h.dns_servers().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "learned": h.facts().iter().map(|f| fact_json(f, names)).collect::<Vec<_>>(),
-            "rules": rule_counts,
-            "categories": categories,
-            "evidence": evidence,
-            "evidence_dropped_by_cap": h.evidence_dropped,
-        }))
+        Some(HostJson {
+            asset: row
+                .asset_label
+                .as_ref()
+                .map(|l| json!({"label": l, "role": row.asset_role})),
+            categories,
+            certainty: decision.certainty.map(Certainty::label),
+            dns_servers: h.dns_servers().iter().map(|s| s.to_string()).collect(),
+            evidence,
+            evidence_dropped_by_cap: h.evidence_dropped,
+            first_seen: ts(Some(h.first_seen)),
+            internal: summary.internal,
+            ip: h.ip.to_string(),
+            last_seen: ts(Some(h.last_seen)),
+            learned: h.facts().iter().map(|f| fact_json(f, names)).collect(),
+            macs: h.macs().iter().map(mac_string).collect(),
+            managed_by: decision.managed_by.iter().map(manager_json).collect(),
+            product: decision.product.map(Product::label),
+            reason: reason(&summary, &decision, h.facts()),
+            roles,
+            rules: rule_counts,
+            verdict: decision.verdict.label(),
+            vlans: json!(h.vlans()),
+        })
     }
 
     /// The JSON report, streamed: serialising it builds one host's object at a time.
@@ -508,9 +516,10 @@ impl HostDocs for Report<'_> {
     /// Each reported host's JSON object read into the model, one at a time.
     fn for_each(&self, f: &mut dyn FnMut(&HostDoc)) {
         for row in &self.rows {
-            let Some(value) = self.host_json(row) else {
+            let Some(host) = self.host_json(row) else {
                 continue;
             };
+            let value = serde_json::to_value(&host).unwrap_or_default();
             match serde_json::from_value::<HostDoc>(value) {
                 Ok(doc) => f(&doc),
                 Err(e) => unreachable!("host object does not fit the model: {e}"),
@@ -530,6 +539,54 @@ impl Serialize for JsonReport<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         super::model::write_report(serializer, &self.head, &HostsJson(self.report))
     }
+}
+
+/// One host in the JSON report. Fields in alphabetical order, like [`EvidenceJson`].
+#[derive(Serialize)]
+struct HostJson<'r> {
+    asset: Option<Value>,
+    categories: Vec<&'static str>,
+    certainty: Option<&'static str>,
+    dns_servers: Vec<String>,
+    evidence: Vec<EvidenceJson<'r>>,
+    evidence_dropped_by_cap: u64,
+    first_seen: Value,
+    internal: bool,
+    ip: String,
+    last_seen: Value,
+    learned: Vec<Value>,
+    macs: Vec<String>,
+    managed_by: Vec<Value>,
+    product: Option<&'static str>,
+    reason: String,
+    roles: Vec<&'static str>,
+    rules: BTreeMap<&'r str, u64>,
+    verdict: &'static str,
+    vlans: Value,
+}
+
+/// One evidence entry of a host in the JSON report. Fields in alphabetical order: the order
+/// in which the `json!` maps of the other objects write their keys, and the order of every
+/// report written before this type existed.
+#[derive(Serialize)]
+struct EvidenceJson<'r> {
+    category: Option<&'static str>,
+    confidence: &'static str,
+    count: u64,
+    detail: Option<String>,
+    direct: bool,
+    family: Option<&'static str>,
+    first: String,
+    input: Option<&'r str>,
+    install: bool,
+    kind: &'static str,
+    last: String,
+    name: Option<&'r str>,
+    origin: Option<&'static str>,
+    peer: Option<String>,
+    product: Option<&'static str>,
+    rule: Option<&'r str>,
+    source: &'static str,
 }
 
 /// The `"hosts"` array, one host object built, written and dropped at a time.
