@@ -620,10 +620,17 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     }
     if let Some(out) = &mut report_out {
         let json = report.to_json();
-        let written = serde_json::to_writer_pretty(&mut *out, &json)
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
+        // A buffer of a concrete type in front of the boxed writer: the serializer's many small
+        // writes (a report can be tens of MB) then inline into copies instead of each being a
+        // call through the box.
+        let written = {
+            let mut buffered = BufWriter::with_capacity(1 << 20, &mut *out);
+            serde_json::to_writer_pretty(&mut buffered, &json)
+                .map_err(io::Error::from)
+                .and_then(|()| buffered.write_all(b"\n"))
+                .and_then(|()| buffered.flush())
+        }
+        .and_then(|()| out.flush());
         if let Err(e) = written {
             eprintln!("ksensor: writing the report failed: {e}");
             output_failed = true;
