@@ -104,7 +104,12 @@ impl Worker {
         self.packets.packets += 1;
         self.packets.bytes += u64::from(meta.orig_len);
         self.flow.tick(meta.ts);
-        // The fast path: a plain TCP segment of a bypassed flow is done after one lookup.
+        // The fast path: a plain TCP segment of a bypassed flow is done after one lookup. A
+        // SYN almost always opens a flow (nothing to find, or a flow still being parsed): it
+        // goes straight to the full path, which would look the flow up a second time. (The
+        // full path gives the fast path's outcome for any packet, so this is only a guess
+        // about where the work is.)
+        let plain = plain.filter(|seg| seg.flags & decode::TcpSegment::SYN == 0);
         if let Some(seg) = plain {
             if self.flow.on_plain_tcp(&seg, meta.ts) {
                 self.packets.decoded += 1;
