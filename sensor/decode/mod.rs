@@ -503,9 +503,11 @@ pub struct PlainTcp {
     pub dst_port: u16,
     /// The TCP flags byte ([`TcpSegment::FIN`] and friends).
     pub flags: u8,
+    /// The segment carries payload bytes (all of them captured).
+    pub has_payload: bool,
 }
 
-/// The addresses, ports and flags of the commonest packet on a span port, read at fixed
+/// The addresses, ports, flags and payload presence of the commonest packet on a span port, read at fixed
 /// offsets: Ethernet (with at most [`link::MAX_VLAN_TAGS`] VLAN tags), then IPv4 without
 /// options and unfragmented, or IPv6 without extension headers, then a whole TCP header, all of
 /// it captured (nothing cut by the snap length). For such a packet [`decode_packet`] succeeds
@@ -559,6 +561,7 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
         src_port: u16::from_be_bytes([sp0, sp1]),
         dst_port: u16::from_be_bytes([dp0, dp1]),
         flags,
+        has_payload: segment.len() > header_len,
     })
 }
 
@@ -687,14 +690,14 @@ pub fn decode_plain_agrees_with_full(frame: &[u8]) -> bool {
     decode_full(LinkType::ETHERNET, frame).is_ok_and(|full| full == fast)
 }
 
-/// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, [`decode_packet`]
-/// ends on a TCP segment with the same addresses, ports and flags, no outer hops, nothing
-/// truncated. The oracle of the unit tests and of the `decode` fuzz target.
+/// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, the full walk
+/// ([`decode_full`]) ends on a TCP segment with the same addresses, ports, flags and payload
+/// presence, no outer hops, nothing truncated. The oracle of the unit tests and of the `decode` fuzz target.
 pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
     let Some(fast) = plain_tcp(link, packet) else {
         return true;
     };
-    let Ok(d) = decode_packet(link, packet) else {
+    let Ok(d) = decode_full(link, packet) else {
         return false;
     };
     let L4::Tcp(seg) = &d.l4 else {
@@ -706,6 +709,7 @@ pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
         src_port: seg.src_port,
         dst_port: seg.dst_port,
         flags: seg.flags,
+        has_payload: !seg.payload.is_empty(),
     };
     full == fast && d.outer_len == 0 && !d.truncated
 }

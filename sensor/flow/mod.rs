@@ -190,6 +190,10 @@ pub struct FlowEngine {
     /// This worker's share of the reassembly budget.
     budget: WorkerBudget,
     pub counters: FlowCounters,
+    /// Segments the fast path took that were not of a bypassed flow (tests check the two
+    /// kinds of [`FlowEngine::on_plain_tcp`] are exercised).
+    #[cfg(test)]
+    pub fast_acks: u64,
 }
 
 impl Default for FlowEngine {
@@ -217,6 +221,8 @@ impl FlowEngine {
             scratch: Scratch::default(),
             budget,
             counters: FlowCounters::default(),
+            #[cfg(test)]
+            fast_acks: 0,
         }
     }
 
@@ -248,6 +254,7 @@ impl FlowEngine {
             scratch,
             budget,
             counters,
+            ..
         } = self;
         if let L4::Fragment(frag) = &d.l4 {
             match defrag.push(now, d.ip.src, d.ip.dst, frag) {
@@ -270,19 +277,44 @@ impl FlowEngine {
         on_transport(table, scratch, budget, counters, d, now, true, emit);
     }
 
-    /// The fast path: a plain TCP segment (see [`decode::plain_tcp`]) of a bypassed flow costs
-    /// a table lookup and nothing more; the outcome is exactly what [`FlowEngine::on_packet`]
-    /// would make of the fully decoded packet. Returns `false`, having changed nothing but the
-    /// expiry of an idle flow (which the full path would do too), when the packet needs the
-    /// full path: an unknown flow or one still being parsed.
+    /// The fast path: a plain TCP segment (see [`decode::plain_tcp`]) costs a table lookup and
+    /// nothing more when it is
+    /// * of a bypassed flow;
+    /// * empty and without SYN, FIN or RST (an ACK), of a flow being parsed that has seen no
+    ///   FIN and is not finished: such a segment changes nothing in the flow but when it was
+    ///   last seen;
+    /// * empty and without SYN, of no known flow: it opens none and carries nothing.
+    ///
+    /// The outcome is exactly what [`FlowEngine::on_packet`] would make of the fully decoded
+    /// packet. Returns `false`, having changed nothing but the expiry of an idle flow (which
+    /// the full path would do too), when the packet needs the full path.
     #[inline]
     pub fn on_plain_tcp(&mut self, seg: &decode::PlainTcp, now: Timestamp) -> bool {
+        use decode::TcpSegment as T;
         let (key, side) = FlowKey::from_bits(seg.src, seg.src_port, seg.dst, seg.dst_port, 6);
         let Some(flow) = self.table.get_mut(&key, now) else {
-            return false;
+            let nothing = seg.flags & T::SYN == 0 && !seg.has_payload;
+            #[cfg(test)]
+            {
+                self.fast_acks += u64::from(nothing);
+            }
+            return nothing;
         };
-        let FlowState::Bypassed { closed } = &mut flow.state else {
-            return false;
+        let closed = match &mut flow.state {
+            FlowState::Bypassed { closed } => closed,
+            FlowState::Tcp(tcp) => {
+                let control = seg.flags & (T::SYN | T::FIN | T::RST) != 0;
+                if seg.has_payload || control || flow.fins != 0 || tcp.is_finished() {
+                    return false;
+                }
+                flow.last_seen = now;
+                #[cfg(test)]
+                {
+                    self.fast_acks += 1;
+                }
+                return true;
+            }
+            FlowState::Quic(_) => return false,
         };
         flow.last_seen = now;
         self.counters.bypassed_packets += 1;

@@ -30,6 +30,9 @@ pub struct Worker {
     /// Tests turn the fast path off to compare it with the full path.
     #[cfg(test)]
     full_path_only: bool,
+    /// Packets the fast path took (tests check it is exercised).
+    #[cfg(test)]
+    fast_path_packets: u64,
 }
 
 impl Worker {
@@ -65,6 +68,8 @@ impl Worker {
             out: Vec::new(),
             #[cfg(test)]
             full_path_only: false,
+            #[cfg(test)]
+            fast_path_packets: 0,
         }
     }
 
@@ -113,6 +118,10 @@ impl Worker {
         if let Some(seg) = plain {
             if self.flow.on_plain_tcp(&seg, meta.ts) {
                 self.packets.decoded += 1;
+                #[cfg(test)]
+                {
+                    self.fast_path_packets += 1;
+                }
                 return;
             }
         }
@@ -281,6 +290,8 @@ mod tests {
             .collect();
         entries.sort();
         let mut bypassed = 0;
+        let mut fast_taken = 0;
+        let mut fast_acks = 0;
         for path in entries {
             let mut fast = Worker::new(rules.clone(), true, 1 << 16);
             let mut full = Worker::new(rules.clone(), true, 1 << 16);
@@ -293,6 +304,14 @@ mod tests {
                 seq += 1;
             }) {}
             let name = path.display();
+            assert_eq!(
+                format!("{:?}", fast.gauges()),
+                format!("{:?}", full.gauges()),
+                "{name}"
+            );
+            fast_taken += fast.fast_path_packets;
+            fast_acks += fast.flow.fast_acks;
+            assert_eq!(full.fast_path_packets, 0);
             assert_eq!(fast.take_observations(), full.take_observations(), "{name}");
             let (a, b) = (fast.take_counters(), full.take_counters());
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{name}");
@@ -301,6 +320,11 @@ mod tests {
         assert!(
             bypassed > 100,
             "{bypassed} bypassed packets: the fast path was not exercised"
+        );
+        // Empty segments of flows being parsed and of unknown flows take it too.
+        assert!(
+            fast_acks > 100 && fast_taken > fast_acks,
+            "{fast_taken} fast-path packets, {fast_acks} of them not of bypassed flows"
         );
     }
 }
