@@ -59,7 +59,7 @@ table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; }
 th, td { border: 1px solid var(--line); padding: .25rem .45rem; text-align: left; vertical-align: top; }
 th { background: var(--head); } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.5rem; } .charts figure { margin: 0; flex: 1 1 360px; } figcaption { font-weight: 600; margin-bottom: .3rem; }
-.bar { fill: #0969da; } .bar.install { fill: #cf222e; } .tick { stroke: var(--line); } svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
+.bar { fill: #0969da; } .bar.unmanaged { fill: #a40e26; } .bar.external { fill: #9a6700; } .bar.managed { fill: #1a7f37; } .tick { stroke: var(--line); } svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
 .v-unmanaged-install { color: #a40e26; font-weight: 600; } .v-externally-managed-install { color: #9a6700; font-weight: 600; } .v-managed-install { color: #1a7f37; font-weight: 600; }
 .timeline .span { fill: #0969da; } .timeline .dot { fill: #0969da; } .timeline .indirect { fill: #8c959f; }
 article.host { border-top: 1px solid var(--line); padding-top: .3rem; }
@@ -174,10 +174,12 @@ fn bar_chart(out: &mut String, id: &str, title: &str, items: &[(String, u64)]) {
     for (i, (label, n)) in items.iter().enumerate() {
         let y = (i as u64).saturating_mul(row_h);
         let w = n.saturating_mul(bar_w) / max;
-        let class = if label.ends_with("-install") {
-            "bar install"
-        } else {
-            "bar"
+        // Installs in the colours the host table gives their verdicts.
+        let class = match label.as_str() {
+            "unmanaged-install" => "bar unmanaged",
+            "externally-managed-install" => "bar external",
+            "managed-install" => "bar managed",
+            _ => "bar",
         };
         let _ = write!(
             out,
@@ -616,6 +618,41 @@ pub fn render(head: &ReportHead, hosts: &dyn HostDocs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Install bars take their verdict's colour in the host table (unmanaged red, externally
+    /// managed amber, managed green); every other bar is the neutral one.
+    #[test]
+    fn install_bars_are_coloured_by_verdict() {
+        let items: Vec<(String, u64)> = [
+            "unmanaged-install",
+            "externally-managed-install",
+            "managed-install",
+            "ksc-server",
+            "website-only",
+        ]
+        .iter()
+        .map(|v| (v.to_string(), 3))
+        .collect();
+        let mut out = String::new();
+        bar_chart(&mut out, "verdict", "verdict", &items);
+        let classes: Vec<&str> = out
+            .split("<rect class=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(
+            classes,
+            ["bar unmanaged", "bar external", "bar managed", "bar", "bar"]
+        );
+        for (class, verdict, colour) in [
+            ("unmanaged", "unmanaged-install", "#a40e26"),
+            ("external", "externally-managed-install", "#9a6700"),
+            ("managed", "managed-install", "#1a7f37"),
+        ] {
+            assert!(STYLE.contains(&format!(".bar.{class} {{ fill: {colour}; }}")));
+            assert!(STYLE.contains(&format!(".v-{verdict} {{ color: {colour};")));
+        }
+    }
 
     #[test]
     fn escapes_the_five_characters() {
