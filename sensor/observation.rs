@@ -309,6 +309,10 @@ pub enum Observation {
         /// The server address is in a `corroborate` network of the rule set (Kaspersky's own
         /// address space). Looked up only for conversations.
         kaspersky_space: bool,
+        /// The address literal the client named (a TLS or QUIC server name, a `Host` field, an
+        /// absolute-form or CONNECT authority), which `kaspersky_space` was judged by instead
+        /// of `server`: through a proxy, `server` is the proxy.
+        origin: Option<IpAddr>,
     },
     /// A completed TCP session on a Kaspersky Security Center port ([`KSC_TCP_PORTS`]): the client's SYN, the server's SYN-ACK and at least
     /// one payload byte each way. Once per connection. Scans (bare SYNs, RSTs, SYN-ACKs without
@@ -340,6 +344,9 @@ pub enum Observation {
         rule: Option<RuleIdx>,
         /// The server address is in Kaspersky's address space (`corroborate` networks).
         kaspersky_space: bool,
+        /// The request's host when it is an address literal, judged for `kaspersky_space`
+        /// instead of `server` (through a proxy, `server` is the proxy).
+        origin: Option<IpAddr>,
     },
     /// An HTTP response body started with a Kaspersky update-file magic. `host` is the name
     /// the request was for, `rule` the rule it matched (looked up once, by the worker).
@@ -354,6 +361,8 @@ pub enum Observation {
         path: Option<UpdatePath>,
         /// The server address is in Kaspersky's address space (`corroborate` networks).
         kaspersky_space: bool,
+        /// As for [`Observation::UpdateRequest`]: the literal judged instead of `server`.
+        origin: Option<IpAddr>,
     },
 }
 

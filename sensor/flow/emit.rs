@@ -346,6 +346,7 @@ impl<'a> Emitter<'a> {
                 reason,
                 conversed,
                 kaspersky_space,
+                origin,
             },
         );
     }
@@ -397,6 +398,7 @@ impl<'a> Emitter<'a> {
                 host,
                 rule,
                 kaspersky_space,
+                origin,
             },
         );
     }
@@ -421,6 +423,7 @@ impl<'a> Emitter<'a> {
                 rule: request.rule,
                 path: request.path,
                 kaspersky_space,
+                origin: request.origin,
             },
         );
     }

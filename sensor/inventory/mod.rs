@@ -345,6 +345,7 @@ impl Inventory {
                 reason,
                 conversed,
                 kaspersky_space,
+                origin: literal,
             } => {
                 if !conversed {
                     // A refused or unanswered SYN, or nothing from the client: nothing to
@@ -383,11 +384,13 @@ impl Inventory {
                 }
                 if *kaspersky_space {
                     self.counters.kaspersky_address_connections += 1;
+                    // The address judged: the literal the client named (through a proxy,
+                    // `server` is the proxy), else the server.
                     let key = EvidenceKey {
                         kind: EvidenceKind::KasperskyAddress(*reason),
                         rule: None,
                         name: None,
-                        peer: Some(server.ip),
+                        peer: Some(literal.unwrap_or(server.ip)),
                         input,
                     };
                     self.with_host(client.ip, ts, |h, budget, counters| {
@@ -443,6 +446,7 @@ impl Inventory {
                 host,
                 rule,
                 kaspersky_space,
+                origin: literal,
             } => {
                 let origin = origin(*rule, *kaspersky_space);
                 let confidence = match origin {
@@ -456,7 +460,7 @@ impl Inventory {
                     kind: EvidenceKind::UpdatePath(*path, origin),
                     rule: *rule,
                     name: None,
-                    peer: Some(server.ip),
+                    peer: Some(evidence_peer(origin, *literal, server.ip)),
                     input,
                 };
                 let name = host.as_ref().map_or(NameArg::None, NameArg::Seen);
@@ -476,6 +480,7 @@ impl Inventory {
                 rule,
                 path,
                 kaspersky_space,
+                origin: literal,
             } => {
                 self.counters.update_payloads += 1;
                 if *magic == UpdateMagic::Diff && path.is_none() {
@@ -488,7 +493,7 @@ impl Inventory {
                     kind: EvidenceKind::UpdatePayload(*magic, origin),
                     rule: *rule,
                     name: None,
-                    peer: Some(server.ip),
+                    peer: Some(evidence_peer(origin, *literal, server.ip)),
                     input,
                 };
                 let name = host.as_ref().map_or(NameArg::None, NameArg::Seen);
@@ -703,6 +708,16 @@ pub fn name_evidence_kind(s: &NameSighting, category: Category) -> EvidenceKind 
             EvidenceKind::CloudConsole
         }
         _ => EvidenceKind::Name(s.source),
+    }
+}
+
+/// The peer an update request's or payload's evidence names: the Kaspersky address that made
+/// it Kaspersky's (the literal the client named, which through a proxy is not the server it
+/// connected to), else the server.
+fn evidence_peer(origin: Origin, literal: Option<IpAddr>, server: IpAddr) -> IpAddr {
+    match (origin, literal) {
+        (Origin::KasperskyAddress, Some(addr)) => addr,
+        _ => server,
     }
 }
 

@@ -112,6 +112,7 @@ fn nameless(client: IpAddr, server: IpAddr, secs: u64, conversed: bool) -> Obser
             reason: NamelessReason::TlsNoSni,
             conversed,
             kaspersky_space: false,
+            origin: None,
         },
     )
 }
@@ -732,6 +733,7 @@ fn payload(
             host,
             path,
             kaspersky_space,
+            origin: None,
         },
     )
 }
@@ -754,6 +756,7 @@ fn request(
             rule: host.as_ref().and_then(|h| rules.lookup(h)),
             host,
             kaspersky_space,
+            origin: None,
         },
     )
 }
@@ -1000,6 +1003,71 @@ fn correlation_is_per_client_within_the_ttl_and_needs_a_conversation() {
     assert!(inv
         .apply(&nameless(a("10.70.0.36"), cdn, 401, true))
         .is_some());
+}
+
+/// A request through a proxy for an address literal in Kaspersky's space: the evidence names
+/// the literal, not the proxy the client connected to, as its peer (the auditor's question is
+/// which Kaspersky address was fetched from).
+#[test]
+fn proxied_literal_evidence_names_the_literal_as_peer() {
+    let rules = model_rules();
+    let mut inv = Inventory::new(rules.clone());
+    let literal = a("77.74.176.10");
+    let mut req = request(
+        &rules,
+        "10.70.0.42",
+        "10.70.0.40",
+        None,
+        UpdatePath::SignatureBases,
+        true,
+    );
+    let mut body = payload(
+        &rules,
+        "10.70.0.42",
+        "10.70.0.40",
+        UpdateMagic::Klzf,
+        None,
+        Some(UpdatePath::SignatureBases),
+        true,
+    );
+    let mut tls = nameless(a("10.70.0.43"), a("10.70.0.40"), 0, true);
+    for o in [&mut req, &mut body, &mut tls] {
+        match &mut o.what {
+            Observation::UpdateRequest {
+                origin,
+                kaspersky_space,
+                ..
+            }
+            | Observation::UpdatePayload {
+                origin,
+                kaspersky_space,
+                ..
+            }
+            | Observation::Nameless {
+                origin,
+                kaspersky_space,
+                ..
+            } => {
+                *origin = Some(literal);
+                *kaspersky_space = true;
+            }
+            _ => unreachable!(),
+        }
+        inv.apply(o);
+    }
+    for client in ["10.70.0.42", "10.70.0.43"] {
+        let host = inv.host(a(client)).expect("host");
+        let peers: Vec<_> = host.evidence().iter().map(|e| e.key.peer).collect();
+        assert!(!peers.is_empty(), "{client}");
+        assert!(
+            peers.iter().all(|p| *p == Some(literal)),
+            "{client}: {peers:?}"
+        );
+    }
+    assert_eq!(
+        verdict_of(&inv, "10.70.0.42", &no_assets()),
+        v("unmanaged-install", "confirmed", "antivirus", "")
+    );
 }
 
 #[test]

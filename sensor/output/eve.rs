@@ -711,6 +711,7 @@ impl<'a> EveRenderer<'a> {
                 rule,
                 path,
                 kaspersky_space,
+                ..
             } => {
                 let mut rec = self.base(
                     obs,

@@ -341,6 +341,7 @@ mod tests {
                 rule: Some(RuleIdx(rule)),
                 path: None,
                 kaspersky_space: false,
+                origin: None,
             };
             obs
         };
