@@ -475,9 +475,17 @@ fn ipv6_fixed_header(rest: &[u8]) -> Option<(Ipv6Fixed, &[u8])> {
 /// the bytes after it. `None` for a frame too short or with a deeper tag stack.
 #[inline]
 fn skip_ethernet(frame: &[u8]) -> Option<(u16, &[u8])> {
+    skip_ethernet_tags(frame).map(|(ethertype, _, rest)| (ethertype, rest))
+}
+
+/// [`skip_ethernet`], with the VLAN id of the innermost tag (as the link walk records it in
+/// [`LinkInfo::vlan`]).
+#[inline(always)]
+fn skip_ethernet_tags(frame: &[u8]) -> Option<(u16, Option<u16>, &[u8])> {
     let (header, mut rest) = frame.split_first_chunk::<14>()?;
     let [.., t0, t1] = *header;
     let mut ethertype = u16::from_be_bytes([t0, t1]);
+    let mut vlan = None;
     // Bounded by the tag cap, as in the link walk; a deeper stack takes the full decode.
     for _ in 0..link::MAX_VLAN_TAGS {
         if !matches!(
@@ -486,11 +494,12 @@ fn skip_ethernet(frame: &[u8]) -> Option<(u16, &[u8])> {
         ) {
             break;
         }
-        let (&[_, _, t0, t1], inner) = rest.split_first_chunk::<4>()?;
+        let (&[tci0, tci1, t0, t1], inner) = rest.split_first_chunk::<4>()?;
+        vlan = Some(u16::from_be_bytes([tci0, tci1]) & 0x0FFF);
         ethertype = u16::from_be_bytes([t0, t1]);
         rest = inner;
     }
-    Some((ethertype, rest))
+    Some((ethertype, vlan, rest))
 }
 
 /// What the fast path needs of a plain TCP segment (see [`plain_tcp`]).
@@ -573,22 +582,8 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
 /// and by the `decode` fuzz target); `None` for everything else, which then takes the full walk.
 #[inline(always)]
 pub fn decode_plain(frame: &[u8]) -> Option<Decoded<'_>> {
-    let (header, mut rest) = frame.split_first_chunk::<14>()?;
-    let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *header;
-    let mut ethertype = u16::from_be_bytes([t0, t1]);
-    let mut vlan = None;
-    for _ in 0..link::MAX_VLAN_TAGS {
-        if !matches!(
-            ethertype,
-            link::ETHERTYPE_VLAN | link::ETHERTYPE_QINQ | link::ETHERTYPE_QINQ_OLD
-        ) {
-            break;
-        }
-        let (&[tci0, tci1, t0, t1], inner) = rest.split_first_chunk::<4>()?;
-        vlan = Some(u16::from_be_bytes([tci0, tci1]) & 0x0FFF);
-        ethertype = u16::from_be_bytes([t0, t1]);
-        rest = inner;
-    }
+    let (ethertype, vlan, rest) = skip_ethernet_tags(frame)?;
+    let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = *frame.first_chunk::<12>()?;
     let (src, dst, proto, ip_packet, payload) = match ethertype {
         link::ETHERTYPE_IPV4 => {
             let header = rest.first_chunk::<20>()?;
