@@ -68,6 +68,8 @@ pub struct Emitter<'a> {
     src_mac: Option<[u8; 6]>,
     dst_mac: Option<[u8; 6]>,
     sub: u32,
+    /// See [`Emitter::evidence`].
+    evidence: u32,
 }
 
 impl<'a> Emitter<'a> {
@@ -97,17 +99,28 @@ impl<'a> Emitter<'a> {
             src_mac,
             dst_mac,
             sub: 0,
+            evidence: 0,
         }
     }
 
-    /// Observations made so far (of this packet and the batch before it): a caller compares
-    /// the count before and after a parser to learn whether a packet gave any.
+    /// Evidence observations made by this emitter so far: a caller compares the count before
+    /// and after a parser to learn whether a packet gave any. Evidence is what the inventory
+    /// can use, whatever `--all-names` says: every observation except names kept only because
+    /// every name is wanted (no rule matched, not in Kaspersky's address space) and connections
+    /// that never conversed.
     #[inline]
-    pub fn observed(&self) -> usize {
-        self.out.len()
+    pub fn evidence(&self) -> u32 {
+        self.evidence
     }
 
     fn push(&mut self, client: Endpoint, what: Observation) {
+        let evidence = match &what {
+            Observation::Name(s) => s.rule.is_some(),
+            Observation::OtherName(o) => o.kaspersky_space,
+            Observation::Nameless { conversed, .. } => *conversed,
+            _ => true,
+        };
+        self.evidence = self.evidence.saturating_add(u32::from(evidence));
         let order = ObsOrder {
             packet: self.packet,
             sub: self.sub,

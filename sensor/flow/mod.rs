@@ -115,10 +115,11 @@ pub struct FlowCounters {
     pub reasm_events: ReasonCounts<ReasmEvent>,
     /// Datagrams rebuilt from fragments.
     pub reassembled_datagrams: u64,
-    /// Packets that gave an observation (a DNS message or TCP segment that yielded a name)
-    /// and whose TCP/UDP checksum is wrong: evidence from a packet the receiver may have
-    /// dropped. Such packets are used anyway (capture-host offloading leaves checksums
-    /// unfinished); other packets' checksums are not computed.
+    /// DNS messages and TCP segments that gave evidence ([`Emitter::evidence`]: not names kept
+    /// only for `--all-names`, so the count does not depend on it) and whose TCP/UDP checksum
+    /// is wrong: evidence from a packet the receiver may have dropped. Such packets are used
+    /// anyway (capture-host offloading leaves checksums unfinished); other packets' checksums
+    /// are not computed.
     pub bad_checksums: u64,
     /// Packets of bypassed flows (the fast path).
     pub bypassed_packets: u64,
@@ -350,8 +351,8 @@ fn note_fin(flow: &mut Flow, side: table::Side, flags: u8) -> bool {
 }
 
 /// Counts the packet in [`FlowCounters::bad_checksums`] when its TCP/UDP checksum can be
-/// checked and is wrong. Called only for packets that gave an observation: the checksum
-/// decides nothing else (a packet is parsed whatever its checksum, since offloading on the
+/// checked and is wrong. Called only for packets that gave evidence: the checksum decides
+/// nothing else (a packet is parsed whatever its checksum, since offloading on the
 /// capture host leaves checksums unfinished), so the pass over the bytes is spent only where
 /// it qualifies evidence.
 #[cold]
@@ -416,7 +417,7 @@ fn on_transport(
                     if !seg.payload.is_empty() {
                         counters.parsed_packets += 1;
                     }
-                    let observed = emit.observed();
+                    let evidence = emit.evidence();
                     let mut cx = SegmentCtx {
                         side,
                         src,
@@ -428,7 +429,7 @@ fn on_transport(
                         budget,
                     };
                     tcp.on_segment(seg, &mut cx, emit);
-                    if emit.observed() > observed {
+                    if emit.evidence() > evidence {
                         count_bad_checksum(counters, d, checksum_checkable);
                     }
                     if tcp.is_finished() || seg.flags & decode::TcpSegment::RST != 0 {
@@ -458,9 +459,9 @@ fn on_transport(
                 if let Err(reason) = parsed {
                     counters.dns.incr(reason);
                 }
-                let observed = emit.observed();
+                let evidence = emit.evidence();
                 udp::emit_dns(scratch, src, dst, 17, emit, 0);
-                if emit.observed() > observed {
+                if emit.evidence() > evidence {
                     count_bad_checksum(counters, d, checksum_checkable);
                 }
                 return;

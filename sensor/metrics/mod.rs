@@ -281,7 +281,7 @@ impl Metrics {
             bad_checksums: counter(
                 &r,
                 "ksensor_bad_checksums_total",
-                "Packets that gave an observation and whose TCP/UDP checksum is wrong (used anyway; offloading produces them).",
+                "DNS messages and TCP segments that gave evidence and whose TCP/UDP checksum is wrong (used anyway; offloading produces them).",
             )?,
             skipped: counter_vec(
                 &r,

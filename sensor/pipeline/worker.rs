@@ -245,13 +245,14 @@ mod tests {
         frame
     }
 
-    /// The checksum is computed for packets that gave an observation, and only for them: a
-    /// wrong one is counted there, and a packet that gave nothing is not looked at.
+    /// The checksum is computed for packets that gave evidence, and only for them: a wrong
+    /// one is counted there, and a packet that gave nothing is not looked at. A name kept only
+    /// because every name is wanted is no evidence: `--all-names` does not change the count.
     #[test]
-    fn bad_checksums_are_counted_on_packets_that_gave_an_observation() {
+    fn bad_checksums_are_counted_on_packets_that_gave_evidence() {
         let rules = crate::rules::suffix_rules_for_tests(&["upd"]);
-        let count = |packets: &[Vec<u8>]| {
-            let mut worker = Worker::new(rules.clone(), false, 1 << 10);
+        let count_with = |all_names: bool, packets: &[Vec<u8>]| {
+            let mut worker = Worker::new(rules.clone(), all_names, 1 << 10);
             for (seq, data) in packets.iter().enumerate() {
                 let meta = PacketMeta {
                     ts: crate::time::Timestamp::from_secs_nanos(10 + seq as u64, 0),
@@ -264,6 +265,7 @@ mod tests {
             let observed = worker.take_observations().len();
             (observed, worker.take_counters().flow.bad_checksums)
         };
+        let count = |packets: &[Vec<u8>]| count_with(false, packets);
         assert_eq!(count(&[dns_query("s1.upd.example", true)]), (1, 0));
         assert_eq!(count(&[dns_query("s1.upd.example", false)]), (1, 1));
         assert_eq!(count(&[dns_query("www.other.example", false)]), (0, 0));
@@ -274,6 +276,15 @@ mod tests {
                 dns_query("s3.upd.example", true),
             ]),
             (2, 1)
+        );
+        // With every name wanted, the unmatched name is reported, not counted.
+        assert_eq!(
+            count_with(true, &[dns_query("www.other.example", false)]),
+            (1, 0)
+        );
+        assert_eq!(
+            count_with(true, &[dns_query("s1.upd.example", false)]),
+            (1, 1)
         );
     }
 
