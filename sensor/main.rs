@@ -95,16 +95,16 @@ enum ReportCommand {
 
 #[derive(Args)]
 struct ReportOutputs {
-    /// Write the JSON report to PATH (`-` for standard output).
+    /// Write the JSON audit report to PATH (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     report: Option<String>,
-    /// Write the Markdown report to PATH.
+    /// Write the Markdown audit report to PATH.
     #[arg(long, value_name = "PATH")]
     report_md: Option<PathBuf>,
     /// Write the host table as CSV to PATH.
     #[arg(long, value_name = "PATH")]
     report_csv: Option<PathBuf>,
-    /// Write the HTML audit report to PATH.
+    /// Write the HTML audit report (one self-contained file) to PATH.
     #[arg(long, value_name = "PATH")]
     report_html: Option<PathBuf>,
 }
@@ -172,18 +172,8 @@ struct ReplayArgs {
     /// Event lines per second for the whole sensor (0: no limit) [default: 1000].
     #[arg(long, value_name = "N")]
     event_rate_global: Option<u32>,
-    /// Write the JSON audit report to PATH (`-` for standard output).
-    #[arg(long, value_name = "PATH|-")]
-    report: Option<String>,
-    /// Write the Markdown audit report to PATH.
-    #[arg(long, value_name = "PATH")]
-    report_md: Option<PathBuf>,
-    /// Write the host table as CSV to PATH.
-    #[arg(long, value_name = "PATH")]
-    report_csv: Option<PathBuf>,
-    /// Write the HTML audit report (one self-contained file) to PATH.
-    #[arg(long, value_name = "PATH")]
-    report_html: Option<PathBuf>,
+    #[command(flatten)]
+    outputs: ReportOutputs,
     /// Managed-asset inventory: CSV `address,label,role`.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
@@ -521,10 +511,10 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
     let mut outputs: Vec<(&str, &Path)> = Vec::new();
     for (flag, path) in [
         ("--events", args.events.as_deref().map(Path::new)),
-        ("--report", args.report.as_deref().map(Path::new)),
-        ("--report-md", args.report_md.as_deref()),
-        ("--report-csv", args.report_csv.as_deref()),
-        ("--report-html", args.report_html.as_deref()),
+        ("--report", args.outputs.report.as_deref().map(Path::new)),
+        ("--report-md", args.outputs.report_md.as_deref()),
+        ("--report-csv", args.outputs.report_csv.as_deref()),
+        ("--report-html", args.outputs.report_html.as_deref()),
         ("--metrics-file", args.metrics_file.as_deref()),
     ] {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
@@ -544,7 +534,7 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let mut report_out = match &args.report {
+    let mut report_out = match &args.outputs.report {
         Some(path) => Some(create_output(path)?),
         None => None,
     };
@@ -636,19 +626,19 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
             output_failed = true;
         }
     }
-    if let Some(path) = &args.report_md {
+    if let Some(path) = &args.outputs.report_md {
         if let Err(e) = write_text(path, &report.to_markdown()) {
             eprintln!("ksensor: {e:#}");
             output_failed = true;
         }
     }
-    if let Some(path) = &args.report_csv {
+    if let Some(path) = &args.outputs.report_csv {
         if let Err(e) = write_text(path, &report.to_csv()) {
             eprintln!("ksensor: {e:#}");
             output_failed = true;
         }
     }
-    if let Some(path) = &args.report_html {
+    if let Some(path) = &args.outputs.report_html {
         if let Err(e) = write_text(path, &report.to_html()) {
             eprintln!("ksensor: {e:#}");
             output_failed = true;
@@ -676,8 +666,9 @@ fn replay_command(args: ReplayArgs) -> Result<ExitCode> {
             output_failed = true;
         }
     }
-    let stdout_taken = args.events.as_deref() == Some("-") || args.report.as_deref() == Some("-");
-    if !stdout_taken && args.events.is_none() && args.report.is_none() {
+    let stdout_taken =
+        args.events.as_deref() == Some("-") || args.outputs.report.as_deref() == Some("-");
+    if !stdout_taken && args.events.is_none() && args.outputs.report.is_none() {
         print!("{}", summary::render(&report));
     }
     Ok(if output_failed {

@@ -515,16 +515,8 @@ pub fn emit_dns(
         } else if msg.host_name_into(record.name, name) {
             // Context names (zone apexes, glue) are reported, never matched.
             let rule = if matched { emit.lookup(name) } else { None };
-            emit.name_with_rule(
-                name,
-                rule,
-                source,
-                client,
-                server,
-                &[],
-                None,
-                Some(DnsAbout::response(msg)),
-            );
+            let at = record.name;
+            emit_answered_name_as(emit, msg, at, name, rule, source, client, server, addrs);
         }
     }
     emit.dns = None;
@@ -592,7 +584,9 @@ fn emit_answered_name(
     );
 }
 
-/// [`emit_answered_name`] with another source (an UPDATE's prerequisite owner).
+/// A name of a response with its source: an answer ([`NameSource::DnsAnswer`]) goes out as
+/// [`emit_answered_name`], with the addresses answered for it; any other (an UPDATE's owners,
+/// authority and additional owners) without addresses.
 #[allow(clippy::too_many_arguments)]
 fn emit_answered_name_as(
     emit: &mut Emitter<'_>,
