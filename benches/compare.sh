@@ -134,10 +134,14 @@ run_timed() {
     for ((i = 0; i < ${TIMES:-$RUNS}; i++)); do
         # shellcheck disable=SC2086 # RESET is a list of paths without spaces
         [ -z "${RESET:-}" ] || rm -f $RESET
-        if ! /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; then
+        # Wall time from the shell's microsecond clock (GNU time's %e has 10 ms steps, 4% of a
+        # 0.25 s run); peak RSS from GNU time.
+        t=$EPOCHREALTIME
+        if ! /usr/bin/time -f '%M' -o "$OUT/$name.time" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; then
             echo "compare.sh: $name failed (exit status non-zero; see $OUT/$name.err)" >&2
         fi
-        tail -n 1 "$OUT/$name.time" >> "$OUT/$name.runs"
+        t=$(echo "$EPOCHREALTIME - $t" | bc -l | xargs printf '%.3f')
+        echo "$t $(tail -n 1 "$OUT/$name.time")" >> "$OUT/$name.runs"
     done
     median_of "$OUT/$name.runs"
 }
@@ -181,6 +185,15 @@ PY
 ratio() { # ratio A B -> A/B with 2 decimals, or "-"
     if [ "$1" = "-" ] || [ "$2" = "-" ] || [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
     echo "$1 / $2" | bc -l | xargs printf '%.2f'
+}
+
+# last NAME: the wall time of NAME's latest run.
+last() { tail -n 1 "$OUT/$1.runs" | cut -d' ' -f1; }
+
+# per_round FILE: "median (min-max of N rounds)" of the per-round ratios in FILE, or "-".
+per_round() {
+    [ -s "$1" ] || { echo "-"; return; }
+    sort -n "$1" | awk '{r[NR] = $1} END {printf "%s (%s-%s over %d rounds)", r[int((NR + 1) / 2)], r[1], r[NR], NR}'
 }
 
 # --- Per profile ----------------------------------------------------------------------------
@@ -231,6 +244,13 @@ for PROFILE in "${PROFILES[@]}"; do
         # The plain read() floor: the file read once in 1 MiB read() calls, nothing else done.
         TIMES=1 run_timed readfloor dd if="$FILE" of=/dev/null bs=1M
         READ_WALL=$WALL; READ_RSS=$RSS_KB
+        # This round's own ratios: a drift of the machine's speed between rounds cancels out.
+        if [ -n "$KS" ] && have suricata; then
+            echo "$(ratio "$(last suricata)" "$(last ksensor-1)")" >> "$OUT/ratio-suricata-ks1.runs"
+        fi
+        if [ -n "$KS" ] && [ "$WORKERS" != 1 ]; then
+            echo "$(ratio "$(last "ksensor-$WORKERS")" "$(last readfloor)")" >> "$OUT/ratio-ksN-read.runs"
+        fi
     done
     for w in $WLIST; do
         if [ -z "$KS" ]; then row "ksensor ${w}w" - - "-" "not built"; continue; fi
@@ -314,8 +334,10 @@ PY
         printf '%s\n' "${ROWS[@]}"
         echo
         echo "- ksensor 1w speed-up over Suricata (wall time ratio): $(ratio "$W_SURI" "$W_KS1")"
+        echo "  - the same, median of the ratios within each round: $(per_round "$OUT/ratio-suricata-ks1.runs")"
         echo "- ksensor ${WORKERS}w speed-up over ksensor 1w: $(ratio "$W_KS1" "$W_KSN")"
         echo "- ksensor 1w rate as a fraction of the libpcap floor: $(ratio "$W_FLOOR" "$W_KS1")"
         echo "- ksensor ${WORKERS}w time over the read() floor: $(ratio "$W_KSN" "$W_READ")"
+        echo "  - the same, median of the ratios within each round: $(per_round "$OUT/ratio-ksN-read.runs")"
     } | tee "$OUT/table.md"
 done
