@@ -282,7 +282,15 @@ impl Defragmenter {
     /// [`DefragSkip::TimedOut`]). Walks the arrival queue from its oldest entry and stops at the
     /// first one still in time, so it is cheap to call on every packet or tick. Capture times
     /// that go backwards only delay expiry.
+    #[inline]
     pub fn expire(&mut self, now: Timestamp) {
+        if !self.arrivals.is_empty() {
+            self.expire_arrivals(now);
+        }
+    }
+
+    /// [`Defragmenter::expire`] with datagrams waiting.
+    fn expire_arrivals(&mut self, now: Timestamp) {
         while let Some(&arrival) = self.arrivals.front() {
             if is_current(&self.slots, &arrival) {
                 if now.saturating_sub(arrival.first_seen) <= FRAGMENT_TIMEOUT {

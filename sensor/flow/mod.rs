@@ -242,6 +242,7 @@ impl FlowEngine {
     }
 
     /// Advances the capture clock: expires idle flows and fragments.
+    #[inline]
     pub fn tick(&mut self, now: Timestamp) {
         self.table.tick(now);
         self.defrag.expire(now);

@@ -9,9 +9,10 @@
 //! connection that starts during or after a flood is still tracked (its flow lives until
 //! `capacity` newer flows have been created).
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -140,8 +141,12 @@ pub struct TableCounters {
 /// A bounded flow table. Iteration order is fixed by a fixed hash seed, so that sweeps and
 /// evictions are reproducible from run to run.
 pub struct FlowTable<V> {
-    /// Each flow with the serial number of its creation.
-    map: HashMap<FlowKey, (u64, V), foldhash::fast::FixedState>,
+    /// Each flow with the serial number of its creation. A `HashTable` rather than a
+    /// `HashMap`: a lookup is a probe and a key comparison, without the entry API's reservation
+    /// check and key copy (the map's `get_mut` cannot hand the flow back and also remove it when
+    /// it turns out expired).
+    slots: HashTable<(FlowKey, u64, V)>,
+    hasher: foldhash::fast::FixedState,
     /// Flows in creation order, as (key, serial). An entry whose serial differs from the map's
     /// (the flow is gone, or was created again later) is stale and skipped; stale entries are
     /// compacted away once the queue holds twice the capacity, so it stays O(capacity) and each
@@ -156,7 +161,8 @@ pub struct FlowTable<V> {
 impl<V: FlowEntry> FlowTable<V> {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
-            map: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x666c_6f77)),
+            slots: HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x666c_6f77),
             order: VecDeque::new(),
             next_serial: 0,
             capacity: capacity.max(1),
@@ -166,43 +172,54 @@ impl<V: FlowEntry> FlowTable<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.is_empty()
+    }
+
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The serial of `key`'s flow, if there is one.
+    fn serial_of(&self, key: &FlowKey) -> Option<u64> {
+        self.slots
+            .find(self.hash(key), |(k, _, _)| k == key)
+            .map(|(_, serial, _)| *serial)
     }
 
     /// The live flow for `key`. A flow idle past its timeout counts as gone even before a sweep
     /// removes it, so that results do not depend on when sweeps happen to run.
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &FlowKey, now: Timestamp) -> Option<&mut V> {
-        use std::collections::hash_map::Entry;
-        match self.map.entry(*key) {
-            Entry::Vacant(_) => None,
-            Entry::Occupied(e) => {
-                let (_, v) = e.get();
-                if now.saturating_sub(v.last_seen()) >= v.idle_timeout() {
-                    e.remove();
-                    self.counters.expired += 1;
-                    None
-                } else {
-                    Some(&mut e.into_mut().1)
-                }
-            }
+        let hash = self.hash(key);
+        let entry = self.slots.find_entry(hash, |(k, _, _)| k == key).ok()?;
+        let (_, _, v) = entry.get();
+        if now.saturating_sub(v.last_seen()) >= v.idle_timeout() {
+            entry.remove();
+            self.counters.expired += 1;
+            None
+        } else {
+            Some(&mut entry.into_mut().2)
         }
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
-        self.map.remove(key).map(|(_, v)| v)
+        let hash = self.hash(key);
+        let entry = self.slots.find_entry(hash, |(k, _, _)| k == key).ok()?;
+        Some(entry.remove().0 .2)
     }
 
     /// Inserts a new flow (replacing any flow with the same key), evicting the oldest flow if
     /// the table is full. Returns `None` (counted) only if no room could be made, which cannot
     /// happen while the creation queue is consistent.
     pub fn insert(&mut self, key: FlowKey, value: V, _now: Timestamp) -> Option<&mut V> {
-        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+        if self.slots.len() >= self.capacity && self.serial_of(&key).is_none() {
             self.evict_oldest();
-            if self.map.len() >= self.capacity {
+            if self.slots.len() >= self.capacity {
                 self.counters.refused_table_full += 1;
                 return None;
             }
@@ -212,41 +229,56 @@ impl<V: FlowEntry> FlowTable<V> {
         self.next_serial = self.next_serial.wrapping_add(1);
         self.order.push_back((key, serial));
         if self.order.len() > self.capacity.saturating_mul(2) {
-            let map = &self.map;
-            self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|(live, _)| live == s));
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(k, s)| self.serial_of(k) == Some(*s));
+            self.order = order;
         }
-        let slot = match self.map.entry(key) {
-            Entry::Occupied(mut o) => {
-                o.insert((serial, value));
-                o.into_mut()
-            }
-            Entry::Vacant(v) => v.insert((serial, value)),
-        };
-        Some(&mut slot.1)
+        let hash = self.hash(&key);
+        let hasher = &self.hasher;
+        let slot =
+            match self
+                .slots
+                .entry(hash, |(k, _, _)| *k == key, |(k, _, _)| hasher.hash_one(k))
+            {
+                Entry::Occupied(mut o) => {
+                    *o.get_mut() = (key, serial, value);
+                    o.into_mut()
+                }
+                Entry::Vacant(v) => v.insert((key, serial, value)).into_mut(),
+            };
+        Some(&mut slot.2)
     }
 
     /// Removes the oldest live flow in creation order (counted), skipping stale queue entries.
     fn evict_oldest(&mut self) {
         while let Some((key, serial)) = self.order.pop_front() {
-            if self.map.get(&key).is_some_and(|(live, _)| *live == serial) {
-                self.map.remove(&key);
-                self.counters.evicted_under_pressure += 1;
-                return;
+            let hash = self.hash(&key);
+            if let Ok(entry) = self.slots.find_entry(hash, |(k, _, _)| *k == key) {
+                if entry.get().1 == serial {
+                    entry.remove();
+                    self.counters.evicted_under_pressure += 1;
+                    return;
+                }
             }
         }
     }
 
     /// Expires idle flows if a sweep interval of capture time has passed since the last sweep.
     /// Call once per packet (or batch) with the capture clock.
+    #[inline]
     pub fn tick(&mut self, now: Timestamp) {
         if now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL {
-            self.last_sweep = now;
-            let before = self.map.len();
-            self.map
-                .retain(|_, (_, v)| now.saturating_sub(v.last_seen()) < v.idle_timeout());
-            self.counters.expired += (before - self.map.len()) as u64;
+            self.sweep(now);
         }
+    }
+
+    /// Removes every idle flow (counted).
+    fn sweep(&mut self, now: Timestamp) {
+        self.last_sweep = now;
+        let before = self.slots.len();
+        self.slots
+            .retain(|(_, _, v)| now.saturating_sub(v.last_seen()) < v.idle_timeout());
+        self.counters.expired += (before - self.slots.len()) as u64;
     }
 }
 

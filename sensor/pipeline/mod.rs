@@ -285,6 +285,27 @@ struct Threads {
     handles: Vec<JoinHandle<WorkerCounters>>,
 }
 
+impl Threads {
+    /// Adds a packet to the batch of the worker its flow belongs to; says whether that batch
+    /// is full (time to flush). Out of line: the reader's per-packet work, kept apart from the
+    /// inline mode's.
+    #[inline(never)]
+    fn stage(&mut self, seq: u64, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) -> bool {
+        let n = self.batches.len();
+        // Common shapes are read at fixed offsets; the rest take the full decode. A plain TCP
+        // segment's reading travels with it: the worker need not read again.
+        let (plain, pair) = decode::dispatch_reading(meta.link, data);
+        let target = match pair {
+            Some((src, dst)) => worker_for_bits(src, dst, n),
+            None => 0,
+        };
+        match self.batches.get_mut(target) {
+            Some(batch) => batch.add(seq, meta, plain, data, chunk),
+            None => false,
+        }
+    }
+}
+
 enum Mode {
     Inline {
         worker: Box<Worker>,
@@ -554,6 +575,7 @@ impl Pipeline {
 
     /// Handles one packet whose bytes may lie in a lent `chunk` (see
     /// [`crate::capture::PacketSource::next_packets_shared`]): workers then read them there.
+    #[inline]
     pub fn push_shared(&mut self, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -571,19 +593,7 @@ impl Pipeline {
                 }
             }
             Mode::Threaded(t) => {
-                let n = t.batches.len();
-                // Common shapes are read at fixed offsets; the rest take the full decode. A
-                // plain TCP segment's reading travels with it: the worker need not read again.
-                let (plain, pair) = decode::dispatch_reading(meta.link, data);
-                let target = match pair {
-                    Some((src, dst)) => worker_for_bits(src, dst, n),
-                    None => 0,
-                };
-                let full = match t.batches.get_mut(target) {
-                    Some(batch) => batch.add(seq, meta, plain, data, chunk),
-                    None => false,
-                };
-                if full {
+                if t.stage(seq, meta, data, chunk) {
                     self.flush();
                 }
             }

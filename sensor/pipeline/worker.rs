@@ -84,6 +84,7 @@ impl Worker {
     }
 
     /// Handles packet number `seq` (global, 0-based).
+    #[inline]
     pub fn process(&mut self, seq: u64, meta: &PacketMeta, data: &[u8]) {
         #[cfg(test)]
         let plain = if self.full_path_only {
@@ -99,6 +100,7 @@ impl Worker {
     /// [`Worker::process`] of a packet whose [`decode::plain_tcp`] reading the caller already
     /// made (the multi-worker reader reads those bytes to pick the worker): a plain TCP segment
     /// of a bypassed flow is then handled without touching the packet's bytes at all.
+    #[inline]
     pub fn process_read(
         &mut self,
         seq: u64,
@@ -125,6 +127,13 @@ impl Worker {
                 return;
             }
         }
+        self.process_decoded(seq, meta, data);
+    }
+
+    /// The full path: decodes the packet and hands it to the flow engine. Out of line, so that
+    /// a packet the fast path takes does not pay for this path's registers and stack.
+    #[inline(never)]
+    fn process_decoded(&mut self, seq: u64, meta: &PacketMeta, data: &[u8]) {
         // Borrowed where it was built: moving the ~250-byte view out of the result costs a
         // copy per packet.
         let result = decode::decode_packet(meta.link, data);
