@@ -575,7 +575,7 @@ impl Pipeline {
 
     /// Handles one packet whose bytes may lie in a lent `chunk` (see
     /// [`crate::capture::PacketSource::next_packets_shared`]): workers then read them there.
-    #[inline]
+    #[inline(always)]
     pub fn push_shared(&mut self, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) {
         let seq = self.next_seq;
         self.next_seq += 1;
