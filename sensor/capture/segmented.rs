@@ -235,6 +235,11 @@ impl SegmentedPcap {
         let header = self.header;
         let hdr_len = header.record_header_len;
         while cursor.offset < seg.end {
+            self.walk_read(seg, cursor, on_packet)?;
+            if cursor.offset >= seg.end {
+                break;
+            }
+            // The next record is not wholly read yet: read on, one record at a time.
             let offset = cursor.offset;
             let packet = cursor.records.saturating_add(1);
             let truncated = CaptureError::Truncated { offset, packet };
@@ -279,6 +284,67 @@ impl SegmentedPcap {
                     data,
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The records of `seg` from `cursor` on that lie wholly in the bytes read so far (nearly
+    /// all of a segment's), walked with one bounds check each and no read; stops at the first
+    /// that is not all there (the caller reads on) and on damage (the error, with the cursor at
+    /// the damaged record, as [`SegmentedPcap::walk`] promises).
+    #[inline]
+    fn walk_read<F: FnMut(SegmentRecord, &[u8])>(
+        &self,
+        seg: &Segment,
+        cursor: &mut PcapCursor,
+        on_packet: &mut F,
+    ) -> Result<(), CaptureError> {
+        let header = &self.header;
+        let hdr_len = header.record_header_len;
+        // The segment start is at or before the cursor: walks go in order (the caller's
+        // record-by-record path reports it otherwise).
+        let Some(mut at) = cursor
+            .offset
+            .checked_sub(seg.start)
+            .and_then(|a| usize::try_from(a).ok())
+        else {
+            return Ok(());
+        };
+        let bytes = seg.chunk.bytes().get(..seg.valid).unwrap_or_default();
+        while cursor.offset < seg.end {
+            let rest = bytes.get(at..).unwrap_or_default();
+            if rest.len() < hdr_len {
+                break;
+            }
+            let packet = cursor.records.saturating_add(1);
+            let record = header.record_header(rest, cursor.offset, packet)?;
+            let record_len = record.len(header);
+            let Some(data) = rest.get(hdr_len..record_len) else {
+                break;
+            };
+            cursor.records = packet;
+            cursor.offset = cursor.offset.saturating_add(record_len as u64);
+            let seq = cursor.stats.packets;
+            if header.note_record(&record, &mut cursor.stats) {
+                let meta = PacketMeta {
+                    ts: record.ts,
+                    link: header.link,
+                    orig_len: record.orig_len,
+                    input: self.input,
+                };
+                let start = at + hdr_len;
+                let len = record.captured;
+                on_packet(
+                    SegmentRecord {
+                        seq,
+                        meta,
+                        start,
+                        len,
+                    },
+                    data,
+                );
+            }
+            at += record_len;
         }
         Ok(())
     }
