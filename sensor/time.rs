@@ -26,6 +26,14 @@ impl Timestamp {
         std::time::Duration::from_nanos(self.0.saturating_sub(other.0))
     }
 
+    /// Whether at least `d` has passed from `since` to `self` (never, when `since` is later).
+    /// The same answer as `self.saturating_sub(since) >= d`, in integer nanoseconds: the flow
+    /// table asks it for every packet, and building a `Duration` divides by 10⁹.
+    #[inline]
+    pub fn has_passed(self, since: Timestamp, d: std::time::Duration) -> bool {
+        u128::from(self.0.saturating_sub(since.0)) >= d.as_nanos()
+    }
+
     pub fn saturating_add(self, d: std::time::Duration) -> Timestamp {
         Timestamp(
             self.0
@@ -77,6 +85,32 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_passed_agrees_with_the_duration_comparison() {
+        use std::time::Duration;
+        let stamps = [0, 1, 999_999_999, 1_000_000_000, 5_000_000_001, u64::MAX - 1, u64::MAX];
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(1),
+            Duration::new(5, 1),
+            Duration::from_secs(60),
+            Duration::MAX,
+        ];
+        for &now in &stamps {
+            for &since in &stamps {
+                for &d in &durations {
+                    let (now, since) = (Timestamp(now), Timestamp(since));
+                    assert_eq!(
+                        now.has_passed(since, d),
+                        now.saturating_sub(since) >= d,
+                        "{now:?} {since:?} {d:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn renders_epoch() {

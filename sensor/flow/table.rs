@@ -198,7 +198,7 @@ impl<V: FlowEntry> FlowTable<V> {
         let hash = self.hash(key);
         let entry = self.slots.find_entry(hash, |(k, _, _)| k == key).ok()?;
         let (_, _, v) = entry.get();
-        if now.saturating_sub(v.last_seen()) >= v.idle_timeout() {
+        if now.has_passed(v.last_seen(), v.idle_timeout()) {
             entry.remove();
             self.counters.expired += 1;
             None
@@ -267,7 +267,7 @@ impl<V: FlowEntry> FlowTable<V> {
     /// Call once per packet (or batch) with the capture clock.
     #[inline]
     pub fn tick(&mut self, now: Timestamp) {
-        if now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL {
+        if now.has_passed(self.last_sweep, SWEEP_INTERVAL) {
             self.sweep(now);
         }
     }
@@ -277,7 +277,7 @@ impl<V: FlowEntry> FlowTable<V> {
         self.last_sweep = now;
         let before = self.slots.len();
         self.slots
-            .retain(|(_, _, v)| now.saturating_sub(v.last_seen()) < v.idle_timeout());
+            .retain(|(_, _, v)| !now.has_passed(v.last_seen(), v.idle_timeout()));
         self.counters.expired += (before - self.slots.len()) as u64;
     }
 }
