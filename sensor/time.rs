@@ -89,7 +89,15 @@ mod tests {
     #[test]
     fn has_passed_agrees_with_the_duration_comparison() {
         use std::time::Duration;
-        let stamps = [0, 1, 999_999_999, 1_000_000_000, 5_000_000_001, u64::MAX - 1, u64::MAX];
+        let stamps = [
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            5_000_000_001,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         let durations = [
             Duration::ZERO,
             Duration::from_nanos(1),
