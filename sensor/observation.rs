@@ -387,11 +387,34 @@ pub struct Observed {
 /// in [`DnsFacts::answers_left_out`], and the output says so.
 pub const MAX_DNS_FACT_RECORDS: usize = 16;
 
-/// One question (RFC 1035 §4.1.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One question (RFC 1035 §4.1.2). Its QTYPE does not depend on the bytes of its name, so a
+/// question whose name is not a host name is kept too.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsQuestion {
-    pub name: HostName,
+    pub name: DnsName,
     pub qtype: u16,
+}
+
+/// A name of a DNS message as the facts keep it.
+// The inline host name makes the enum as large as one; it sits in the facts of a reported
+// name only (at most one question), where boxing it would add an allocation for nothing, as
+// for [`DnsRecordData`].
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsName {
+    Host(HostName),
+    /// Bytes a host name cannot hold (RFC 952, RFC 1123 §2.1), in presentation form with
+    /// escapes (RFC 1035 §5.1, `proto::escape_name`), as [`OtherNameSighting::text`].
+    Other(Box<str>),
+}
+
+impl std::fmt::Display for DnsName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DnsName::Host(name) => name.fmt(f),
+            DnsName::Other(text) => f.write_str(text),
+        }
+    }
 }
 
 /// The data of an answer record, as far as the parser decodes it.

@@ -18,7 +18,8 @@
 //! The differences Suricata makes are allowed only where the README's "EVE events" section
 //! justifies them, each checked precisely (a DNS record on a port other than 53; Suricata's
 //! extra QinQ tag; `rdata` of record types ksensor does not decode; a pseudo-packet without
-//! `pcap_cnt`; the Host header's case and an IPv6 literal's brackets; the answer to a query
+//! `pcap_cnt`; the Host header's case and an IPv6 literal's brackets; a DNS name that is not
+//! a host name, in presentation form (RFC 1035 §5.1) where Suricata writes its bytes; the answer to a query
 //! that matched no rule; an UPDATE's other names, an inverse query's answer owner; the answer
 //! of a response the capture cuts, checked in the capture; a T050/T051 QUIC Initial; flows
 //! Suricata parses no application layer for, [`UNPARSED_FLOWS`]), and counted in the summary
@@ -493,9 +494,86 @@ fn message_cut(capture: &str, n: u64, proto: &str) -> Result<bool, String> {
     Ok(len > payload.len().saturating_sub(2) && !later_data)
 }
 
+/// The bytes of a DNS name in presentation form (RFC 1035 §5.1: `\DDD` is the byte DDD in
+/// decimal, `\X` the character X, so `\.` is a dot inside a label); `None` when an escape is
+/// malformed.
+fn presentation_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let first = bytes.next()?;
+        if !first.is_ascii_digit() {
+            out.push(first);
+            continue;
+        }
+        let mut value = u32::from(first - b'0');
+        for _ in 0..2 {
+            let d = bytes.next().filter(u8::is_ascii_digit)?;
+            value = value * 10 + u32::from(d - b'0');
+        }
+        out.push(u8::try_from(value).ok()?);
+    }
+    Some(out)
+}
+
+/// A DNS name as Suricata 7 writes it: the name's bytes (labels joined by dots), the string
+/// itself when they are UTF-8, otherwise each ASCII byte as itself and any other as `\xNN`
+/// (its JSON builder's `set_string_from_bytes`). A dot inside a label and a dot between labels
+/// look the same there.
+fn suricata_name(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes
+            .iter()
+            .map(|&b| {
+                if b.is_ascii() {
+                    char::from(b).to_string()
+                } else {
+                    format!("\\x{b:02x}")
+                }
+            })
+            .collect(),
+    }
+}
+
+/// ksensor writes a DNS name that is not a host name in presentation form (RFC 1035 §5.1,
+/// README "EVE events"), Suricata the name's bytes: rewrites `dns.rrname` of ksensor's
+/// records into Suricata's form, so that the records pair and compare. Checked: only a name
+/// with an escape is rewritten, its escapes are well formed, and a query record that holds
+/// one says `host_name: false` and has it as its `ksensor.name`.
+fn to_suricata_names(t: &mut Tally, capture: &str, records: &mut [Value]) {
+    for (n, r) in records.iter_mut().enumerate() {
+        let Some(text) = r["dns"]["rrname"].as_str().map(str::to_string) else {
+            continue;
+        };
+        if !text.contains('\\') {
+            continue;
+        }
+        let ctx = format!("{capture}: ksensor record {n} (dns {text})");
+        let Some(bytes) = presentation_bytes(&text) else {
+            t.problems
+                .push(format!("{ctx}: malformed presentation form"));
+            continue;
+        };
+        if r["dns"]["type"] == "query"
+            && (r["ksensor"]["host_name"] != false || r["ksensor"]["name"] != text.as_str())
+        {
+            t.problems.push(format!(
+                "{ctx}: an escaped question without host_name: false"
+            ));
+        }
+        r["dns"]["rrname"] = Value::String(suricata_name(&bytes));
+        t.note("dns.rrname: ksensor writes presentation form (RFC 1035 §5.1), Suricata the bytes");
+    }
+}
+
 /// Compares one capture; returns the tally.
 fn check_capture(capture: &str) -> Tally {
-    let ours = ksensor_records(capture);
+    let mut ours = ksensor_records(capture);
     let theirs = suricata_records(capture);
     let mut t = Tally {
         suricata: theirs.len(),
@@ -508,6 +586,7 @@ fn check_capture(capture: &str) -> Tally {
             index.entry((tuple(r), key)).or_default().push(i);
         }
     }
+    to_suricata_names(&mut t, capture, &mut ours);
     let mut used = vec![false; theirs.len()];
     // Queries of ksensor's records, to tell which Suricata answers ksensor leaves out.
     let mut ours_queries: BTreeMap<(Tuple, u64), bool> = BTreeMap::new();
@@ -1018,5 +1097,28 @@ fn eve_lines_pass_the_rate_limits() {
         if *seen <= 10 {
             assert!(some.contains(r), "within the burst but suppressed: {r}");
         }
+    }
+}
+
+#[test]
+fn presentation_names_map_to_what_suricata_logs() {
+    // Pairs from dns-odd.pcap: kdig's query names in presentation form, and the rrname
+    // Suricata 7.0.10 logged for each (tests/golden/eve/dns-odd.pcap.eve.json).
+    for (presentation, suricata) in [
+        ("a\\.b.example.org", "a.b.example.org"),
+        ("a\\000b.t.example.org", "a\u{0}b.t.example.org"),
+        ("\\200\\201.t.example.org", "\\xc8\\xc9.t.example.org"),
+        (
+            "x\\255y\\031z.t.example.org",
+            "x\\xffy\u{1f}z.t.example.org",
+        ),
+        ("b\\195\\188cher.example.org", "bücher.example.org"),
+        ("hello world.example.org", "hello world.example.org"),
+    ] {
+        let bytes = presentation_bytes(presentation).unwrap_or_else(|| panic!("{presentation}"));
+        assert_eq!(suricata_name(&bytes), suricata, "{presentation}");
+    }
+    for malformed in ["a\\", "a\\25", "a\\2x5", "a\\256"] {
+        assert_eq!(presentation_bytes(malformed), None, "{malformed}");
     }
 }

@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use crate::flow::emit::Emitter;
 use crate::flow::table::FlowKey;
 use crate::observation::{
-    DnsFacts, DnsInfo, DnsQuestion, DnsRecord, DnsRecordData, DnsService, Endpoint, NameSource,
-    MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS,
+    DnsFacts, DnsInfo, DnsName, DnsQuestion, DnsRecord, DnsRecordData, DnsService, Endpoint,
+    NameSource, MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS,
 };
 use crate::proto::dns::{DnsMessage, NameRef, Question, RData, Section};
 use crate::proto::HostName;
@@ -213,8 +213,14 @@ impl<'m> DnsAbout<'m> {
     /// answer records out of the message.
     pub fn facts(self) -> DnsFacts {
         let msg = self.msg;
+        // RFC 1035 §4.1.2: the QTYPE is the question's whatever bytes its name holds.
         let question = self.question.and_then(|q| {
-            msg.host_name(q.name).map(|name| DnsQuestion {
+            let name = if q.name.is_host() {
+                DnsName::Host(msg.host_name(q.name)?)
+            } else {
+                DnsName::Other(String::from_utf8_lossy(msg.name(q.name)).into())
+            };
+            Some(DnsQuestion {
                 name,
                 qtype: q.qtype,
             })
@@ -627,6 +633,45 @@ mod tests {
 
     fn name(s: &str) -> &[u8] {
         s.as_bytes()
+    }
+
+    /// A query with one question of `labels` and `qtype` (RFC 1035 §4.1.1, §4.1.2).
+    fn query_bytes(labels: &[&[u8]], qtype: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in labels {
+            m.push(u8::try_from(label.len()).unwrap_or(0));
+            m.extend_from_slice(label);
+        }
+        m.push(0);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m
+    }
+
+    #[test]
+    fn facts_keep_the_qtype_of_a_question_that_is_not_a_host_name() {
+        // RFC 1035 §4.1.2: the QTYPE does not depend on the name's bytes. A NUL and a dot
+        // inside labels: the name is kept in presentation form (RFC 1035 §5.1).
+        let bytes = query_bytes(&[b"a\0b", b"x.y", b"example"], 16);
+        let mut msg = DnsMessage::default();
+        assert!(crate::proto::dns::parse_message(&bytes, &mut msg).is_ok());
+        let q = *msg.questions.first().expect("one question");
+        assert!(!q.name.is_host());
+        let facts = DnsAbout::query(&msg, q).facts();
+        let question = facts.question.expect("the question is kept");
+        assert_eq!(question.qtype, 16);
+        assert_eq!(question.name.to_string(), "a\\000b.x\\.y.example");
+        // A host name stays a host name.
+        let bytes = query_bytes(&[b"ds", b"kaspersky", b"com"], 1);
+        assert!(crate::proto::dns::parse_message(&bytes, &mut msg).is_ok());
+        let q = *msg.questions.first().expect("one question");
+        let facts = DnsAbout::query(&msg, q).facts();
+        let question = facts.question.expect("the question is kept");
+        assert!(matches!(question.name, DnsName::Host(_)));
+        assert_eq!(
+            (question.name.to_string().as_str(), question.qtype),
+            ("ds.kaspersky.com", 1)
+        );
     }
 
     #[test]

@@ -408,7 +408,9 @@ fn query_record(name: &str, facts: Option<&DnsFacts>) -> EveDns {
         kind: "query",
         id: facts.map_or(0, |f| f.id),
         rrname: name.to_string(),
-        rrtype: facts.and_then(|f| f.question).map(|q| rrtype_name(q.qtype)),
+        rrtype: facts
+            .and_then(|f| f.question.as_ref())
+            .map(|q| rrtype_name(q.qtype)),
         opcode: facts.map_or(0, DnsFacts::opcode),
     })
 }
@@ -453,8 +455,8 @@ fn answer_record(facts: &DnsFacts) -> EveDns {
         ad: bit(0x0020),
         cd: bit(0x0010),
         opcode: facts.opcode(),
-        rrname: facts.question.map(|q| q.name.to_string()),
-        rrtype: facts.question.map(|q| rrtype_name(q.qtype)),
+        rrname: facts.question.as_ref().map(|q| q.name.to_string()),
+        rrtype: facts.question.as_ref().map(|q| rrtype_name(q.qtype)),
         rcode: rcode_name(facts.rcode()),
         answers,
         grouped,
