@@ -23,7 +23,8 @@ use std::path::Path;
 
 use super::chunk::{Chunk, ChunkPool};
 use super::file::{
-    classic_pcap_header, FileStats, PcapHeader, MAX_PACKET_LEN, PCAP_FILE_HEADER_LEN,
+    classic_pcap_header, FileStats, PcapHeader, PcapRecordHeader, MAX_PACKET_LEN,
+    PCAP_FILE_HEADER_LEN,
 };
 use super::{CaptureError, PacketMeta};
 
@@ -259,33 +260,47 @@ impl SegmentedPcap {
             if !self.extend(seg, at.saturating_add(record_len))? {
                 return Err(truncated);
             }
+            let Some(data) = seg
+                .chunk
+                .bytes()
+                .get(at.saturating_add(hdr_len)..at.saturating_add(record_len))
+            else {
+                return Err(truncated);
+            };
             cursor.records = packet;
             cursor.offset = offset.saturating_add(record_len as u64);
-            let seq = cursor.stats.packets;
-            if header.note_record(&record, &mut cursor.stats) {
-                let start = at.saturating_add(hdr_len);
-                let Some(data) = seg.chunk.bytes().get(start..at.saturating_add(record_len)) else {
-                    return Err(truncated);
-                };
-                let meta = PacketMeta {
-                    ts: record.ts,
-                    link: header.link,
-                    orig_len: record.orig_len,
-                    input: self.input,
-                };
-                let len = record.captured;
-                on_packet(
-                    SegmentRecord {
-                        seq,
-                        meta,
-                        start,
-                        len,
-                    },
-                    data,
-                );
-            }
+            self.hand_out(&record, at, data, cursor, on_packet);
         }
         Ok(())
+    }
+
+    /// Counts the record just walked (at `at` in the segment, `data` its packet bytes) and
+    /// hands its packet to `on_packet`, unless the record holds none.
+    #[inline(always)]
+    fn hand_out<F: FnMut(SegmentRecord, &[u8])>(
+        &self,
+        record: &PcapRecordHeader,
+        at: usize,
+        data: &[u8],
+        cursor: &mut PcapCursor,
+        on_packet: &mut F,
+    ) {
+        let seq = cursor.stats.packets;
+        if self.header.note_record(record, &mut cursor.stats) {
+            let meta = PacketMeta {
+                ts: record.ts,
+                link: self.header.link,
+                orig_len: record.orig_len,
+                input: self.input,
+            };
+            let segment_record = SegmentRecord {
+                seq,
+                meta,
+                start: at.saturating_add(self.header.record_header_len),
+                len: record.captured,
+            };
+            on_packet(segment_record, data);
+        }
     }
 
     /// The records of `seg` from `cursor` on that lie wholly in the bytes read so far (nearly
@@ -324,26 +339,7 @@ impl SegmentedPcap {
             };
             cursor.records = packet;
             cursor.offset = cursor.offset.saturating_add(record_len as u64);
-            let seq = cursor.stats.packets;
-            if header.note_record(&record, &mut cursor.stats) {
-                let meta = PacketMeta {
-                    ts: record.ts,
-                    link: header.link,
-                    orig_len: record.orig_len,
-                    input: self.input,
-                };
-                let start = at + hdr_len;
-                let len = record.captured;
-                on_packet(
-                    SegmentRecord {
-                        seq,
-                        meta,
-                        start,
-                        len,
-                    },
-                    data,
-                );
-            }
+            self.hand_out(&record, at, data, cursor, on_packet);
             at += record_len;
         }
         Ok(())

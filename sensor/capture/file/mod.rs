@@ -55,7 +55,9 @@ use crate::reason_enum;
 use crate::time::Timestamp;
 
 use input::Input;
-pub(in crate::capture) use pcap::{classic_pcap_header, PcapHeader, PCAP_FILE_HEADER_LEN};
+pub(in crate::capture) use pcap::{
+    classic_pcap_header, PcapHeader, PcapRecordHeader, PCAP_FILE_HEADER_LEN,
+};
 use pcap::{
     is_pcap_magic, parse_pcap_file_header, PCAP_MAGIC_MICROS, PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NANOS,
 };
