@@ -30,7 +30,7 @@ use crate::flow::budget::WorkerBudget;
 use crate::flow::emit::{Emitter, RequestFacts};
 use crate::flow::reassembly::{Delivery, ReasmEvent, ReasmSkip, StreamReassembler};
 use crate::flow::table::Side;
-use crate::flow::udp::Scratch;
+use crate::flow::udp::{emit_dns_read, ReadSoFar, Scratch};
 use crate::observation::{Endpoint, NameSource, NamelessReason, KSC_TCP_PORTS};
 use crate::proto::dns::{self, TcpFrame};
 use crate::proto::http::{self, BodyLength, ChunkedBody, RequestHead, ResponseHead, TargetForm};
@@ -99,8 +99,9 @@ pub const MAX_PARTIAL_DNS_READS: u8 = 16;
 /// Where a DNS-over-TCP direction is inside its current message.
 #[derive(Debug, Default)]
 struct DnsStream {
-    /// Names of the current message already emitted from a prefix of it.
-    emitted: u32,
+    /// How far the reads of a prefix of the current message went (names emitted, answer
+    /// records held), so that a later read emits only what is new.
+    read: ReadSoFar,
     /// Prefix reads made of the current message.
     partial_reads: u8,
 }
@@ -929,8 +930,9 @@ fn response_body_start(
 /// Cuts DNS messages out of the stream (RFC 1035 §4.2.2) and emits their names. A message whose
 /// end has not arrived yet is read as far as it goes, so that a stream that stops inside it
 /// (a capture cut short, a lost segment) still gives every name before the cut: names are
-/// numbered in message order and each is emitted once, by the first read that holds it
-/// ([`crate::flow::udp::emit_dns`]). A message is read again at most
+/// numbered in message order and each is emitted once, by the first read that holds it; the
+/// addresses a later read adds for a matched name go to correlation then
+/// ([`emit_dns_read`]). A message is read again at most
 /// [`MAX_PARTIAL_DNS_READS`] times before it is complete: each read is bounded by the 64 KiB
 /// message length, and DNS over TCP rarely spans more than a few segments (zone transfers).
 fn feed_dns(
@@ -965,20 +967,23 @@ fn feed_dns(
                 stream.partial_reads = stream.partial_reads.saturating_add(1);
                 // Expected to stop early: what it read is kept, and not an error.
                 let _ = dns::parse_message(prefix, &mut cx.scratch.dns.message);
-                let from = stream.emitted as usize;
-                let listed = crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
-                stream.emitted = u32::try_from(listed.max(from)).unwrap_or(u32::MAX);
+                let before = stream.read;
+                let read = emit_dns_read(cx.scratch, src, dst, 6, emit, before);
+                stream.read = ReadSoFar {
+                    names: read.names.max(before.names),
+                    answers: read.answers.max(before.answers),
+                };
                 return used;
             }
             TcpFrame::Message { msg, consumed } => {
                 used = used.saturating_add(consumed.max(1));
-                let from = stream.emitted as usize;
+                let before = stream.read;
                 *stream = DnsStream::default();
                 let parsed = dns::parse_message(msg, &mut cx.scratch.dns.message);
                 if parsed.is_err() {
                     cx.skips.incr(TcpSkip::DnsInvalid);
                 }
-                crate::flow::udp::emit_dns(cx.scratch, src, dst, 6, emit, from);
+                emit_dns_read(cx.scratch, src, dst, 6, emit, before);
                 if parsed.is_err() && cx.scratch.dns.message.questions.is_empty() {
                     *app = App::Done;
                     return bytes.len();
@@ -1502,6 +1507,186 @@ mod tests {
             literal_and_nameless(&c.what().into_iter().cloned().collect::<Vec<_>>()),
             (None, Some(false))
         );
+    }
+
+    /// `name` in DNS wire form (RFC 1035 §3.1).
+    fn wire_name(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in name.split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    /// A DNS message (RFC 1035 §4.1) with id 0x4242, one question for `qname` (type A) and
+    /// `answers` (owner, type, RDATA), prefixed with its two-octet length (RFC 1035 §4.2.2).
+    fn dns_tcp(response: bool, qname: &str, answers: &[(&str, u16, Vec<u8>)]) -> Vec<u8> {
+        let flags: u16 = if response { 0x8180 } else { 0x0100 };
+        let mut m = vec![0x42, 0x42];
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(&wire_name(qname));
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        for (owner, rtype, rdata) in answers {
+            m.extend_from_slice(&wire_name(owner));
+            m.extend_from_slice(&rtype.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
+            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            m.extend_from_slice(rdata);
+        }
+        let mut framed = (m.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&m);
+        framed
+    }
+
+    fn a(owner: &str, ip: [u8; 4]) -> (&str, u16, Vec<u8>) {
+        (owner, 1, ip.to_vec())
+    }
+
+    fn cname<'n>(owner: &'n str, target: &str) -> (&'n str, u16, Vec<u8>) {
+        (owner, 5, wire_name(target))
+    }
+
+    /// The addresses that reach correlation for `name`: those of its matched name sightings
+    /// and of its `DnsAnswer` observations (what the inventory remembers).
+    fn correlated(out: &[Observed], name: &str) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for o in out {
+            let (n, answers) = match &o.what {
+                Observation::Name(s) if s.rule.is_some() => (s.name, &s.answers),
+                Observation::DnsAnswer { name, answers, .. } => (*name, answers),
+                _ => continue,
+            };
+            if n.to_string() == name {
+                addrs.extend(answers.iter().copied());
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    /// A DNS-over-TCP exchange: the query for `qname` (unless `query` is false), then
+    /// `response` cut at `cuts` (stream offsets, ascending). Returns the observations.
+    fn dns_exchange(query: bool, qname: &str, response: &[u8], cuts: &[usize]) -> Vec<Observed> {
+        let mut c = Conn::new(ep(31, 40_000), ep(53, 53));
+        c.seg(true, SYN, 100, b"").seg(false, SYN | ACK, 500, b"");
+        if query {
+            c.seg(true, ACK, 101, &dns_tcp(false, qname, &[]));
+        }
+        let mut at = 0usize;
+        for end in cuts.iter().copied().chain([response.len()]) {
+            let piece = &response[at..end];
+            c.seg(false, ACK, 501 + at as u32, piece);
+            at = end;
+        }
+        c.out
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    #[test]
+    fn dns_answer_address_in_a_later_segment_reaches_correlation() {
+        // The question and the first A record in the first segment, the second A record in
+        // the next: both addresses of the matched name are correlated.
+        let response = dns_tcp(
+            true,
+            "ds.kaspersky.com",
+            &[
+                a("ds.kaspersky.com", [1, 1, 1, 1]),
+                a("ds.kaspersky.com", [2, 2, 2, 2]),
+            ],
+        );
+        let second = response.len() - (16 + 2 + 10 + 4);
+        let out = dns_exchange(true, "ds.kaspersky.com", &response, &[second]);
+        let want = vec![v4(1, 1, 1, 1), v4(2, 2, 2, 2)];
+        assert_eq!(correlated(&out, "ds.kaspersky.com"), want);
+        // The late address goes out as an answer of the matched rule, without facts.
+        let late = out.iter().filter_map(|o| match &o.what {
+            Observation::DnsAnswer {
+                answers, dns_facts, ..
+            } => Some((answers, dns_facts)),
+            _ => None,
+        });
+        let late: Vec<_> = late.collect();
+        assert_eq!(late.len(), 2, "{late:?}");
+        assert_eq!(late[1].0, &vec![v4(2, 2, 2, 2)]);
+        assert!(late[1].1.is_none());
+    }
+
+    #[test]
+    fn dns_answer_addresses_are_correlated_however_the_response_is_cut() {
+        // A matched question answered through a CNAME, and a matched CNAME target of an
+        // unmatched question; every cut into two and three segments gives every address.
+        let matched_question = dns_tcp(
+            true,
+            "ds.kaspersky.com",
+            &[
+                cname("ds.kaspersky.com", "edge.cdn.example"),
+                a("edge.cdn.example", [3, 3, 3, 3]),
+                a("edge.cdn.example", [4, 4, 4, 4]),
+            ],
+        );
+        let matched_target = dns_tcp(
+            true,
+            "www.example.org",
+            &[
+                cname("www.example.org", "ds.kaspersky.com"),
+                a("ds.kaspersky.com", [5, 5, 5, 5]),
+                a("ds.kaspersky.com", [6, 6, 6, 6]),
+            ],
+        );
+        let cases = [
+            (
+                true,
+                "ds.kaspersky.com",
+                &matched_question,
+                [v4(3, 3, 3, 3), v4(4, 4, 4, 4)],
+            ),
+            (
+                false,
+                "ds.kaspersky.com",
+                &matched_question,
+                [v4(3, 3, 3, 3), v4(4, 4, 4, 4)],
+            ),
+            (
+                true,
+                "www.example.org",
+                &matched_target,
+                [v4(5, 5, 5, 5), v4(6, 6, 6, 6)],
+            ),
+            (
+                false,
+                "www.example.org",
+                &matched_target,
+                [v4(5, 5, 5, 5), v4(6, 6, 6, 6)],
+            ),
+        ];
+        for (query, qname, response, want) in cases {
+            let len = response.len();
+            for first in 1..len {
+                let out = dns_exchange(query, qname, response, &[first]);
+                assert_eq!(
+                    correlated(&out, "ds.kaspersky.com"),
+                    want,
+                    "{qname} query {query} cut at {first}"
+                );
+                for second in (first + 1..len).step_by(7) {
+                    let out = dns_exchange(query, qname, response, &[first, second]);
+                    assert_eq!(
+                        correlated(&out, "ds.kaspersky.com"),
+                        want,
+                        "{qname} query {query} cut at {first}, {second}"
+                    );
+                }
+            }
+        }
     }
 
     /// Every tracked TCP connection holds one of these until it is bypassed (a SYN flood fills

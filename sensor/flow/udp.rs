@@ -22,7 +22,7 @@ use crate::observation::{
     DnsFacts, DnsInfo, DnsName, DnsQuestion, DnsRecord, DnsRecordData, DnsService, Endpoint,
     NameSource, MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS,
 };
-use crate::proto::dns::{DnsMessage, NameRef, Question, RData, Section};
+use crate::proto::dns::{Answer, DnsMessage, NameRef, Question, RData, Section};
 use crate::proto::HostName;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -158,6 +158,9 @@ pub struct DnsScratch {
     pub name: HostName,
     /// Names of the message being emitted so far, so that each is reported once per message.
     pub listed: Vec<NameRef>,
+    /// Addresses an earlier read of the same message gave the name being emitted (at most
+    /// [`MAX_ANSWER_ADDRS`]; see [`emit_dns_read`]).
+    pub earlier_addrs: Vec<IpAddr>,
 }
 
 impl Default for DnsScratch {
@@ -169,6 +172,7 @@ impl Default for DnsScratch {
             addrs: Vec::new(),
             name: HostName::scratch(),
             listed: Vec::new(),
+            earlier_addrs: Vec::new(),
         }
     }
 }
@@ -264,6 +268,16 @@ impl<'m> DnsAbout<'m> {
 
 /// Addresses (and smallest TTL) answered for `name` in `msg`, following CNAME chains.
 fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Option<u32> {
+    answers_among(msg, &msg.answers, name, addrs)
+}
+
+/// [`answers_for`] as far as the answer records `answers` (a prefix of `msg.answers`) go.
+fn answers_among(
+    msg: &DnsMessage,
+    answers: &[Answer],
+    name: NameRef,
+    addrs: &mut Vec<IpAddr>,
+) -> Option<u32> {
     addrs.clear();
     let mut chain: [NameRef; MAX_CNAME_CHAIN] = [name; MAX_CNAME_CHAIN];
     let mut chain_len = 1usize;
@@ -278,7 +292,7 @@ fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Opti
     // Answers are usually in chain order; a few passes cover any order.
     for _ in 0..MAX_CNAME_CHAIN {
         let mut grew = false;
-        for answer in &msg.answers {
+        for answer in answers {
             if let RData::Cname(target) = answer.data {
                 if in_chain(&chain, chain_len, answer.name) && !in_chain(&chain, chain_len, target)
                 {
@@ -295,7 +309,7 @@ fn answers_for(msg: &DnsMessage, name: NameRef, addrs: &mut Vec<IpAddr>) -> Opti
             break;
         }
     }
-    for answer in &msg.answers {
+    for answer in answers {
         let ip = match answer.data {
             RData::A(v4) => IpAddr::V4(v4),
             RData::Aaaa(v6) => IpAddr::V6(v6),
@@ -334,9 +348,9 @@ fn dns_service(src: Endpoint, dst: Endpoint) -> DnsService {
 /// question of a response whose query was seen); answered addresses are gathered only for
 /// names that become observations.
 ///
-/// The names of a message, in that order, are numbered from 0; those numbered below `from`
-/// were emitted by an earlier call for a prefix of the same message (a DNS-over-TCP message
-/// read before its end arrived) and are skipped. Returns how many there are.
+/// The names, in that order, are numbered from 0; those numbered below `from` are skipped (0 for a message read whole, as a datagram
+/// is); a DNS-over-TCP message read in prefixes goes through [`emit_dns_read`]. Returns how
+/// many names there are.
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
@@ -345,6 +359,42 @@ pub fn emit_dns(
     emit: &mut Emitter<'_>,
     from: usize,
 ) -> usize {
+    let before = ReadSoFar {
+        names: from,
+        // No records held by an earlier read: nothing to answer late.
+        answers: scratch.dns.message.answers.len(),
+    };
+    emit_dns_read(scratch, src, dst, proto, emit, before).names
+}
+
+/// How far the reads of a DNS message made so far went: a DNS-over-TCP message is read before
+/// its end arrives ([`emit_dns_read`]), and each read of a longer prefix of it emits only what
+/// the earlier ones did not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadSoFar {
+    /// Names emitted, numbered in message order (see [`emit_dns_read`]).
+    pub names: usize,
+    /// Answer records the last read held (at most `proto::dns::MAX_ANSWERS`).
+    pub answers: usize,
+}
+
+/// Emits the names of the DNS message in `scratch.dns.message` as [`emit_dns`] does, for a
+/// message that may have been read before. The names numbered below
+/// `before.names` were emitted by an earlier read of a prefix of the same message (a
+/// DNS-over-TCP message read before its end arrived) and are not emitted again. Such a name
+/// that matched a rule may have been answered with addresses in records the earlier reads did
+/// not hold (those past `before.answers`): the addresses they did not give go out then as a
+/// [`crate::observation::Observation::DnsAnswer`] without facts, for correlation only (its
+/// name and event went out with the earlier read). So every address answered for a matched
+/// name reaches correlation however the message is cut. Returns how far this read went.
+pub fn emit_dns_read(
+    scratch: &mut Scratch,
+    src: Endpoint,
+    dst: Endpoint,
+    proto: u8,
+    emit: &mut Emitter<'_>,
+    before: ReadSoFar,
+) -> ReadSoFar {
     let now = emit.ctx.ts;
     let DnsScratch {
         message: msg,
@@ -353,7 +403,18 @@ pub fn emit_dns(
         addrs,
         name,
         listed,
+        earlier_addrs,
     } = &mut scratch.dns;
+    let from = before.names;
+    // Records read since the last read that may answer an earlier name with an address: a
+    // new address, or a CNAME that extends a chain.
+    let late = from > 0
+        && msg.is_response
+        && msg.answers.get(before.answers..).is_some_and(|new| {
+            new.iter()
+                .any(|a| matches!(a.data, RData::A(_) | RData::Aaaa(_) | RData::Cname(_)))
+        });
+    let earlier = msg.answers.get(..before.answers).unwrap_or(&msg.answers);
     let epoch = *rules_epoch;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
     emit.dns = Some(DnsInfo {
@@ -374,6 +435,14 @@ pub fn emit_dns(
         index += 1;
         listed.push(q.name);
         if !fresh {
+            if late {
+                let seen = LateRead {
+                    earlier,
+                    client,
+                    server,
+                };
+                seen.answers(emit, msg, q.name, name, addrs, earlier_addrs);
+            }
             continue;
         }
         let text = msg.name(q.name);
@@ -474,6 +543,14 @@ pub fn emit_dns(
             let fresh = index >= from;
             index += 1;
             if !fresh {
+                if late && source == NameSource::DnsAnswer {
+                    let seen = LateRead {
+                        earlier,
+                        client,
+                        server,
+                    };
+                    seen.answers(emit, msg, at, name, addrs, earlier_addrs);
+                }
                 continue;
             }
             if !at.is_host() {
@@ -526,7 +603,52 @@ pub fn emit_dns(
         }
     }
     emit.dns = None;
-    index
+    ReadSoFar {
+        names: index,
+        answers: msg.answers.len(),
+    }
+}
+
+/// What an earlier read of a message held, for a later read of a longer prefix of it
+/// ([`emit_dns_read`]).
+#[derive(Clone, Copy)]
+struct LateRead<'m> {
+    /// The answer records the earlier reads held (a prefix of the message's).
+    earlier: &'m [Answer],
+    client: Endpoint,
+    server: Endpoint,
+}
+
+impl LateRead<'_> {
+    /// `at`, a name emitted by an earlier read: when it matches a rule, the addresses the
+    /// message now answers for it that the earlier records did not go out as a `DnsAnswer`
+    /// without facts (correlation only). One rule lookup; addresses gathered only when matched.
+    fn answers(
+        self,
+        emit: &mut Emitter<'_>,
+        msg: &DnsMessage,
+        at: NameRef,
+        name: &mut HostName,
+        addrs: &mut Vec<IpAddr>,
+        earlier_addrs: &mut Vec<IpAddr>,
+    ) {
+        if !at.is_host() || !msg.host_name_into(at, name) {
+            return;
+        }
+        let Some(rule) = emit.lookup(name) else {
+            return;
+        };
+        let ttl = answers_for(msg, at, addrs);
+        if addrs.is_empty() {
+            return;
+        }
+        answers_among(msg, self.earlier, at, earlier_addrs);
+        addrs.retain(|a| !earlier_addrs.contains(a));
+        if !addrs.is_empty() {
+            let (client, server) = (self.client, self.server);
+            emit.dns_answer_with_rule(name, Some(rule), client, server, addrs, ttl, None);
+        }
+    }
 }
 
 /// Whether `at` is already among `listed` (names of the same message). The most recent ones

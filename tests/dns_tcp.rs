@@ -1,0 +1,185 @@
+//! DNS over TCP end to end: captures written byte by byte (Ethernet, IPv4, TCP with correct
+//! checksums) so that a response can be cut exactly where a test needs it, replayed through the
+//! real `ksensor` binary.
+
+mod common;
+mod support;
+
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use common::replay_events;
+use support::{pcap_file, Packet, Scratch};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 21);
+const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 53);
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+
+/// Internet checksum (RFC 1071) of `parts` concatenated.
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let bytes: Vec<u8> = parts.concat();
+    let mut sum = 0u32;
+    for pair in bytes.chunks(2) {
+        let hi = u32::from(pair[0]) << 8;
+        sum += hi | pair.get(1).map_or(0, |&b| u32::from(b));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet II frame with an IPv4 header (RFC 791) and a TCP segment (RFC 9293 §3.1), both
+/// checksums filled in.
+fn tcp_frame(
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(payload);
+    let tcp_len = (tcp.len() as u16).to_be_bytes();
+    let pseudo = [&src.octets()[..], &dst.octets(), &[0, 6], &tcp_len].concat();
+    let sum = checksum(&[&pseudo, &tcp]).to_be_bytes();
+    tcp[16..18].copy_from_slice(&sum);
+    let total = (20 + tcp.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = checksum(&[&ip]).to_be_bytes();
+    ip[10..12].copy_from_slice(&sum);
+    let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+fn wire_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name.split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// A length-prefixed DNS message (RFC 1035 §4.1, §4.2.2) with id 0x5151 and one A question for
+/// `qname`; a response (answers: owner, type, RDATA) when `response`.
+fn dns_tcp(response: bool, qname: &str, answers: &[(&str, u16, Vec<u8>)]) -> Vec<u8> {
+    let flags: u16 = if response { 0x8180 } else { 0x0100 };
+    let mut m = vec![0x51, 0x51];
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(&wire_name(qname));
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    for (owner, rtype, rdata) in answers {
+        m.extend_from_slice(&wire_name(owner));
+        m.extend_from_slice(&rtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+    let mut framed = (m.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&m);
+    framed
+}
+
+/// A capture: a DNS-over-TCP lookup of `qname` whose response is cut at `cuts`, then one
+/// connection from the client to each of `visits` (handshake and a few clear-text bytes that are
+/// neither TLS nor HTTP, so it has no name of its own).
+fn capture(qname: &str, response: &[u8], cuts: &[usize], visits: &[Ipv4Addr]) -> Vec<u8> {
+    let mut frames = Vec::new();
+    let c = (CLIENT, 40_001);
+    let s = (RESOLVER, 53);
+    frames.push(tcp_frame(c, s, 100, SYN, b""));
+    frames.push(tcp_frame(s, c, 500, SYN | ACK, b""));
+    frames.push(tcp_frame(c, s, 101, PSH_ACK, &dns_tcp(false, qname, &[])));
+    let mut at = 0usize;
+    for end in cuts.iter().copied().chain([response.len()]) {
+        let seq = 501 + at as u32;
+        frames.push(tcp_frame(s, c, seq, PSH_ACK, &response[at..end]));
+        at = end;
+    }
+    for (i, &server) in visits.iter().enumerate() {
+        let c = (CLIENT, 41_000 + i as u16);
+        let s = (server, 8080);
+        frames.push(tcp_frame(c, s, 1000, SYN, b""));
+        frames.push(tcp_frame(s, c, 9000, SYN | ACK, b""));
+        frames.push(tcp_frame(c, s, 1001, PSH_ACK, b"HELO agent\r\n"));
+    }
+    let packets: Vec<Packet> = frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| Packet {
+            secs: 1_700_000_000,
+            micros: 1000 * i as u32,
+            orig_len: data.len() as u32,
+            data,
+        })
+        .collect();
+    pcap_file(1, 65535, &packets)
+}
+
+/// The servers of the connections correlated with `name`.
+fn correlated(events: &[Value], name: &str) -> Vec<String> {
+    let mut servers: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "correlated" && e["name"] == name)
+        .filter_map(|e| e["server"]["ip"].as_str().map(String::from))
+        .collect();
+    servers.sort();
+    servers
+}
+
+#[test]
+fn address_answered_in_a_later_segment_correlates_a_connection() {
+    // Two A records for a Kaspersky name; the second lies wholly in the response's second
+    // segment. A connection to either address is attributed to the name.
+    let answers = [
+        ("ds.kaspersky.com", 1, vec![10, 99, 0, 1]),
+        ("ds.kaspersky.com", 1, vec![10, 99, 0, 2]),
+    ];
+    let response = dns_tcp(true, "ds.kaspersky.com", &answers);
+    // The last record: its name (18 octets), fixed fields (10) and address (4).
+    let cut = response.len() - 32;
+    let visits = [Ipv4Addr::new(10, 99, 0, 1), Ipv4Addr::new(10, 99, 0, 2)];
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "late-answer.pcap",
+        &capture("ds.kaspersky.com", &response, &[cut], &visits),
+    );
+    for workers in ["1", "2"] {
+        let events = replay_events(&file, &["--workers", workers]);
+        assert_eq!(
+            correlated(&events, "ds.kaspersky.com"),
+            ["10.99.0.1", "10.99.0.2"],
+            "workers {workers}: {events:?}"
+        );
+    }
+    // Cut inside the second record instead (its address in the last segment), and in three.
+    let file = scratch.write(
+        "late-answer-3.pcap",
+        &capture("ds.kaspersky.com", &response, &[cut - 20, cut + 3], &visits),
+    );
+    let events = replay_events(&file, &["--workers", "1"]);
+    assert_eq!(
+        correlated(&events, "ds.kaspersky.com"),
+        ["10.99.0.1", "10.99.0.2"],
+        "{events:?}"
+    );
+}
