@@ -309,10 +309,25 @@ impl Writer {
 
     /// A TCP segment from `client:port` to the server's port 443. `flags`: 0 data, 1 SYN.
     fn tcp(&mut self, micros: u64, client: [u8; 4], port: u16, seq: u32, flags: u8, data: &[u8]) {
+        self.tcp_to(micros, client, port, 443, seq, flags, data);
+    }
+
+    /// [`Writer::tcp`] to the server's port `dport`.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_to(
+        &mut self,
+        micros: u64,
+        client: [u8; 4],
+        port: u16,
+        dport: u16,
+        seq: u32,
+        flags: u8,
+        data: &[u8],
+    ) {
         self.buf.clear();
         let b = PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)
             .ipv4(client, SERVER, 64)
-            .tcp(port, 443, seq, 64240);
+            .tcp(port, dport, seq, 64240);
         let b = if flags == 1 { b.syn() } else { b.ack(1) };
         b.write(&mut self.buf, data).expect("build");
         let frame = std::mem::take(&mut self.buf);
@@ -840,6 +855,106 @@ fn unfinished_client_hellos_share_one_budget_whatever_the_workers() {
         let bound = base.peak_rss + BUDGET + boxed + CONTROL_SLACK;
         report_memory(
             &format!("unfinished hellos, {workers} workers (control run)"),
+            &run,
+            base.peak_rss,
+            bound,
+        );
+    }
+}
+
+/// Bytes of the unfinished DNS-over-TCP message each DNS flood flow sends (of the 65 537 a
+/// stream carrying DNS may hold, `reassembly::MAX_DNS_BUFFERED_BYTES`).
+const DNS_FLOOD_SENT: usize = 60_000;
+
+/// A DNS-over-TCP query (RFC 1035 §4.2.2) declaring 65 535 octets, of which `sent` bytes
+/// (with the length) are written: a header, one question, then zeros.
+fn unfinished_dns_message(sent: usize) -> Vec<u8> {
+    let mut v = vec![0xff, 0xff, 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    v.extend_from_slice(b"\x01a\x07example\x00\x00\x01\x00\x01");
+    v.resize(sent, 0);
+    v
+}
+
+#[test]
+fn unfinished_dns_tcp_messages_share_the_budget() {
+    // 1 000 connections to port 53 each send 60 000 bytes of a DNS message that never ends (a
+    // DNS stream holds a whole message, up to 64 KiB): 60 MB against a 16 MiB budget. The flood
+    // costs at most the budget (and its flows' state) more than a control run of the same
+    // bytes to port 443 (scanned for a ClientHello, never buffered), with 1 worker as with 2,
+    // and every refusal is counted. A DNS query in one segment after the flood is read.
+    const FLOWS: u32 = 1_000;
+    const BUDGET: u64 = 16 * MIB;
+    let message = unfinished_dns_message(DNS_FLOOD_SENT);
+    let s = Scratch::new();
+    let write = |name: &str, dport: u16| {
+        let path = s.dir.path().join(name);
+        let mut w = Writer::create(&path);
+        let mut t = 0u64;
+        for i in 0..FLOWS {
+            let (addr, port) = (client(i + 1), 1024 + i as u16);
+            w.tcp_to(t, addr, port, dport, 1000, 1, &[]);
+            t += 1;
+            for (k, seg) in message.chunks(FLOOD_SEGMENT).enumerate() {
+                w.tcp_to(
+                    t,
+                    addr,
+                    port,
+                    dport,
+                    1001 + (k * FLOOD_SEGMENT) as u32,
+                    0,
+                    seg,
+                );
+                t += 1;
+            }
+        }
+        let mut query = vec![0, 34, 0x56, 0x78, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(b"\x02ds\x09kaspersky\x03com\x00\x00\x01\x00\x01");
+        assert_eq!(query.len(), 36);
+        w.tcp_to(t + 1000, [192, 168, 1, 1], 50000, 53, 1000, 1, &[]);
+        w.tcp_to(t + 1100, [192, 168, 1, 1], 50000, 53, 1001, 0, &query);
+        w.finish();
+        path
+    };
+    let flood = write("dns-flood.pcap", 53);
+    let control = write("dns-control.pcap", 443);
+    let budget = BUDGET.to_string();
+    // Each admitted flow holds at least DNS_FLOOD_SENT bytes; with 2 workers, one worker's
+    // share (half the budget) may be given back and taken again (see the ClientHello flood).
+    let admitted = (BUDGET + BUDGET / 2) / DNS_FLOOD_SENT as u64;
+    for workers in ["1", "2"] {
+        let args = ["--workers", workers, "--reassembly-memory", &budget];
+        let base = run_measured_with(&control, &args);
+        assert_eq!(base.code, 0, "{}", base.stderr);
+        let run = run_measured_with(&flood, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let refused = run.counter(&["skipped", "tcp_reassembly", "budget_exhausted"]);
+        println!(
+            "flood unfinished DNS messages x{FLOWS}, {workers} workers, budget {} MiB: \
+             budget_exhausted {refused}",
+            BUDGET / MIB,
+        );
+        assert!(
+            refused >= u64::from(FLOWS) - admitted,
+            "{workers} workers: only {refused} refusals counted"
+        );
+        assert!(
+            refused <= u64::from(FLOWS),
+            "one refusal per stream at most"
+        );
+        let hosts: Vec<&str> = run.report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["ip"].as_str())
+            .collect();
+        assert!(
+            hosts.contains(&"192.168.1.1"),
+            "{workers} workers: the query after the flood was missed: {hosts:?}"
+        );
+        let boxed = (std::mem::size_of::<TcpFlow>() + 16) as u64 * u64::from(FLOWS);
+        let bound = base.peak_rss + BUDGET + boxed + CONTROL_SLACK;
+        report_memory(
+            &format!("unfinished DNS messages, {workers} workers (control run)"),
             &run,
             base.peak_rss,
             bound,

@@ -19,7 +19,9 @@
 //! Defence in depth: with several workers, one worker may hold at most half of the total, so a
 //! flood that hashes onto one worker (one attacker address and one target: the dispatch hash is
 //! by address pair) leaves the other half to the other workers. The per-stream window
-//! (`reassembly::MAX_BUFFERED_BYTES`) and the per-worker flow cap stay as they were.
+//! (`reassembly::MAX_BUFFERED_BYTES`; a stream carrying DNS over TCP,
+//! `reassembly::MAX_DNS_BUFFERED_BYTES`, one whole 64 KiB message) and the per-worker flow cap
+//! stay as they were.
 //!
 //! Cost: one relaxed atomic add (and, when a take fails, a subtract) on a counter shared by the
 //! workers per buffer growth or release; a stream whose segments arrive in order and whole never
@@ -37,7 +39,8 @@ use std::sync::Arc;
 /// caps the sensor at `MemoryMax=4G`; this leaves well over 3 GiB for the flow tables (about
 /// 32 MiB per worker at `MAX_FLOWS_PER_WORKER`), batch queues, defragmentation and the
 /// inventory, with up to the 64 workers `--workers` accepts. It holds 16 000 streams at the
-/// full 16 KiB window at once; real traffic buffers only the few ClientHellos and request heads
+/// full 16 KiB window at once (4 000 DNS-over-TCP streams each holding a whole 64 KiB
+/// message); real traffic buffers only the few ClientHellos, request heads and DNS messages
 /// that span segments, for one round trip each.
 pub const DEFAULT_REASSEMBLY_BYTES: usize = 256 << 20;
 

@@ -17,7 +17,9 @@
 //!
 //! It is meant for the start of a stream (a TLS ClientHello, an HTTP request or response head,
 //! DNS-over-TCP messages), not for bulk data: held bytes must lie within [`MAX_BUFFERED_BYTES`]
-//! of the next expected byte, in at most [`MAX_OOO_SEGMENTS`] out-of-order runs. Hitting a cap
+//! of the next expected byte (a stream carrying DNS: [`MAX_DNS_BUFFERED_BYTES`], see
+//! [`StreamReassembler::hold_whole_dns_messages`]), in at most [`MAX_OOO_SEGMENTS`] out-of-order
+//! runs. Hitting a cap
 //! returns [`Delivery::Overflow`] once, frees the buffer and finishes the stream; a finished
 //! stream ignores further data.
 //!
@@ -44,6 +46,13 @@ use crate::reason::{Reason, ReasonCounts};
 /// TCP are far smaller. A stream that needs more is not one we can get a name from.
 pub const MAX_BUFFERED_BYTES: usize = 5 + (1 << 14);
 
+/// Bytes a stream carrying DNS over TCP may hold, and how far ahead a held byte may lie: one
+/// whole message, its two-octet length and up to 65 535 octets (RFC 1035 §4.2.2), so that a
+/// message of any length (a zone transfer, a large TXT or DNSSEC answer) is read whole. Held
+/// bytes are paid from the reassembly budget as any others: a flood of such streams is bounded
+/// by the budget, each holding at most four times a ClientHello's window.
+pub const MAX_DNS_BUFFERED_BYTES: usize = 2 + 65_535;
+
 /// Out-of-order runs (adjacent or overlapping segments coalesce into one run) held beyond the
 /// next expected byte. A full buffer cut into segments of the default MSS of 536 bytes
 /// (RFC 9293 §3.7.1) is 31 segments, so 32 runs hold any reordering of a full buffer; more means
@@ -60,11 +69,13 @@ const RUN_ENTRY_BYTES: usize = std::mem::size_of::<(u32, u32)>();
 
 // Offsets within the window are stored as u32.
 const _: () = assert!(MAX_BUFFERED_BYTES < u32::MAX as usize);
+const _: () = assert!(MAX_DNS_BUFFERED_BYTES < u32::MAX as usize);
 
 crate::reason_enum! {
     /// Why reassembly of a stream was abandoned; the stream is finished when this is returned.
     pub enum ReasmSkip {
-        /// The data to hold would exceed [`MAX_BUFFERED_BYTES`].
+        /// The data to hold would exceed [`MAX_BUFFERED_BYTES`] (a DNS stream:
+        /// [`MAX_DNS_BUFFERED_BYTES`]).
         BufferFull => "buffer_full",
         /// More than [`MAX_OOO_SEGMENTS`] out-of-order runs.
         TooManyOutOfOrder => "too_many_out_of_order",
@@ -87,7 +98,8 @@ crate::reason_enum! {
         Overlap => "overlap",
         /// Overlapping bytes differed from the first copy (which was kept).
         ConflictingOverlap => "conflicting_overlap",
-        /// A segment started at least [`MAX_BUFFERED_BYTES`] ahead of the next expected byte.
+        /// A segment started at least the stream's window ([`MAX_BUFFERED_BYTES`], for DNS
+        /// [`MAX_DNS_BUFFERED_BYTES`]) ahead of the next expected byte.
         DroppedTooFarAhead => "dropped_too_far_ahead",
     }
 }
@@ -175,6 +187,8 @@ pub struct StreamReassembler {
     budget: Option<WorkerBudget>,
     too_far_ahead_drops: u8,
     finished: bool,
+    /// The stream carries DNS over TCP: its window is [`MAX_DNS_BUFFERED_BYTES`].
+    whole_dns: bool,
     counters: ReasmCounters,
 }
 
@@ -200,6 +214,22 @@ struct MergePlan {
 impl StreamReassembler {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Lets the stream hold a whole DNS-over-TCP message: its window becomes
+    /// [`MAX_DNS_BUFFERED_BYTES`] instead of [`MAX_BUFFERED_BYTES`]. Called by the caller that
+    /// knows what the stream carries, before it pushes the stream's bytes.
+    pub fn hold_whole_dns_messages(&mut self) {
+        self.whole_dns = true;
+    }
+
+    /// Bytes this stream may hold, and how far ahead of the next expected byte.
+    fn window(&self) -> usize {
+        if self.whole_dns {
+            MAX_DNS_BUFFERED_BYTES
+        } else {
+            MAX_BUFFERED_BYTES
+        }
     }
 
     /// Records the initial sequence number from a SYN (or SYN-ACK): the first data byte is
@@ -284,7 +314,8 @@ impl StreamReassembler {
             }
         };
 
-        if rel >= MAX_BUFFERED_BYTES {
+        let window = self.window();
+        if rel >= window {
             self.counters.incr(ReasmEvent::DroppedTooFarAhead);
             self.too_far_ahead_drops = self.too_far_ahead_drops.saturating_add(1);
             if self.too_far_ahead_drops > MAX_TOO_FAR_AHEAD_DROPS {
@@ -312,7 +343,7 @@ impl StreamReassembler {
             return self.abandon(ReasmSkip::BufferFull);
         };
         let end = match at.checked_add(payload.len()) {
-            Some(end) if end <= MAX_BUFFERED_BYTES => end,
+            Some(end) if end <= window => end,
             _ => return self.abandon(ReasmSkip::BufferFull),
         };
         let plan = self.plan_merge(at, end);
@@ -477,7 +508,7 @@ impl StreamReassembler {
             // stream is cut), never past the window: the capacity stays within 1.5 times the
             // bytes held after a growth (and 2 times after a consume, which shrinks it).
             let len = self.buf.len();
-            need_buf.max(len.saturating_add(len / 2).min(MAX_BUFFERED_BYTES))
+            need_buf.max(len.saturating_add(len / 2).min(self.window()))
         } else {
             self.buf.capacity()
         };
@@ -530,14 +561,15 @@ impl StreamReassembler {
     /// could not parse yet, into the buffer so the next delivery starts with it. Only the last
     /// `InPlace` delivery's length is accepted (a longer slice keeps its last bytes); a call at
     /// any other time does nothing. Fails, finishing the stream, if the tail exceeds
-    /// [`MAX_BUFFERED_BYTES`] or the budget refuses it.
+    /// the stream's window ([`MAX_BUFFERED_BYTES`] or [`MAX_DNS_BUFFERED_BYTES`]) or the
+    /// budget refuses it.
     pub fn keep(&mut self, unconsumed: &[u8], budget: &WorkerBudget) -> Result<(), ReasmSkip> {
         let delivered = std::mem::take(&mut self.in_place_len) as usize;
         let n = unconsumed.len().min(delivered);
         if self.finished || n == 0 || !self.buf.is_empty() {
             return Ok(());
         }
-        if n > MAX_BUFFERED_BYTES {
+        if n > self.window() {
             self.finish();
             return Err(ReasmSkip::BufferFull);
         }
@@ -1295,6 +1327,75 @@ mod tests {
             Delivery::Buffered(b) => assert_eq!(b.len(), MAX_BUFFERED_BYTES),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn dns_stream_holds_a_whole_message_and_no_more() {
+        // A stream carrying DNS holds 2 + 65 535 bytes (RFC 1035 §4.2.2), in order and kept
+        // piece by piece as a parser that waits for the whole message does.
+        let mut r = StreamReassembler::new();
+        r.hold_whole_dns_messages();
+        r.on_syn(0);
+        let data: Vec<u8> = (0..MAX_DNS_BUFFERED_BYTES)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut whole = None;
+        for (k, piece) in data.chunks(1460).enumerate() {
+            whole = feed_whole(&mut r, data.len(), 1 + (k * 1460) as u32, piece);
+        }
+        assert_eq!(whole.as_deref(), Some(&data[..]));
+        assert!(!r.is_finished());
+        assert_eq!(r.charged_bytes(), 0, "budget given back once consumed");
+        // Held out of order: exactly the window fits, one byte more does not.
+        let mut r = StreamReassembler::new();
+        r.hold_whole_dns_messages();
+        r.on_syn(0);
+        assert_eq!(r.push(2, &data[1..], &budget()), Delivery::Nothing);
+        assert_eq!(r.buffered_bytes(), MAX_DNS_BUFFERED_BYTES - 1);
+        match r.push(1, &data[..1], &budget()) {
+            Delivery::Buffered(b) => assert_eq!(b.len(), MAX_DNS_BUFFERED_BYTES),
+            other => panic!("{other:?}"),
+        }
+        let mut r = StreamReassembler::new();
+        r.hold_whole_dns_messages();
+        r.on_syn(0);
+        assert_eq!(r.push(2, &data[1..], &budget()), Delivery::Nothing);
+        assert_eq!(
+            r.push(MAX_DNS_BUFFERED_BYTES as u32, &[0, 0], &budget()),
+            Delivery::Overflow(ReasmSkip::BufferFull)
+        );
+        // Any other stream keeps the ClientHello window.
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        assert_eq!(
+            r.push(2, &data[1..MAX_BUFFERED_BYTES + 1], &budget()),
+            Delivery::Overflow(ReasmSkip::BufferFull)
+        );
+    }
+
+    #[test]
+    fn dns_stream_window_is_paid_from_the_budget() {
+        // 40 KB held out of order is charged to the worker's budget; a budget too small for
+        // it refuses, counted as budget exhaustion, and nothing stays charged.
+        let data = vec![7u8; 40_000];
+        let budget = WorkerBudget::standalone(1 << 20);
+        let mut r = StreamReassembler::new();
+        r.hold_whole_dns_messages();
+        r.on_syn(0);
+        assert_eq!(r.push(2, &data, &budget), Delivery::Nothing);
+        assert!(r.charged_bytes() >= 40_000);
+        assert_eq!(budget.held(), r.charged_bytes());
+        drop(r);
+        assert_eq!(budget.held(), 0);
+        let small = WorkerBudget::standalone(32 * 1024);
+        let mut r = StreamReassembler::new();
+        r.hold_whole_dns_messages();
+        r.on_syn(0);
+        assert_eq!(
+            r.push(2, &data, &small),
+            Delivery::Overflow(ReasmSkip::BudgetExhausted)
+        );
+        assert_eq!(small.held(), 0);
     }
 
     #[test]

@@ -350,6 +350,10 @@ impl TcpFlow {
             return;
         }
         let Direction { reasm, app } = dir;
+        if matches!(app, App::Unknown) && carries_dns(cx.src, cx.dst) {
+            // It will be read as DNS (see `classify`): a message is read whole, up to 64 KiB.
+            reasm.hold_whole_dns_messages();
+        }
         // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
         let syn = seg.flags & TcpSegment::SYN != 0;
         let seq = if syn {
@@ -474,6 +478,11 @@ fn scan_for_upgrade(bytes: &[u8], app: &mut App, cx: &mut SegmentCtx<'_>) -> usi
     bytes.len()
 }
 
+/// Whether a connection between these endpoints carries DNS over TCP (port 53, RFC 7766).
+fn carries_dns(src: Endpoint, dst: Endpoint) -> bool {
+    dst.port == 53 || src.port == 53
+}
+
 /// Decides what a direction carries from its first in-order bytes; may also settle the other
 /// direction (the server side of TLS carries nothing we read).
 fn classify(
@@ -488,7 +497,7 @@ fn classify(
     let looks_tls = looks_like_client_hello(bytes);
     let looks_request = !matches!(http::parse_request_head(bytes), RequestHead::NotHttp);
     let looks_response = !matches!(http::parse_response_head(bytes), ResponseHead::NotHttp);
-    let dns_port = cx.dst.port == 53 || cx.src.port == 53;
+    let dns_port = carries_dns(cx.src, cx.dst);
     if facts.client.is_none() && (looks_tls || looks_request || cx.dst.port == 53) {
         facts.client = Some(side);
     }
@@ -935,6 +944,8 @@ fn response_body_start(
 /// ([`emit_dns_read`]). A message is read again at most
 /// [`MAX_PARTIAL_DNS_READS`] times before it is complete: each read is bounded by the 64 KiB
 /// message length, and DNS over TCP rarely spans more than a few segments (zone transfers).
+/// The direction's reassembler holds a whole message (`reassembly::MAX_DNS_BUFFERED_BYTES`),
+/// so a message of any length completes when its bytes arrive, and every name is then read.
 fn feed_dns(
     bytes: &[u8],
     app: &mut App,
@@ -1112,6 +1123,8 @@ mod tests {
         rules: RuleSet,
         packet: u64,
         budget: WorkerBudget,
+        /// Every name is wanted (`--all-names`).
+        all_names: bool,
     }
 
     impl Conn {
@@ -1125,6 +1138,7 @@ mod tests {
                 rules: rules(),
                 packet: 0,
                 budget: WorkerBudget::standalone(1 << 20),
+                all_names: false,
             }
         }
 
@@ -1156,7 +1170,7 @@ mod tests {
             let mut names = NameCounters::default();
             let mut emit = Emitter::new(
                 &self.rules,
-                false,
+                self.all_names,
                 self.packet,
                 ctx,
                 &mut self.out,
@@ -1686,6 +1700,69 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn dns_message_longer_than_a_client_hello_window_is_read_whole() {
+        // A 45 KB response (a 15 KB TXT record, then 1 000 A records, then the question's
+        // own address) in 1 460-byte segments, in order and in reverse order: it completes,
+        // so every name and address is reported, the last ones included.
+        let txt: Vec<u8> = (0..60)
+            .flat_map(|_| [[254u8].as_slice(), &[b't'; 254]].concat())
+            .collect();
+        let owners: Vec<String> = (0..1000).map(|i| format!("h{i}.example.net")).collect();
+        let mut answers = vec![("big.example.net", 16, txt)];
+        for (i, owner) in owners.iter().enumerate() {
+            answers.push(a(owner, [10, 200, (i >> 8) as u8, i as u8]));
+        }
+        answers.push(a("ds.kaspersky.com", [10, 99, 0, 7]));
+        let response = dns_tcp(true, "ds.kaspersky.com", &answers);
+        assert!(response.len() > 40_000, "{}", response.len());
+        let pieces: Vec<(usize, &[u8])> = response
+            .chunks(1460)
+            .enumerate()
+            .map(|(k, p)| (k * 1460, p))
+            .collect();
+        for reverse in [false, true] {
+            let mut c = Conn::new(ep(31, 40_000), ep(53, 53));
+            c.all_names = true;
+            c.seg(true, SYN, 100, b"").seg(false, SYN | ACK, 500, b"");
+            c.seg(true, ACK, 101, &dns_tcp(false, "ds.kaspersky.com", &[]));
+            let mut order = pieces.clone();
+            if reverse {
+                order.reverse();
+            }
+            for (at, piece) in order {
+                c.seg(false, ACK, 501 + at as u32, piece);
+            }
+            let mut seen: Vec<(String, Vec<IpAddr>)> = c
+                .out
+                .iter()
+                .filter_map(|o| match &o.what {
+                    Observation::Name(s) if s.source == NameSource::DnsAnswer => {
+                        Some((s.name.to_string(), s.answers.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            seen.sort();
+            let mut want: Vec<(String, Vec<IpAddr>)> = owners
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.clone(), vec![v4(10, 200, (i >> 8) as u8, i as u8)]))
+                .collect();
+            want.push(("big.example.net".into(), vec![]));
+            want.sort();
+            assert_eq!(seen.len(), want.len(), "reverse {reverse}");
+            assert_eq!(seen, want, "reverse {reverse}");
+            assert_eq!(
+                correlated(&c.out, "ds.kaspersky.com"),
+                [v4(10, 99, 0, 7)],
+                "reverse {reverse}"
+            );
+            // Everything held went back to the budget.
+            assert_eq!(c.budget.held(), 0, "reverse {reverse}");
         }
     }
 
