@@ -348,9 +348,9 @@ fn dns_service(src: Endpoint, dst: Endpoint) -> DnsService {
 /// question of a response whose query was seen); answered addresses are gathered only for
 /// names that become observations.
 ///
-/// The names, in that order, are numbered from 0; those numbered below `from` are skipped (0 for a message read whole, as a datagram
-/// is); a DNS-over-TCP message read in prefixes goes through [`emit_dns_read`]. Returns how
-/// many names there are.
+/// The names, in that order, are numbered from 0; those numbered below `from` are skipped (0
+/// for a message read whole, as a datagram is); a DNS-over-TCP message read in prefixes goes
+/// through [`emit_dns_read`]. Returns how many names there are.
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
@@ -379,9 +379,9 @@ pub struct ReadSoFar {
 }
 
 /// Emits the names of the DNS message in `scratch.dns.message` as [`emit_dns`] does, for a
-/// message that may have been read before. The names numbered below
-/// `before.names` were emitted by an earlier read of a prefix of the same message (a
-/// DNS-over-TCP message read before its end arrived) and are not emitted again. Such a name
+/// message that may have been read before. The names numbered below `before.names` were
+/// emitted by an earlier read of a prefix of the same message (a DNS-over-TCP message read
+/// before its end arrived) and are not emitted again. Such a name
 /// that matched a rule may have been answered with addresses in records the earlier reads did
 /// not hold (those past `before.answers`): the addresses they did not give go out then as a
 /// [`crate::observation::Observation::DnsAnswer`] without facts, for correlation only (its
