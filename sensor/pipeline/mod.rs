@@ -751,6 +751,10 @@ pub fn named_caps() -> Vec<(&'static str, u64)> {
             reassembly::MAX_BUFFERED_BYTES as u64,
         ),
         (
+            "dns_stream_buffered_bytes",
+            reassembly::MAX_DNS_BUFFERED_BYTES as u64,
+        ),
+        (
             "stream_out_of_order_segments",
             reassembly::MAX_OOO_SEGMENTS as u64,
         ),
