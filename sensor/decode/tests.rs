@@ -1308,7 +1308,9 @@ fn decode_plain_takes_the_common_shapes_and_leaves_the_rest() {
     assert!(decode_plain(&udp6).is_some());
     assert!(decode_plain_agrees_with_full(&udp6));
     let ip = 14;
-    let variants: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    /// A change to a plain frame that must send it down the full walk.
+    type Variation<'a> = (&'static str, Box<dyn Fn(&mut Vec<u8>) + 'a>);
+    let variants: Vec<Variation> = vec![
         ("IP options", Box::new(|f: &mut Vec<u8>| f[ip] = 0x46)),
         ("MF set", Box::new(|f: &mut Vec<u8>| f[ip + 6] |= 0x20)),
         ("fragment offset", Box::new(|f: &mut Vec<u8>| f[ip + 7] = 1)),
