@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use ksensor::capture::PacketMeta;
 use ksensor::flow::defrag::MAX_DATAGRAMS_IN_FLIGHT;
-use ksensor::observation::{DnsFacts, Observation, MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS};
+use ksensor::observation::{DnsFacts, DnsName, Observation, MAX_ANSWER_ADDRS, MAX_DNS_FACT_RECORDS};
 use ksensor::output::eve::{EveRenderer, EveSource};
 use ksensor::pipeline::Worker;
 use ksensor::proto::HostName;
@@ -44,7 +44,14 @@ fn valid_facts(facts: Option<&DnsFacts>) {
     let Some(f) = facts else { return };
     assert!(f.answers.len() <= MAX_DNS_FACT_RECORDS, "DNS facts over their cap");
     if let Some(q) = &f.question {
-        valid(&q.name);
+        match &q.name {
+            DnsName::Host(name) => valid(name),
+            // Presentation form (RFC 1035 §5.1): printable ASCII, every other byte escaped.
+            DnsName::Other(text) => assert!(
+                text.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "a question name not in presentation form: {text:?}"
+            ),
+        }
     }
     for r in &f.answers {
         valid(&r.owner);
