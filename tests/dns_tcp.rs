@@ -1,4 +1,4 @@
-//! DNS over TCP end to end: captures written byte by byte (Ethernet, IPv4, TCP with correct
+//! DNS over TCP end to end: captures built packet by packet (Ethernet, IPv4, TCP with correct
 //! checksums) so that a response can be cut exactly where a test needs it, replayed through the
 //! real `ksensor` binary.
 
@@ -7,6 +7,7 @@ mod support;
 
 use std::net::Ipv4Addr;
 
+use etherparse::PacketBuilder;
 use serde_json::Value;
 
 use common::replay_events;
@@ -15,25 +16,12 @@ use support::{pcap_file, Packet, Scratch};
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 21);
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 53);
 const SYN: u8 = 0x02;
+const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
-const PSH_ACK: u8 = 0x18;
+const PSH_ACK: u8 = PSH | ACK;
 
-/// Internet checksum (RFC 1071) of `parts` concatenated.
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let bytes: Vec<u8> = parts.concat();
-    let mut sum = 0u32;
-    for pair in bytes.chunks(2) {
-        let hi = u32::from(pair[0]) << 8;
-        sum += hi | pair.get(1).map_or(0, |&b| u32::from(b));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An Ethernet II frame with an IPv4 header (RFC 791) and a TCP segment (RFC 9293 §3.1), both
-/// checksums filled in.
+/// An Ethernet II frame with an IPv4 header and a TCP segment, checksums filled in
+/// (`etherparse`, as the other tests build packets). `flags`: SYN, ACK, PSH bits.
 fn tcp_frame(
     (src, sport): (Ipv4Addr, u16),
     (dst, dport): (Ipv4Addr, u16),
@@ -41,28 +29,14 @@ fn tcp_frame(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut tcp = Vec::new();
-    tcp.extend_from_slice(&sport.to_be_bytes());
-    tcp.extend_from_slice(&dport.to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&[0, 0, 0, 0]);
-    tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    tcp.extend_from_slice(payload);
-    let tcp_len = (tcp.len() as u16).to_be_bytes();
-    let pseudo = [&src.octets()[..], &dst.octets(), &[0, 6], &tcp_len].concat();
-    let sum = checksum(&[&pseudo, &tcp]).to_be_bytes();
-    tcp[16..18].copy_from_slice(&sum);
-    let total = (20 + tcp.len()) as u16;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = checksum(&[&ip]).to_be_bytes();
-    ip[10..12].copy_from_slice(&sum);
-    let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&tcp);
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        .ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sport, dport, seq, 0xffff);
+    let b = if flags & SYN != 0 { b.syn() } else { b };
+    let b = if flags & ACK != 0 { b.ack(0) } else { b };
+    let b = if flags & PSH != 0 { b.psh() } else { b };
+    let mut frame = Vec::new();
+    b.write(&mut frame, payload).expect("build a frame");
     frame
 }
 

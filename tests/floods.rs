@@ -259,6 +259,29 @@ fn baseline() -> u64 {
     run.peak_rss
 }
 
+/// The addresses of a report's hosts.
+fn host_ips(report: &Value) -> Vec<&str> {
+    report["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["ip"].as_str())
+        .collect()
+}
+
+/// A flood of `flows` streams against a budget that admits at most `admitted` of them: every
+/// stream it refused is counted, and none twice.
+fn assert_refusals(workers: &str, refused: u64, flows: u32, admitted: u64) {
+    assert!(
+        refused >= u64::from(flows) - admitted,
+        "{workers} workers: only {refused} refusals counted"
+    );
+    assert!(
+        refused <= u64::from(flows),
+        "one refusal per stream at most"
+    );
+}
+
 fn report_memory(what: &str, run: &Measured, base: u64, bound: u64) {
     println!(
         "flood {what}: peak RSS {:.1} MiB (baseline {:.1} MiB, bound {:.1} MiB)",
@@ -837,20 +860,8 @@ fn unfinished_client_hellos_share_one_budget_whatever_the_workers() {
             BUDGET / MIB,
             run.report["counters"]["skipped"]["tcp_reassembly"]
         );
-        assert!(
-            refused >= u64::from(FLOWS) - admitted,
-            "{workers} workers: only {refused} refusals counted"
-        );
-        assert!(
-            refused <= u64::from(FLOWS),
-            "one refusal per stream at most"
-        );
-        let hosts: Vec<&str> = run.report["hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h["ip"].as_str())
-            .collect();
+        assert_refusals(workers, refused, FLOWS, admitted);
+        let hosts = host_ips(&run.report);
         assert!(
             hosts.contains(&"192.168.1.1") && hosts.contains(&"192.168.1.2"),
             "{workers} workers: the ClientHellos after the flood were missed: {hosts:?}"
@@ -938,20 +949,8 @@ fn unfinished_dns_tcp_messages_share_the_budget() {
              budget_exhausted {refused}",
             BUDGET / MIB,
         );
-        assert!(
-            refused >= u64::from(FLOWS) - admitted,
-            "{workers} workers: only {refused} refusals counted"
-        );
-        assert!(
-            refused <= u64::from(FLOWS),
-            "one refusal per stream at most"
-        );
-        let hosts: Vec<&str> = run.report["hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h["ip"].as_str())
-            .collect();
+        assert_refusals(workers, refused, FLOWS, admitted);
+        let hosts = host_ips(&run.report);
         assert!(
             hosts.contains(&"192.168.1.1"),
             "{workers} workers: the query after the flood was missed: {hosts:?}"
@@ -1055,17 +1054,8 @@ fn unfinished_quic_client_hellos_share_the_budget() {
              budget_exhausted {refused}",
             BUDGET / MIB
         );
-        assert!(
-            refused >= u64::from(FLOWS) - admitted,
-            "{workers} workers: only {refused} refusals counted"
-        );
-        assert!(refused <= u64::from(FLOWS), "one refusal per flow at most");
-        let hosts: Vec<&str> = run.report["hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h["ip"].as_str())
-            .collect();
+        assert_refusals(workers, refused, FLOWS, admitted);
+        let hosts = host_ips(&run.report);
         assert!(
             hosts.contains(&"192.168.1.1"),
             "{workers} workers: the QUIC ClientHello after the flood was missed: {hosts:?}"
@@ -1193,12 +1183,7 @@ fn a_dns_flood_writes_limited_event_lines() {
         assert!(written <= 10_000 + 10 * 1000, "{written} lines");
         assert!(global > 0 && per_source > 0);
         // The report keeps every querying host (and may list the resolver too).
-        let ips: std::collections::HashSet<&str> = run.report["hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h["ip"].as_str())
-            .collect();
+        let ips: std::collections::HashSet<&str> = host_ips(&run.report).into_iter().collect();
         assert!(ips.contains("192.168.7.7"));
         for i in 0..EACH {
             let [a, b, c, d] = client(i + 1);

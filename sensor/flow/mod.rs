@@ -461,7 +461,7 @@ fn on_transport(
                     counters.dns.incr(reason);
                 }
                 let evidence = emit.evidence();
-                udp::emit_dns(scratch, src, dst, 17, emit, 0);
+                udp::emit_dns(scratch, src, dst, 17, emit);
                 if emit.evidence() > evidence {
                     count_bad_checksum(counters, d, checksum_checkable);
                 }

@@ -11,10 +11,10 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-
-use hashbrown::hash_table::{Entry, HashTable};
 use std::net::IpAddr;
 use std::time::Duration;
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::time::Timestamp;
 

@@ -348,23 +348,16 @@ fn dns_service(src: Endpoint, dst: Endpoint) -> DnsService {
 /// question of a response whose query was seen); answered addresses are gathered only for
 /// names that become observations.
 ///
-/// The names, in that order, are numbered from 0; those numbered below `from` are skipped (0
-/// for a message read whole, as a datagram is); a DNS-over-TCP message read in prefixes goes
-/// through [`emit_dns_read`]. Returns how many names there are.
+/// For a message read whole (a datagram); a DNS-over-TCP message read in prefixes goes through
+/// [`emit_dns_read`].
 pub fn emit_dns(
     scratch: &mut Scratch,
     src: Endpoint,
     dst: Endpoint,
     proto: u8,
     emit: &mut Emitter<'_>,
-    from: usize,
-) -> usize {
-    let before = ReadSoFar {
-        names: from,
-        // No records held by an earlier read: nothing to answer late.
-        answers: scratch.dns.message.answers.len(),
-    };
-    emit_dns_read(scratch, src, dst, proto, emit, before).names
+) {
+    emit_dns_read(scratch, src, dst, proto, emit, ReadSoFar::default());
 }
 
 /// How far the reads of a DNS message made so far went: a DNS-over-TCP message is read before
@@ -379,10 +372,10 @@ pub struct ReadSoFar {
 }
 
 /// Emits the names of the DNS message in `scratch.dns.message` as [`emit_dns`] does, for a
-/// message that may have been read before. The names numbered below `before.names` were
-/// emitted by an earlier read of a prefix of the same message (a DNS-over-TCP message read
-/// before its end arrived) and are not emitted again. Such a name
-/// that matched a rule may have been answered with addresses in records the earlier reads did
+/// message that may have been read before. Its names, in [`emit_dns`]'s order, are numbered
+/// from 0; those below `before.names` were emitted by an earlier read of a prefix of the same
+/// message (a DNS-over-TCP message read before its end arrived) and are not emitted again.
+/// Such a name that matched a rule may have been answered with addresses in records the earlier reads did
 /// not hold (those past `before.answers`): the addresses they did not give go out then as a
 /// [`crate::observation::Observation::DnsAnswer`] without facts, for correlation only (its
 /// name and event went out with the earlier read). So every address answered for a matched

@@ -290,7 +290,7 @@ impl Threads {
     /// is full (time to flush). Out of line: the reader's per-packet work, kept apart from the
     /// inline mode's.
     #[inline(never)]
-    fn stage(&mut self, seq: u64, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) -> bool {
+    fn dispatch(&mut self, seq: u64, meta: PacketMeta, data: &[u8], chunk: Option<&Chunk>) -> bool {
         let n = self.batches.len();
         // Common shapes are read at fixed offsets; the rest take the full decode. A plain TCP
         // segment's reading travels with it: the worker need not read again.
@@ -593,7 +593,7 @@ impl Pipeline {
                 }
             }
             Mode::Threaded(t) => {
-                if t.stage(seq, meta, data, chunk) {
+                if t.dispatch(seq, meta, data, chunk) {
                     self.flush();
                 }
             }

@@ -113,6 +113,29 @@ impl PcapHeader {
         stats.note_packet(record.ts, record.captured);
         true
     }
+
+    /// Counts a whole record ([`PcapHeader::note_record`]) and hands its packet, `data` in
+    /// `chunk`, to `sink`, unless the record holds none.
+    #[inline(always)]
+    fn hand_out<F: FnMut(PacketMeta, &[u8], Option<&Chunk>) + ?Sized>(
+        &self,
+        record: &PcapRecordHeader,
+        data: &[u8],
+        stats: &mut FileStats,
+        input: u16,
+        chunk: &Chunk,
+        sink: &mut F,
+    ) {
+        if self.note_record(record, stats) {
+            let meta = PacketMeta {
+                ts: record.ts,
+                link: self.link,
+                orig_len: record.orig_len,
+                input,
+            };
+            sink(meta, data, Some(chunk));
+        }
+    }
 }
 
 impl FileSource {
@@ -146,23 +169,12 @@ impl FileSource {
             if !self.input.fill(record_len)? {
                 return Err(truncated);
             }
-            self.records = packet;
-            if !header.note_record(&record, &mut self.stats) {
-                self.input.consume(record_len);
-                continue;
-            }
-            let ts = record.ts;
-            let orig_len = record.orig_len;
             let Some(data) = self.input.available().get(hdr_len..record_len) else {
                 return Err(truncated);
             };
-            let meta = PacketMeta {
-                ts,
-                link: header.link,
-                orig_len,
-                input: self.input_index,
-            };
-            sink(meta, data, Some(&self.input.buf));
+            self.records = packet;
+            let input = self.input_index;
+            header.hand_out(&record, data, &mut self.stats, input, &self.input.buf, sink);
             self.input.consume(record_len);
         }
         Ok(SourceStatus::More)
@@ -213,15 +225,7 @@ impl FileSource {
             *records = packet;
             taken += 1;
             pos += record_len;
-            if header.note_record(&record, stats) {
-                let meta = PacketMeta {
-                    ts: record.ts,
-                    link: header.link,
-                    orig_len: record.orig_len,
-                    input: *input_index,
-                };
-                sink(meta, data, Some(&input.buf));
-            }
+            header.hand_out(&record, data, stats, *input_index, &input.buf, sink);
         }
         input.consume(pos);
         match damage {
