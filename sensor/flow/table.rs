@@ -127,6 +127,20 @@ pub trait FlowEntry {
     fn last_seen(&self) -> Timestamp;
     /// How long this flow may stay idle before it is expired (depends on its state).
     fn idle_timeout(&self) -> Duration;
+    /// A lower bound of [`FlowEntry::idle_timeout`] that reads only the entry itself, not
+    /// state it points to. A lookup asks for [`FlowEntry::idle_timeout`] only when the flow
+    /// has been idle this long, so that a busy flow costs no second cache miss.
+    fn shortest_idle_timeout(&self) -> Duration {
+        self.idle_timeout()
+    }
+}
+
+/// Whether `entry` has been idle past its timeout at `now`.
+#[inline(always)]
+fn is_expired<V: FlowEntry>(entry: &V, now: Timestamp) -> bool {
+    let last_seen = entry.last_seen();
+    now.has_passed(last_seen, entry.shortest_idle_timeout())
+        && now.has_passed(last_seen, entry.idle_timeout())
 }
 
 /// Counters of the table's decisions.
@@ -198,7 +212,7 @@ impl<V: FlowEntry> FlowTable<V> {
         let hash = self.hash(key);
         let entry = self.slots.find_entry(hash, |(k, _, _)| k == key).ok()?;
         let (_, _, v) = entry.get();
-        if now.has_passed(v.last_seen(), v.idle_timeout()) {
+        if is_expired(v, now) {
             entry.remove();
             self.counters.expired += 1;
             None
@@ -276,8 +290,7 @@ impl<V: FlowEntry> FlowTable<V> {
     fn sweep(&mut self, now: Timestamp) {
         self.last_sweep = now;
         let before = self.slots.len();
-        self.slots
-            .retain(|(_, _, v)| !now.has_passed(v.last_seen(), v.idle_timeout()));
+        self.slots.retain(|(_, _, v)| !is_expired(v, now));
         self.counters.expired += (before - self.slots.len()) as u64;
     }
 }
@@ -398,6 +411,44 @@ mod tests {
         // A real connection after the flood is tracked.
         assert!(t.insert(key(443), F(t0), t0).is_some());
         assert!(t.get_mut(&key(443), t0).is_some());
+    }
+
+    /// An entry whose timeout, 60 s, is known to be at least 10 s without asking for it;
+    /// counts how often it is asked.
+    struct Lazy(Timestamp, std::cell::Cell<u32>);
+    impl FlowEntry for Lazy {
+        fn last_seen(&self) -> Timestamp {
+            self.0
+        }
+        fn idle_timeout(&self) -> Duration {
+            self.1.set(self.1.get() + 1);
+            Duration::from_secs(60)
+        }
+        fn shortest_idle_timeout(&self) -> Duration {
+            Duration::from_secs(10)
+        }
+    }
+
+    #[test]
+    fn the_full_timeout_is_asked_only_past_the_shortest_and_decides() {
+        let mut t = FlowTable::new(10);
+        let t0 = Timestamp::from_secs_nanos(1000, 0);
+        let after = |secs| t0.saturating_add(Duration::from_secs(secs));
+        let k = key(1);
+        t.insert(k, Lazy(t0, Default::default()), t0);
+        // Busy: the full timeout is not asked.
+        assert_eq!(t.get_mut(&k, after(9)).unwrap().1.get(), 0);
+        // Idle past the shortest timeout but not the full one: asked, and kept.
+        assert_eq!(t.get_mut(&k, after(11)).unwrap().1.get(), 1);
+        t.tick(after(59));
+        assert_eq!(t.len(), 1);
+        // Idle past the full timeout: gone, in a lookup as in a sweep.
+        assert!(t.get_mut(&k, after(60)).is_none());
+        assert_eq!(t.counters.expired, 1);
+        t.insert(k, Lazy(t0, Default::default()), t0);
+        t.tick(after(120));
+        assert!(t.is_empty());
+        assert_eq!(t.counters.expired, 2);
     }
 
     #[test]
