@@ -182,6 +182,18 @@ print("exact" if not diff else ", ".join(diff))
 PY
 }
 
+# cache_fresh FILE: drops FILE from the page cache and reads it back in one sequential pass,
+# so every round starts from the same state: the whole file in memory, in the large folios
+# that readahead builds. A cache left as a file's writer filled it (in small pieces), or
+# partly reclaimed and refilled, costs read() two to three times more per byte on this VM
+# (enterprise.pcap's `dd` floor: 0.13-0.15 s against 0.05-0.06 s freshly read), and it drifts
+# from one of these states to the other over minutes: the "drift" earlier series blamed on
+# the machine (benches/README.md, "Page-cache state"; RESULTS.md, 2026-12-06 fourth stop).
+cache_fresh() {
+    dd if="$1" iflag=nocache count=0 status=none
+    cat "$1" > /dev/null
+}
+
 ratio() { # ratio A B -> A/B with 2 decimals, or "-"
     if [ "$1" = "-" ] || [ "$2" = "-" ] || [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
     echo "$1 / $2" | bc -l | xargs printf '%.2f'
@@ -215,7 +227,7 @@ for PROFILE in "${PROFILES[@]}"; do
     # Suricata's dns.query sees query questions only, not CNAME targets of responses.
     TRUTH_SURI=$(jq -r '"\(.dns_by_source.query) \(.detections.tls) \(.detections.quic) \(.detections.http)"' "$TRUTH")
     echo "== $PROFILE: $FILE ($(du -h "$FILE" | cut -f1), $PACKETS packets); truth dns/tls/quic/http = $TRUTH_DET" >&2
-    cat "$FILE" > /dev/null # warm the page cache: every tool reads from memory
+    cache_fresh "$FILE"
     ROWS=()
     W_KS1="-"; W_KSN="-"; W_SURI="-"; W_FLOOR="-"; W_READ="-"
 
@@ -228,6 +240,7 @@ for PROFILE in "${PROFILES[@]}"; do
     declare -A KS_WALL=() KS_RSS=()
     SURI_WALL=-; SURI_RSS=-
     for ((run = 0; run < RUNS; run++)); do
+        ((run == 0)) || cache_fresh "$FILE"
         for w in $WLIST; do
             [ -n "$KS" ] || continue
             # shellcheck disable=SC2086 # KSENSOR_ARGS is a list of words
