@@ -31,7 +31,10 @@ done
 for profile in "${PROFILES[@]}"; do
     capture=$DATA/$profile.pcap
     [ -f "$capture" ] || die "no $capture (benches/compare.sh $profile generates it)"
-    cat "$capture" > /dev/null # warm the page cache
+    # The page cache in a known state, as compare.sh's cache_fresh (benches/README.md,
+    # "Page-cache state"): dropped, then read back in one sequential pass.
+    dd if="$capture" iflag=nocache count=0 status=none
+    cat "$capture" > /dev/null
     python3 - "$KSENSOR" "$capture" "$profile" "$ROUNDS" "$WORKERS" $KSENSOR_ARGS <<'PY'
 import statistics, subprocess, sys, time
 ksensor, capture, profile, rounds, workers, extra = (
