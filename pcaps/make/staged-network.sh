@@ -30,65 +30,8 @@ ALL_NS=("$NSB")
 declare -A MAC   # address -> MAC of the veth holding it
 declare -A IFOF  # address -> interface name inside its namespace
 
-cleanup_staged() {
-    local p n
-    for p in "${BG_PIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null || true
-    done
-    sleep 0.3
-    for p in "${BG_PIDS[@]:-}"; do
-        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-    done
-    for n in "${ALL_NS[@]}"; do
-        ip netns del "$n" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup_staged EXIT INT TERM
-
-nx() { local n=$1; shift; ip netns exec "${TAG}$n" "$@"; }
-
-# new_ns SHORT: a namespace kp<pid>SHORT with lo up and IPv6 off.
-new_ns() {
-    ip netns add "${TAG}$1"
-    ALL_NS+=("${TAG}$1")
-    nx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    nx "$1" ip link set lo up
-    # No tail-loss probes (RFC 8985 §7): on this loaded 2-core machine they
-    # fire after a few ms and add spurious retransmissions to the capture.
-    nx "$1" sysctl -qw net.ipv4.tcp_early_retrans=0
-}
-
-# attach SHORT IFNAME BRIDGE ADDR/PREFIX: veth IFNAME in kp<pid>SHORT, its
-# peer kp<pid>SHORT<IFNAME> a port of BRIDGE in kp<pid>b.
-attach() {
-    local s=$1 ifn=$2 br=$3 cidr=$4
-    local peer="${TAG}${s}${ifn: -1}"
-    ip link add "$ifn" netns "${TAG}$s" type veth peer name "$peer" netns "$NSB"
-    ip netns exec "$NSB" sysctl -qw net.ipv6.conf."$peer".disable_ipv6=1
-    ip netns exec "$NSB" ethtool -K "$peer" tx off >/dev/null
-    ip netns exec "$NSB" ip link set "$peer" master "$br" up
-    nx "$s" ethtool -K "$ifn" tx off >/dev/null
-    nx "$s" ip addr add "$cidr" dev "$ifn"
-    nx "$s" ip link set "$ifn" up
-    local a=${cidr%/*}
-    MAC[$a]=$(nx "$s" cat /sys/class/net/"$ifn"/address)
-    IFOF[$a]=$ifn
-}
-
-# extra_addr SHORT IFNAME ADDR/PREFIX: one more address on an attached veth.
-extra_addr() {
-    nx "$1" ip addr add "$3" dev "$2"
-    MAC[${3%/*}]=$(nx "$1" cat /sys/class/net/"$2"/address)
-}
-
-# neigh SHORT IFNAME ADDR...: permanent neighbour entries (no ARP on the wire).
-neigh() {
-    local s=$1 ifn=$2 a; shift 2
-    for a in "$@"; do
-        nx "$s" ip neigh replace "$a" lladdr "${MAC[$a]}" dev "$ifn" nud permanent
-    done
-}
+. "$MAKE_DIR/staged-lib.sh"
+trap staged_cleanup EXIT INT TERM
 
 # ---------------------------------------------------------------- topology
 ip netns add "$NSB"
