@@ -264,6 +264,8 @@ golden! {
     http_host => "http-host.pcap",
     http_host_sll => "http-host-sll.pcap",
     http_split => "http-split.pcap",
+    http_body => "http-body.pcap",
+    http_body_reordered => "http-body-reordered.pcap",
     chromium_pq => "chromium-pq.pcap",
     tls_reordered => "tls-reordered.pcap",
     tls_dup => "tls-dup.pcap",

@@ -6,7 +6,7 @@
 # 0.9.20 in the venv /opt/aioquic-old (quic-variants.sh; see ../README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
-for s in dns-udp dns-tcp tls-sni http-host chromium-pq quic-chromium quic-aioquic \
+for s in dns-udp dns-tcp tls-sni http-host http-body chromium-pq quic-chromium quic-aioquic \
          dns-frag dns-frag6 tunnel-vxlan staged-network staged-enterprise \
          tls-starttls tls-ports tls-prefix literal-names dns-odd dns-opcodes dns-cut \
          quic-variants tcp-fastopen tcp-simopen; do

@@ -9,6 +9,12 @@ From chromium-pq.pcap (each connection's ClientHello spans 2 segments, A then B)
   tls-dup.pcap        A, A again (exact duplicate), B
   tls-overlap.pcap    A, then a retransmission overlapping A's last 448 bytes
                       and B's first 300 bytes (same bytes as the original), then B
+From http-body.pcap (bodies of many full-size segments; here both directions'
+data segments are changed, the bodies of downloads and of the upload):
+  http-body-reordered.pcap  of each flow's data segments, the 5th, 10th, ... is
+                      sent after the one following it (out of order), and the
+                      7th, 14th, ... is sent again right after itself (an exact
+                      retransmission); timestamps stay in capture order
 From http-host.pcap:
   http-split.pcap     every HTTP request whose head is in one segment is split
                       into 3 segments: cut inside "Host" and inside the host
@@ -110,6 +116,44 @@ def http_split():
     print("wrote http-split.pcap")
 
 
+def http_body_reordered():
+    pkts = rdpcap(os.path.join(PCAPS, "http-body.pcap"))
+    times = [p.time for p in pkts]
+    order = list(pkts)
+    seen = {}  # (src port, dst port) -> data segments so far
+    i = 0
+    while i < len(order):
+        p = order[i]
+        if p.haslayer(TCP) and payload(p):
+            key = (p[TCP].sport, p[TCP].dport)
+            seen[key] = seen.get(key, 0) + 1
+            n = seen[key]
+            if n % 7 == 0:
+                order.insert(i + 1, p.copy())
+                times.insert(i + 1, times[i] + 0.00001)
+                i += 2
+                continue
+            if n % 5 == 0 and i + 1 < len(order):
+                # The next segment of the same direction overtakes this one.
+                j = next((k for k in range(i + 1, len(order))
+                          if order[k].haslayer(TCP) and payload(order[k])
+                          and (order[k][TCP].sport, order[k][TCP].dport) == key), None)
+                if j is not None:
+                    order.insert(i, order.pop(j))
+                    seen[key] += 1
+                    i += 2
+                    continue
+        i += 1
+    out = []
+    for p, t in zip(order, times):
+        q = p.copy()
+        q.time = t
+        out.append(q)
+    wrpcap(os.path.join(PCAPS, "http-body-reordered.pcap"), out, linktype=1)
+    print("wrote http-body-reordered.pcap")
+
+
 if __name__ == "__main__":
     tls_variants()
     http_split()
+    http_body_reordered()

@@ -35,7 +35,7 @@ DEFAULT=(
   tunnel-teredo.pcap tunnel-vxlan.pcap vlan-8021q.pcap vlan-qinq.pcap
   staged-enterprise.pcap quic-dcid.pcap tcp-fastopen.pcap tls-ports.pcap
   dns-cut-tcp.pcap dns-snaplen.pcap dns-opcodes.pcap literal-names.pcap tls-starttls.pcap
-  dns-odd.pcap
+  dns-odd.pcap http-body.pcap http-body-reordered.pcap
   gquic.pcap link-chdlc.pcap link-ppp.pcap
   # Suricata logs nothing for these (empty files); tests/eve.rs checks ksensor's records there.
   quic-variants.pcap tls-prefix.pcap tcp-midstream.pcap tcp-simopen.pcap link-capwap.pcap

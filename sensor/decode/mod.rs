@@ -513,17 +513,26 @@ pub struct PlainTcp {
     pub dst_port: u16,
     /// The TCP flags byte ([`TcpSegment::FIN`] and friends).
     pub flags: u8,
-    /// The segment carries payload bytes (all of them captured).
-    pub has_payload: bool,
+    /// The sequence number of the segment's first byte (of its SYN, on a SYN).
+    pub seq: u32,
+    /// Payload bytes the segment carries (all of them captured).
+    pub payload_len: u16,
 }
 
-/// The addresses, ports, flags and payload presence of the commonest packet on a span port, read at fixed
-/// offsets: Ethernet (with at most [`link::MAX_VLAN_TAGS`] VLAN tags), then IPv4 without
-/// options and unfragmented, or IPv6 without extension headers, then a whole TCP header, all of
-/// it captured (nothing cut by the snap length). For such a packet [`decode_packet`] succeeds
-/// with an [`L4::Tcp`] of these values, no outer hops and `truncated == false` (checked on every
-/// committed capture and by the `decode` fuzz target). Every other packet gets `None` and takes
-/// the full decode.
+impl PlainTcp {
+    /// The segment carries payload bytes.
+    pub fn has_payload(&self) -> bool {
+        self.payload_len > 0
+    }
+}
+
+/// The addresses, ports, flags, sequence number and payload length of the commonest packet on a
+/// span port, read at fixed offsets: Ethernet (with at most [`link::MAX_VLAN_TAGS`] VLAN tags),
+/// then IPv4 without options and unfragmented, or IPv6 without extension headers, then a whole
+/// TCP header, all of it captured (nothing cut by the snap length). For such a packet
+/// [`decode_packet`] succeeds with an [`L4::Tcp`] of these values, no outer hops and
+/// `truncated == false` (checked on every committed capture and by the `decode` fuzz target).
+/// Every other packet gets `None` and takes the full decode.
 #[inline]
 pub fn plain_tcp(link: LinkType, packet: &[u8]) -> Option<PlainTcp> {
     if link != LinkType::ETHERNET {
@@ -560,9 +569,10 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
         _ => return None,
     };
     let header = segment.first_chunk::<20>()?;
-    let [sp0, sp1, dp0, dp1, _, _, _, _, _, _, _, _, offset, flags, ..] = *header;
+    let [sp0, sp1, dp0, dp1, q0, q1, q2, q3, _, _, _, _, offset, flags, ..] = *header;
     let header_len = usize::from(offset >> 4) * 4;
-    if header_len < 20 || header_len > segment.len() {
+    let payload_len = segment.len().checked_sub(header_len)?;
+    if header_len < 20 {
         return None;
     }
     Some(PlainTcp {
@@ -571,7 +581,8 @@ fn plain_tcp_after_ethernet(ethertype: u16, rest: &[u8]) -> Option<PlainTcp> {
         src_port: u16::from_be_bytes([sp0, sp1]),
         dst_port: u16::from_be_bytes([dp0, dp1]),
         flags,
-        has_payload: segment.len() > header_len,
+        seq: u32::from_be_bytes([q0, q1, q2, q3]),
+        payload_len: u16::try_from(payload_len).ok()?,
     })
 }
 
@@ -687,8 +698,8 @@ pub fn decode_plain_agrees_with_full(frame: &[u8]) -> bool {
 }
 
 /// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, the full walk
-/// ([`decode_full`]) ends on a TCP segment with the same addresses, ports, flags and payload
-/// presence, no outer hops, nothing truncated. The oracle of the unit tests and of the `decode` fuzz target.
+/// ([`decode_full`]) ends on a TCP segment with the same addresses, ports, flags, sequence
+/// number and payload length, no outer hops, nothing truncated. The oracle of the unit tests and of the `decode` fuzz target.
 pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
     let Some(fast) = plain_tcp(link, packet) else {
         return true;
@@ -705,7 +716,11 @@ pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
         src_port: seg.src_port,
         dst_port: seg.dst_port,
         flags: seg.flags,
-        has_payload: !seg.payload.is_empty(),
+        seq: seg.seq,
+        payload_len: match u16::try_from(seg.payload.len()) {
+            Ok(len) => len,
+            Err(_) => return false,
+        },
     };
     full == fast && d.outer_len == 0 && !d.truncated
 }

@@ -206,6 +206,9 @@ pub struct FlowEngine {
     /// kinds of [`FlowEngine::on_plain_tcp`] are exercised).
     #[cfg(test)]
     pub fast_acks: u64,
+    /// Segments of HTTP bodies the fast path skipped (tests).
+    #[cfg(test)]
+    pub fast_bodies: u64,
 }
 
 impl Default for FlowEngine {
@@ -235,6 +238,8 @@ impl FlowEngine {
             counters: FlowCounters::default(),
             #[cfg(test)]
             fast_acks: 0,
+            #[cfg(test)]
+            fast_bodies: 0,
         }
     }
 
@@ -296,6 +301,9 @@ impl FlowEngine {
     /// * empty and without SYN, FIN or RST (an ACK), of a flow being parsed that has seen no
     ///   FIN and is not finished: such a segment changes nothing in the flow but when it was
     ///   last seen;
+    /// * without SYN, FIN or RST, of such a flow, its bytes inside an HTTP body of known
+    ///   length, next in order with nothing held ([`tcp::TcpFlow::skip_body_segment`]): the
+    ///   stream moves past them unread, as the full path would skip them;
     /// * empty and without SYN, of no known flow: it opens none and carries nothing.
     ///
     /// The outcome is exactly what [`FlowEngine::on_packet`] would make of the fully decoded
@@ -306,7 +314,7 @@ impl FlowEngine {
         use decode::TcpSegment as T;
         let (key, side) = FlowKey::from_bits(seg.src, seg.src_port, seg.dst, seg.dst_port, 6);
         let Some(flow) = self.table.get_mut(&key, now) else {
-            let nothing = seg.flags & T::SYN == 0 && !seg.has_payload;
+            let nothing = seg.flags & T::SYN == 0 && !seg.has_payload();
             #[cfg(test)]
             {
                 self.fast_acks += u64::from(nothing);
@@ -323,8 +331,20 @@ impl FlowEngine {
                 if cfg!(test) {
                     assert!(!tcp.is_finished());
                 }
-                if seg.has_payload || control || flow.fins != 0 {
+                if control || flow.fins != 0 {
                     return false;
+                }
+                if seg.has_payload() {
+                    // Only bytes inside an HTTP body: skipped here as on_segment would.
+                    let len = u32::from(seg.payload_len);
+                    if !tcp.skip_body_segment(side, seg.seq, len) {
+                        return false;
+                    }
+                    self.counters.parsed_packets += 1;
+                    #[cfg(test)]
+                    {
+                        self.fast_bodies += 1;
+                    }
                 }
                 flow.last_seen = now;
                 #[cfg(test)]

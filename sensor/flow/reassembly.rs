@@ -638,6 +638,24 @@ impl StreamReassembler {
         self.finished
     }
 
+    /// What [`Self::push`] does with `len` bytes at `seq` on its fast path (data already
+    /// started, nothing held, `seq` the next expected byte: delivered in place), without the
+    /// bytes: the stream moves past them and the answer is `true`. Any other case changes
+    /// nothing and answers `false` (the caller then pushes the bytes).
+    pub fn pass_in_order(&mut self, seq: u32, len: u32) -> bool {
+        let in_order = !self.finished
+            && len > 0
+            && self.start == Start::Data
+            && self.buf.is_empty()
+            && seq == self.base;
+        if in_order {
+            self.base = self.base.wrapping_add(len);
+            self.in_place_len = len;
+            self.too_far_ahead_drops = 0;
+        }
+        in_order
+    }
+
     /// Bytes held: unconsumed contiguous data and out-of-order data (not the holes between).
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()

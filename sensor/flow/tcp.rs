@@ -265,6 +265,39 @@ impl TcpFlow {
         self.dirs.iter().any(|d| d.reasm.buffered_bytes() > 0)
     }
 
+    /// The fast path's share of the payload segments: a segment of `len` bytes at `seq` from
+    /// `side`, without SYN, FIN or RST, that lies inside an HTTP body of known length and is
+    /// the next in order with nothing held. Does exactly what [`TcpFlow::on_segment`] would
+    /// (the stream moves past the bytes, the body shrinks; no observation), without reading
+    /// the bytes, and returns `true`. Returns `false`, having changed nothing, for any other
+    /// segment, including one that ends the body: the full path takes those.
+    pub fn skip_body_segment(&mut self, side: Side, seq: u32, len: u32) -> bool {
+        // on_segment would set this side's payload bit and might complete a KSC session.
+        let payload_seen = self.facts.session.has(Session::PAYLOAD << side.index());
+        if !payload_seen || self.facts.session.has(Session::KSC_PENDING) {
+            return false;
+        }
+        let [lo, hi] = &mut self.dirs;
+        let (dir, other) = match side {
+            Side::Lo => (lo, hi),
+            Side::Hi => (hi, lo),
+        };
+        // on_data would finish the stream of a direction found done.
+        if other.is_done() && !other.reasm.is_finished() {
+            return false;
+        }
+        let (App::HttpRequests(HttpBody::Length(remaining))
+        | App::HttpResponses(HttpBody::Length(remaining))) = &mut dir.app
+        else {
+            return false;
+        };
+        if u64::from(len) >= *remaining || !dir.reasm.pass_in_order(seq, len) {
+            return false;
+        }
+        *remaining -= u64::from(len);
+        true
+    }
+
     /// Handles one segment; `emit` receives names and other observations.
     pub fn on_segment(
         &mut self,

@@ -312,6 +312,7 @@ mod tests {
         let mut bypassed = 0;
         let mut fast_taken = 0;
         let mut fast_acks = 0;
+        let mut fast_bodies = 0;
         for path in entries {
             let mut fast = Worker::new(rules.clone(), true, 1 << 16);
             let mut full = Worker::new(rules.clone(), true, 1 << 16);
@@ -331,6 +332,7 @@ mod tests {
             );
             fast_taken += fast.fast_path_packets;
             fast_acks += fast.flow.fast_acks;
+            fast_bodies += fast.flow.fast_bodies;
             assert_eq!(full.fast_path_packets, 0);
             assert_eq!(fast.take_observations(), full.take_observations(), "{name}");
             let (a, b) = (fast.take_counters(), full.take_counters());
@@ -346,5 +348,11 @@ mod tests {
             fast_acks > 100 && fast_taken > fast_acks,
             "{fast_taken} fast-path packets, {fast_acks} of them not of bypassed flows"
         );
+        // And segments inside HTTP bodies (downloads in the committed captures).
+        assert!(
+            fast_bodies > 10,
+            "{fast_bodies} HTTP body segments skipped on the fast path"
+        );
+        eprintln!("fast path: {fast_taken} packets, {fast_acks} of flows being parsed, {fast_bodies} body segments");
     }
 }
