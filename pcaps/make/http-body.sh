@@ -1,7 +1,7 @@
 #!/bin/bash
 # http-body.pcap: HTTP/1.1 downloads and an upload whose bodies span many
 # full-size segments, on keep-alive connections, with real reordering and
-# curl against Python's http.server (make/httpfiles.py) in the server
+# curl against Python's http.server (make/httpd.py --dir) in the server
 # namespace, segmentation offload off on both veths so that the capture holds
 # the MTU-sized segments a span port would see. (Reordering and
 # retransmissions: http-body-reordered.pcap, derived by reorder.py.)
@@ -22,7 +22,7 @@ mkdir -p "$FILES/bases/av/kdb/i386" "$FILES/updaters"
 head -c 200000 /dev/urandom >"$FILES/updaters/updater.xml.dif"
 echo "index" >"$FILES/index.txt"
 head -c 100000 /dev/urandom >"$WORK/upload.bin"
-bg "$NS_S" timeout 120 python3 "$MAKE_DIR/httpfiles.py" --bind "$S4" --port 80 --dir "$FILES"
+bg "$NS_S" timeout 120 python3 "$MAKE_DIR/httpd.py" --bind "$S4" --port 80 --dir "$FILES"
 wait_port "$NS_S" tcp 80
 cap_start "$OUT" "$IF_C" "tcp port 80"; P=$CAP_PID
 C="timeout 30 curl -s -o /dev/null"

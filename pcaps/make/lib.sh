@@ -25,7 +25,9 @@ S6=fd77::2
 WORK=$(mktemp -d /tmp/kpcap.XXXXXX)
 BG_PIDS=()
 
-cleanup() {
+# stop_background: TERM to every process started with bg (and tcpdump), then
+# KILL to what is left.
+stop_background() {
     local p
     for p in "${BG_PIDS[@]:-}"; do
         [ -n "$p" ] && kill "$p" 2>/dev/null || true
@@ -34,6 +36,10 @@ cleanup() {
     for p in "${BG_PIDS[@]:-}"; do
         [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
     done
+}
+
+cleanup() {
+    stop_background
     ip netns del "$NS_C" 2>/dev/null || true
     ip netns del "$NS_S" 2>/dev/null || true
     rm -rf "$WORK"

@@ -17,14 +17,8 @@ NETNS_ETC=()
 # staged_cleanup: stops the background processes (TERM, then KILL), deletes
 # every namespace and /etc/netns folder made, and the work folder.
 staged_cleanup() {
-    local p n
-    for p in "${BG_PIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null || true
-    done
-    sleep 0.3
-    for p in "${BG_PIDS[@]:-}"; do
-        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-    done
+    local n
+    stop_background
     for n in "${ALL_NS[@]}"; do
         ip netns del "$n" 2>/dev/null || true
     done
