@@ -4,8 +4,9 @@
 //! number; observations accumulate in the worker until [`Worker::take_observations`]. Counters
 //! are worker-local and merged by the caller; nothing is shared on the per-packet path except
 //! the read-only rule set. Fast path: a plain TCP segment ([`decode::plain_tcp`]: fixed offsets,
-//! no options, nothing cut) of a bypassed flow costs that reading and one flow lookup, with the
-//! same outcome and counters as the full decode (tested on every committed capture).
+//! no options, nothing cut) of a bypassed flow, an ACK of a flow being parsed, or a segment
+//! inside an HTTP body costs that reading and one flow lookup, with the same outcome and
+//! counters as the full decode (`FlowEngine::on_plain_tcp`; tested on every committed capture).
 
 use std::sync::Arc;
 
@@ -111,7 +112,8 @@ impl Worker {
         self.packets.packets += 1;
         self.packets.bytes += u64::from(meta.orig_len);
         self.flow.tick(meta.ts);
-        // The fast path: a plain TCP segment of a bypassed flow is done after one lookup. A
+        // The fast path: a plain TCP segment of a bypassed flow (or an ACK, or body bytes, of
+        // a flow being parsed) is done after one lookup. A
         // SYN almost always opens a flow (nothing to find, or a flow still being parsed): it
         // goes straight to the full path, which would look the flow up a second time. (The
         // full path gives the fast path's outcome for any packet, so this is only a guess
