@@ -209,6 +209,9 @@ pub struct FlowEngine {
     /// Segments of HTTP bodies the fast path skipped (tests).
     #[cfg(test)]
     pub fast_bodies: u64,
+    /// SYNs and SYN-ACKs the fast path took, outside bypassed flows (tests).
+    #[cfg(test)]
+    pub fast_syns: u64,
 }
 
 impl Default for FlowEngine {
@@ -240,6 +243,8 @@ impl FlowEngine {
             fast_acks: 0,
             #[cfg(test)]
             fast_bodies: 0,
+            #[cfg(test)]
+            fast_syns: 0,
         }
     }
 
@@ -304,6 +309,8 @@ impl FlowEngine {
     /// * without SYN, FIN or RST, of such a flow, its bytes inside an HTTP body of known
     ///   length, next in order with nothing held ([`tcp::TcpFlow::skip_body_segment`]): the
     ///   stream moves past them unread, as the full path would skip them;
+    /// * a SYN or SYN-ACK without payload, FIN or RST, of no known flow (it opens one) or of
+    ///   such a flow ([`tcp::TcpFlow::on_syn`]);
     /// * empty and without SYN, of no known flow: it opens none and carries nothing.
     ///
     /// The outcome is exactly what [`FlowEngine::on_packet`] would make of the fully decoded
@@ -313,7 +320,26 @@ impl FlowEngine {
     pub fn on_plain_tcp(&mut self, seg: &decode::PlainTcp, now: Timestamp) -> bool {
         use decode::TcpSegment as T;
         let (key, side) = FlowKey::from_bits(seg.src, seg.src_port, seg.dst, seg.dst_port, 6);
+        // A SYN or SYN-ACK without payload, FIN or RST: it opens a flow or tells one who
+        // the client is (`TcpFlow::on_syn`).
+        let bare_syn = seg.flags & (T::SYN | T::FIN | T::RST) == T::SYN && !seg.has_payload();
         let Some(flow) = self.table.get_mut(&key, now) else {
+            if bare_syn {
+                let mut tcp = Box::<TcpFlow>::default();
+                tcp.on_syn(side, seg.seq, seg.dst_port, seg.flags & T::ACK != 0);
+                let fresh = Flow {
+                    last_seen: now,
+                    state: FlowState::Tcp(tcp),
+                    fins: 0,
+                };
+                // Refused only when no room can be made (counted by the table).
+                let _ = self.table.insert(key, fresh, now);
+                #[cfg(test)]
+                {
+                    self.fast_syns += 1;
+                }
+                return true;
+            }
             let nothing = seg.flags & T::SYN == 0 && !seg.has_payload();
             #[cfg(test)]
             {
@@ -324,14 +350,25 @@ impl FlowEngine {
         let closed = match &mut flow.state {
             FlowState::Bypassed { closed } => closed,
             FlowState::Tcp(tcp) => {
-                let control = seg.flags & (T::SYN | T::FIN | T::RST) != 0;
                 // Not finished (see `FlowState::Tcp`), so the box is not read and its line
                 // not loaded. Unit tests check the invariant: every committed capture comes
                 // through here in `fast_path_changes_nothing_on_every_committed_capture`.
                 if cfg!(test) {
                     assert!(!tcp.is_finished());
                 }
-                if control || flow.fins != 0 {
+                if flow.fins != 0 {
+                    return false;
+                }
+                if bare_syn {
+                    tcp.on_syn(side, seg.seq, seg.dst_port, seg.flags & T::ACK != 0);
+                    flow.last_seen = now;
+                    #[cfg(test)]
+                    {
+                        self.fast_syns += 1;
+                    }
+                    return true;
+                }
+                if seg.flags & (T::SYN | T::FIN | T::RST) != 0 {
                     return false;
                 }
                 if seg.has_payload() {

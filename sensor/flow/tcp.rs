@@ -298,6 +298,33 @@ impl TcpFlow {
         true
     }
 
+    /// What a segment with SYN set, from `side` to port `dst_port`, tells the flow: who the
+    /// client is, whether a KSC session is awaited, that the server answered; and where its
+    /// sender's stream starts. The whole of what [`TcpFlow::on_segment`] does with a SYN or
+    /// SYN-ACK that carries no payload and neither FIN nor RST, in a flow that has seen no FIN
+    /// (the fast path calls it for those).
+    pub fn on_syn(&mut self, side: Side, seq: u32, dst_port: u16, ack: bool) {
+        let facts = &mut self.facts;
+        if !ack {
+            if !facts.syn_seen {
+                facts.client = Some(side);
+                if KSC_TCP_PORTS.contains(&dst_port) {
+                    facts.session.set(Session::KSC_PENDING);
+                }
+            } else if facts.client.is_some_and(|c| c != side) && !facts.client_data_seen {
+                // A SYN from each side: a simultaneous open (RFC 9293 §3.5, figure 8).
+                // Neither is the client by the handshake; the first bytes will tell.
+                facts.client = None;
+            }
+            facts.syn_seen = true;
+        } else if facts.syn_seen && facts.client == Some(side.other()) {
+            facts.session.set(Session::SYNACK);
+        }
+        if let Some(dir) = self.dirs.get_mut(side.index()) {
+            dir.reasm.on_syn(seq);
+        }
+    }
+
     /// Handles one segment; `emit` receives names and other observations.
     pub fn on_segment(
         &mut self,
@@ -308,28 +335,11 @@ impl TcpFlow {
         let side = cx.side;
         let syn = seg.flags & TcpSegment::SYN != 0;
         let ack = seg.flags & TcpSegment::ACK != 0;
-        let facts = &mut self.facts;
         let rst = seg.flags & TcpSegment::RST != 0;
         if syn {
-            if !ack {
-                if !facts.syn_seen {
-                    facts.client = Some(side);
-                    if KSC_TCP_PORTS.contains(&cx.dst.port) {
-                        facts.session.set(Session::KSC_PENDING);
-                    }
-                } else if facts.client.is_some_and(|c| c != side) && !facts.client_data_seen {
-                    // A SYN from each side: a simultaneous open (RFC 9293 §3.5, figure 8).
-                    // Neither is the client by the handshake; the first bytes will tell.
-                    facts.client = None;
-                }
-                facts.syn_seen = true;
-            } else if facts.syn_seen && facts.client == Some(side.other()) {
-                facts.session.set(Session::SYNACK);
-            }
-            if let Some(dir) = self.dirs.get_mut(side.index()) {
-                dir.reasm.on_syn(seg.seq);
-            }
+            self.on_syn(side, seg.seq, cx.dst.port, ack);
         }
+        let facts = &mut self.facts;
         // A reset carries no data worth reading (RFC 9293 §3.5.3 diagnostic payloads).
         if !seg.payload.is_empty() && !rst {
             facts.session.set(Session::PAYLOAD << side.index());
