@@ -699,7 +699,8 @@ pub fn decode_plain_agrees_with_full(frame: &[u8]) -> bool {
 
 /// Whether [`plain_tcp`] keeps its promise on `packet`: when it answers, the full walk
 /// ([`decode_full`]) ends on a TCP segment with the same addresses, ports, flags, sequence
-/// number and payload length, no outer hops, nothing truncated. The oracle of the unit tests and of the `decode` fuzz target.
+/// number and payload length, no outer hops, nothing truncated. The oracle of the unit tests
+/// and of the `decode` fuzz target.
 pub fn plain_tcp_agrees_with_decode(link: LinkType, packet: &[u8]) -> bool {
     let Some(fast) = plain_tcp(link, packet) else {
         return true;
