@@ -3,6 +3,8 @@
 //! real `ksensor` binary.
 
 mod common;
+#[path = "builders/dns_message.rs"]
+mod dns_message;
 mod support;
 
 use std::net::Ipv4Addr;
@@ -11,6 +13,7 @@ use etherparse::PacketBuilder;
 use serde_json::Value;
 
 use common::replay_events;
+use dns_message::{a, dns_tcp};
 use support::{pcap_file, Packet, Scratch};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 21);
@@ -38,39 +41,6 @@ fn tcp_frame(
     let mut frame = Vec::new();
     b.write(&mut frame, payload).expect("build a frame");
     frame
-}
-
-fn wire_name(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-/// A length-prefixed DNS message (RFC 1035 §4.1, §4.2.2) with id 0x5151 and one A question for
-/// `qname`; a response (answers: owner, type, RDATA) when `response`.
-fn dns_tcp(response: bool, qname: &str, answers: &[(&str, u16, Vec<u8>)]) -> Vec<u8> {
-    let flags: u16 = if response { 0x8180 } else { 0x0100 };
-    let mut m = vec![0x51, 0x51];
-    m.extend_from_slice(&flags.to_be_bytes());
-    m.extend_from_slice(&[0, 1]);
-    m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 0]);
-    m.extend_from_slice(&wire_name(qname));
-    m.extend_from_slice(&[0, 1, 0, 1]);
-    for (owner, rtype, rdata) in answers {
-        m.extend_from_slice(&wire_name(owner));
-        m.extend_from_slice(&rtype.to_be_bytes());
-        m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
-        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        m.extend_from_slice(rdata);
-    }
-    let mut framed = (m.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&m);
-    framed
 }
 
 /// A capture: a DNS-over-TCP lookup of `qname` whose response is cut at `cuts`, then one
@@ -125,8 +95,8 @@ fn address_answered_in_a_later_segment_correlates_a_connection() {
     // Two A records for a Kaspersky name; the second lies wholly in the response's second
     // segment. A connection to either address is attributed to the name.
     let answers = [
-        ("ds.kaspersky.com", 1, vec![10, 99, 0, 1]),
-        ("ds.kaspersky.com", 1, vec![10, 99, 0, 2]),
+        a("ds.kaspersky.com", [10, 99, 0, 1]),
+        a("ds.kaspersky.com", [10, 99, 0, 2]),
     ];
     let response = dns_tcp(true, "ds.kaspersky.com", &answers);
     // The last record: its name (18 octets), fixed fields (10) and address (4).

@@ -332,9 +332,7 @@ impl StreamReassembler {
             if conflicting {
                 self.counters.incr(ReasmEvent::ConflictingOverlap);
             }
-            self.base = self.base.wrapping_add(to_u32(payload.len()));
-            self.in_place_len = to_u32(payload.len());
-            self.too_far_ahead_drops = 0;
+            self.pass_in_place(to_u32(payload.len()));
             return Delivery::InPlace(payload);
         }
 
@@ -649,11 +647,17 @@ impl StreamReassembler {
             && self.buf.is_empty()
             && seq == self.base;
         if in_order {
-            self.base = self.base.wrapping_add(len);
-            self.in_place_len = len;
-            self.too_far_ahead_drops = 0;
+            self.pass_in_place(len);
         }
         in_order
+    }
+
+    /// Moves the stream past `len` in-order bytes delivered in place (nothing held).
+    #[inline]
+    fn pass_in_place(&mut self, len: u32) {
+        self.base = self.base.wrapping_add(len);
+        self.in_place_len = len;
+        self.too_far_ahead_drops = 0;
     }
 
     /// Bytes held: unconsumed contiguous data and out-of-order data (not the holes between).

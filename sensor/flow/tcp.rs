@@ -1047,10 +1047,16 @@ fn feed_dns(
     }
 }
 
+/// DNS messages built byte by byte (shared with `tests/dns_tcp.rs` as a source file).
+#[cfg(test)]
+#[path = "../../tests/builders/dns_message.rs"]
+mod dns_message;
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
+    use super::dns_message::{a, cname, dns_tcp};
     use super::*;
     use crate::flow::emit::NameCounters;
     use crate::flow::table::FlowKey;
@@ -1566,48 +1572,6 @@ mod tests {
         );
     }
 
-    /// `name` in DNS wire form (RFC 1035 §3.1).
-    fn wire_name(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        for label in name.split('.') {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
-        out.push(0);
-        out
-    }
-
-    /// A DNS message (RFC 1035 §4.1) with id 0x4242, one question for `qname` (type A) and
-    /// `answers` (owner, type, RDATA), prefixed with its two-octet length (RFC 1035 §4.2.2).
-    fn dns_tcp(response: bool, qname: &str, answers: &[(&str, u16, Vec<u8>)]) -> Vec<u8> {
-        let flags: u16 = if response { 0x8180 } else { 0x0100 };
-        let mut m = vec![0x42, 0x42];
-        m.extend_from_slice(&flags.to_be_bytes());
-        m.extend_from_slice(&[0, 1]);
-        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-        m.extend_from_slice(&[0, 0, 0, 0]);
-        m.extend_from_slice(&wire_name(qname));
-        m.extend_from_slice(&[0, 1, 0, 1]);
-        for (owner, rtype, rdata) in answers {
-            m.extend_from_slice(&wire_name(owner));
-            m.extend_from_slice(&rtype.to_be_bytes());
-            m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
-            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            m.extend_from_slice(rdata);
-        }
-        let mut framed = (m.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&m);
-        framed
-    }
-
-    fn a(owner: &str, ip: [u8; 4]) -> (&str, u16, Vec<u8>) {
-        (owner, 1, ip.to_vec())
-    }
-
-    fn cname<'n>(owner: &'n str, target: &str) -> (&'n str, u16, Vec<u8>) {
-        (owner, 5, wire_name(target))
-    }
-
     /// The addresses that reach correlation for `name`: those of its matched name sightings
     /// and of its `DnsAnswer` observations (what the inventory remembers).
     fn correlated(out: &[Observed], name: &str) -> Vec<IpAddr> {
@@ -1701,31 +1665,19 @@ mod tests {
         );
         let cases = [
             (
-                true,
                 "ds.kaspersky.com",
                 &matched_question,
                 [v4(3, 3, 3, 3), v4(4, 4, 4, 4)],
             ),
             (
-                false,
-                "ds.kaspersky.com",
-                &matched_question,
-                [v4(3, 3, 3, 3), v4(4, 4, 4, 4)],
-            ),
-            (
-                true,
-                "www.example.org",
-                &matched_target,
-                [v4(5, 5, 5, 5), v4(6, 6, 6, 6)],
-            ),
-            (
-                false,
                 "www.example.org",
                 &matched_target,
                 [v4(5, 5, 5, 5), v4(6, 6, 6, 6)],
             ),
         ];
-        for (query, qname, response, want) in cases {
+        // Each with and without its query seen first.
+        let runs = cases.iter().flat_map(|case| [(case, true), (case, false)]);
+        for ((qname, response, want), query) in runs {
             let len = response.len();
             for first in 1..len {
                 let out = dns_exchange(query, qname, response, &[first]);

@@ -375,11 +375,12 @@ pub struct ReadSoFar {
 /// message that may have been read before. Its names, in [`emit_dns`]'s order, are numbered
 /// from 0; those below `before.names` were emitted by an earlier read of a prefix of the same
 /// message (a DNS-over-TCP message read before its end arrived) and are not emitted again.
-/// Such a name that matched a rule may have been answered with addresses in records the earlier reads did
-/// not hold (those past `before.answers`): the addresses they did not give go out then as a
-/// [`crate::observation::Observation::DnsAnswer`] without facts, for correlation only (its
-/// name and event went out with the earlier read). So every address answered for a matched
-/// name reaches correlation however the message is cut. Returns how far this read went.
+/// Such a name that matched a rule may have been answered with addresses in records the
+/// earlier reads did not hold (those past `before.answers`): the addresses they did not give go
+/// out then as a [`crate::observation::Observation::DnsAnswer`] without facts, for correlation
+/// only (its name and event went out with the earlier read). So every address answered for a
+/// matched name reaches correlation however the message is cut. Returns how far this read
+/// went.
 pub fn emit_dns_read(
     scratch: &mut Scratch,
     src: Endpoint,
@@ -399,15 +400,6 @@ pub fn emit_dns_read(
         earlier_addrs,
     } = &mut scratch.dns;
     let from = before.names;
-    // Records read since the last read that may answer an earlier name with an address: a
-    // new address, or a CNAME that extends a chain.
-    let late = from > 0
-        && msg.is_response
-        && msg.answers.get(before.answers..).is_some_and(|new| {
-            new.iter()
-                .any(|a| matches!(a.data, RData::A(_) | RData::Aaaa(_) | RData::Cname(_)))
-        });
-    let earlier = msg.answers.get(..before.answers).unwrap_or(&msg.answers);
     let epoch = *rules_epoch;
     let (key, _) = FlowKey::new(src.ip, src.port, dst.ip, dst.port, proto);
     emit.dns = Some(DnsInfo {
@@ -423,17 +415,25 @@ pub fn emit_dns_read(
         (src, dst)
     };
     let update = msg.opcode == OPCODE_UPDATE;
+    // Records read since the last read that may answer an earlier name with an address (a
+    // new address, or a CNAME that extends a chain): the earlier names are looked at again.
+    let late = from > 0
+        && msg.is_response
+        && msg.answers.get(before.answers..).is_some_and(|new| {
+            new.iter()
+                .any(|a| matches!(a.data, RData::A(_) | RData::Aaaa(_) | RData::Cname(_)))
+        });
+    let late_read = late.then(|| LateRead {
+        earlier: msg.answers.get(..before.answers).unwrap_or(&msg.answers),
+        client,
+        server,
+    });
     for q in &msg.questions {
         let fresh = index >= from;
         index += 1;
         listed.push(q.name);
         if !fresh {
-            if late {
-                let seen = LateRead {
-                    earlier,
-                    client,
-                    server,
-                };
+            if let Some(seen) = late_read {
                 seen.answers(emit, msg, q.name, name, addrs, earlier_addrs);
             }
             continue;
@@ -536,12 +536,7 @@ pub fn emit_dns_read(
             let fresh = index >= from;
             index += 1;
             if !fresh {
-                if late && source == NameSource::DnsAnswer {
-                    let seen = LateRead {
-                        earlier,
-                        client,
-                        server,
-                    };
+                if let Some(seen) = late_read.filter(|_| source == NameSource::DnsAnswer) {
                     seen.answers(emit, msg, at, name, addrs, earlier_addrs);
                 }
                 continue;
