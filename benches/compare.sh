@@ -120,6 +120,14 @@ else
     echo "compare.sh: cannot build the libpcap floor (gcc, libpcap-dev)" >&2
 fi
 
+# The flow-tracking floor: read, walk, one flow lookup per packet, with $WORKERS threads.
+FLOW_FLOOR=""
+if have gcc && gcc -O2 -pthread -o "$DATA/flow_floor" "$ROOT/benches/flow_floor.c"; then
+    FLOW_FLOOR=$DATA/flow_floor
+else
+    echo "compare.sh: cannot build the flow-tracking floor (gcc)" >&2
+fi
+
 SURI_RULES=$ROOT/benches/suricata/kaspersky.rules
 [ -f "$SURI_RULES" ] || write_suricata_rules
 
@@ -229,7 +237,7 @@ for PROFILE in "${PROFILES[@]}"; do
     echo "== $PROFILE: $FILE ($(du -h "$FILE" | cut -f1), $PACKETS packets); truth dns/tls/quic/http = $TRUTH_DET" >&2
     cache_fresh "$FILE"
     ROWS=()
-    W_KS1="-"; W_KSN="-"; W_SURI="-"; W_FLOOR="-"; W_READ="-"
+    W_KS1="-"; W_KSN="-"; W_SURI="-"; W_FLOOR="-"; W_READ="-"; W_FLOW="-"
 
     WLIST=1
     [ "$WORKERS" = 1 ] || WLIST="1 $WORKERS"
@@ -257,6 +265,15 @@ for PROFILE in "${PROFILES[@]}"; do
         # The plain read() floor: the file read once in 1 MiB read() calls, nothing else done.
         TIMES=1 run_timed readfloor dd if="$FILE" of=/dev/null bs=1M
         READ_WALL=$WALL; READ_RSS=$RSS_KB
+        # The flow-tracking floor with as many threads as ksensor Nw has workers.
+        if [ -n "$FLOW_FLOOR" ]; then
+            TIMES=1 run_timed flowfloor "$FLOW_FLOOR" "$FILE" "$WORKERS"
+            FLOWFLOOR_WALL=$WALL; FLOWFLOOR_RSS=$RSS_KB
+            echo "$(ratio "$(last flowfloor)" "$(last readfloor)")" >> "$OUT/ratio-flow-read.runs"
+            if [ -n "$KS" ]; then
+                echo "$(ratio "$(last "ksensor-$WORKERS")" "$(last flowfloor)")" >> "$OUT/ratio-ksN-flow.runs"
+            fi
+        fi
         # This round's own ratios: a drift of the machine's speed between rounds cancels out.
         if [ -n "$KS" ] && have suricata; then
             echo "$(ratio "$(last suricata)" "$(last ksensor-1)")" >> "$OUT/ratio-suricata-ks1.runs"
@@ -329,6 +346,13 @@ PY
     row "read() floor (dd bs=1M)" "$READ_WALL" "$READ_RSS" "-" "-"
     W_READ=$READ_WALL
 
+    if [ -n "$FLOW_FLOOR" ]; then
+        row "flow-tracking floor, ${WORKERS} threads (flow_floor.c)" "$FLOWFLOOR_WALL" "$FLOWFLOOR_RSS" "-" "-"
+        W_FLOW=$FLOWFLOOR_WALL
+    else
+        row "flow-tracking floor (flow_floor.c)" - - "-" "not built"
+    fi
+
     if [ -n "$FLOOR" ]; then
         run_timed floor "$FLOOR" "$FILE"
         row "libpcap read loop (floor)" "$WALL" "$RSS_KB" "-" "-"
@@ -352,5 +376,9 @@ PY
         echo "- ksensor 1w rate as a fraction of the libpcap floor: $(ratio "$W_FLOOR" "$W_KS1")"
         echo "- ksensor ${WORKERS}w time over the read() floor: $(ratio "$W_KSN" "$W_READ")"
         echo "  - the same, median of the ratios within each round: $(per_round "$OUT/ratio-ksN-read.runs")"
+        echo "- the flow-tracking floor (${WORKERS} threads) over the read() floor: $(ratio "$W_FLOW" "$W_READ")"
+        echo "  - the same, median of the ratios within each round: $(per_round "$OUT/ratio-flow-read.runs")"
+        echo "- ksensor ${WORKERS}w time over the flow-tracking floor: $(ratio "$W_KSN" "$W_FLOW")"
+        echo "  - the same, median of the ratios within each round: $(per_round "$OUT/ratio-ksN-flow.runs")"
     } | tee "$OUT/table.md"
 done
