@@ -5,14 +5,18 @@
  *
  * THREADS threads read a classic pcap file (Ethernet, microseconds or nanoseconds, either
  * byte order) the way ksensor's workers do: each claims the next 1 MiB segment, reads it with
- * one pread, waits for the walk of the segment before (record boundaries chain from segment to
- * segment), walks its records and hands the chain on. Then, for every packet of the segment,
- * it reads the addresses and ports behind Ethernet and 802.1Q tags (IPv4 or IPv6), orders the
- * two ends (both directions are one flow), hashes the 40-byte key, and looks it up in its own
+ * one pread (and the rest of the record that straddles its end with a second one), waits for
+ * the walk of the segment before (record boundaries chain from segment to segment), walks its
+ * records and hands the chain on. Then, for every packet of the segment, it reads the
+ * addresses and ports behind Ethernet and 802.1Q tags (IPv4 or IPv6), orders the two ends
+ * (both directions are one flow), hashes the 40-byte key, and looks it up in its own
  * open-addressing table (65 536 slots of 64 bytes, linear probing; a key not found within 8
  * slots replaces the one in its home slot), where it updates the flow's last-seen time and
- * packet count. The keys of a segment are found first and their slots prefetched, then looked
- * up: the batched lookup that DPDK-style packet processors use.
+ * packet count. Keys are found and their slots prefetched 32 at a time, then looked up: the
+ * burst lookup of DPDK-style packet processors.
+ *
+ * A record whose captured length is impossible ends the run with one error line and exit
+ * status 1 (the file is damaged; the floor has nothing to measure).
  *
  * What it leaves out, and a sensor cannot: reassembly, any protocol parsing (TLS, DNS, HTTP,
  * QUIC), flow expiry, one owner per flow (each thread's table sees every flow), results in
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define SEGMENT (1u << 20)
@@ -38,7 +43,7 @@
 #define SLOTS (1u << 16)
 #define MAX_PROBES 8
 #define MAX_THREADS 64
-#define MAX_BATCH (SEGMENT / RECORD_HEADER + 1)
+#define BURST 32
 
 struct slot {
     uint8_t key[40];
@@ -53,13 +58,14 @@ struct pending {
     uint64_t ts;
 };
 
+/* One cache line each: a thread's counters must not share a line with another's fields. */
 struct thread {
     pthread_t id;
     struct slot *table;
     uint8_t *buf;
-    struct pending *batch;
     uint64_t packets, found;
-};
+    struct pending burst[BURST];
+} __attribute__((aligned(64)));
 
 static int fd;
 static uint64_t file_len;
@@ -108,8 +114,20 @@ static int flow_key(const uint8_t *p, uint32_t len, uint8_t key[40], uint64_t *h
     }
     if (len >= l4 + 4)
         memcpy(key + 32, p + l4, 4);
-    int order = memcmp(key, key + 16, 16);
-    if (order > 0 || (order == 0 && memcmp(key + 32, key + 34, 2) > 0)) {
+    /* memcmp's order (big-endian words), without a call per packet */
+    uint64_t a[2], b[2];
+    uint16_t pa, pb;
+    memcpy(a, key, 16);
+    memcpy(b, key + 16, 16);
+    memcpy(&pa, key + 32, 2);
+    memcpy(&pb, key + 34, 2);
+    for (int i = 0; i < 2; i++) {
+        a[i] = __builtin_bswap64(a[i]);
+        b[i] = __builtin_bswap64(b[i]);
+    }
+    pa = __builtin_bswap16(pa);
+    pb = __builtin_bswap16(pb);
+    if (a[0] > b[0] || (a[0] == b[0] && (a[1] > b[1] || (a[1] == b[1] && pa > pb)))) {
         uint8_t addr[16], port[2];
         memcpy(addr, key, 16);
         memcpy(key, key + 16, 16);
@@ -146,6 +164,42 @@ static void lookup(struct thread *t, const struct pending *q) {
     s->packets = 1;
 }
 
+/* Makes buf[..need] hold the file's bytes from `start` (never past its end); returns whether
+ * it does. */
+static int have(struct thread *t, uint64_t start, uint64_t *got, uint64_t need) {
+    if (need <= *got)
+        return 1;
+    if (start + need > file_len)
+        return 0;
+    ssize_t more = pread(fd, t->buf + *got, need - *got, (off_t)(start + *got));
+    if (more < 0) {
+        perror("flow_floor: pread");
+        exit(1);
+    }
+    *got += (uint64_t)more;
+    return need <= *got;
+}
+
+/* The captured length of the record at buf[at], checked. */
+static uint64_t captured_at(const struct thread *t, uint64_t start, uint64_t at) {
+    uint32_t captured = u32(t->buf + at + 8);
+    if (captured > MAX_RECORD - RECORD_HEADER) {
+        fprintf(stderr, "flow_floor: corrupt record at offset %llu\n", (unsigned long long)(start + at));
+        exit(1);
+    }
+    return captured;
+}
+
+static void wait_for_chain(uint64_t k) {
+    while (atomic_load_explicit(&chain_segment, memory_order_acquire) != k) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        sched_yield();
+#endif
+    }
+}
+
 static void *run(void *arg) {
     struct thread *t = arg;
     for (;;) {
@@ -154,36 +208,39 @@ static void *run(void *arg) {
             return NULL;
         uint64_t start = 24 + k * SEGMENT;
         uint64_t end = start + SEGMENT < file_len ? start + SEGMENT : file_len;
-        uint64_t want = file_len - start < SEGMENT + MAX_RECORD ? file_len - start : SEGMENT + MAX_RECORD;
-        ssize_t got = pread(fd, t->buf, want, (off_t)start);
-        if (got < 0) {
-            perror("flow_floor: pread");
-            exit(1);
-        }
-        while (atomic_load_explicit(&chain_segment, memory_order_acquire) != k)
-            __builtin_ia32_pause();
+        uint64_t got = 0;
+        have(t, start, &got, end - start);
+        wait_for_chain(k);
+        /* The walk: the records that start in this segment, the last one read whole. */
         uint64_t first = atomic_load_explicit(&chain_offset, memory_order_relaxed) - start;
         uint64_t at = first;
-        while (start + at < end && at + RECORD_HEADER <= (uint64_t)got)
-            at += RECORD_HEADER + u32(t->buf + at + 8);
+        while (start + at < end && have(t, start, &got, at + RECORD_HEADER)) {
+            uint64_t next = at + RECORD_HEADER + captured_at(t, start, at);
+            if (!have(t, start, &got, next))
+                break; /* the file ends inside this record */
+            at = next;
+        }
         atomic_store_explicit(&chain_offset, start + at, memory_order_relaxed);
         atomic_store_explicit(&chain_segment, k + 1, memory_order_release);
+        uint64_t stop = at;
         uint32_t n = 0;
-        for (at = first; start + at < end && at + RECORD_HEADER <= (uint64_t)got;) {
-            uint32_t captured = u32(t->buf + at + 8);
-            if (at + RECORD_HEADER + captured > (uint64_t)got)
-                break;
+        for (at = first; at < stop;) {
+            uint64_t captured = captured_at(t, start, at);
             t->packets++;
-            struct pending *q = &t->batch[n];
-            if (flow_key(t->buf + at + RECORD_HEADER, captured, q->key, &q->hash)) {
+            struct pending *q = &t->burst[n];
+            if (flow_key(t->buf + at + RECORD_HEADER, (uint32_t)captured, q->key, &q->hash)) {
                 __builtin_prefetch(&t->table[(uint32_t)q->hash & (SLOTS - 1)], 1);
                 q->ts = (uint64_t)u32(t->buf + at) * 1000000000ull + u32(t->buf + at + 4) * frac_ns;
-                n++;
+                if (++n == BURST) {
+                    for (uint32_t i = 0; i < n; i++)
+                        lookup(t, &t->burst[i]);
+                    n = 0;
+                }
             }
             at += RECORD_HEADER + captured;
         }
         for (uint32_t i = 0; i < n; i++)
-            lookup(t, &t->batch[i]);
+            lookup(t, &t->burst[i]);
     }
 }
 
@@ -200,8 +257,12 @@ int main(int argc, char **argv) {
     fd = open(argv[1], O_RDONLY);
     struct stat st;
     uint8_t header[24];
-    if (fd < 0 || fstat(fd, &st) != 0 || pread(fd, header, 24, 0) != 24) {
+    if (fd < 0 || fstat(fd, &st) != 0) {
         perror("flow_floor");
+        return 1;
+    }
+    if (pread(fd, header, 24, 0) != 24) {
+        fprintf(stderr, "flow_floor: %s is not a classic pcap file\n", argv[1]);
         return 1;
     }
     uint32_t magic;
@@ -228,8 +289,7 @@ int main(int argc, char **argv) {
         struct thread *t = &pool[i];
         t->table = aligned_alloc(1u << 21, table_bytes);
         t->buf = malloc(SEGMENT + MAX_RECORD);
-        t->batch = malloc(MAX_BATCH * sizeof(struct pending));
-        if (t->table == NULL || t->buf == NULL || t->batch == NULL) {
+        if (t->table == NULL || t->buf == NULL) {
             fprintf(stderr, "flow_floor: out of memory\n");
             return 1;
         }
