@@ -194,9 +194,10 @@ PY
 # so every round starts from the same state: the whole file in memory, in the large folios
 # that readahead builds. A cache left as a file's writer filled it (in small pieces), or
 # partly reclaimed and refilled, costs read() two to three times more per byte on this VM
-# (enterprise.pcap's `dd` floor: 0.13-0.15 s against 0.05-0.06 s freshly read), and it drifts
-# from one of these states to the other over minutes: the "drift" earlier series blamed on
-# the machine (benches/README.md, "Page-cache state"; RESULTS.md, 2026-12-06 fourth stop).
+# (enterprise.pcap's `dd` floor: 0.13-0.15 s against 0.05-0.06 s freshly read). The bench VM
+# reclaims an idle file's pages within minutes (a DAMON pageout scheme), so the state drifts
+# between rounds unless each starts here: the "drift" earlier series blamed on the machine
+# (benches/README.md, "Page-cache state").
 cache_fresh() {
     dd if="$1" iflag=nocache count=0 status=none
     cat "$1" > /dev/null

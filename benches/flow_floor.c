@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sched.h>
 #include <unistd.h>
 
 #define SEGMENT (1u << 20)
@@ -144,7 +144,7 @@ static int flow_key(const uint8_t *p, uint32_t len, uint8_t key[40], uint64_t *h
 
 static void lookup(struct thread *t, const struct pending *q) {
     uint32_t home = (uint32_t)q->hash & (SLOTS - 1);
-    struct slot *s = NULL;
+    struct slot *s = &t->table[home];
     for (uint32_t probe = 0; probe < MAX_PROBES; probe++) {
         s = &t->table[(home + probe) & (SLOTS - 1)];
         if (s->packets == 0)
@@ -155,13 +155,18 @@ static void lookup(struct thread *t, const struct pending *q) {
             t->found++;
             return;
         }
-        s = NULL;
     }
-    if (s == NULL)
+    if (s->packets != 0)
         s = &t->table[home]; /* no room near home: the new flow replaces the one there */
     memcpy(s->key, q->key, 40);
     s->last_seen = q->ts;
     s->packets = 1;
+}
+
+/* Looks up the first n keys of the thread's burst. */
+static void lookup_burst(struct thread *t, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        lookup(t, &t->burst[i]);
 }
 
 /* Makes buf[..need] hold the file's bytes from `start` (never past its end); returns whether
@@ -232,15 +237,13 @@ static void *run(void *arg) {
                 __builtin_prefetch(&t->table[(uint32_t)q->hash & (SLOTS - 1)], 1);
                 q->ts = (uint64_t)u32(t->buf + at) * 1000000000ull + u32(t->buf + at + 4) * frac_ns;
                 if (++n == BURST) {
-                    for (uint32_t i = 0; i < n; i++)
-                        lookup(t, &t->burst[i]);
+                    lookup_burst(t, n);
                     n = 0;
                 }
             }
             at += RECORD_HEADER + captured;
         }
-        for (uint32_t i = 0; i < n; i++)
-            lookup(t, &t->burst[i]);
+        lookup_burst(t, n);
     }
 }
 
